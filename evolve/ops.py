@@ -66,6 +66,26 @@ def _fma_jax(a, b, c):
     return lax.bitcast_convert_type(bits, jnp.float64).astype(a.dtype)
 
 
+def _min(xp):
+    """IEEE 754-2019 minimum: NaN if either is NaN, and -0 < +0, on every backend."""
+
+    def fn(a, b):
+        pick_a = (a < b) | ((a == b) & xp.signbit(a))
+        return xp.where(xp.isnan(a) | xp.isnan(b), a + b, xp.where(pick_a, a, b))
+
+    return fn
+
+
+def _max(xp):
+    """IEEE 754-2019 maximum: NaN if either is NaN, and +0 > -0, on every backend."""
+
+    def fn(a, b):
+        pick_a = (a > b) | ((a == b) & ~xp.signbit(a))
+        return xp.where(xp.isnan(a) | xp.isnan(b), a + b, xp.where(pick_a, a, b))
+
+    return fn
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation: ``dst = name(args...)``, or a literal when ``arity == 0``."""
@@ -99,9 +119,9 @@ OPS: tuple[Op, ...] = (
        "a * b + c with a single rounding"),
     Op("neg", 1, jnp.negative, _np(np.negative), 1.0, "(-{0})", "(-{0})", True, "-a"),
     Op("abs", 1, jnp.abs, _np(np.abs), 1.0, "Abs({0})", "fabsf({0})", True, "|a|"),
-    Op("min", 2, jnp.minimum, _np(np.minimum), 1.0, "Min({0}, {1})", "fminf({0}, {1})", True,
+    Op("min", 2, _min(jnp), _np(_min(np)), 1.0, "Min({0}, {1})", "fminf({0}, {1})", True,
        "min(a, b), NaN if either is NaN"),
-    Op("max", 2, jnp.maximum, _np(np.maximum), 1.0, "Max({0}, {1})", "fmaxf({0}, {1})", True,
+    Op("max", 2, _max(jnp), _np(_max(np)), 1.0, "Max({0}, {1})", "fmaxf({0}, {1})", True,
        "max(a, b), NaN if either is NaN"),
     Op("sqrt", 1, jnp.sqrt, _np(np.sqrt), 4.0, "sqrt({0})", "sqrtf({0})", True, "square root"),
     Op("exp2", 1, jnp.exp2, _np(np.exp2), 10.0, "2**({0})", "exp2f({0})", False, "2^a"),

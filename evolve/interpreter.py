@@ -1,0 +1,250 @@
+"""Running programs: a plain numpy reference and the batched, jitted JAX evaluator.
+
+The evaluator runs P programs on N points in one jitted call. Points are cut into tiles
+of ``tile`` points so that a program's register file (``R x tile`` floats) stays in
+cache; each instruction branches on its opcode (``lax.switch``) and computes one vector
+operation over the tile. The population is sharded across the devices of the backend
+(the CPU cores, or the GPUs), one slice of programs a device.
+
+Two results are offered: ``outputs`` (the P x N values) and ``errors`` (per-program
+error statistics reduced inside the loop, so P x N values never exist at once).
+
+The inner loop is one replaceable function (``_tile_program``): a fused GPU kernel can
+take its place without touching the callers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from evolve.ops import CONST, OPS
+from evolve.program import Program, ProgramBatch, bucket
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _as_points(x: np.ndarray, n_inputs: int, dtype) -> np.ndarray:
+    x = np.asarray(x, dtype)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != n_inputs:
+        raise ValueError(f"points must have shape [N, {n_inputs}] (or [N] for one input), "
+                         f"got {x.shape}")
+    return x
+
+
+def run_numpy(program: Program, x: np.ndarray, n_registers: int, dtype=np.float32) -> np.ndarray:
+    """The reference interpreter: ``program`` on points ``x`` ([N] or [N, n_inputs]).
+
+    Plain numpy, one instruction at a time, every result rounded to ``dtype``.
+    """
+    dtype = np.dtype(dtype).type
+    x = np.asarray(x, dtype)
+    if x.ndim == 1:
+        x = x[:, None]
+    regs = np.zeros((n_registers, x.shape[0]), dtype)
+    regs[: x.shape[1]] = x.T
+    for ins in program.instructions:
+        if ins.op == CONST:
+            regs[ins.dst] = dtype(ins.value)
+        else:
+            regs[ins.dst] = np.asarray(OPS[ins.op].np_fn(*(regs[a] for a in ins.args)), dtype)
+    return regs[program.output].copy()
+
+
+def run_numpy_batch(batch: ProgramBatch, x: np.ndarray, n_registers: int,
+                    dtype=np.float32) -> np.ndarray:
+    """The reference interpreter on every program of a batch: [P, N]."""
+    from evolve.program import from_arrays
+
+    return np.stack([run_numpy(p, x, n_registers, dtype) for p in from_arrays(batch)])
+
+
+def _branches():
+    def const(a, b, c, k):
+        return jnp.full_like(a, k)
+
+    def make(fn, arity):
+        def apply(a, b, c, k):
+            return fn(*(a, b, c)[:arity]).astype(a.dtype)
+
+        return apply
+
+    return [const if op.op_index == CONST else make(op.fn, op.arity) for op in _OPVIEW]
+
+
+@dataclass(frozen=True)
+class _OpView:
+    op_index: int
+    fn: object
+    arity: int
+
+
+_OPVIEW = tuple(_OpView(i, op.jax_fn, op.arity) for i, op in enumerate(OPS))
+
+
+def _tile_program(op, args, dst, const, length, output, xt, n_registers):
+    """One program on one tile of points: xt [n_inputs, T] -> output values [T].
+
+    ``op args dst const`` are one program's rows; instructions at or past ``length``
+    are not run.
+    """
+    n_inputs, T = xt.shape
+    regs = jnp.zeros((n_registers, T), xt.dtype).at[:n_inputs].set(xt)
+    branches = _branches()
+
+    def step(i, regs):
+        a = regs[args[i, 0]]
+        b = regs[args[i, 1]]
+        c = regs[args[i, 2]]
+        v = lax.switch(op[i], branches, a, b, c, const[i].astype(xt.dtype))
+        return lax.dynamic_update_index_in_dim(regs, v, dst[i], 0)
+
+    regs = lax.fori_loop(0, length, step, regs)
+    return regs[output]
+
+
+def _program_errors(prog, xt, y, scale, mask, n_registers):
+    """Per-program error statistics over all tiles: (max |out-y|*scale, max |out-y|, sum sq).
+
+    A NaN or infinite output counts as an infinite error.
+    """
+
+    def tile(carry, data):
+        xt_i, y_i, s_i, m_i = data
+        out = _tile_program(*prog, xt_i, n_registers).astype(jnp.float64)
+        err = jnp.abs(out - y_i)
+        err = jnp.where(jnp.isnan(err), jnp.inf, err)
+        err = jnp.where(m_i, err, 0.0)
+        mx_s, mx, sq = carry
+        return (jnp.maximum(mx_s, jnp.max(err * s_i)), jnp.maximum(mx, jnp.max(err)),
+                sq + jnp.sum(err * err)), None
+
+    zero = jnp.zeros((), jnp.float64)
+    (mx_s, mx, sq), _ = lax.scan(tile, (zero, zero, zero), (xt, y, scale, mask))
+    return mx_s, mx, sq
+
+
+def _program_outputs(prog, xt, n_registers):
+    def tile(_, xt_i):
+        return None, _tile_program(*prog, xt_i, n_registers)
+
+    _, out = lax.scan(tile, None, xt)
+    return out.reshape(-1)
+
+
+@dataclass
+class Evaluator:
+    """Runs batches of programs on points with one compiled function per size bucket.
+
+    n_registers: registers per program; the first ``n_inputs`` hold the inputs.
+    dtype: "float32" or "float64", the precision of every register and operation.
+    tile: points per tile (the register file of a tile should fit in cache).
+    devices: the devices to shard programs across (default: all of the default backend).
+    """
+
+    n_registers: int
+    n_inputs: int = 1
+    dtype: str = "float32"
+    tile: int = 8192
+    devices: list | None = None
+    trace_count: int = field(default=0, init=False)
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.n_inputs > self.n_registers:
+            raise ValueError(f"n_inputs={self.n_inputs} needs at least as many registers, "
+                             f"got n_registers={self.n_registers}")
+        self.devices = list(self.devices or jax.devices())
+        self._mesh = Mesh(np.array(self.devices), ("programs",))
+        self._np_dtype = DTYPES[self.dtype]
+        self._errors = jax.jit(self._sharded(self._errors_impl, n_data=4))
+        self._outputs = jax.jit(self._sharded(self._outputs_impl, n_data=1))
+
+    # -- compiled parts -------------------------------------------------------------
+    def _sharded(self, fn, n_data):
+        spec = PartitionSpec("programs")
+        return jax.shard_map(fn, mesh=self._mesh,
+                             in_specs=(spec,) * 6 + (PartitionSpec(),) * n_data,
+                             out_specs=spec, check_vma=False)
+
+    def _errors_impl(self, op, args, dst, const, length, output, xt, y, scale, mask):
+        self.trace_count += 1
+        f = partial(_program_errors, xt=xt, y=y, scale=scale, mask=mask,
+                    n_registers=self.n_registers)
+        mx_s, mx, sq = lax.map(f, (op, args, dst, const, length, output))
+        return jnp.stack([mx_s, mx, sq], axis=1)
+
+    def _outputs_impl(self, op, args, dst, const, length, output, xt):
+        self.trace_count += 1
+        f = partial(_program_outputs, xt=xt, n_registers=self.n_registers)
+        return lax.map(f, (op, args, dst, const, length, output))
+
+    # -- padding ----------------------------------------------------------------------
+    def _pad_batch(self, batch: ProgramBatch) -> tuple[tuple, int]:
+        P, L = batch.op.shape
+        n_dev = len(self.devices)
+        size = bucket(max(-(-P // n_dev), 1), minimum=8) * n_dev
+        length = bucket(L, minimum=8)
+
+        def pad(a, value=0):
+            widths = [(0, size - P), (0, length - L)][: a.ndim] + [(0, 0)] * max(a.ndim - 2, 0)
+            return np.pad(a, widths, constant_values=value)
+
+        arrays = (pad(batch.op), pad(batch.args), pad(batch.dst), pad(batch.const),
+                  pad(batch.length), pad(batch.output))
+        return arrays, P
+
+    def _tiles(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+        N = x.shape[0]
+        T = min(self.tile, bucket(N, minimum=128))
+        n_tiles = -(-N // T)
+        n_tiles = bucket(n_tiles, minimum=1) if n_tiles > 1 else 1
+        xp = np.zeros((n_tiles * T, x.shape[1]), x.dtype)
+        xp[:N] = x
+        return xp.reshape(n_tiles, T, x.shape[1]).transpose(0, 2, 1).copy(), n_tiles, T
+
+    # -- public ---------------------------------------------------------------------
+    def outputs(self, batch: ProgramBatch, x: np.ndarray) -> np.ndarray:
+        """Every program's value at every point: [P, N] in the evaluator's dtype."""
+        x = _as_points(x, self.n_inputs, self._np_dtype)
+        arrays, P = self._pad_batch(batch)
+        xt, _, _ = self._tiles(x)
+        out = self._outputs(*arrays, xt)
+        return np.asarray(out)[:P, : x.shape[0]]
+
+    def errors(self, batch: ProgramBatch, x: np.ndarray, y: np.ndarray,
+               scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-program error against targets ``y`` (float64), reduced in the loop.
+
+        Returns float64 arrays of length P: ``max_abs`` (max |out - y|), ``mse`` (mean
+        squared error) and ``max_scaled`` (max |out - y| * scale, e.g. scale = 1/ulp for
+        ULP errors; equals ``max_abs`` without ``scale``). NaN or Inf outputs give inf.
+        """
+        x = _as_points(x, self.n_inputs, self._np_dtype)
+        N = x.shape[0]
+        y = np.asarray(y, np.float64).reshape(-1)
+        if y.shape[0] != N:
+            raise ValueError(f"targets y have {y.shape[0]} values for {N} points")
+        s = np.ones(N) if scale is None else np.asarray(scale, np.float64).reshape(-1)
+        arrays, P = self._pad_batch(batch)
+        xt, n_tiles, T = self._tiles(x)
+
+        def tiles(v, fill):
+            out = np.full(n_tiles * T, fill, v.dtype)
+            out[:N] = v
+            return out.reshape(n_tiles, T)
+
+        mask = tiles(np.ones(N, bool), False)
+        res = np.asarray(self._errors(*arrays, xt, tiles(y, 0.0), tiles(s, 0.0), mask))[:P]
+        with np.errstate(all="ignore"):
+            mse = res[:, 2] / N
+        return {"max_scaled": res[:, 0], "max_abs": res[:, 1], "mse": mse}

@@ -1,0 +1,167 @@
+"""The JAX evaluator against the numpy reference, and its compile/numerics contracts."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evolve.interpreter import Evaluator, run_numpy, run_numpy_batch
+from evolve.ops import CONST, OPCODE, OPS
+from evolve.program import Instruction, Program, to_arrays
+
+R = 6
+EXACT = [i for i, op in enumerate(OPS) if op.exact]
+INEXACT = [i for i, op in enumerate(OPS) if not op.exact]
+
+
+def random_program(rng: np.random.Generator, ops, length: int, n_registers: int = R) -> Program:
+    instructions = []
+    for _ in range(length):
+        op = int(rng.choice(ops))
+        args = tuple(int(a) for a in rng.integers(0, n_registers, OPS[op].arity))
+        value = float(np.float32(rng.normal() * 4)) if op == CONST else 0.0
+        instructions.append(Instruction(op, int(rng.integers(0, n_registers)), args, value))
+    return Program(tuple(instructions), int(rng.integers(0, n_registers)))
+
+
+@pytest.fixture(scope="module")
+def ev32():
+    return Evaluator(n_registers=R, n_inputs=2, tile=256)
+
+
+@pytest.fixture(scope="module")
+def points():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-3, 3, (300, 2)).astype(np.float32)
+    x[:4] = [[0.0, -0.0], [np.inf, 1.0], [np.nan, 2.0], [1e38, 1e-30]]  # no subnormals: XLA on the CPU flushes them to zero
+    return x
+
+
+def bits(a):
+    return np.asarray(a, np.float32).view(np.uint32)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), length=st.integers(0, 16))
+def test_exact_ops_agree_bit_for_bit(ev32, points, seed, length):
+    rng = np.random.default_rng(seed)
+    programs = [random_program(rng, EXACT, int(rng.integers(0, length + 1))) for _ in range(5)]
+    batch = to_arrays(programs, length=16)
+    got = ev32.outputs(batch, points)
+    want = run_numpy_batch(batch, points, R)
+    # NaN payloads may differ between backends; every NaN is the same value to us.
+    same = (bits(got) == bits(want)) | (np.isnan(got) & np.isnan(want))
+    assert same.all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_transcendental_ops_agree_closely(ev32, points, seed):
+    rng = np.random.default_rng(seed)
+    programs = [Program((Instruction(int(op), 3, (0,)),), 3) for op in INEXACT]
+    programs.append(random_program(rng, EXACT + INEXACT, 6))
+    batch = to_arrays(programs, length=16)
+    got = ev32.outputs(batch, points[4:])
+    want = run_numpy_batch(batch, points[4:], R)
+    for p in range(len(programs) - 1):  # single ops: a few float32 ULPs
+        np.testing.assert_allclose(got[p], want[p], rtol=4e-6, atol=1e-30, equal_nan=True)
+    assert np.isnan(got[-1]).sum() == np.isnan(want[-1]).sum() or len(programs[-1]) > 0
+
+
+def test_new_programs_in_same_bucket_do_not_retrace(points):
+    ev = Evaluator(n_registers=R, n_inputs=2, tile=256)
+    rng = np.random.default_rng(0)
+    y = np.zeros(len(points))
+    for n in (3, 7, 5):
+        batch = to_arrays([random_program(rng, EXACT, int(rng.integers(1, 12))) for _ in range(n)],
+                          length=16)
+        ev.errors(batch, points, y)
+        ev.outputs(batch, points)
+    assert ev.trace_count == 2  # one trace per entry point, then never again
+
+
+def test_division_by_zero_and_overflow_are_values():
+    ev = Evaluator(n_registers=3, tile=128)
+    x = np.array([0.0, 1.0, 3e38, -0.0], np.float32)
+    div = Program((Instruction(OPCODE["div"], 1, (0, 0)),), 1)  # 0/0 = nan, x/x = 1
+    big = Program((Instruction(OPCODE["mul"], 1, (0, 0)),), 1)  # overflows to inf
+    log0 = Program((Instruction(OPCODE["log"], 1, (0,)),), 1)  # -inf, nan
+    batch = to_arrays([div, big, log0])
+    out = ev.outputs(batch, x)
+    assert np.isnan(out[0, 0]) and out[0, 1] == 1.0
+    assert np.isinf(out[1, 2])
+    assert out[2, 0] == -np.inf
+    err = ev.errors(batch, x, np.ones(4))
+    assert np.isinf(err["max_abs"]).all()  # NaN and Inf count as the worst error
+
+
+def test_errors_match_reference(ev32, points):
+    rng = np.random.default_rng(5)
+    programs = [random_program(rng, EXACT, 8) for _ in range(9)]
+    batch = to_arrays(programs, length=16)
+    x = points[4:]
+    y = np.sin(x[:, 0].astype(np.float64))
+    scale = 1 / (1 + np.abs(y))
+    err = ev32.errors(batch, x, y, scale)
+    with np.errstate(all="ignore"):
+        diff = np.abs(run_numpy_batch(batch, x, R).astype(np.float64) - y)
+    diff[np.isnan(diff)] = np.inf
+    np.testing.assert_allclose(err["max_abs"], diff.max(1))
+    np.testing.assert_allclose(err["max_scaled"], (diff * scale).max(1))
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(err["mse"], (diff**2).mean(1))
+
+
+def test_float64_mode_matches_reference():
+    ev = Evaluator(n_registers=R, n_inputs=1, dtype="float64", tile=128)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-2, 2, 200)
+    programs = [random_program(rng, [o for o in EXACT if o != OPCODE["fma"]], 10) for _ in range(4)]
+    batch = to_arrays(programs, length=16)
+    got = ev.outputs(batch, x)
+    assert got.dtype == np.float64
+    want = run_numpy_batch(batch, x, R, np.float64)
+    np.testing.assert_array_equal(got, want)
+
+
+def _exact_fma32(a, b, c):
+    return np.float32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
+
+
+floats32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=floats32, b=floats32, c=floats32)
+def test_fma_reference_rounds_once(a, b, c):
+    a, b, c = (np.array([v], np.float32) for v in (a, b, c))
+    exact = Fraction(float(a[0])) * Fraction(float(b[0])) + Fraction(float(c[0]))
+    got = OPS[OPCODE["fma"]].np_fn(a, b, c)[0]
+    if abs(exact) > Fraction(float(np.finfo(np.float32).max)):
+        return  # overflow: inf either way
+    # Correct rounding: float(Fraction) rounds to nearest double, which can double-round;
+    # compare against the float32 neighbours of the exact value instead.
+    lo = np.float32(float(exact))
+    cands = {lo, np.nextafter(lo, np.float32(np.inf)), np.nextafter(lo, np.float32(-np.inf))}
+    best = min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.float32(v).view(np.uint32)) & 1))
+    assert got == best or (got == 0 and best == 0)
+
+
+def test_fma_is_single_rounding_in_jax(ev32):
+    rng = np.random.default_rng(9)
+    abc = rng.normal(size=(4000, 3)).astype(np.float32)
+    # inputs where two roundings differ from one: a*b = 1 + 2^-24 + tiny, c = -1
+    abc[0] = [1 + 2**-12, 1 + 2**-12, -1]
+    ev = Evaluator(n_registers=4, n_inputs=3, tile=512)
+    prog = Program((Instruction(OPCODE["fma"], 3, (0, 1, 2)),), 3)
+    got = ev.outputs(to_arrays([prog]), abc)[0]
+    want = run_numpy(prog, abc, 4)
+    np.testing.assert_array_equal(bits(got), bits(want))
+    assert got[0] == np.float32(2**-11 + 2**-24)  # a*b+c exactly, not rounded twice
+
+
+def test_bad_points_shape_is_a_clear_error(ev32):
+    with pytest.raises(ValueError, match=r"shape \[N, 2\]"):
+        ev32.outputs(to_arrays([Program((), 0)]), np.zeros((5, 3), np.float32))
