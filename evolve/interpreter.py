@@ -9,8 +9,9 @@ operation over the tile. The population is sharded across the devices of the bac
 Two results are offered: ``outputs`` (the P x N values) and ``errors`` (per-program
 error statistics reduced inside the loop, so P x N values never exist at once).
 
-The inner loop is one replaceable function (``_tile_program``): a fused GPU kernel can
-take its place without touching the callers.
+The inner loop is one replaceable function (``_tile_program``). On GPUs a fused Pallas
+kernel (``evolve.kernels``) takes the place of the whole loop nest: ``backend="auto"``
+picks it when the devices are GPUs and this portable ``lax`` path otherwise.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
+from evolve import kernels
 from evolve.ops import CONST, OPS
 from evolve.program import Program, ProgramBatch, bucket
 
@@ -148,6 +150,9 @@ class Evaluator:
     dtype: "float32" or "float64", the precision of every register and operation.
     tile: points per tile (the register file of a tile should fit in cache).
     devices: the devices to shard programs across (default: all of the default backend).
+    backend: "auto" (the Pallas kernel on GPUs, the lax loop elsewhere), "lax" or "pallas"
+        (off a GPU, the kernel runs in Pallas interpret mode: slow, for tests). The kernel
+        takes tiles of at most ``kernels.TILE`` points, past which registers spill.
     """
 
     n_registers: int
@@ -155,6 +160,7 @@ class Evaluator:
     dtype: str = "float32"
     tile: int = 8192
     devices: list | None = None
+    backend: str = "auto"
     trace_count: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -164,6 +170,15 @@ class Evaluator:
             raise ValueError(f"n_inputs={self.n_inputs} needs at least as many registers, "
                              f"got n_registers={self.n_registers}")
         self.devices = list(self.devices or jax.devices())
+        if self.backend not in ("auto", "lax", "pallas"):
+            raise ValueError(f"backend must be 'auto', 'lax' or 'pallas', got {self.backend!r}")
+        on_gpu = all(d.platform == "gpu" for d in self.devices)
+        self._pallas = self.backend == "pallas" or (self.backend == "auto" and on_gpu)
+        if self._pallas and self.n_registers > kernels.MAX_REGISTERS:
+            raise ValueError(f"the Pallas kernel takes at most {kernels.MAX_REGISTERS} registers, "
+                             f"got n_registers={self.n_registers}; use backend='lax'")
+        self._kernel_args = {"n_registers": self.n_registers, "interpret": not on_gpu,
+                             "tile": 1 << (min(self.tile, kernels.TILE).bit_length() - 1)}
         self._mesh = Mesh(np.array(self.devices), ("programs",))
         self._np_dtype = DTYPES[self.dtype]
         self._errors = jax.jit(self._sharded(self._errors_impl, n_data=4))
@@ -178,6 +193,9 @@ class Evaluator:
 
     def _errors_impl(self, op, args, dst, const, length, output, xt, y, scale, mask):
         self.trace_count += 1
+        if self._pallas:
+            return kernels.errors(op, args, dst, const, length, output, xt, y, scale, mask,
+                                  **self._kernel_args)
         f = partial(_program_errors, xt=xt, y=y, scale=scale, mask=mask,
                     n_registers=self.n_registers)
         mx_s, mx, sq = lax.map(f, (op, args, dst, const, length, output))
@@ -185,6 +203,9 @@ class Evaluator:
 
     def _outputs_impl(self, op, args, dst, const, length, output, xt):
         self.trace_count += 1
+        if self._pallas:
+            return kernels.outputs(op, args, dst, const, length, output, xt,
+                                   **self._kernel_args)
         f = partial(_program_outputs, xt=xt, n_registers=self.n_registers)
         return lax.map(f, (op, args, dst, const, length, output))
 
@@ -192,7 +213,11 @@ class Evaluator:
     def _pad_batch(self, batch: ProgramBatch) -> tuple[tuple, int]:
         P, L = batch.op.shape
         n_dev = len(self.devices)
-        size = bucket(max(-(-P // n_dev), 1), minimum=8) * n_dev
+        per_device = max(-(-P // n_dev), 1)
+        if self._pallas:  # padded programs still cost a block each: pad finely
+            size = max(kernels.round_size(per_device), 8) * n_dev
+        else:
+            size = bucket(per_device, minimum=8) * n_dev
         length = bucket(L, minimum=8)
 
         def pad(a, value=0):
@@ -205,9 +230,13 @@ class Evaluator:
 
     def _tiles(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
         N = x.shape[0]
-        T = min(self.tile, bucket(N, minimum=128))
-        n_tiles = -(-N // T)
-        n_tiles = bucket(n_tiles, minimum=1) if n_tiles > 1 else 1
+        if self._pallas:  # small tiles, padded finely: every padded point costs a full run
+            T = min(self._kernel_args["tile"], bucket(N, minimum=128))
+            n_tiles = kernels.round_size(-(-N // T))
+        else:
+            T = min(self.tile, bucket(N, minimum=128))
+            n_tiles = -(-N // T)
+            n_tiles = bucket(n_tiles, minimum=1) if n_tiles > 1 else 1
         xp = np.zeros((n_tiles * T, x.shape[1]), x.dtype)
         xp[:N] = x
         return xp.reshape(n_tiles, T, x.shape[1]).transpose(0, 2, 1).copy(), n_tiles, T

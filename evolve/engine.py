@@ -1,0 +1,288 @@
+"""The engine loop: variation -> fingerprint -> cache -> fit -> evaluate -> select.
+
+The search state is explicit data (``State``): the population as programs with their
+objectives and fingerprints, the caches, the counters and the generation number. The
+randomness of generation g comes from ``fold_in(key, g)`` split per purpose, so the state
+needs no other random stream, and a checkpoint of the state resumes exactly.
+
+A generation:
+  1. parents by binary tournament on Pareto rank, children by crossover and mutation;
+  2. each child's fingerprint (outputs on the probe points, quantized, hashed);
+     a hit in the cache reuses the objectives of the program evaluated before;
+  3. with constant fitting on: children whose *structure* (constants replaced by fixed
+     probe values) was never fitted get their literals fitted and written back, and the
+     structure is remembered; children of a known structure keep their own literals
+     (so perturbing a fitted literal is a real move);
+  4. remaining misses are evaluated in one batch on the training points; programs that
+     meet the error target there are re-checked on ``n_verify`` points, and that error
+     is the one they keep;
+  5. NSGA-II over (error, cost) on population + children, duplicates (by fingerprint)
+     removed; in accuracy-first mode errors below the target are clipped to it, so
+     accurate programs compete on cost alone.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field, replace
+
+import jax
+import numpy as np
+
+from evolve.fec import FECache, fingerprints, make_salt
+from evolve.fitting import ConstantFitter, FitParams
+from evolve.interpreter import Evaluator
+from evolve.ops import CONST
+from evolve.problem import Problem
+from evolve.program import Program, bucket, to_arrays
+from evolve.selection import accuracy_first, nsga2, pareto_ranks
+from evolve.variation import Space, VariationParams, make_children, random_program, rng_from_key
+
+# Purposes of the per-generation keys.
+_VARY, _SELECT, _PROBE, _INIT, _AUDIT = range(5)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """How the search runs (the ``search`` part of the run configuration)."""
+
+    population: int = 200
+    children: int = 200
+    init_length: tuple[int, int] = (2, 10)
+    accuracy_first: bool = True
+    fit: bool = True
+    fit_points: int = 256
+    fit_iterations: int = 10
+    fec: bool = True
+    fec_capacity: int = 200_000
+    fec_max_hits: int | None = None
+    fec_mantissa_bits: int = 16
+    audit_rate: float = 0.0
+    n_train: int | None = None  # default: the problem's
+    variation: VariationParams = field(default_factory=VariationParams)
+
+
+@dataclass
+class State:
+    """Everything a search needs to continue: written by checkpoints, read on resume."""
+
+    generation: int
+    key: jax.Array
+    programs: list[Program]
+    error: np.ndarray  # float64 [n]
+    cost: np.ndarray  # float64 [n]
+    fingerprints: list[bytes]
+    cache: FECache  # fingerprint -> objectives
+    structures: FECache  # structure fingerprint -> fitted literals
+    evaluations: int = 0
+    fits: int = 0
+
+
+_EMPTY_STATS = {"hits": 0, "misses": 0, "evictions": 0, "forgotten": 0, "audits": 0,
+                "false_hits": 0}
+
+
+class Engine:
+    """The fixed parts of a search: problem, parameters, data points and compiled code."""
+
+    def __init__(self, problem: Problem, params: SearchParams = SearchParams(),
+                 devices: list | None = None):
+        self.problem = problem
+        self.params = params
+        self.space = Space.from_problem(problem)
+        self.evaluator = Evaluator(problem.n_registers, problem.n_inputs, problem.dtype,
+                                   devices=devices)
+        self.fitter = ConstantFitter(problem.n_registers, problem.n_inputs,
+                                     FitParams(iterations=params.fit_iterations), devices=devices)
+        self.x_train = problem.grid(params.n_train or problem.n_train)
+        self.y_train, self.s_train = problem.targets(self.x_train)
+        self.x_fit = problem.grid(params.fit_points)
+        self.y_fit, self.s_fit = problem.targets(self.x_fit)
+        self.x_verify = problem.grid(problem.n_verify)
+        self.y_verify, self.s_verify = problem.targets(self.x_verify)
+        self.salt = make_salt(problem.name, {"n_train": len(self.x_train),
+                                             "n_verify": problem.n_verify})
+        self.length = bucket(problem.max_length)
+
+    # -- probes -----------------------------------------------------------------------
+    def probe_points(self, key: jax.Array) -> np.ndarray:
+        """The probe set of a run: drawn once from the run's key, part of its identity."""
+        return self.problem.sample(rng_from_key(jax.random.fold_in(key, _PROBE)),
+                                   self.problem.n_probe)
+
+    def _fingerprints(self, programs: list[Program], probe: np.ndarray,
+                      structure: bool = False) -> list[bytes]:
+        batch = self._batch(programs)
+        if structure:  # literals replaced by fixed values that depend on their slot only
+            slot_values = np.float32(0.5) + np.arange(batch.const.shape[1], dtype=np.float32) * \
+                np.float32(0.1234567)
+            batch = batch._replace(const=np.where(batch.op == CONST, slot_values[None, :],
+                                                  batch.const).astype(np.float32))
+        out = self.evaluator.outputs(batch, probe)[: len(programs)]
+        salt = self.salt + (b"structure" if structure else b"")
+        return fingerprints(out, self.params.fec_mantissa_bits, salt)
+
+    def _batch(self, programs: list[Program]):
+        return to_arrays(programs, length=self.length,
+                         size=bucket(len(programs), minimum=8))
+
+    # -- evaluation -------------------------------------------------------------------
+    def _evaluate(self, programs: list[Program]) -> np.ndarray:
+        """Errors of ``programs`` (float64): training error, verified when it meets target."""
+        if not programs:
+            return np.zeros(0)
+        batch = self._batch(programs)
+        stats = self.evaluator.errors(batch, self.x_train, self.y_train, self.s_train)
+        error = self.problem.error_value(stats)[: len(programs)]
+        if self.problem.target is not None:
+            good = np.flatnonzero(error < self.problem.target)
+            if len(good):
+                sub = self._batch([programs[i] for i in good])
+                vstats = self.evaluator.errors(sub, self.x_verify, self.y_verify, self.s_verify)
+                error[good] = np.maximum(error[good], self.problem.error_value(vstats)[: len(good)])
+        return error
+
+    def _fit(self, programs: list[Program]) -> list[Program]:
+        batch = self._batch(programs)
+        const, _ = self.fitter.fit(batch, self.x_fit, self.y_fit, self.s_fit)
+        out = []
+        for p, prog in enumerate(programs):
+            body = tuple(replace(ins, value=float(const[p, i])) if ins.op == CONST else ins
+                         for i, ins in enumerate(prog.instructions))
+            out.append(Program(body, prog.output))
+        return out
+
+    def assess(self, state: State, programs: list[Program], probe: np.ndarray,
+               rng: np.random.Generator) -> tuple[list[Program], np.ndarray, np.ndarray,
+                                                   list[bytes], dict]:
+        """Fingerprint, fit, look up and evaluate ``programs``; updates the caches."""
+        params = self.params
+        info = {"fits": 0, "evaluated": 0}
+        if params.fit:
+            has_literal = [any(i.op == CONST for i in p.instructions) for p in programs]
+            idx = [i for i, h in enumerate(has_literal) if h]
+            if idx:
+                sfps = self._fingerprints([programs[i] for i in idx], probe, structure=True)
+                new = {}
+                for i, fp in zip(idx, sfps):
+                    if fp not in state.structures and fp not in new:
+                        new[fp] = i
+                if new:
+                    fitted = self._fit([programs[i] for i in new.values()])
+                    for (fp, i), prog in zip(new.items(), fitted):
+                        programs[i] = prog
+                        state.structures.insert(fp, {"fitted": 1.0})
+                    info["fits"] = len(new)
+                    state.fits += len(new)
+        fps = self._fingerprints(programs, probe)
+        error = np.full(len(programs), np.nan)
+        todo: dict[bytes, list[int]] = {}
+        for i, fp in enumerate(fps):
+            hit = state.cache.lookup(fp) if params.fec else None
+            if hit is not None and params.fec and state.cache.should_audit(rng.random()):
+                todo.setdefault(fp, []).append(i)
+                info.setdefault("audit", {})[fp] = hit
+            elif hit is not None:
+                error[i] = hit["error"]
+            else:
+                todo.setdefault(fp, []).append(i)
+        if todo:
+            first = [ids[0] for ids in todo.values()]
+            fresh = self._evaluate([programs[i] for i in first])
+            info["evaluated"] = len(first)
+            state.evaluations += len(first)
+            for (fp, ids), e in zip(todo.items(), fresh):
+                error[ids] = e
+                audited = info.get("audit", {}).get(fp)
+                if audited is not None:
+                    state.cache.record_audit(audited, {"error": float(e)})
+                elif params.fec:
+                    state.cache.insert(fp, {"error": float(e)})
+        cost = np.array([self.problem.cost(p) for p in programs])
+        return programs, error, cost, fps, info
+
+    # -- the loop -----------------------------------------------------------------------
+    def init(self, seed: int) -> State:
+        """Generation 0: a random population, assessed."""
+        key = jax.random.key(seed)
+        state = State(0, key, [], np.zeros(0), np.zeros(0), [],
+                      FECache(self.params.fec_capacity, self.params.fec_max_hits,
+                              self.params.audit_rate),
+                      FECache(self.params.fec_capacity))
+        rng = rng_from_key(jax.random.fold_in(jax.random.fold_in(key, 0), _INIT))
+        lo, hi = self.params.init_length
+        programs = [random_program(rng, self.space, int(rng.integers(lo, hi + 1)))
+                    for _ in range(self.params.population)]
+        probe = self.probe_points(key)
+        programs, error, cost, fps, _ = self.assess(state, programs, probe, rng)
+        keep = self._select(state, programs, error, cost, fps, rng_gen=random.Random(seed))
+        state.programs = [programs[i] for i in keep]
+        state.error, state.cost = error[keep], cost[keep]
+        state.fingerprints = [fps[i] for i in keep]
+        state.cache.take_stats()
+        state.structures.take_stats()
+        return state
+
+    def _objectives(self, error: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        if self.params.accuracy_first and self.problem.target is not None:
+            return accuracy_first(error, cost, self.problem.target)
+        return np.stack([error, cost], axis=1)
+
+    def _select(self, state, programs, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
+        seen, unique = set(), []
+        for i, fp in enumerate(fps):
+            if fp not in seen:
+                seen.add(fp)
+                unique.append(i)
+        unique = np.array(unique)
+        obj = self._objectives(error[unique], cost[unique])
+        mu = min(self.params.population, len(unique))
+        return unique[np.sort(nsga2(obj, mu, rng_gen))]
+
+    def step(self, state: State) -> tuple[State, dict]:
+        """One generation. Returns the new state and its metrics row."""
+        t0 = time.perf_counter()
+        g = state.generation + 1
+        key_g = jax.random.fold_in(state.key, g)
+        rng = rng_from_key(jax.random.fold_in(key_g, _VARY))
+        sel_rng = random.Random(int(rng_from_key(jax.random.fold_in(key_g, _SELECT))
+                                    .integers(2**63)))
+        probe = self.probe_points(state.key)
+        ranks = pareto_ranks(self._objectives(state.error, state.cost))
+        n = len(state.programs)
+        a = rng.integers(0, n, (self.params.children, 2))
+        b = rng.integers(0, n, (self.params.children, 2))
+        pick = np.where(ranks[a] <= ranks[b], a, b)  # binary tournaments on Pareto rank
+        children, kinds = make_children(rng, state.programs, pick, self.space,
+                                        self.params.variation)
+        children, error, cost, fps, info = self.assess(state, children, probe, rng)
+        programs = state.programs + children
+        all_error = np.concatenate([state.error, error])
+        all_cost = np.concatenate([state.cost, cost])
+        all_fps = state.fingerprints + fps
+        keep = self._select(state, programs, all_error, all_cost, all_fps, sel_rng)
+        new = State(g, state.key, [programs[i] for i in keep], all_error[keep], all_cost[keep],
+                    [all_fps[i] for i in keep], state.cache, state.structures,
+                    state.evaluations, state.fits)
+        stats = {**_EMPTY_STATS, **new.cache.take_stats()}
+        new.structures.take_stats()
+        front = pareto_ranks(np.stack([new.error, new.cost], 1)) == 0
+        target = self.problem.target
+        ok = new.error < target if target is not None else np.zeros(len(new.error), bool)
+        row = {
+            "generation": g,
+            "evaluations": new.evaluations,
+            "evaluated": info["evaluated"],
+            "fits": info["fits"],
+            "cache_hits": stats["hits"],
+            "cache_misses": stats["misses"],
+            "cache_false_hits": stats["false_hits"],
+            "best_error": float(np.min(new.error)),
+            "best_cost_at_target": float(np.min(new.cost[ok])) if ok.any() else float("nan"),
+            "front_size": int(front.sum()),
+            "unique_fingerprints": len(set(new.fingerprints)),
+            "population": len(new.programs),
+            "wall_seconds": time.perf_counter() - t0,
+        }
+        return new, row

@@ -1,0 +1,155 @@
+"""Constant fitting: the literals of a batch of programs fitted at once on the device.
+
+For each program, the values of its ``const`` instructions are fitted in float64 on a
+set of fitting points by Levenberg-Marquardt steps on the scaled residual (for ULP
+problems, the error in ULPs), with Lawson's iteratively reweighted least squares
+turning the least-squares fit into an approximation of the minimax fit. The Jacobian
+comes from ``jax.jacfwd`` through the same interpreter loop the evaluator runs. The
+fitted values are rounded to float32 by the caller, which then evaluates the programs
+exactly as usual; the best iterate by max scaled error is kept.
+
+Programs run one after another (``lax.map``), so each instruction is one real branch
+on its opcode, and the batch is sharded across devices like the evaluator's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from evolve.interpreter import _tile_program
+from evolve.ops import CONST
+from evolve.program import ProgramBatch, bucket
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """How constants are fitted."""
+
+    iterations: int = 12  # Levenberg-Marquardt steps
+    lawson: bool = True  # reweight towards the minimax fit
+    damping: float = 1e-8  # initial Levenberg-Marquardt damping (columns scaled to 1)
+
+
+def _fit_one(op, args, dst, const, length, output, slots, n_slots, xt, y, scale, *,
+             n_registers, params: FitParams):
+    """Fit ``const[slots[:n_slots]]`` of one program; returns (const, max scaled error)."""
+    K = slots.shape[0]
+    active = jnp.arange(K) < n_slots
+
+    def residual(c):
+        full = const.at[slots].set(c, mode="drop")  # padding slots point past the end
+        out = _tile_program(op, args, dst, full, length, output, xt, n_registers)
+        return (out - y) * scale
+
+    def max_err(c):
+        e = jnp.abs(residual(c))
+        return jnp.where(jnp.all(jnp.isfinite(e)), jnp.max(e), jnp.inf)
+
+    c0 = jnp.take(const, slots, mode="fill", fill_value=0.0)
+    M = y.shape[0]
+
+    def step(carry, _):
+        c, w, lam, best_c, best_err = carry
+        r = residual(c)
+        J = jax.jacfwd(residual)(c) * active[None, :]
+        sw = jnp.sqrt(w)
+        Jw, rw = J * sw[:, None], r * sw
+        # Scaled columns and a QR/SVD solve of the damped system keep ill-conditioned
+        # bases (monomials on [0, 1]) accurate, where normal equations would not be.
+        norms = jnp.sqrt(jnp.sum(Jw * Jw, axis=0))
+        norms = jnp.where(active & (norms > 0), norms, 1.0)
+        Js = Jw / norms
+        aug = jnp.concatenate([Js, jnp.sqrt(lam) * jnp.eye(K)], axis=0)
+        rhs = jnp.concatenate([rw, jnp.zeros(K)])
+        delta = jnp.linalg.lstsq(aug, rhs)[0] / norms
+        new_c = c - jnp.where(active, delta, 0.0)
+        old_obj = jnp.sum(rw * rw)
+        new_r = residual(new_c)
+        new_obj = jnp.sum(new_r * new_r * w)
+        ok = jnp.isfinite(new_obj) & (new_obj <= old_obj) & jnp.all(jnp.isfinite(new_c))
+        c = jnp.where(ok, new_c, c)
+        lam = jnp.where(ok, lam * 0.3, lam * 10.0)
+        r = jnp.where(ok, new_r, r)
+        if params.lawson:
+            a = jnp.abs(r)
+            w_new = w * (a / jnp.maximum(jnp.max(a), 1e-300))
+            w_new = w_new / jnp.maximum(jnp.sum(w_new), 1e-300) * M
+            w = jnp.where(jnp.all(jnp.isfinite(w_new)) & ok, jnp.maximum(w_new, 1e-12), w)
+        err = max_err(c)
+        better = err < best_err
+        return (c, w, lam, jnp.where(better, c, best_c), jnp.where(better, err, best_err)), None
+
+    init = (c0, jnp.ones(M), jnp.asarray(params.damping), c0, max_err(c0))
+    (_, _, _, best_c, best_err), _ = lax.scan(step, init, None, length=params.iterations)
+    return const.at[slots].set(best_c, mode="drop"), best_err
+
+
+@dataclass
+class ConstantFitter:
+    """Fits the literals of batches of programs to targets on fitting points."""
+
+    n_registers: int
+    n_inputs: int = 1
+    params: FitParams = field(default_factory=FitParams)
+    devices: list | None = None
+    trace_count: int = field(default=0, init=False)
+
+    def __post_init__(self):
+        self.devices = list(self.devices or jax.devices())
+        mesh = Mesh(np.array(self.devices), ("programs",))
+        spec = PartitionSpec("programs")
+        self._fit = jax.jit(jax.shard_map(
+            self._impl, mesh=mesh, in_specs=(spec,) * 8 + (PartitionSpec(),) * 3,
+            out_specs=(spec, spec), check_vma=False))
+
+    def _impl(self, op, args, dst, const, length, output, slots, n_slots, xt, y, scale):
+        self.trace_count += 1
+        f = partial(_fit_one, xt=xt, y=y, scale=scale, n_registers=self.n_registers,
+                    params=self.params)
+        return lax.map(lambda p: f(*p), (op, args, dst, const, length, output, slots, n_slots))
+
+    def fit(self, batch: ProgramBatch, x: np.ndarray, y: np.ndarray,
+            scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fitted literals for every program of ``batch``.
+
+        Returns ``const`` (float32 [P, L], the batch's const array with literals replaced
+        by their fitted values rounded to float32) and the float64 max scaled error of
+        the fit on the fitting points (inf where fitting failed).
+        """
+        P, L = batch.op.shape
+        is_const = (batch.op == CONST) & (np.arange(L)[None, :] < batch.length[:, None])
+        n_slots = is_const.sum(1).astype(np.int32)
+        K = bucket(int(n_slots.max(initial=1)), minimum=4)
+        slots = np.full((P, K), L, np.int32)  # past the end: dropped by the fit
+        for p in range(P):
+            idx = np.flatnonzero(is_const[p])
+            slots[p, : len(idx)] = idx
+        n_dev = len(self.devices)
+        size = bucket(max(-(-P // n_dev), 1), minimum=8) * n_dev
+        Lb = bucket(L, minimum=8)
+
+        def pad(a, columns=False):
+            widths = [(0, size - P)] + [(0, 0)] * (a.ndim - 1)
+            if columns:
+                widths[1] = (0, Lb - L)
+            return np.pad(a, widths)
+
+        x = np.asarray(x, np.float64)
+        x = x[:, None] if x.ndim == 1 else x
+        const, err = self._fit(pad(batch.op, True), pad(batch.args, True), pad(batch.dst, True),
+                               pad(batch.const.astype(np.float64), True), pad(batch.length),
+                               pad(batch.output), pad(slots), pad(n_slots), x.T.copy(),
+                               np.asarray(y, np.float64), np.asarray(scale, np.float64))
+        const = np.asarray(const)[:P, :L]
+        err = np.asarray(err)[:P]
+        fitted = np.where(is_const, const, batch.const).astype(np.float32)
+        finite = np.isfinite(fitted).all(1)
+        fitted[~finite] = batch.const[~finite]
+        return fitted, np.where(finite, err, np.inf)

@@ -1,0 +1,319 @@
+"""Evaluation throughput of our evaluator against DEAP and Operon, as JSON lines.
+
+Throughput is GPops/s: instructions executed x points / second / 1e9. The work of a
+program is its instruction count, which equals its tree's node count less the input
+leaves (an input is read in place, as Operon and DEAP read a variable); every engine is
+credited with the same count for the same programs.
+
+For each case (P programs, at most L instructions each, N points):
+
+- workload: P random trees from DEAP's ramped half-and-half (``evolve.trees``, fixed seed)
+  over ops add, sub, mul, div, sin, cos, exp, log (unprotected: IEEE inf and NaN in every
+  engine) with one input and float32 literals in [-1, 1], depths from log2(L) - 1 to
+  log2(L) + 3, kept when their compiled length is in (L/2, L] so that L sets the size;
+  programs are padded to L; the case reports the mean length. Points: N float32 values
+  uniform in [-3, 3].
+- ours: ``Evaluator.errors`` (fused: outputs and error reduction) and ``Evaluator.outputs``
+  (the P x N values; skipped past 1 GB of output), timed after a warm-up call. The
+  compile time (first call less a steady call) is its own line.
+- DEAP: trees compiled with ``gp.compile`` (not timed) to lambdas applied to the float32
+  points, one tree after another on one core, outputs only.
+- Operon: the same trees rebuilt node for node as ``pyoperon.Tree`` (Operon stores them
+  postfix, first argument last) and run by ``EvaluateTrees`` on all cores, float32,
+  outputs only. Agreement with DEAP's values (to 1e-3) is checked first and reported:
+  bit for bit on add/sub/mul/div trees, a little below 1 with exp and log, which Operon
+  computes its own way (exp underflows to about 1e-38, not 0, so log(exp(-100)) = -87.3).
+
+When a full pass would exceed ``--max-seconds`` for an engine, that engine is measured on
+the first k programs of the same workload, sized from a pilot run, and the case says
+``"programs_measured": k``; nothing is extrapolated.
+
+Output, one JSON object per line::
+
+    {"bench": "eval", "case": {...}, "metric": str, "value": float, "unit": str,
+     "baseline": str|null, "baseline_value": float|null, "ratio": float|null}
+
+with ratio = value / baseline_value. The machines drift about 20 % run to run, so compare
+engines within one run, on a quiet machine (each case records the load average).
+
+The script pins nothing. PEERS.md's advice for single-thread figures is to pin to core 1
+(``taskset -c 1 ...``), since core 0 takes the VM's interrupts; pinning this whole
+script would also confine our evaluator and Operon to one core, so do it only for
+single-core comparisons.
+
+    .venv/bin/python scripts/bench_eval.py --quick
+    .venv/bin/python scripts/bench_eval.py --cases 1000,32,100000 --max-seconds 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from deap import gp  # noqa: E402
+
+from evolve.interpreter import Evaluator  # noqa: E402
+from evolve.program import to_arrays  # noqa: E402
+from evolve.trees import primitive_set, random_trees, registers_needed, tree_to_program  # noqa: E402
+
+OPS = ["add", "sub", "mul", "div", "sin", "cos", "exp", "log"]
+N_REGISTERS = 8
+ALL_CASES = [(P, L, N) for P in (1000, 10000) for L in (16, 32) for N in (1000, 100000)]
+QUICK_CASES = [(1000, 16, 1000), (1000, 32, 1000)]
+OUTPUT_BYTES_CAP = 1 << 30
+
+
+# -- workload -----------------------------------------------------------------------------
+def workload(P: int, L: int, seed: int) -> tuple[list, list]:
+    """P trees (and their programs) of L/2 < length <= L instructions, from a seeded rng."""
+    rng = random.Random(f"{seed}-{L}")
+    pset = primitive_set(OPS, 1, literal_range=(-1.0, 1.0))
+    min_depth, max_depth = max(1, L.bit_length() - 2), L.bit_length() + 2
+    trees, programs = [], []
+    while len(trees) < P:
+        for tree in random_trees(rng, pset, P, min_depth, max_depth):
+            if registers_needed(tree, 1) > N_REGISTERS:
+                continue
+            program = tree_to_program(tree, 1, N_REGISTERS)
+            if L // 2 < len(program) <= L and len(trees) < P:
+                trees.append(tree)
+                programs.append(program)
+    return trees, programs
+
+
+def points(N: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-3.0, 3.0, N).astype(np.float32)
+
+
+# -- timing ---------------------------------------------------------------------------------
+def timed(run, budget_s: float, max_repeats: int = 5, times: list[float] | None = None,
+          warm: bool = False) -> tuple[float, float]:
+    """(first call seconds, median of steady calls): at least one steady call.
+
+    ``warm``: ``run`` has run already, skip the warm-up call; ``times``: steady times
+    measured already, counted in the median.
+    """
+    first = 0.0
+    if not warm:
+        t0 = time.perf_counter()
+        run()
+        first = time.perf_counter() - t0
+    times = list(times or [])
+    while True:
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= max_repeats or first + sum(times) + statistics.median(times) > budget_s:
+            return first, statistics.median(times)
+
+
+def measure(make_run, programs, n_points: int, pilot_k: int,
+            budget_s: float) -> tuple[int, float, float, float]:
+    """Time passes over the first k programs, k sized from a pilot on ``pilot_k`` of them.
+
+    ``make_run(k)`` prepares (untimed) and returns a function running the first k.
+    Returns (k, the pilot's first call and steady call in seconds, GPops/s on the first k).
+    """
+    pilot_k = min(len(programs), pilot_k)
+    run = make_run(pilot_k)
+    first, steady = timed(run, budget_s, max_repeats=1)
+    per_program = max(steady, 1e-9) / pilot_k
+    k = max(pilot_k, min(len(programs), int(budget_s / (4 * per_program))))
+    if k == pilot_k:
+        _, seconds = timed(run, budget_s - first, times=[steady], warm=True)
+    else:
+        _, seconds = timed(make_run(k), budget_s)
+    return k, first, steady, gpops(programs[:k], n_points, seconds)
+
+
+def gpops(programs, n_points: int, seconds: float) -> float:
+    return sum(len(p) for p in programs) * n_points / seconds / 1e9
+
+
+# -- engines --------------------------------------------------------------------------------
+def bench_ours(programs, x, y, L, budget_s):
+    """Our evaluator: (k, compile s, GPops errors, k_out or 0, GPops outputs or None)."""
+    ev = Evaluator(n_registers=N_REGISTERS, n_inputs=1, dtype="float32")
+
+    def errors_run(k):
+        batch = to_arrays(programs[:k], length=L)
+        return lambda: ev.errors(batch, x, y)
+
+    def outputs_run(k):
+        batch = to_arrays(programs[:k], length=L)
+        return lambda: ev.outputs(batch, x)
+
+    pilot = 1000
+    k, first, steady, errors = measure(errors_run, programs, len(x), pilot, budget_s)
+    compile_s = max(first - steady, 0.0)  # the pilot's first call less a steady one
+
+    cap = min(len(programs), OUTPUT_BYTES_CAP // (4 * len(x)))
+    if cap < min(len(programs), pilot):
+        return k, compile_s, errors, 0, None
+    k_out, _, _, outputs = measure(outputs_run, programs[:cap], len(x), pilot, budget_s)
+    return k, compile_s, errors, k_out, outputs
+
+
+def bench_deap(trees, programs, x, budget_s):
+    """DEAP's usual path on one core: (k, GPops)."""
+    pset = primitive_set(OPS, 1, literal_range=(-1.0, 1.0))
+
+    def make_run(k):
+        fns = [gp.compile(t, pset) for t in trees[:k]]  # compile time excluded
+
+        def run():
+            with np.errstate(all="ignore"):
+                for f in fns:
+                    f(x)
+
+        return run
+
+    k, _, _, value = measure(make_run, programs, len(x), 100, budget_s)
+    return k, value
+
+
+_OPERON = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "sin": "Sin",
+           "cos": "Cos", "exp": "Exp", "log": "Log"}
+
+
+def operon_tree(tree, variable_hash: int):
+    """The DEAP tree as an Operon tree: postfix with each node's first argument last."""
+    import pyoperon as op
+
+    nodes = []
+    for node in reversed(tree):  # reversed prefix = Operon's postfix, arguments reversed
+        if isinstance(node, gp.Primitive):
+            n = op.Node(getattr(op.NodeType, _OPERON[node.name]))
+        elif isinstance(node.value, str):  # ARG0
+            n = op.Node(op.NodeType.Variable, variable_hash)
+            n.Value = 1.0
+        else:
+            n = op.Node(op.NodeType.Constant)
+            n.Value = float(node.value)
+        nodes.append(n)
+    return op.Tree(nodes).UpdateNodes()
+
+
+def bench_operon(trees, programs, x, budget_s):
+    """Operon's batch evaluation on all cores: (k, GPops, agreement with DEAP)."""
+    import pyoperon as op
+
+    data = np.ascontiguousarray(x.reshape(-1, 1))  # Dataset keeps a view: keep data alive
+    dataset = op.Dataset(data)
+    vhash = dataset.VariableHashes[0]
+    rows = op.Range(0, len(x))
+    nthread = os.cpu_count() or 1
+    agreement = operon_agreement(trees[:50], dataset, data, vhash)
+
+    def make_run(k):
+        otrees = [operon_tree(t, vhash) for t in trees[:k]]  # built untimed
+        chunk = max(1, min(k, (256 << 20) // (4 * len(x))))  # result buffer <= 256 MiB
+        chunks = [otrees[s: s + chunk] for s in range(0, k, chunk)]
+        result = np.empty((chunk, len(x)), np.float32)
+
+        def run():
+            for c in chunks:
+                op.EvaluateTrees(c, dataset, rows, result[: len(c)], nthread)
+
+        return run
+
+    k, _, _, value = measure(make_run, programs, len(x), 1000, budget_s)
+    return k, value, agreement
+
+
+def operon_agreement(trees, dataset, data, vhash) -> float:
+    """Fraction of (tree, point) values where Operon and DEAP agree to 1e-3 (NaN = NaN)."""
+    import pyoperon as op
+
+    n = min(len(data), 256)
+    pset = primitive_set(OPS, 1, literal_range=(-1.0, 1.0))
+    result = np.empty((len(trees), len(data)), np.float32)
+    op.EvaluateTrees([operon_tree(t, vhash) for t in trees], dataset, op.Range(0, len(data)),
+                     result, 1)
+    with np.errstate(all="ignore"):
+        ref = np.stack([np.broadcast_to(gp.compile(t, pset)(data[:n, 0]), (n,))
+                        for t in trees])
+    same = np.isclose(result[:, :n], ref, rtol=1e-3, atol=1e-5, equal_nan=True)
+    return float(same.mean())
+
+
+# -- main -----------------------------------------------------------------------------------
+def emit(case, metric, value, unit, baseline=None, baseline_value=None):
+    ratio = value / baseline_value if baseline_value else None
+    print(json.dumps({"bench": "eval", "case": case, "metric": metric, "value": value,
+                      "unit": unit, "baseline": baseline, "baseline_value": baseline_value,
+                      "ratio": ratio}), flush=True)
+
+
+def parse_case(text: str) -> tuple[int, int, int]:
+    try:
+        P, L, N = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a case is P,L,N (e.g. 1000,32,100000), got {text!r}") from None
+    if min(P, L, N) < 1:
+        raise argparse.ArgumentTypeError(f"P, L and N must be positive, got {text!r}")
+    return P, L, N
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"only {QUICK_CASES}")
+    parser.add_argument("--cases", nargs="+", type=parse_case, metavar="P,L,N",
+                        help="cases to run (default: P in 1000,10000 x L in 16,32 x N in "
+                        "1000,100000)")
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="time budget per engine and case; past it an engine is measured "
+                        "on a subset of the programs (default 60)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    cases = args.cases or (QUICK_CASES if args.quick else ALL_CASES)
+
+    dev = jax.devices()[0]
+    device = {"platform": dev.platform, "device_kind": dev.device_kind,
+              "n_devices": len(jax.devices()), "cpu_count": os.cpu_count()}
+    for P, L, N in cases:
+        trees, programs = workload(P, L, args.seed)
+        x = points(N, args.seed)
+        y = np.cos(x.astype(np.float64))
+        base = {"P": P, "L": L, "N": N, "ops": OPS, "n_registers": N_REGISTERS,
+                "mean_instructions": float(np.mean([len(p) for p in programs])),
+                "mean_tree_nodes": float(np.mean([len(t) for t in trees])),
+                "device": device, "loadavg_1m": os.getloadavg()[0]}
+
+        k, compile_s, errors, k_out, outputs = bench_ours(programs, x, y, L, args.max_seconds)
+        k_deap, deap = bench_deap(trees, programs, x, args.max_seconds)
+        k_op, operon, agreement = bench_operon(trees, programs, x, args.max_seconds)
+
+        emit({**base, "path": "errors", "programs_measured": min(P, 1000)},
+             "compile_time", compile_s, "s")
+        baselines = [
+            ("deap", deap, {"programs_measured": k_deap,
+                            "baseline_path": "gp.compile lambdas on numpy float32, 1 core"}),
+            ("operon", operon, {"programs_measured": k_op, "operon_agreement": agreement,
+                                "baseline_path": f"pyoperon.EvaluateTrees float32, "
+                                f"{os.cpu_count()} threads, exact trees"}),
+        ]
+        for name, value, extra in baselines:
+            emit({**base, "path": "errors", "programs_measured_ours": k, **extra},
+                 "gpops", errors, "GPops/s", name, value)
+            if outputs is not None:
+                emit({**base, "path": "outputs", "programs_measured_ours": k_out, **extra},
+                     "gpops", outputs, "GPops/s", name, value)
+        if outputs is None:
+            print(f"note: P={P} N={N}: outputs path skipped (P x N floats exceed "
+                  f"{OUTPUT_BYTES_CAP >> 20} MiB)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

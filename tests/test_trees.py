@@ -1,0 +1,206 @@
+"""Tests for the DEAP bridge: compiled programs compute what DEAP computes."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from deap import gp
+
+from evolve.interpreter import run_numpy
+from evolve.ops import CONST, OPCODE, OPS
+from evolve.program import validate
+from evolve.trees import (
+    _UFUNCS,
+    compile_tree,
+    primitive_set,
+    private_random,
+    random_trees,
+    registers_needed,
+    tree_to_program,
+)
+
+EXACT = ["add", "sub", "mul", "div", "neg"]
+SMOOTH = ["add", "sub", "mul", "div", "sin", "cos", "exp", "log"]
+
+
+def _points(n_inputs: int, n: int = 64, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).uniform(-3, 3, (n, n_inputs)).astype(np.float32)
+    x[0] = 0.0  # exercise division by zero, log(0)
+    return x
+
+
+def _deap_values(tree, pset, x: np.ndarray) -> np.ndarray:
+    out = compile_tree(tree, pset)(*x.T)
+    return np.broadcast_to(np.asarray(out, np.float32), (x.shape[0],))
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    # NaNs compare by being NaN: numpy does not promise one NaN payload
+    both_nan = np.isnan(a) & np.isnan(b)
+    return bool(np.all(both_nan | (a.view(np.uint32) == b.view(np.uint32))))
+
+
+@pytest.mark.parametrize("n_inputs", [1, 2])
+def test_bit_exact_against_deap(n_inputs):
+    pset = primitive_set(EXACT, n_inputs)
+    trees = random_trees(random.Random(1), pset, 200, 0, 5)
+    x = _points(n_inputs)
+    for tree in trees:
+        program = tree_to_program(tree, n_inputs, 12)
+        validate(program, 12)
+        assert len(program) == sum(not str(n.name).startswith("ARG") for n in tree)
+        ours = run_numpy(program, x, 12)
+        assert ours.dtype == np.float32
+        assert _same_bits(ours, _deap_values(tree, pset, x)), str(tree)
+
+
+def test_transcendental_ops_agree_with_deap():
+    pset = primitive_set(SMOOTH, 1)
+    x = _points(1)
+    for tree in random_trees(random.Random(2), pset, 100, 1, 4):
+        ours = run_numpy(tree_to_program(tree, 1, 10), x, 10)
+        np.testing.assert_allclose(ours, _deap_values(tree, pset, x), rtol=1e-5, atol=1e-6,
+                                   err_msg=str(tree))
+
+
+def test_argument_order_and_literals():
+    pset = primitive_set(["sub", "div"], 2)
+    tree = gp.PrimitiveTree.from_string("div(sub(ARG1, ARG0), sub(0.25, ARG1))", pset)
+    program = tree_to_program(tree, 2, 4)
+    x = _points(2)
+    assert _same_bits(run_numpy(program, x, 4), _deap_values(tree, pset, x))
+    consts = [ins for ins in program.instructions if ins.op == CONST]
+    assert [c.value for c in consts] == [0.25]
+
+
+def test_literals_are_float32_values():
+    pset = primitive_set(["add"], 1, literal_range=(-2.0, 2.0))
+    for tree in random_trees(random.Random(3), pset, 50, 1, 3):
+        for node in tree:
+            if isinstance(node, gp.Terminal) and not isinstance(node.value, str):
+                assert -2.0 <= node.value <= 2.0
+                assert float(np.float32(node.value)) == node.value
+
+
+def test_bare_input_and_bare_literal():
+    pset = primitive_set(["add"], 2)
+    x = _points(2)
+    program = tree_to_program(gp.PrimitiveTree.from_string("ARG1", pset), 2, 2)
+    assert len(program) == 0 and program.output == 1
+    np.testing.assert_array_equal(run_numpy(program, x, 2), x[:, 1])
+    program = tree_to_program(gp.PrimitiveTree.from_string("1.5", pset), 2, 3)
+    assert [ins.op for ins in program.instructions] == [CONST]
+    np.testing.assert_array_equal(run_numpy(program, x, 3), np.full(64, 1.5, np.float32))
+
+
+def _full_tree(pset, height: int) -> gp.PrimitiveTree:
+    def expr(h):
+        return "0.5" if h == 0 else f"add({expr(h - 1)}, {expr(h - 1)})"
+
+    return gp.PrimitiveTree.from_string(expr(height), pset)
+
+
+def test_registers_grow_with_log_of_size():
+    pset = primitive_set(["add"], 1)
+    for height in range(6):
+        tree = _full_tree(pset, height)  # 2^height literals: the worst case for its size
+        assert registers_needed(tree, 1) == 1 + height + 1
+        program = tree_to_program(tree, 1, 1 + height + 1)
+        validate(program, 1 + height + 1)
+        assert max(ins.dst for ins in program.instructions) == height + 1
+        value = run_numpy(program, _points(1), height + 2)
+        assert np.all(value == np.float32(0.5 * 2**height))
+
+
+def test_register_limit_error():
+    pset = primitive_set(["add"], 1)
+    tree = _full_tree(pset, 3)
+    with pytest.raises(ValueError, match=r"needs 5 registers .*n_registers=4.*raise n_registers"):
+        tree_to_program(tree, 1, 4)
+
+
+def test_random_trees_fit_their_register_estimate():
+    pset = primitive_set(SMOOTH, 1)
+    for tree in random_trees(random.Random(4), pset, 100, 2, 6):
+        need = registers_needed(tree, 1)
+        assert need <= 1 + math.floor(math.log2(len(tree))) + 1
+        program = tree_to_program(tree, 1, need)
+        validate(program, need)
+        if need > 1:  # a bare input needs no register past its own
+            with pytest.raises(ValueError, match="registers"):
+                tree_to_program(tree, 1, need - 1)
+
+
+def test_rejects_foreign_primitives_and_terminals():
+    pset = gp.PrimitiveSet("MAIN", 1)
+    pset.addPrimitive(np.hypot, 2, name="hypot")
+    tree = gp.PrimitiveTree.from_string("hypot(ARG0, ARG0)", pset)
+    with pytest.raises(ValueError, match="not an op of ours"):
+        tree_to_program(tree, 1, 4)
+    ours = primitive_set(["add"], 2)
+    tree = gp.PrimitiveTree.from_string("add(ARG0, ARG1)", ours)
+    with pytest.raises(ValueError, match="not an input ARG0..ARG0"):
+        tree_to_program(tree, 1, 4)
+
+
+def test_primitive_set_validates_ops():
+    with pytest.raises(KeyError, match="known ops"):
+        primitive_set(["add", "pow"])
+    with pytest.raises(ValueError, match="literal"):
+        primitive_set(["const"])
+    pset = primitive_set(["add", "fma", "neg"], 3, literal_range=None)
+    assert {p.name: p.arity for p in pset.primitives[pset.ret]} == {"add": 2, "fma": 3, "neg": 1}
+    assert all(t.name.startswith("ARG") for t in pset.terminals[pset.ret])
+
+
+def test_fma_primitive_matches_program():
+    pset = primitive_set(["fma", "mul"], 2)
+    x = _points(2)
+    for tree in random_trees(random.Random(5), pset, 50, 1, 3):
+        program = tree_to_program(tree, 2, 8)
+        assert _same_bits(run_numpy(program, x, 8), _deap_values(tree, pset, x))
+
+
+@pytest.mark.parametrize("name", sorted(_UFUNCS))
+def test_ufunc_primitives_match_ops_table(name):
+    op = OPS[OPCODE[name]]
+    args = [np.random.default_rng(i).uniform(-4, 4, 256).astype(np.float32)
+            for i in range(op.arity)]
+    args[0][:4] = [0.0, -0.0, np.inf, np.nan]
+    with np.errstate(all="ignore"):
+        ours = np.asarray(_UFUNCS[name](*args, dtype=np.float32))
+    assert ours.dtype == np.float32
+    assert _same_bits(ours, np.asarray(op.np_fn(*args), np.float32))
+
+
+def test_private_rng_is_deterministic_and_global_state_untouched():
+    pset = primitive_set(SMOOTH, 1)
+    random.seed(123)
+    before = random.getstate()
+    a = random_trees(random.Random(7), pset, 30, 1, 5)
+    assert random.getstate() == before
+    b = random_trees(random.Random(7), pset, 30, 1, 5)
+    assert [str(t) for t in a] == [str(t) for t in b]
+    rng = random.Random(7)
+    first = random_trees(rng, pset, 15, 1, 5)
+    second = random_trees(rng, pset, 15, 1, 5)  # continues the stream: the rng advanced
+    assert [str(t) for t in first + second] == [str(t) for t in a]
+    assert random.getstate() == before
+    assert random.random() == random.Random(123).random()
+
+
+def test_private_random_restores_global_state_on_error():
+    random.seed(5)
+    before = random.getstate()
+    rng = random.Random(9)
+    with pytest.raises(RuntimeError):
+        with private_random(rng):
+            random.random()
+            raise RuntimeError("boom")
+    assert random.getstate() == before
+    expected = random.Random(9)
+    expected.random()  # the draw made inside the block
+    assert rng.random() == expected.random()
