@@ -41,7 +41,7 @@ def _fit_one(op, args, dst, const, length, output, slots, n_slots, xt, y, scale,
              n_registers, params: FitParams):
     """Fit ``const[slots[:n_slots]]`` of one program; returns (const, max scaled error)."""
     K = slots.shape[0]
-    active = jnp.arange(K) < n_slots
+    active = jnp.arange(K, dtype=n_slots.dtype) < n_slots
 
     def residual(c):
         full = const.at[slots].set(c, mode="drop")  # padding slots point past the end
@@ -58,14 +58,14 @@ def _fit_one(op, args, dst, const, length, output, slots, n_slots, xt, y, scale,
     def step(carry, _):
         c, w, lam, best_c, best_err = carry
         r = residual(c)
-        J = jax.jacfwd(residual)(c) * active[None, :]
+        J = jnp.where(active[None, :], jax.jacfwd(residual)(c), 0.0)
         sw = jnp.sqrt(w)
         Jw, rw = J * sw[:, None], r * sw
         # Scaled columns and a QR/SVD solve of the damped system keep ill-conditioned
         # bases (monomials on [0, 1]) accurate, where normal equations would not be.
         norms = jnp.sqrt(jnp.sum(Jw * Jw, axis=0))
         norms = jnp.where(active & (norms > 0), norms, 1.0)
-        Js = Jw / norms
+        Js = Jw / norms[None, :]
         aug = jnp.concatenate([Js, jnp.sqrt(lam) * jnp.eye(K)], axis=0)
         rhs = jnp.concatenate([rw, jnp.zeros(K)])
         delta = jnp.linalg.lstsq(aug, rhs)[0] / norms
@@ -149,7 +149,8 @@ class ConstantFitter:
                                np.asarray(y, np.float64), np.asarray(scale, np.float64))
         const = np.asarray(const)[:P, :L]
         err = np.asarray(err)[:P]
-        fitted = np.where(is_const, const, batch.const).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            fitted = np.where(is_const, const, batch.const).astype(np.float32)
         finite = np.isfinite(fitted).all(1)
         fitted[~finite] = batch.const[~finite]
         return fitted, np.where(finite, err, np.inf)
