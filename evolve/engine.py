@@ -60,6 +60,7 @@ class SearchParams:
     fec_mantissa_bits: int = 16
     audit_rate: float = 0.0
     n_train: int | None = None  # default: the problem's
+    unique: str = "program"  # duplicates removed before selection: "program" or "function"
     variation: VariationParams = field(default_factory=VariationParams)
 
 
@@ -230,10 +231,14 @@ class Engine:
         return np.stack([error, cost], axis=1)
 
     def _select(self, state, programs, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
+        # With unique="program", functionally equal variants (dead code, reordered
+        # independent instructions) survive: neutral drift lets multi-step structures
+        # form. With "function", one program per fingerprint is kept.
+        keys = programs if self.params.unique == "program" else fps
         seen, unique = set(), []
-        for i, fp in enumerate(fps):
-            if fp not in seen:
-                seen.add(fp)
+        for i, k in enumerate(keys):
+            if k not in seen:
+                seen.add(k)
                 unique.append(i)
         unique = np.array(unique)
         obj = self._objectives(error[unique], cost[unique])
@@ -257,6 +262,7 @@ class Engine:
         children, kinds = make_children(rng, state.programs, pick, self.space,
                                         self.params.variation)
         children, error, cost, fps, info = self.assess(state, children, probe, rng)
+        self.last_children = list(zip(children, fps, error, cost, kinds))  # for observers
         programs = state.programs + children
         all_error = np.concatenate([state.error, error])
         all_cost = np.concatenate([state.cost, cost])
