@@ -9,7 +9,9 @@ Importing evolve configures JAX before its backends start:
 - on a CPU-only host, one XLA host device per core (``--xla_force_host_platform_device_count``),
   so the evaluator can shard a population across cores as it does across GPUs.
 
-Set ``EVOLVE_NO_XLA_FLAGS=1`` to leave ``XLA_FLAGS`` untouched.
+Set ``EVOLVE_NO_XLA_FLAGS=1`` to leave ``XLA_FLAGS`` untouched. Compiled functions are
+cached on disk under ``~/.cache/evolve/jax`` (``EVOLVE_CACHE_DIR``; turn off with
+``EVOLVE_NO_COMPILATION_CACHE=1``).
 """
 
 from __future__ import annotations
@@ -37,3 +39,9 @@ _configure_xla()
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+if not os.environ.get("EVOLVE_NO_COMPILATION_CACHE"):
+    # Compiled evaluators are reused across processes (runs, resumes, tests).
+    _cache = os.environ.get("EVOLVE_CACHE_DIR",
+                            os.path.join(os.path.expanduser("~"), ".cache", "evolve", "jax"))
+    jax.config.update("jax_compilation_cache_dir", _cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -119,6 +119,153 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- problems, run, resume ----------------------------------------------------------------
+
+
+def _add_problems_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def cmd_problems(args: argparse.Namespace) -> int:
+    """List the problems in problems/ with their one-line descriptions."""
+    from evolve.problem import list_problems
+
+    problems = list_problems()
+    width = max((len(p.name) for p in problems), default=0) + 2
+    for problem in problems:
+        print(f"{problem.name:<{width}}{problem.description}")
+    return 0
+
+
+def _generations(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("problem", nargs="?", metavar="PROBLEM",
+                   help="a problem name (see `evolve problems`) or the path of a .py file "
+                        "defining PROBLEM")
+    p.add_argument("--config", metavar="F.yaml", help="a YAML file of config fields")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
+                   help="set a config field (repeatable), e.g. --set search.population=64")
+    p.add_argument("--seed", type=_generations, metavar="N", help="the config field seed")
+    p.add_argument("--generations", type=_generations, metavar="N",
+                   help="the config field generations: total generations to run")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="where the run is written (default: runs/PROBLEM-SEED-TIMESTAMP)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--help-config", action="store_true",
+                   help="list the config fields, their defaults and descriptions, and exit")
+
+
+def _finish(outcome) -> int:
+    import shlex
+
+    from evolve.runs import summary
+
+    print(summary(outcome), end="")
+    if outcome.stopped_by:
+        print(f"{PROG}: stopped by {outcome.stopped_by} at generation "
+              f"{outcome.state.generation} of {outcome.config.generations}; checkpoint written. "
+              f"Resume with: {PROG} resume {shlex.quote(str(outcome.run_dir))}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start a run: evolve programs for PROBLEM, writing a run directory."""
+    from pathlib import Path
+
+    from evolve import config as cfg
+
+    if args.help_config:
+        print(cfg.help_config(), end="")
+        return 0
+    config = cfg.build_config(args.config, args.sets, {
+        "problem": args.problem, "seed": args.seed, "generations": args.generations})
+    from evolve import runs
+
+    outcome = runs.start(config, Path(args.run_dir) if args.run_dir else None, quiet=args.quiet)
+    return _finish(outcome)
+
+
+def _add_resume_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to continue")
+    p.add_argument("--generations", type=_generations, metavar="N",
+                   help="total generations to reach (default: the run's configured number)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a run from its newest checkpoint, exactly as if it had never stopped."""
+    from pathlib import Path
+
+    from evolve import runs
+
+    return _finish(runs.resume(Path(args.run_dir), args.generations, quiet=args.quiet))
+
+
+# -- plot, report ---------------------------------------------------------------------------
+
+
+def _optional_module(name: str, what: str):
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name != name:
+            raise
+        raise UserError(f"{what} is not available: this installation lacks {name}") from None
+
+
+def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    p.add_argument("--out", metavar="F.png",
+                   help="the image to write (default: RUN_DIR/fitness.png for one run, "
+                        "fitness.png here for several)")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Plot fitness curves of one or more runs (several: mean and band)."""
+    from pathlib import Path
+
+    from evolve.runs import open_run
+
+    dirs = [Path(d) for d in args.run_dirs]
+    for d in dirs:
+        open_run(d)
+    out = Path(args.out) if args.out else (dirs[0] / "fitness.png" if len(dirs) == 1
+                                           else Path("fitness.png"))
+    plotting = _optional_module("evolve.plotting", "plotting")
+    written = plotting.plot_runs(dirs, out)
+    for path in written if isinstance(written, (list, tuple)) else [written or out]:
+        print(path)
+    return 0
+
+
+def _add_report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write an HTML page for a run: curves, front, best programs."""
+    from pathlib import Path
+
+    from evolve.runs import open_run
+
+    open_run(Path(args.run_dir))
+    report = _optional_module("evolve.report", "the HTML report")
+    print(report.write_report(Path(args.run_dir)))
+    return 0
+
+
 # -- the table ------------------------------------------------------------------------
 
 
@@ -133,6 +280,14 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
+    Command("problems", cmd_problems, "list the problems with one-line descriptions",
+            _add_problems_arguments),
+    Command("run", cmd_run, "start a run: evolve programs for PROBLEM (see --help-config)",
+            _add_run_arguments),
+    Command("resume", cmd_resume, "continue a stopped or finished run, exactly",
+            _add_resume_arguments),
+    Command("plot", cmd_plot, "plot fitness curves of runs", _add_plot_arguments),
+    Command("report", cmd_report, "write an HTML report of a run", _add_report_arguments),
     Command("demo", cmd_demo, "evaluate a hand-written 2^x approximation: error and speed",
             _add_demo_arguments),
 )

@@ -60,7 +60,7 @@ class SearchParams:
     fec_mantissa_bits: int = 16
     audit_rate: float = 0.0
     n_train: int | None = None  # default: the problem's
-    unique: str = "program"  # duplicates removed before selection: "program" or "function"
+    keep: str = "newest"  # of programs with one fingerprint, the one kept: "newest" or "oldest"
     variation: VariationParams = field(default_factory=VariationParams)
 
 
@@ -109,8 +109,12 @@ class Engine:
     # -- probes -----------------------------------------------------------------------
     def probe_points(self, key: jax.Array) -> np.ndarray:
         """The probe set of a run: drawn once from the run's key, part of its identity."""
-        return self.problem.sample(rng_from_key(jax.random.fold_in(key, _PROBE)),
-                                   self.problem.n_probe)
+        # The domain's corners are always probed: programs that differ only there
+        # (x/x against 1 at x = 0) must not share a fingerprint.
+        corners = self.problem.grid(2)
+        rest = self.problem.sample(rng_from_key(jax.random.fold_in(key, _PROBE)),
+                                   max(self.problem.n_probe - len(corners), 0))
+        return np.concatenate([corners, rest])
 
     def _fingerprints(self, programs: list[Program], probe: np.ndarray,
                       structure: bool = False) -> list[bytes]:
@@ -126,7 +130,7 @@ class Engine:
 
     def _batch(self, programs: list[Program]):
         return to_arrays(programs, length=self.length,
-                         size=bucket(len(programs), minimum=8))
+                         size=bucket(len(programs), minimum=32))
 
     # -- evaluation -------------------------------------------------------------------
     def _evaluate(self, programs: list[Program]) -> np.ndarray:
@@ -231,15 +235,16 @@ class Engine:
         return np.stack([error, cost], axis=1)
 
     def _select(self, state, programs, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
-        # With unique="program", functionally equal variants (dead code, reordered
-        # independent instructions) survive: neutral drift lets multi-step structures
-        # form. With "function", one program per fingerprint is kept.
-        keys = programs if self.params.unique == "program" else fps
+        # One program per fingerprint survives. Keeping the newest (a child over the parent
+        # it equals) lets neutral variants drift, so multi-step structures can form,
+        # without letting copies of one function fill the population.
+        order = range(len(fps) - 1, -1, -1) if self.params.keep == "newest" else range(len(fps))
         seen, unique = set(), []
-        for i, k in enumerate(keys):
-            if k not in seen:
-                seen.add(k)
+        for i in order:
+            if fps[i] not in seen:
+                seen.add(fps[i])
                 unique.append(i)
+        unique.sort()
         unique = np.array(unique)
         obj = self._objectives(error[unique], cost[unique])
         mu = min(self.params.population, len(unique))

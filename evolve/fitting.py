@@ -99,6 +99,7 @@ class ConstantFitter:
     n_inputs: int = 1
     params: FitParams = field(default_factory=FitParams)
     devices: list | None = None
+    chunk: int = 32  # programs per device per compiled call
     trace_count: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -126,13 +127,15 @@ class ConstantFitter:
         P, L = batch.op.shape
         is_const = (batch.op == CONST) & (np.arange(L)[None, :] < batch.length[:, None])
         n_slots = is_const.sum(1).astype(np.int32)
-        K = bucket(int(n_slots.max(initial=1)), minimum=4)
+        # Few shapes, few compilations: slots in {8, 16, ...}, programs in fixed chunks.
+        K = bucket(int(n_slots.max(initial=1)), minimum=8)
         slots = np.full((P, K), L, np.int32)  # past the end: dropped by the fit
         for p in range(P):
             idx = np.flatnonzero(is_const[p])
             slots[p, : len(idx)] = idx
         n_dev = len(self.devices)
-        size = bucket(max(-(-P // n_dev), 1), minimum=8) * n_dev
+        chunk = self.chunk * n_dev
+        size = -(-P // chunk) * chunk
         Lb = bucket(L, minimum=8)
 
         def pad(a, columns=False):
@@ -143,10 +146,14 @@ class ConstantFitter:
 
         x = np.asarray(x, np.float64)
         x = x[:, None] if x.ndim == 1 else x
-        const, err = self._fit(pad(batch.op, True), pad(batch.args, True), pad(batch.dst, True),
-                               pad(batch.const.astype(np.float64), True), pad(batch.length),
-                               pad(batch.output), pad(slots), pad(n_slots), x.T.copy(),
-                               np.asarray(y, np.float64), np.asarray(scale, np.float64))
+        data = (x.T.copy(), np.asarray(y, np.float64), np.asarray(scale, np.float64))
+        arrays = (pad(batch.op, True), pad(batch.args, True), pad(batch.dst, True),
+                  pad(batch.const.astype(np.float64), True), pad(batch.length),
+                  pad(batch.output), pad(slots), pad(n_slots))
+        parts = [self._fit(*(a[i: i + chunk] for a in arrays), *data)
+                 for i in range(0, size, chunk)]
+        const = np.concatenate([np.asarray(c) for c, _ in parts])
+        err = np.concatenate([np.asarray(e) for _, e in parts])
         const = np.asarray(const)[:P, :L]
         err = np.asarray(err)[:P]
         with np.errstate(over="ignore", invalid="ignore"):

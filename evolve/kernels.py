@@ -1,0 +1,332 @@
+"""The fused evaluator kernel: JAX Pallas, lowered through Triton on GPUs.
+
+One kernel block runs one program on one tile of points (grid = programs x point tiles).
+The program's ``R`` registers are a tuple of ``[tile]`` vectors that stay in the chip's
+registers; the block loops over the program's instructions (``lax.fori_loop`` to its
+length) and branches on the opcode, which is the same for the whole block, so the
+branches are uniform and each instruction costs one vector operation over the tile.
+Registers are read and written by branching on their index as well (binary trees of
+``lax.cond``: log2 of the number of cases deep, instead of Pallas' linear chain of ifs).
+
+Two entry points, with the signature of the evaluator's ``_outputs_impl`` and
+``_errors_impl`` (the program rows of a ProgramBatch, then the tiled points):
+
+- ``outputs``: every program's value at every point, [P, n_tiles * T].
+- ``errors``: per (program, tile) the max |out - y| * scale, max |out - y| and the sum of
+  squared errors in float64 (NaN -> inf, masked points ignored), reduced in the kernel;
+  a small jnp reduction over tiles gives [P, 3]. P x N values are never stored.
+
+Semantics are those of ``OPS[i].jax_fn``, bit for bit, except where Triton's lowering of a
+jnp function is not the IEEE operation (checked on an H200, see scripts/check_gpu.py):
+
+- float32 ``div``: Triton lowers an f32 ``divf`` to an approximate division (1403 of 5000
+  quotients differed from numpy on an H200). Dividing in float64 and rounding to float32
+  would be exact (53 >= 2 * 24 + 2 bits: double rounding is innocuous, Figueroa 1995), but
+  LLVM narrows ``fptrunc(fdiv(fpext a, fpext b))`` back to the f32 division (the same 1403
+  differed). On the GPU the kernel therefore issues PTX ``div.rn.f32`` (IEEE, subnormals
+  kept) as inline assembly (``DIV_F32``); in interpret mode it uses ``jnp.divide``, which
+  XLA's CPU backend rounds correctly. (XLA's own GPU code for ``jnp.divide`` and
+  ``jnp.sqrt`` is not correctly rounded either: the lax path on an H200 differed from numpy
+  on 898 and 235 of 3000 values, so on GPUs only this kernel matches the reference.)
+- float32 ``sqrt``: through float64 (same theorem; libdevice's ``__nv_sqrt`` is not
+  narrowed): 394 of 5000 differed with the plain ``jnp.sqrt``, none this way.
+- ``neg``: Pallas lowers ``-x`` as ``0 - x``, which gives +0 for +0; we flip the sign bit.
+
+``fma`` is the ops table's float64 round-to-odd emulation as it stands (Triton accepts
+float64 and the int64 bitcasts). Its float64 product of two float32 values is exact, so
+the backend contracting it into an FMA does not change a bit.
+
+On other platforms (CPU) the same kernel runs in Pallas interpret mode, for tests.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.experimental import pallas as pl
+
+from evolve.ops import CONST, MAX_ARITY, OPCODE, OPS
+
+try:  # the Triton backend's parameters (present in jaxlib builds with GPU lowering)
+    from jax.experimental.pallas import triton as _pltriton
+except ImportError:  # pragma: no cover
+    _pltriton = None
+
+_SQ = getattr(pl, "squeezed", None)  # a squeezed block dimension (None in older JAX)
+
+# Points per block and warps per block (4 points a thread). Measured on an H200 at P=1e4,
+# L=32, N=1e5 (GPops/s): 512/4 733, 256/2 706, 2048/16 697, 128/1 685, 1024/8 673,
+# 1024/4 577, 256/4 557, 512/8 548; select chains instead of branch trees: 529 (1024/4).
+TILE = 512
+NUM_WARPS = 4
+REGISTER_ACCESS = "tree"  # "tree": branch on the register index; "select": select chains
+MAX_REGISTERS = 64  # 6 bits per register index in the instruction word
+
+# Instruction word: arity group (2 bits) | index within the group (4) | dst (6) | a, b, c (6 each)
+_GROUPS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(i for i, op in enumerate(OPS) if op.arity == k) for k in range(MAX_ARITY + 1))
+assert all(len(g) <= 16 for g in _GROUPS) and _GROUPS[0] == (CONST,)
+_GROUP_OF = np.array([op.arity for op in OPS], np.int32)
+_SUB_OF = np.array([_GROUPS[op.arity].index(i) for i, op in enumerate(OPS)], np.int32)
+
+
+def encode(op, args, dst):
+    """Pack a batch's instruction rows into int32 words (see the layout above)."""
+    group = jnp.asarray(_GROUP_OF)[op]
+    sub = jnp.asarray(_SUB_OF)[op]
+    return (group | (sub << 2) | (dst << 6) | (args[..., 0] << 12) | (args[..., 1] << 18)
+            | (args[..., 2] << 24)).astype(jnp.int32)
+
+
+# -- op semantics inside the kernel -------------------------------------------------------
+def _neg(a):
+    ibits = jnp.int32 if a.dtype == jnp.float32 else jnp.int64
+    sign = jnp.array(np.iinfo(ibits).min, ibits)
+    return lax.bitcast_convert_type(lax.bitcast_convert_type(a, ibits) ^ sign, a.dtype)
+
+
+# Float32 division on the GPU (H200, GPops/s on a division-only workload at P=1e4, L=32,
+# N=1e5). "asm": PTX div.rn.f32, IEEE by definition (556); "asm_r": the same on integer
+# registers (557); "rcp64": a * (1/b) in float64 (564; correct rounding proven only away
+# from exact ties of subnormal quotients, though none of 20000 such ties went wrong);
+# "jnp": the plain lowering (863; 10029 of those ties and ~28 % of other quotients wrong).
+# The first three agreed with numpy on all 80000 test quotients.
+DIV_F32 = "asm"
+
+
+def _div_asm(a, b, constraint="f"):
+    if _pltriton is None:  # pragma: no cover
+        return a / b
+    if constraint == "r":  # the same instruction on 32-bit integer registers
+        ai, bi = (lax.bitcast_convert_type(v, jnp.int32) for v in (a, b))
+        (q,) = _pltriton.elementwise_inline_asm(
+            "div.rn.f32 $0, $1, $2;", args=[ai, bi], constraints="=r,r,r", pack=1,
+            result_shape_dtypes=[jax.ShapeDtypeStruct(a.shape, jnp.int32)])
+        return lax.bitcast_convert_type(q, jnp.float32)
+    (q,) = _pltriton.elementwise_inline_asm(
+        "div.rn.f32 $0, $1, $2;", args=[a, b], constraints="=f,f,f", pack=1,
+        result_shape_dtypes=[jax.ShapeDtypeStruct(a.shape, jnp.float32)])
+    return q
+
+
+def _div_rcp64(a, b):
+    # a * (1/b) in float64 is within 2^-52 of a/b, and a/b (float32 a, b) is at least 2^-49
+    # (relative) from a float32 rounding midpoint unless it is one: correct rounding but for
+    # exact ties of subnormal quotients. A multiply is not narrowed back to f32 by LLVM.
+    a64, b64 = a.astype(jnp.float64), b.astype(jnp.float64)
+    return (a64 * (1.0 / b64)).astype(a.dtype)
+
+
+def _div(a, b, variant="jnp"):
+    if a.dtype == jnp.float64 or variant == "jnp":
+        return a / b
+    if variant == "rcp64":
+        return _div_rcp64(a, b)
+    return _div_asm(a, b, "r" if variant == "asm_r" else "f")
+
+
+def _sqrt(a):
+    if a.dtype == jnp.float64:
+        return jnp.sqrt(a)
+    return jnp.sqrt(a.astype(jnp.float64)).astype(a.dtype)
+
+
+_OVERRIDES = {OPCODE["neg"]: _neg, OPCODE["div"]: _div, OPCODE["sqrt"]: _sqrt}
+
+
+def op_fn(index: int, exact_lowering: bool = True, div: str = "jnp"):
+    """The kernel's function for opcode ``index`` (``OPS[index].jax_fn`` or its override).
+
+    ``div``: the float32 division (see ``DIV_F32``). ``exact_lowering=False`` gives the plain
+    ``jax_fn`` (used to show why the overrides exist)."""
+    fn = _OVERRIDES.get(index) if exact_lowering else None
+    fn = fn or OPS[index].jax_fn
+    if exact_lowering and index == OPCODE["div"]:
+        fn = partial(_div, variant=div)
+
+    def apply(*xs):
+        return fn(*xs).astype(xs[0].dtype)
+
+    return apply
+
+
+# -- branching ----------------------------------------------------------------------------
+def _switch(index, branches, *operands):
+    """``lax.switch`` as a balanced tree of two-way conds (an index past the end takes the
+    last branch). Pallas' Triton lowering makes a switch a linear chain of ifs."""
+    if len(branches) == 1:
+        return branches[0](*operands)
+    mid = 1 << ((len(branches) - 1).bit_length() - 1)  # a power of two: cheap compares
+
+    def lo(i, *ops):
+        return _switch(i, branches[:mid], *ops)
+
+    def hi(i, *ops):
+        return _switch(i - mid, branches[mid:], *ops)
+
+    return lax.cond(index < mid, lo, hi, index, *operands)
+
+
+def _read(regs, index, mode):
+    if mode == "select":
+        v = regs[0]
+        for r in range(1, len(regs)):
+            v = jnp.where(index == r, regs[r], v)
+        return v
+    return _switch(index, [partial(lambda r, *rs: rs[r], r) for r in range(len(regs))], *regs)
+
+
+def _write(regs, index, v, mode):
+    if mode == "select":
+        return tuple(jnp.where(index == r, v, x) for r, x in enumerate(regs))
+
+    def put(r, v, *rs):
+        return rs[:r] + (v,) + rs[r + 1:]
+
+    return _switch(index, [partial(put, r) for r in range(len(regs))], v, *regs)
+
+
+def _run_tile(code_ref, const_ref, meta_ref, x_refs, *, n_registers, dtype, read, write,
+              exact_lowering, div):
+    """The program of this block on its tile: the returned register, [T]."""
+    T = x_refs[0].shape[0]
+    zeros = jnp.zeros((T,), dtype)
+    regs = tuple(x_refs[r][...].astype(dtype) if r < len(x_refs) else zeros
+                 for r in range(n_registers))
+    fns = [[op_fn(i, exact_lowering, div) for i in group] for group in _GROUPS]
+
+    def group_branch(k):
+        def run(word, const, *regs):
+            sub = (word >> 2) & 15
+            args = [_read(regs, (word >> (12 + 6 * j)) & 63, read) for j in range(k)]
+            return _switch(sub, [partial(lambda f, *a: f(*a), f) for f in fns[k]], *args)
+
+        return run
+
+    def const_branch(word, const, *regs):
+        return jnp.full((T,), const, dtype)
+
+    branches = [const_branch] + [group_branch(k) for k in range(1, MAX_ARITY + 1)]
+
+    def step(i, regs):
+        word = code_ref[i]
+        v = _switch(word & 3, branches, word, const_ref[i], *regs)
+        return _write(regs, (word >> 6) & 63, v, write)
+
+    regs = lax.fori_loop(0, meta_ref[0], step, regs)
+    return _read(regs, meta_ref[1], read)
+
+
+# -- kernels ------------------------------------------------------------------------------
+def _outputs_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, **kw):
+    x_refs, (out_ref,) = refs[:n_inputs], refs[n_inputs:]
+    out_ref[...] = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw)
+
+
+def _errors_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, **kw):
+    x_refs = refs[:n_inputs]
+    y_ref, s_ref, m_ref, mxs_ref, mx_ref, sq_ref = refs[n_inputs:]
+    out = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw).astype(jnp.float64)
+    err = jnp.abs(out - y_ref[...])
+    err = jnp.where(jnp.isnan(err), jnp.inf, err)
+    err = jnp.where(m_ref[...] != 0, err, 0.0)
+    mxs_ref[...] = jnp.full((1,), jnp.max(err * s_ref[...]), jnp.float64)
+    mx_ref[...] = jnp.full((1,), jnp.max(err), jnp.float64)
+    sq_ref[...] = jnp.full((1,), jnp.sum(err * err), jnp.float64)
+
+
+def default_interpret() -> bool:
+    """Interpret mode unless the default backend is a GPU."""
+    return jax.default_backend() != "gpu"
+
+
+def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype):
+    if n_registers > MAX_REGISTERS:
+        raise ValueError(f"the Pallas kernel handles at most {MAX_REGISTERS} registers, "
+                         f"got n_registers={n_registers}; use backend='lax'")
+    n_tiles, n_inputs, T0 = xt.shape
+    npad = n_tiles * T0
+    T = min(tile, T0)
+    if npad % T or T & (T - 1):
+        raise ValueError(f"{npad} points do not split into power-of-two tiles of {T}")
+    P, L = op.shape
+    code = encode(op, args, dst)
+    meta = jnp.stack([length, output], axis=1).astype(jnp.int32)
+    xs = [xt[:, j, :].reshape(npad) for j in range(n_inputs)]
+    grid = (P, npad // T)
+    in_specs = [pl.BlockSpec((_SQ, L), lambda p, t: (p, 0)),
+                pl.BlockSpec((_SQ, L), lambda p, t: (p, 0)),
+                pl.BlockSpec((_SQ, 2), lambda p, t: (p, 0))]
+    in_specs += [pl.BlockSpec((T,), lambda p, t: (t,))] * n_inputs
+    operands = [code, const.astype(dtype), meta, *xs]
+    return P, npad, T, grid, in_specs, operands, n_inputs
+
+
+def _params(num_warps, interpret):
+    if interpret or _pltriton is None:
+        return None
+    return _pltriton.CompilerParams(num_warps=num_warps, num_stages=1)
+
+
+def outputs(op, args, dst, const, length, output, xt, *, n_registers, tile=None,
+            num_warps=None, interpret=None, read=None, write=None, exact_lowering=True,
+            div=None):
+    """Every program's values at the tiled points ``xt`` [n_tiles, n_inputs, T0]: [P, n_tiles*T0]."""
+    interpret = default_interpret() if interpret is None else interpret
+    read, write = read or REGISTER_ACCESS, write or REGISTER_ACCESS
+    tile, num_warps = tile or TILE, num_warps or NUM_WARPS
+    div = "jnp" if interpret else (div or DIV_F32)  # inline PTX cannot be interpreted
+    dtype = xt.dtype
+    P, npad, T, grid, in_specs, operands, n_inputs = _common(
+        op, args, dst, const, length, output, xt, n_registers, tile, dtype)
+    kernel = partial(_outputs_kernel, n_inputs=n_inputs, n_registers=n_registers, dtype=dtype,
+                     read=read, write=write, exact_lowering=exact_lowering, div=div)
+    return pl.pallas_call(
+        kernel, grid=grid, in_specs=in_specs,
+        out_specs=pl.BlockSpec((_SQ, T), lambda p, t: (p, t)),
+        out_shape=jax.ShapeDtypeStruct((P, npad), dtype),
+        interpret=interpret, compiler_params=_params(num_warps, interpret),
+        name="evolve_outputs")(*operands)
+
+
+def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
+           tile=None, num_warps=None, interpret=None, read=None, write=None,
+           exact_lowering=True, div=None):
+    """Per-program (max |out-y|*scale, max |out-y|, sum (out-y)^2): float64 [P, 3].
+
+    ``y``, ``scale`` [n_tiles, T0] float64 and ``mask`` [n_tiles, T0] bool are tiled like
+    ``xt``; NaN or infinite outputs count as infinite errors, masked points not at all."""
+    interpret = default_interpret() if interpret is None else interpret
+    read, write = read or REGISTER_ACCESS, write or REGISTER_ACCESS
+    tile, num_warps = tile or TILE, num_warps or NUM_WARPS
+    div = "jnp" if interpret else (div or DIV_F32)  # inline PTX cannot be interpreted
+    dtype = xt.dtype
+    P, npad, T, grid, in_specs, operands, n_inputs = _common(
+        op, args, dst, const, length, output, xt, n_registers, tile, dtype)
+    operands += [y.reshape(npad).astype(jnp.float64), scale.reshape(npad).astype(jnp.float64),
+                 mask.reshape(npad).astype(jnp.int32)]
+    in_specs += [pl.BlockSpec((T,), lambda p, t: (t,))] * 3
+    n_tiles = grid[1]
+    kernel = partial(_errors_kernel, n_inputs=n_inputs, n_registers=n_registers, dtype=dtype,
+                     read=read, write=write, exact_lowering=exact_lowering, div=div)
+    stat = jax.ShapeDtypeStruct((P, n_tiles), jnp.float64)
+    mx_s, mx, sq = pl.pallas_call(
+        kernel, grid=grid, in_specs=in_specs,
+        out_specs=[pl.BlockSpec((_SQ, 1), lambda p, t: (p, t))] * 3,
+        out_shape=[stat] * 3,
+        interpret=interpret, compiler_params=_params(num_warps, interpret),
+        name="evolve_errors")(*operands)
+    return jnp.stack([jnp.max(mx_s, axis=1), jnp.max(mx, axis=1), jnp.sum(sq, axis=1)], axis=1)
+
+
+def round_size(n: int) -> int:
+    """A count of tiles or programs padded to m * 2^e with 16 <= m < 32 (at most 6.25 %
+    padding): few sizes compile, without the waste of padding to a power of two."""
+    if n <= 32:
+        return n
+    e = n.bit_length() - 5
+    return -(-n // (1 << e)) << e

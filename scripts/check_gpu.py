@@ -1,0 +1,458 @@
+"""Check and time the fused Pallas evaluator kernel on a GPU; JSON lines on stdout.
+
+Stages (each prints JSON lines; a stage that raises prints {"stage": ..., "error": ...} and
+the script goes on):
+
+- ``correct``: Evaluator(backend="pallas") outputs against ``run_numpy_batch``, bit for
+  bit on random programs of exactly rounded ops (float32 points with signed zeros, inf,
+  nan, huge and tiny values), single-op programs per op (also on subnormal points), the
+  transcendental ops in ULPs, ``errors()`` against numpy, the plain ``jax_fn`` lowering
+  of div/sqrt/neg (why the kernel overrides them), and the float64 mode.
+- ``bench``: the fused errors path, GPops/s = sum of program lengths x N / seconds, after
+  a warm-up; compile time (first call less a steady one) reported on its own.
+  ``device``: the jitted sharded call on device-resident arrays; ``e2e``: the public
+  ``Evaluator.errors`` with numpy in and out.
+- ``div``: float32 division variants (bits and speed; with ``--choose`` the fastest exact
+  one is used from then on).
+- ``sweep``: tile size, warps and register-access variants at one size (with
+  ``--choose`` the fastest is used from then on).
+- ``lax``: the portable lax path on the GPU at one small size, and its agreement.
+
+Workload: random straight-line programs over R=8 registers, one input, lengths uniform in
+1..L, ops add sub mul div sin cos exp log and literals (scripts/bench_eval.py's op set;
+its DEAP trees are not used because DEAP is not on the GPU machine); points uniform in
+[-3, 3]; target cos(x).
+
+    python scripts/check_gpu.py                       # all stages, in this order
+    python scripts/check_gpu.py --stages correct,bench --deadline 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import evolve  # noqa: E402,F401  (XLA flags before jax starts)
+from evolve import kernels  # noqa: E402
+from evolve.interpreter import Evaluator, run_numpy_batch  # noqa: E402
+from evolve.ops import CONST, OPCODE, OPS  # noqa: E402
+from evolve.program import Instruction, Program, ProgramBatch, to_arrays  # noqa: E402
+
+R = 8
+EXACT = [i for i, op in enumerate(OPS) if op.exact]
+INEXACT = [i for i, op in enumerate(OPS) if not op.exact]
+BENCH_OPS = [OPCODE[n] for n in ("add", "sub", "mul", "div", "sin", "cos", "exp", "log")]
+EXACT_OPS = [OPCODE[n] for n in ("add", "sub", "mul", "div", "fma", "min", "max", "neg",
+                                 "abs", "sqrt")]
+T_START = time.time()
+SMALL = bool(os.environ.get("CHECK_SMALL"))  # a smoke test off the GPU (interpret mode)
+OUT = os.environ.get("OUT")
+
+
+def emit(**kw):
+    line = json.dumps(kw, default=float)
+    print(line, flush=True)
+    if OUT:
+        with open(os.path.join(OUT, "results.jsonl"), "a") as f:
+            f.write(line + "\n")
+
+
+def bits(a):
+    return np.asarray(a, np.float32).view(np.uint32)
+
+
+def mismatches(got, want):
+    same = (bits(got) == bits(want)) | (np.isnan(got) & np.isnan(want))
+    return int((~same).sum())
+
+
+# -- workloads --------------------------------------------------------------------------
+def random_program(rng, ops, length, n_registers=R, n_inputs=2):
+    ins = []
+    for _ in range(length):
+        op = int(rng.choice(ops))
+        args = tuple(int(a) for a in rng.integers(0, n_registers, OPS[op].arity))
+        value = float(np.float32(rng.normal() * 4)) if op == CONST else 0.0
+        ins.append(Instruction(op, int(rng.integers(0, n_registers)), args, value))
+    return Program(tuple(ins), int(rng.integers(0, n_registers)))
+
+
+def bench_batch(P, L, ops, seed=0, p_const=0.2):
+    """P random programs as arrays (vectorised): lengths 1..L, output = last dst."""
+    rng = np.random.default_rng(seed)
+    length = rng.integers(1, L + 1, P).astype(np.int32)
+    op = np.asarray(ops, np.int32)[rng.integers(0, len(ops), (P, L))]
+    op = np.where(rng.random((P, L)) < p_const, CONST, op).astype(np.int32)
+    arity = np.array([o.arity for o in OPS])[op]
+    args = rng.integers(0, R, (P, L, 3)).astype(np.int32)
+    args = np.where(np.arange(3) < arity[..., None], args, 0).astype(np.int32)
+    dst = rng.integers(0, R, (P, L)).astype(np.int32)
+    const = np.where(op == CONST, rng.uniform(-1, 1, (P, L)), 0).astype(np.float32)
+    live = np.arange(L) < length[:, None]
+    op, dst, const = op * live, dst * live, const * live
+    args = args * live[..., None]
+    output = dst[np.arange(P), length - 1].astype(np.int32)
+    return ProgramBatch(op, args, dst, const, length, output)
+
+
+def special_points(rng, n, subnormal=False):
+    x = rng.uniform(-3, 3, (n, 2)).astype(np.float32)
+    sp = [[0.0, -0.0], [-0.0, 0.0], [np.inf, 1.0], [np.nan, 2.0], [1e38, 1e-30],
+          [-np.inf, 3e38], [3e38, -3e38], [1e-30, 1e-20], [-1.5, 0.0], [2.0, -np.inf]]
+    if subnormal:
+        sp += [[1e-40, 3.0], [-1e-42, 1e-41], [1.2e-38, 0.5], [1e-20, 1e-25]]
+        x[len(sp):len(sp) + 200] *= np.float32(1e-39)  # many subnormal inputs
+    x[: len(sp)] = sp
+    return x
+
+
+# -- stages ---------------------------------------------------------------------------
+def stage_probe(args):
+    """One tiny call per register-access variant; fall back to select chains if needed."""
+    batch = to_arrays([random_program(np.random.default_rng(0), EXACT, 8, n_inputs=1)], length=8)
+    x = np.linspace(-1, 1, 1000).astype(np.float32)
+    for mode in ("tree", "select"):
+        kernels.REGISTER_ACCESS = mode
+        try:
+            t0 = time.perf_counter()
+            Evaluator(n_registers=R, n_inputs=1, backend="pallas").errors(batch, x, x * 0.0)
+            emit(stage="probe", registers=mode, ok=True, first_call_s=time.perf_counter() - t0)
+            return
+        except Exception as e:
+            emit(stage="probe", registers=mode, ok=False, error=f"{type(e).__name__}: {str(e)[:4000]}")
+
+
+def stage_correct(args):
+    rng = np.random.default_rng(0)
+    ev = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
+    n_points = 700 if SMALL else 5000
+    x = special_points(rng, n_points)
+
+    # random programs of exact ops, L = 32
+    progs = [random_program(rng, EXACT, int(rng.integers(0, 33)))
+             for _ in range(20 if SMALL else 200)]
+    batch = to_arrays(progs, length=32)
+    t0 = time.perf_counter()
+    got = ev.outputs(batch, x)
+    emit(stage="correct", check="outputs_first_call_s", value=time.perf_counter() - t0)
+    want = run_numpy_batch(batch, x, R)
+    emit(stage="correct", check="exact_random_programs_bitwise", programs=len(progs),
+         points=len(x), mismatches=mismatches(got, want), values=int(got.size))
+
+    # single-op programs per op, normal and subnormal points, kernel and plain jax_fn lowering
+    singles = [Program((Instruction(op, 3, (0, 1, 0)[: OPS[op].arity]),), 3)
+               for op in range(len(OPS)) if op != CONST]
+    names = [OPS[op].name for op in range(len(OPS)) if op != CONST]
+    sbatch = to_arrays(singles, length=32)
+    for label, pts in (("normal", x), ("subnormal", special_points(rng, n_points, True))):
+        got = ev.outputs(sbatch, pts)
+        want = run_numpy_batch(sbatch, pts, R)
+        per_op = {}
+        for i, name in enumerate(names):
+            if OPS[OPCODE[name]].exact:
+                per_op[name] = mismatches(got[i], want[i])
+            else:
+                g, w = got[i].astype(np.float64), want[i].astype(np.float64)
+                ok = np.isfinite(g) & np.isfinite(w) & (w != 0)
+                with np.errstate(all="ignore"):
+                    ulp = np.abs(g - w)[ok] / np.spacing(np.abs(want[i][ok])).astype(np.float64)
+                per_op[name] = {"max_ulp_vs_numpy": float(ulp.max()) if ulp.size else None,
+                                "nan_or_inf_disagree": int((np.isfinite(g) != np.isfinite(w)).sum()
+                                                           + (np.isnan(g) != np.isnan(w)).sum())}
+        emit(stage="correct", check=f"single_ops_{label}_points", points=len(pts),
+             exact_mismatches_and_inexact_ulps=per_op)
+
+    # plain jax_fn lowering (no overrides) for div, sqrt, neg: why the overrides exist
+    arrays, P = ev._pad_batch(sbatch)
+    xt, _, _ = ev._tiles(x)
+    plain = jax.jit(lambda *a: kernels.outputs(*a, n_registers=R, exact_lowering=False))
+    got = np.asarray(plain(*arrays, xt))[:P, : len(x)]
+    want = run_numpy_batch(sbatch, x, R)
+    emit(stage="correct", check="plain_jax_fn_lowering_mismatches",
+         per_op={n: mismatches(got[i], want[i]) for i, n in enumerate(names)
+                 if n in ("div", "sqrt", "neg", "add", "mul", "fma", "min", "max")})
+
+    # errors() against numpy, with a mask (N not a multiple of the tile) and a scale
+    xe = x[: n_points * 3 // 5 + 1]
+    with np.errstate(all="ignore"):
+        y = np.cos(xe[:, 0].astype(np.float64))
+    scale = 1 / (1 + np.abs(np.nan_to_num(y)))
+    err = ev.errors(batch, xe, y, scale)
+    with np.errstate(all="ignore"):
+        diff = np.abs(run_numpy_batch(batch, xe, R).astype(np.float64) - y)
+        diff[np.isnan(diff)] = np.inf
+        ref = {"max_abs": diff.max(1), "max_scaled": (diff * scale).max(1),
+               "mse": (diff ** 2).mean(1)}
+    res = {}
+    for k in ref:
+        a, b = err[k], ref[k]
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        fin = np.isfinite(a) & np.isfinite(b) & (b != 0)
+        rel = float(np.max(np.abs(a - b)[fin] / np.abs(b[fin]))) if fin.any() else 0.0
+        res[k] = {"equal": int(same.sum()), "of": len(a), "max_rel_diff": rel}
+    emit(stage="correct", check="errors_vs_numpy", **res)
+
+    # float64 mode (exact ops but fma: float64 fma is two roundings, see ops.py)
+    ev64 = Evaluator(n_registers=R, n_inputs=1, dtype="float64", backend="pallas")
+    x64 = rng.uniform(-2, 2, 300 if SMALL else 3000)
+    progs64 = [random_program(rng, [o for o in EXACT if o != OPCODE["fma"]], 20, n_inputs=1)
+               for _ in range(10 if SMALL else 50)]
+    b64 = to_arrays(progs64, length=32)
+    got = ev64.outputs(b64, x64)
+    want = run_numpy_batch(b64, x64, R, np.float64)
+    same = (got.view(np.uint64) == want.view(np.uint64)) | (np.isnan(got) & np.isnan(want))
+    emit(stage="correct", check="float64_mode_bitwise", mismatches=int((~same).sum()),
+         values=int(got.size))
+
+
+def device_call(ev, batch, x, y):
+    """The jitted sharded errors call on device-resident arrays (what errors() runs)."""
+    arrays, P = ev._pad_batch(batch)
+    xt, n_tiles, T = ev._tiles(x.reshape(len(x), -1))
+    N = len(x)
+
+    def tiles(v, fill):
+        out = np.full(n_tiles * T, fill, v.dtype)
+        out[:N] = v
+        return out.reshape(n_tiles, T)
+
+    data = jax.device_put((*arrays, xt, tiles(y, 0.0), tiles(np.ones(N), 0.0),
+                           tiles(np.ones(N, bool), False)))
+    return lambda: ev._errors(*data).block_until_ready()
+
+
+def timed(fn, min_s=1.0, max_reps=10):
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    fn()  # second warm-up
+    times = []
+    while len(times) < max_reps and (len(times) < 2 or sum(times) < min_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times))
+
+
+def stage_bench(args):
+    cases = [(P, L, N) for P in (1000, 10000) for L in (16, 32) for N in (1000, 100000)]
+    cases.append((10000, 32, 1 << 20))
+    if SMALL:
+        cases = [(10, 16, 1000), (20, 32, 3000)]
+    dev = jax.devices()[0]
+    for P, L, N in cases:
+        if time.time() - T_START > args.deadline:
+            emit(stage="bench", case={"P": P, "L": L, "N": N}, skipped="deadline")
+            continue
+        batch = bench_batch(P, L, BENCH_OPS)
+        x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
+        y = np.cos(x.astype(np.float64))
+        ev = Evaluator(n_registers=R, n_inputs=1, backend="pallas")
+        work = int(batch.length.sum()) * N
+        first, steady = timed(device_call(ev, batch, x, y))
+        case = {"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
+                "ops": "add,sub,mul,div,sin,cos,exp,log+const", "device": dev.device_kind}
+        emit(bench="pallas_errors", path="device", case=case, metric="gpops",
+             value=work / steady / 1e9, unit="GPops/s", seconds=steady,
+             compile_s=max(first - steady, 0.0))
+        _, e2e = timed(lambda ev=ev, b=batch, x=x, y=y: ev.errors(b, x, y), min_s=0.5,
+                       max_reps=5)
+        emit(bench="pallas_errors", path="e2e", case=case, metric="gpops",
+             value=work / e2e / 1e9, unit="GPops/s", seconds=e2e)
+    # exact ops only, one size
+    if time.time() - T_START < args.deadline:
+        P, L, N = (20, 32, 3000) if SMALL else (10000, 32, 100000)
+        batch = bench_batch(P, L, EXACT_OPS)
+        x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
+        ev = Evaluator(n_registers=R, n_inputs=1, backend="pallas")
+        first, steady = timed(device_call(ev, batch, x, np.cos(x.astype(np.float64))))
+        emit(bench="pallas_errors", path="device",
+             case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
+                   "ops": "exact ops (add,sub,mul,div,fma,min,max,neg,abs,sqrt)+const"},
+             metric="gpops", value=int(batch.length.sum()) * N / steady / 1e9,
+             unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0))
+
+
+SWEEP = [(1024, 4, "tree"), (1024, 8, "tree"), (512, 4, "tree"), (256, 2, "tree"),
+         (512, 8, "tree"), (256, 4, "tree"), (2048, 16, "tree"), (128, 1, "tree"),
+         (1024, 4, "select")]
+
+
+def stage_sweep(args):
+    """Tile size, warps and register access at one size; the fastest becomes the default
+    for the stages after this one."""
+    P, L, N = (20, 32, 3000) if SMALL else (10000, 32, 100000)
+    batch = bench_batch(P, L, BENCH_OPS)
+    x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
+    y = np.cos(x.astype(np.float64))
+    work = int(batch.length.sum()) * N
+    base = Evaluator(n_registers=R, n_inputs=1, backend="pallas", tile=256)
+    arrays, _ = base._pad_batch(batch)
+    configs = [c for i, c in enumerate(SWEEP) if str(i) in args.sweep.split(",")] \
+        if args.sweep else SWEEP
+    best = None
+    for tile, warps, mode in configs:
+        if time.time() - T_START > args.deadline:
+            emit(stage="sweep", config=[tile, warps, mode], skipped="deadline")
+            continue
+        T = tile
+        n_tiles = -(-N // T)
+        Np = n_tiles * T
+        xp = np.zeros(Np, np.float32)
+        xp[:N] = x
+        xt = xp.reshape(n_tiles, 1, T)
+        yt = np.zeros(Np)
+        yt[:N] = y
+        m = np.zeros(Np, bool)
+        m[:N] = True
+        f = jax.jit(lambda *a, tile=tile, warps=warps, mode=mode: kernels.errors(
+            *a, n_registers=R, tile=tile, num_warps=warps, read=mode, write=mode,
+            interpret=None))
+        data = jax.device_put((*arrays, xt, yt.reshape(n_tiles, T), np.ones((n_tiles, T)),
+                               m.reshape(n_tiles, T)))
+        try:
+            first, steady = timed(lambda f=f, d=data: f(*d).block_until_ready())
+        except Exception as e:
+            emit(stage="sweep", config=[tile, warps, mode],
+                 error=f"{type(e).__name__}: {str(e)[:500]}")
+            continue
+        gp = work / steady / 1e9
+        emit(stage="sweep", case={"P": P, "L": L, "N": N}, tile=tile, num_warps=warps,
+             registers=mode, div=kernels.DIV_F32, gpops=gp, seconds=steady,
+             compile_s=max(first - steady, 0.0))
+        if best is None or gp > best[0]:
+            best = (gp, tile, warps, mode)
+    if best:
+        if args.choose:
+            _, kernels.TILE, kernels.NUM_WARPS, kernels.REGISTER_ACCESS = best
+        emit(stage="sweep", fastest={"tile": best[1], "num_warps": best[2], "registers": best[3]},
+             used={"tile": kernels.TILE, "num_warps": kernels.NUM_WARPS,
+                   "registers": kernels.REGISTER_ACCESS})
+
+
+def stage_div(args):
+    """Float32 division variants in the kernel: bits against numpy, and speed; the first
+    exact one (else the closest) becomes DIV_F32 for the stages after this one."""
+    rng = np.random.default_rng(7)
+    prog = Program((Instruction(OPCODE["div"], 3, (0, 1)),), 3)
+    batch = to_arrays([prog] * 8, length=8)
+    ev = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
+    pts = {"normal": special_points(rng, 20000),
+           "subnormal": special_points(rng, 20000, subnormal=True)}
+    # wide exponent range too
+    w = rng.normal(size=(20000, 2)) * 10.0 ** rng.integers(-38, 38, (20000, 2))
+    pts["wide"] = np.clip(w, -3e38, 3e38).astype(np.float32)
+    # exact ties of subnormal quotients: a / b = (2k+1) * 2^-150, b = m * 2^10 (m odd)
+    k = rng.integers(0, 1 << 16, 20000)
+    m = rng.choice([3, 5, 7, 9, 11, 13], 20000)
+    sign = rng.choice([-1.0, 1.0], 20000)
+    a = sign * m * (2 * k + 1) * 2.0 ** -140
+    pts["subnormal_ties"] = np.stack([a, m * 2.0 ** 10], 1).astype(np.float32)
+    assert (pts["subnormal_ties"][:, 0].astype(np.float64) == a).all()
+    results = {}
+    P, L, N = (20, 32, 3000) if SMALL else (10000, 32, 100000)
+    dbatch = bench_batch(P, L, [OPCODE["div"]], p_const=0.3)
+    xb = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
+    default = kernels.DIV_F32
+    for variant in ("asm", "asm_r", "rcp64", "jnp"):
+        try:
+            kernels.DIV_F32 = variant
+            ev = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
+            counts = {}
+            for label, x in pts.items():
+                got = ev.outputs(batch, x)[0]
+                with np.errstate(all="ignore"):
+                    want = x[:, 0] / x[:, 1]
+                counts[label] = mismatches(got, want)
+            ev1 = Evaluator(n_registers=R, n_inputs=1, backend="pallas")
+            _, steady = timed(device_call(ev1, dbatch, xb, np.cos(xb.astype(np.float64))),
+                              min_s=0.3)
+            gp = int(dbatch.length.sum()) * N / steady / 1e9
+            emit(stage="div", variant=variant, mismatches=counts, div_only_gpops=gp)
+            results[variant] = (sum(counts.values()), -gp)
+        except Exception as e:
+            emit(stage="div", variant=variant, error=f"{type(e).__name__}: {str(e)[:1500]}")
+    best = min(results, key=results.get) if results else default
+    kernels.DIV_F32 = best if args.choose else default
+    emit(stage="div", fastest_exact=best, used=kernels.DIV_F32)
+
+
+def stage_lax(args):
+    P, L, N = (10, 32, 3000) if SMALL else (100, 32, 100000)
+    batch = bench_batch(P, L, BENCH_OPS)
+    x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
+    y = np.cos(x.astype(np.float64))
+    work = int(batch.length.sum()) * N
+    lax_ev = Evaluator(n_registers=R, n_inputs=1, backend="lax")
+    pal_ev = Evaluator(n_registers=R, n_inputs=1)  # auto: pallas on the GPU
+    emit(stage="lax", auto_backend_is_pallas=bool(pal_ev._pallas))
+    first, steady = timed(device_call(lax_ev, batch, x, y), min_s=0.5, max_reps=3)
+    emit(bench="lax_errors", path="device", case={"P": P, "L": L, "N": N}, metric="gpops",
+         value=work / steady / 1e9, unit="GPops/s", seconds=steady,
+         compile_s=max(first - steady, 0.0))
+    first, steady = timed(device_call(pal_ev, batch, x, y), min_s=0.5, max_reps=3)
+    emit(bench="pallas_errors", path="device", case={"P": P, "L": L, "N": N}, metric="gpops",
+         value=work / steady / 1e9, unit="GPops/s", seconds=steady)
+    a, b = lax_ev.errors(batch, x, y), pal_ev.errors(batch, x, y)
+    out_a, out_b = lax_ev.outputs(batch, x), pal_ev.outputs(batch, x)
+    emit(stage="lax", check="pallas_vs_lax_on_gpu",
+         outputs_bitwise_mismatches=mismatches(out_a, out_b), values=int(out_a.size),
+         max_abs_equal=int((a["max_abs"] == b["max_abs"]).sum()), of=P)
+    ex = bench_batch(P, L, EXACT_OPS, seed=5)
+    out_a, out_b = lax_ev.outputs(ex, x), pal_ev.outputs(ex, x)
+    want = run_numpy_batch(ex, x[:2000], R)
+    emit(stage="lax", check="pallas_vs_lax_exact_ops_bitwise",
+         mismatches=mismatches(out_a, out_b), values=int(out_a.size),
+         lax_vs_numpy_first_2000_points=mismatches(out_a[:, :2000], want),
+         pallas_vs_numpy_first_2000_points=mismatches(out_b[:, :2000], want))
+    # per exact op, on special and subnormal points: both paths against numpy
+    ops = [op for op in EXACT if op != CONST]
+    singles = to_arrays([Program((Instruction(op, 3, (0, 1, 0)[: OPS[op].arity]),), 3)
+                         for op in ops], length=8)
+    xs = special_points(np.random.default_rng(3), 3000, subnormal=True)
+    lax2 = Evaluator(n_registers=R, n_inputs=2, backend="lax")
+    pal2 = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
+    want = run_numpy_batch(singles, xs, R)
+    got_l, got_p = lax2.outputs(singles, xs), pal2.outputs(singles, xs)
+    emit(stage="lax", check="single_exact_ops_vs_numpy_subnormal_points",
+         lax={OPS[op].name: mismatches(got_l[i], want[i]) for i, op in enumerate(ops)},
+         pallas={OPS[op].name: mismatches(got_p[i], want[i]) for i, op in enumerate(ops)})
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stages", default="probe,div,correct,bench,lax,sweep")
+    parser.add_argument("--deadline", type=float, default=240.0,
+                        help="seconds after start past which remaining cases are skipped")
+    parser.add_argument("--sweep", default="", help="indices of sweep configs to run")
+    parser.add_argument("--choose", action="store_true",
+                        help="use the fastest exact division and sweep config in later stages")
+    args = parser.parse_args()
+    d = jax.devices()
+    emit(stage="env", jax=jax.__version__, devices=[x.device_kind for x in d],
+         platform=d[0].platform, xla_flags=os.environ.get("XLA_FLAGS"))
+    stages = {"probe": stage_probe, "div": stage_div, "correct": stage_correct,
+              "bench": stage_bench, "sweep": stage_sweep,
+              "lax": stage_lax}
+    for name in args.stages.split(","):
+        t0 = time.time()
+        try:
+            stages[name](args)
+        except Exception as e:  # report and go on
+            emit(stage=name, error=f"{type(e).__name__}: {str(e)[:3000]}")
+            traceback.print_exc()
+        emit(stage=name, seconds=time.time() - t0)
+
+
+if __name__ == "__main__":
+    main()
