@@ -8,8 +8,9 @@ comes from ``jax.jacfwd`` through the same interpreter loop the evaluator runs. 
 fitted values are rounded to float32 by the caller, which then evaluates the programs
 exactly as usual; the best iterate by max scaled error is kept.
 
-Programs run one after another (``lax.map``), so each instruction is one real branch
-on its opcode, and the batch is sharded across devices like the evaluator's.
+On CPUs programs run one after another (``lax.map``), so each instruction is one real
+branch on its opcode; on GPUs they run side by side (``vmap``). The batch is sharded
+across devices like the evaluator's.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class ConstantFitter:
 
     def __post_init__(self):
         self.devices = list(self.devices or jax.devices())
+        self._vectorize = all(d.platform == "gpu" for d in self.devices)
         mesh = Mesh(np.array(self.devices), ("programs",))
         spec = PartitionSpec("programs")
         self._fit = jax.jit(jax.shard_map(
@@ -114,7 +116,10 @@ class ConstantFitter:
         self.trace_count += 1
         f = partial(_fit_one, xt=xt, y=y, scale=scale, n_registers=self.n_registers,
                     params=self.params)
-        return lax.map(lambda p: f(*p), (op, args, dst, const, length, output, slots, n_slots))
+        programs = (op, args, dst, const, length, output, slots, n_slots)
+        if self._vectorize:  # GPUs: all programs at once (each op computed, one selected)
+            return jax.vmap(f)(*programs)
+        return lax.map(lambda p: f(*p), programs)  # CPUs: one real branch per instruction
 
     def fit(self, batch: ProgramBatch, x: np.ndarray, y: np.ndarray,
             scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -70,26 +70,22 @@ def run_numpy_batch(batch: ProgramBatch, x: np.ndarray, n_registers: int,
 
 
 def _branches():
-    def const(a, b, c, k):
-        return jnp.full_like(a, k)
+    """One function per opcode: (regs, a, b, c, k) -> the op's value over the tile.
+
+    Each branch reads only the registers its op needs, inside the branch, so XLA fuses
+    the reads into the op's loop instead of copying three registers per instruction.
+    """
+
+    def const(regs, a, b, c, k):
+        return jnp.full(regs.shape[1:], k, regs.dtype)
 
     def make(fn, arity):
-        def apply(a, b, c, k):
-            return fn(*(a, b, c)[:arity]).astype(a.dtype)
+        def apply(regs, a, b, c, k):
+            return fn(*(regs[a], regs[b], regs[c])[:arity]).astype(regs.dtype)
 
         return apply
 
-    return [const if op.op_index == CONST else make(op.fn, op.arity) for op in _OPVIEW]
-
-
-@dataclass(frozen=True)
-class _OpView:
-    op_index: int
-    fn: object
-    arity: int
-
-
-_OPVIEW = tuple(_OpView(i, op.jax_fn, op.arity) for i, op in enumerate(OPS))
+    return [const if i == CONST else make(op.jax_fn, op.arity) for i, op in enumerate(OPS)]
 
 
 def _tile_program(op, args, dst, const, length, output, xt, n_registers):
@@ -103,10 +99,8 @@ def _tile_program(op, args, dst, const, length, output, xt, n_registers):
     branches = _branches()
 
     def step(i, regs):
-        a = regs[args[i, 0]]
-        b = regs[args[i, 1]]
-        c = regs[args[i, 2]]
-        v = lax.switch(op[i], branches, a, b, c, const[i].astype(xt.dtype))
+        v = lax.switch(op[i], branches, regs, args[i, 0], args[i, 1], args[i, 2],
+                       const[i].astype(xt.dtype))
         return lax.dynamic_update_index_in_dim(regs, v, dst[i], 0)
 
     regs = lax.fori_loop(0, length, step, regs)
