@@ -3,12 +3,14 @@
 A checkpoint is a directory ``checkpoints/gen-XXXXXX/`` holding
 
   state.npz       every array of the state (``np.savez``; read with ``allow_pickle=False``):
-                  ``key_data`` (uint32, ``jax.random.key_data`` of the run's key), the
-                  population as a ProgramBatch (``op args dst const length output``),
-                  ``error cost`` (float64), ``fingerprints`` (uint8 [n, 16]) and the arrays
-                  of both caches (``cache.*``, ``structures.*``, from ``FECache.to_state``);
-  state.json      the scalars: format, generation, key implementation, counters, the
-                  caches' scalar fields, and what the caller adds (``meta``);
+                  ``key`` (uint32, ``jax.random.key_data`` of the run's key), the
+                  population as a ProgramBatch (``programs.op``, ``.args``, ``.dst``,
+                  ``.const``, ``.length``, ``.output``), ``error`` and ``cost`` (float64),
+                  ``fingerprints`` (uint8 [n, 16]) and the arrays of both caches
+                  (``cache.*``, ``structures.*``, from ``FECache.to_state``);
+  state.json      the rest: format, generation, each State field's kind and JSON data
+                  (key implementation, counters, the caches' scalars), and the caller's
+                  ``meta``;
   checksums.json  the sha256 of each of the other files, checked when the checkpoint is read.
 
 It is written to a temporary directory, every file and the directory fsynced, then
@@ -18,6 +20,7 @@ pickled: reading a checkpoint never runs code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,11 +34,10 @@ import numpy as np
 
 from evolve.engine import State
 from evolve.fec import FECache
-from evolve.program import ProgramBatch, from_arrays, to_arrays
+from evolve.program import Program, ProgramBatch, from_arrays, to_arrays
 
 FORMAT = "evolve-checkpoint-1"
 _NAME = re.compile(r"^gen-(\d{6,})$")
-_CACHES = ("cache", "structures")
 
 
 class CheckpointError(Exception):
@@ -59,60 +61,104 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
 
 
 # -- the state as data ------------------------------------------------------------------
+# Each field of State is saved by the kind of its value, so a field the engine adds is
+# saved too if it is of a known kind (and refused with a clear error if not).
+def _kind(value: Any) -> str:
+    if isinstance(value, FECache):
+        return "cache"
+    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        return "key"
+    if isinstance(value, np.ndarray):
+        return "array"
+    if isinstance(value, list) and all(isinstance(v, Program) for v in value) and value:
+        return "programs"
+    if isinstance(value, list) and all(isinstance(v, bytes) for v in value):
+        return "bytes"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return "json"
+    raise TypeError(f"evolve.checkpoint cannot save a {type(value).__name__} "
+                    "(State fields must be arrays, programs, fingerprints, caches, keys or "
+                    "JSON scalars); teach state_to_data about it")
+
+
 def state_to_data(state: State) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and the JSON scalars of ``state``."""
-    batch = to_arrays(state.programs)
-    arrays: dict[str, np.ndarray] = {
-        "key_data": np.asarray(jax.random.key_data(state.key)),
-        **{name: np.asarray(a) for name, a in zip(ProgramBatch._fields, batch)},
-        "error": np.asarray(state.error, np.float64),
-        "cost": np.asarray(state.cost, np.float64),
-        "fingerprints": np.frombuffer(b"".join(state.fingerprints), np.uint8).reshape(
-            len(state.fingerprints), -1) if state.fingerprints else np.zeros((0, 16), np.uint8),
-    }
-    scalars: dict[str, Any] = {
-        "format": FORMAT,
-        "generation": int(state.generation),
-        "key_impl": str(jax.random.key_impl(state.key)),
-        "evaluations": int(state.evaluations),
-        "fits": int(state.fits),
-        "population": len(state.programs),
-    }
-    for name in _CACHES:
-        cache_state = getattr(state, name).to_state()
-        cache_scalars = {}
-        for k, v in cache_state.items():
-            if isinstance(v, np.ndarray):
-                arrays[f"{name}.{k}"] = v
-            else:
-                cache_scalars[k] = v
-        scalars[name] = cache_scalars
-    return arrays, scalars
+    """The arrays (by name) and the JSON scalars of ``state``.
+
+    Arrays of field ``f`` are named ``f`` or ``f.<part>``; ``scalars["fields"]`` maps each
+    field to its kind and JSON data.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(State):
+        value, name = getattr(state, f.name), f.name
+        kind = _kind(value)
+        data: Any = None
+        if kind == "cache":
+            data = {}
+            for k, v in value.to_state().items():
+                if isinstance(v, np.ndarray):
+                    arrays[f"{name}.{k}"] = v
+                else:
+                    data[k] = v
+        elif kind == "key":
+            arrays[name] = np.asarray(jax.random.key_data(value))
+            data = str(jax.random.key_impl(value))
+        elif kind == "array":
+            arrays[name] = value
+        elif kind == "programs":
+            for part, a in zip(ProgramBatch._fields, to_arrays(value)):
+                arrays[f"{name}.{part}"] = np.asarray(a)
+            data = len(value)
+        elif kind == "bytes":
+            width = len(value[0]) if value else 0
+            if any(len(v) != width for v in value):
+                raise ValueError(f"State.{name}: byte strings of different lengths")
+            arrays[name] = np.frombuffer(b"".join(value), np.uint8).reshape(len(value), width)
+        else:
+            data = value
+        fields[name] = {"kind": kind, "data": data}
+    return arrays, {"format": FORMAT, "generation": int(state.generation), "fields": fields}
 
 
 def state_from_data(arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> State:
     """The ``State`` that ``state_to_data`` wrote (raises KeyError/ValueError if damaged)."""
     if scalars.get("format") != FORMAT:
         raise ValueError(f"format is {scalars.get('format')!r}, expected {FORMAT!r}")
-    key = jax.random.wrap_key_data(np.asarray(arrays["key_data"], np.uint32),
-                                   impl=scalars["key_impl"])
-    batch = ProgramBatch(*(arrays[name] for name in ProgramBatch._fields))
-    programs = from_arrays(batch)
-    fps = np.asarray(arrays["fingerprints"], np.uint8)
-    n = len(programs)
-    if n != scalars["population"] or arrays["error"].shape != (n,) or \
-            arrays["cost"].shape != (n,) or fps.shape[0] != n:
+    kwargs = {}
+    for f in dataclasses.fields(State):
+        name = f.name
+        if name not in scalars["fields"]:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise KeyError(f"State.{name} is not in the checkpoint")
+            continue  # a field added since: its default
+        kind, data = scalars["fields"][name]["kind"], scalars["fields"][name]["data"]
+        if kind == "cache":
+            prefix = name + "."
+            kwargs[name] = FECache.from_state(
+                {**data, **{k[len(prefix):]: v for k, v in arrays.items()
+                            if k.startswith(prefix)}})
+        elif kind == "key":
+            kwargs[name] = jax.random.wrap_key_data(np.asarray(arrays[name], np.uint32),
+                                                    impl=data)
+        elif kind == "array":
+            kwargs[name] = arrays[name]
+        elif kind == "programs":
+            programs = from_arrays(ProgramBatch(*(arrays[f"{name}.{part}"]
+                                                  for part in ProgramBatch._fields)))
+            if len(programs) != data:
+                raise ValueError(f"State.{name}: {len(programs)} programs, expected {data}")
+            kwargs[name] = programs
+        elif kind == "bytes":
+            kwargs[name] = [row.tobytes() for row in np.asarray(arrays[name], np.uint8)]
+        elif kind == "json":
+            kwargs[name] = data
+        else:
+            raise ValueError(f"State.{name} has unknown kind {kind!r}")
+    state = State(**kwargs)
+    n = len(state.programs)
+    if state.error.shape != (n,) or state.cost.shape != (n,) or len(state.fingerprints) != n:
         raise ValueError("population arrays disagree in length")
-    caches = {}
-    for name in _CACHES:
-        data = dict(scalars[name])
-        prefix = name + "."
-        data.update({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-        caches[name] = FECache.from_state(data)
-    return State(int(scalars["generation"]), key, programs,
-                 np.asarray(arrays["error"], np.float64), np.asarray(arrays["cost"], np.float64),
-                 [row.tobytes() for row in fps], caches["cache"], caches["structures"],
-                 int(scalars["evaluations"]), int(scalars["fits"]))
+    return state
 
 
 # -- files --------------------------------------------------------------------------------

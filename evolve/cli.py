@@ -122,8 +122,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- problems, run, resume ----------------------------------------------------------------
 
 
-def _add_problems_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+def _no_arguments(p: argparse.ArgumentParser) -> None:
+    """For commands that take none."""
 
 
 def cmd_problems(args: argparse.Namespace) -> int:
@@ -137,7 +137,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generations(text: str) -> int:
+def _count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -154,8 +154,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="F.yaml", help="a YAML file of config fields")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
                    help="set a config field (repeatable), e.g. --set search.population=64")
-    p.add_argument("--seed", type=_generations, metavar="N", help="the config field seed")
-    p.add_argument("--generations", type=_generations, metavar="N",
+    p.add_argument("--seed", type=_count, metavar="N", help="the config field seed")
+    p.add_argument("--generations", type=_count, metavar="N",
                    help="the config field generations: total generations to run")
     p.add_argument("--run-dir", metavar="DIR",
                    help="where the run is written (default: runs/PROBLEM-SEED-TIMESTAMP)")
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _add_resume_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to continue")
-    p.add_argument("--generations", type=_generations, metavar="N",
+    p.add_argument("--generations", type=_count, metavar="N",
                    help="total generations to reach (default: the run's configured number)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -281,7 +281,7 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command("problems", cmd_problems, "list the problems with one-line descriptions",
-            _add_problems_arguments),
+            _no_arguments),
     Command("run", cmd_run, "start a run: evolve programs for PROBLEM (see --help-config)",
             _add_run_arguments),
     Command("resume", cmd_resume, "continue a stopped or finished run, exactly",

@@ -278,7 +278,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any], where: str) -> None:
     if not isinstance(value, Mapping):
         names = sorted({n[len(prefix) + 1:].partition(".")[0] for n in FIELDS
                         if n.startswith(prefix + ".")})
-        raise UserError(f"config field {prefix!r}{where} = {_show(value)} is a group of "
+        raise UserError(f"config field {prefix!r} = {_show(value)}{where} is a group of "
                         f"fields, not a value; set its fields ({', '.join(names)}) as "
                         f"{prefix}.NAME=VALUE or give a map {prefix}: {{NAME: VALUE}}")
     for key, sub in value.items():
@@ -352,7 +352,7 @@ def from_values(values: Mapping[str, Any], where: str = "") -> RunConfig:
         try:
             resolved[name] = _coerce(value, f.type)
         except _Bad:
-            raise UserError(f"config field {name!r}{where} = {_show(value)} is not "
+            raise UserError(f"config field {name!r} = {_show(value)}{where} is not "
                             f"{_type_name(f.type)}; set it like {name}: {_show(f.default)} "
                             "(the default)") from None
     if resolved["problem"] is None:
@@ -366,12 +366,12 @@ def from_values(values: Mapping[str, Any], where: str = "") -> RunConfig:
         else:  # a field this version of the engine does not have
             continue
         if not ok(value):
-            raise UserError(f"config field {name!r}{where} = {_show(value)} {must}; "
+            raise UserError(f"config field {name!r} = {_show(value)}{where} {must}; "
                             f"the default is {_show(default)}")
     for name, group in GROUPS.items():  # the entries of dict fields are weights: >= 0
         for key, value in _group_value(name, resolved).items():
             if group is dict and value < 0:
-                raise UserError(f"config field {name + '.' + key!r}{where} = {_show(value)} "
+                raise UserError(f"config field {name + '.' + key!r} = {_show(value)}{where} "
                                 f"must be at least 0; the default is "
                                 f"{_show(FIELDS[name + '.' + key].default)}")
     return _build(RunConfig, "", resolved)

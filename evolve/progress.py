@@ -34,7 +34,7 @@ class Progress:
         self.start = start
         self.quiet = quiet
         self.tty = stream.isatty() if tty is None else tty
-        self.every = every or max(1, min(10, (total - start) // 20 or 1))
+        self.every = every or min(10, max(1, (total - start) // 10))
         self.t0 = time.perf_counter()
         self.evaluations0: int | None = None
         self.hits = 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The ``evolve`` command line from a checkout, without installing: ``python scripts/run.py demo``.
+"""``evolve run`` from a checkout, without installing: ``python scripts/run.py exp2 --generations 50``.
 
-Same arguments and exit statuses as ``evolve``; see ``evolve --help``.
+Same options and exit statuses as ``evolve run``; see ``python scripts/run.py --help``.
 """
 
 import sys
@@ -12,4 +12,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from evolve.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["run", *sys.argv[1:]]))
