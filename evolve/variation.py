@@ -10,7 +10,8 @@ Mutation kinds and what they do at the limits:
   rewire         one argument (or the destination) of one instruction to another register
   perturb_const  one literal nudged: by a relative step or by a few float32 ULPs
   redraw_const   one literal drawn anew
-  insert         a random instruction at a random place (not past max_length)
+  insert         a random instruction at a random place; at max_length a random dead
+                 instruction (one that cannot reach the output) makes room, if any
   delete         one instruction removed (not below one instruction)
   swap           two instructions exchanged
 A kind that cannot apply (delete on one instruction, insert at max_length, a constant
@@ -25,7 +26,7 @@ import jax
 import numpy as np
 
 from evolve.ops import CONST, OPS
-from evolve.program import Instruction, Program
+from evolve.program import Instruction, Program, used
 
 MUTATIONS = ("change_op", "rewire", "perturb_const", "redraw_const", "insert", "delete", "swap")
 CROSSOVERS = ("one_point", "two_point", "homologous")
@@ -140,7 +141,14 @@ def _apply(rng: np.random.Generator, kind: str, program: Program, space: Space,
     body = program.instructions
     if kind == "insert":
         if n >= space.max_length:
-            return None
+            # Make room by dropping a random dead instruction (one that cannot reach the
+            # output); without this, bloat at the length limit blocks all growth.
+            dead = [j for j, u in enumerate(used(program)) if not u]
+            if not dead:
+                return None
+            j = int(rng.choice(dead))
+            program = Program((*body[:j], *body[j + 1:]), program.output)
+            body, n = program.instructions, n - 1
         i = int(rng.integers(0, n + 1))
         ins = random_instruction(rng, space, _defined(program, i, space))
         return Program((*body[:i], ins, *body[i:]), program.output)

