@@ -266,6 +266,117 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- verify, export ---------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_verify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    p.add_argument("--limit", type=_positive, metavar="N",
+                   help="certify only N programs of the front: those meeting the target, "
+                        "cheapest first, then the most accurate others (default: all)")
+    p.add_argument("--stride", type=_positive, default=1, metavar="K",
+                   help="a quick sampled check of every K-th float32: NOT a certificate, and "
+                        "front.csv is left alone (default: 1, every float32)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+class _VerifyProgress:
+    """Progress of a certification on stderr: a live line on a terminal, else every 10 %."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.tty = quiet, sys.stderr.isatty()
+        self.label, self.t0, self.next = "", time.perf_counter(), 0.0
+
+    def start(self, k: int, row: dict, index: int, n: int) -> None:
+        self.label = (f"[{k + 1}/{n}] front row {index} (cost {float(row['cost']):g}, "
+                      f"training error {float(row['error']):.4g})")
+        self.t0, self.next = time.perf_counter(), 0.1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        elapsed = time.perf_counter() - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = (total - done) / rate if rate > 0 else float("nan")
+        line = (f"{self.label}: {done / total:6.1%} of {total:,} points, {rate:.3g} points/s, "
+                f"{left:.0f} s left")
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if done == total else ""))
+        elif done / total >= self.next or done == total:
+            sys.stderr.write(line + "\n")
+            self.next = done / total + 0.1
+        sys.stderr.flush()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Certify the front: every float32 of the domain, max ULP error, into front.csv."""
+    from pathlib import Path
+
+    from evolve import verify
+
+    progress = _VerifyProgress(args.quiet)
+    results = verify.verify_run(Path(args.run_dir), limit=args.limit, stride=args.stride,
+                                on_start=progress.start, progress=progress)
+    for index, cert in results:
+        print(f"front row {index}: {cert.describe()}")
+    if args.stride == 1:
+        print(f"wrote {', '.join(verify.CERTIFIED_COLUMNS)} of {len(results)} row"
+              f"{'s' * (len(results) != 1)} to {Path(args.run_dir) / 'front.csv'}")
+    else:
+        print(f"sampled check (every {args.stride}th float32), not a certificate: "
+              "front.csv not changed; run without --stride to certify")
+    return 0
+
+
+def _add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    p.add_argument("--format", required=True, choices=("python", "jax", "c", "sympy"),
+                   help="the language of the exported function")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--index", type=_count, metavar="I",
+                       help="the front.csv row to export (0 is the first)")
+    which.add_argument("--best", action="store_true",
+                       help="the most accurate program (default: the cheapest one meeting the "
+                            "problem's target, else the most accurate)")
+    p.add_argument("--out", metavar="FILE", help="write to FILE (default: stdout)")
+    p.add_argument("--name", default="f", metavar="NAME",
+                   help="the function's name (default: %(default)s)")
+    p.add_argument("--simplify", action="store_true",
+                   help="simplify the expression (--format sympy only)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Print a front member as a standalone Python, JAX, C or SymPy function."""
+    from pathlib import Path
+
+    from evolve.export import export_run
+
+    if args.simplify and args.format != "sympy":
+        raise UserError(f"--simplify applies to --format sympy only, not {args.format}")
+    text, _, info = export_run(Path(args.run_dir), args.format, index=args.index,
+                               best=args.best, name=args.name, simplify=args.simplify)
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise UserError(f"--out {args.out!r} is a directory; give a file name")
+        try:
+            out.write_text(text)
+        except OSError as e:
+            raise UserError(f"cannot write --out {args.out!r}: {e.strerror}") from None
+        print(f"{info} Written to {out}.")
+    else:
+        print(text, end="")
+        print(f"{PROG}: exported {info[0].lower()}{info[1:]}", file=sys.stderr)
+    return 0
+
+
 # -- the table ------------------------------------------------------------------------
 
 
@@ -288,6 +399,10 @@ COMMANDS: tuple[Command, ...] = (
             _add_resume_arguments),
     Command("plot", cmd_plot, "plot fitness curves of runs", _add_plot_arguments),
     Command("report", cmd_report, "write an HTML report of a run", _add_report_arguments),
+    Command("verify", cmd_verify, "certify the front: max ULP error over every float32 input",
+            _add_verify_arguments),
+    Command("export", cmd_export, "a front member as a Python, JAX, C or SymPy function",
+            _add_export_arguments),
     Command("demo", cmd_demo, "evaluate a hand-written 2^x approximation: error and speed",
             _add_demo_arguments),
 )

@@ -96,7 +96,7 @@ class Op:
     np_fn: Callable
     cost: float
     sympy: str  # format string over {0} {1} {2}, names from the sympy module
-    c: str  # format string in C99 over float operands
+    c: str  # format string in C99 over float operands; may call a helper of C_HELPERS
     exact: bool  # exactly rounded in IEEE arithmetic: JAX and numpy agree bit for bit
     doc: str
 
@@ -119,10 +119,10 @@ OPS: tuple[Op, ...] = (
        "a * b + c with a single rounding"),
     Op("neg", 1, jnp.negative, _np(np.negative), 1.0, "(-{0})", "(-{0})", True, "-a"),
     Op("abs", 1, jnp.abs, _np(np.abs), 1.0, "Abs({0})", "fabsf({0})", True, "|a|"),
-    Op("min", 2, _min(jnp), _np(_min(np)), 1.0, "Min({0}, {1})", "fminf({0}, {1})", True,
-       "min(a, b), NaN if either is NaN"),
-    Op("max", 2, _max(jnp), _np(_max(np)), 1.0, "Max({0}, {1})", "fmaxf({0}, {1})", True,
-       "max(a, b), NaN if either is NaN"),
+    Op("min", 2, _min(jnp), _np(_min(np)), 1.0, "Min({0}, {1})", "evolve_minimumf({0}, {1})",
+       True, "min(a, b), NaN if either is NaN"),
+    Op("max", 2, _max(jnp), _np(_max(np)), 1.0, "Max({0}, {1})", "evolve_maximumf({0}, {1})",
+       True, "max(a, b), NaN if either is NaN"),
     Op("sqrt", 1, jnp.sqrt, _np(np.sqrt), 4.0, "sqrt({0})", "sqrtf({0})", True, "square root"),
     Op("exp2", 1, jnp.exp2, _np(np.exp2), 10.0, "2**({0})", "exp2f({0})", False, "2^a"),
     Op("exp", 1, jnp.exp, _np(np.exp), 10.0, "exp({0})", "expf({0})", False, "e^a"),
@@ -132,6 +132,30 @@ OPS: tuple[Op, ...] = (
     Op("tanh", 1, jnp.tanh, _np(np.tanh), 10.0, "tanh({0})", "tanhf({0})", False,
        "hyperbolic tangent"),
 )
+
+# C definitions of the helpers that C spellings call, by name: code that emits C (export)
+# includes those its spellings use. C99's fminf/fmaxf return the other operand for a NaN
+# and may order -0 and +0 either way, unlike our min/max (IEEE 754-2019 minimum/maximum).
+C_HELPERS: dict[str, str] = {
+    "evolve_minimumf": """\
+/* IEEE 754-2019 minimum: NaN if either is NaN, and -0 < +0. */
+static inline float evolve_minimumf(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return a + b;
+    return (a < b || (a == b && signbit(a))) ? a : b;
+}
+""",
+    "evolve_maximumf": """\
+/* IEEE 754-2019 maximum: NaN if either is NaN, and +0 > -0. */
+static inline float evolve_maximumf(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return a + b;
+    return (a > b || (a == b && !signbit(a))) ? a : b;
+}
+""",
+}
 
 OPCODE: dict[str, int] = {op.name: i for i, op in enumerate(OPS)}
 CONST: int = OPCODE["const"]

@@ -5,13 +5,18 @@ Range reduction: 2^x = 2^n * 2^f with n = floor(x), f = x - n in [0, 1); the sca
 ULP gives a full-range 2^x with the same e (outside overflow and subnormal results).
 Cost model: the weighted op count of input-dependent instructions (ops table weights:
 add/sub/mul/fma 1, div 4).
+
+Two problems: ``exp2`` (ops + - x / and a single-rounding fma) and ``exp2_nofma``
+(AutoNumerics-Zero's float32 set + - x /). Baselines: Sollya fpminimax polynomials with
+float32 coefficients in Horner form (problems/baselines/exp2*.json).
 """
 
 import numpy as np
 
 from evolve.problem import Problem
+from problems._common import fma_pair
 
-PROBLEM = Problem(
+PROBLEMS = fma_pair(Problem(
     name="exp2",
     description="2^x on [0,1], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.exp2(x[:, 0]),
@@ -19,7 +24,9 @@ PROBLEM = Problem(
     ops=("add", "sub", "mul", "fma", "div"),
     error="max_ulp",
     target=1.0,
-    n_registers=8,
+    n_registers=4,
+    n_train=65536,
     max_length=24,
     notes=__doc__,
-)
+))
+PROBLEM = PROBLEMS[0]

@@ -121,7 +121,7 @@ def test_run_prints_the_run_dir_and_best_program(finished, capsys):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["run", "exp3"], ["unknown problem 'exp3'", "did you mean exp2?", "evolve problems"]),
+    (["run", "exp3"], ["unknown problem 'exp3'", "did you mean", "exp2", "evolve problems"]),
     (["run", "exp2", "--set", "search.populaton=4"], ["did you mean 'search.population'?"]),
     (["run", "exp2", "--set", "search.population=lots"],
      ["'search.population' = 'lots' is not an integer"]),
