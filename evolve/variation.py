@@ -12,6 +12,10 @@ Mutation kinds and what they do at the limits:
   redraw_const   one literal drawn anew
   insert         a random instruction at a random place; at max_length a random dead
                  instruction (one that cannot reach the output) makes room, if any
+  insert_literal a random instruction one of whose arguments is a new literal, loaded just
+                 before it into a register that is free there (two instructions; not
+                 within one of max_length). Linear programs need a load for every
+                 constant; this is the tree GP's constant leaf in one move.
   delete         one instruction removed (not below one instruction)
   swap           two instructions exchanged
 A kind that cannot apply (delete on one instruction, insert at max_length, a constant
@@ -28,7 +32,8 @@ import numpy as np
 from evolve.ops import CONST, OPS
 from evolve.program import Instruction, Program, used
 
-MUTATIONS = ("change_op", "rewire", "perturb_const", "redraw_const", "insert", "delete", "swap")
+MUTATIONS = ("change_op", "rewire", "perturb_const", "redraw_const", "insert", "insert_literal",
+             "delete", "swap")
 CROSSOVERS = ("one_point", "two_point", "homologous")
 
 
@@ -59,7 +64,7 @@ class VariationParams:
 
     mutation_weights: dict = field(default_factory=lambda: {
         "change_op": 1.0, "rewire": 1.0, "perturb_const": 1.0, "redraw_const": 0.5,
-        "insert": 1.0, "delete": 0.7, "swap": 0.3})
+        "insert": 1.0, "insert_literal": 1.0, "delete": 0.7, "swap": 0.3})
     crossover_rate: float = 0.2
     crossover_weights: dict = field(default_factory=lambda: {
         "one_point": 1.0, "two_point": 1.0, "homologous": 1.0})
@@ -86,6 +91,26 @@ def _defined(program: Program, position: int, space: Space) -> np.ndarray:
     regs = set(range(space.n_inputs))
     regs.update(ins.dst for ins in program.instructions[:position])
     return np.array(sorted(regs))
+
+
+def _free(program: Program, position: int, space: Space) -> list[int]:
+    """Writable registers whose value at ``position`` is never read afterwards: writing
+    one there changes nothing that follows."""
+    free = []
+    for r in space.writable:
+        if r == program.output and not any(ins.dst == r
+                                           for ins in program.instructions[position:]):
+            continue  # the returned value
+        for ins in program.instructions[position:]:
+            if r in ins.args:
+                break
+            if ins.dst == r:
+                free.append(r)
+                break
+        else:
+            if r != program.output:
+                free.append(r)
+    return free
 
 
 def random_instruction(rng: np.random.Generator, space: Space,
@@ -152,6 +177,21 @@ def _apply(rng: np.random.Generator, kind: str, program: Program, space: Space,
         i = int(rng.integers(0, n + 1))
         ins = random_instruction(rng, space, _defined(program, i, space))
         return Program((*body[:i], ins, *body[i:]), program.output)
+    if kind == "insert_literal":
+        if n + 2 > space.max_length:
+            return None
+        i = int(rng.integers(0, n + 1))
+        free = _free(program, i, space)
+        ops = [o for o in space.ops if o != CONST]
+        if not free or not ops:
+            return None
+        tmp = int(rng.choice(free))
+        op = int(rng.choice(ops))
+        args = list(int(a) for a in rng.choice(_defined(program, i, space), OPS[op].arity))
+        args[int(rng.integers(0, len(args)))] = tmp
+        dst = int(rng.choice(space.writable))
+        pair = (Instruction(CONST, tmp, (), _draw_const(rng)), Instruction(op, dst, tuple(args)))
+        return Program((*body[:i], *pair, *body[i:]), program.output)
     if kind == "delete":
         if n <= 1:
             return None
