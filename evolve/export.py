@@ -9,9 +9,10 @@ imports nothing from evolve.
   value of the float32; ``fma`` rounds once, through float64 rounded to odd, as in the ops
   table (a small helper is inlined). Equal to ``run_numpy`` bit for bit.
 - ``jax``: the same in ``jax.numpy``. ``fma`` needs ``jax_enable_x64``; float32 roundings
-  are kept only with ``XLA_FLAGS=--xla_allow_excess_precision=false``; and on GPUs XLA's
-  float32 ``div`` and ``sqrt`` are not correctly rounded (see ``evolve.kernels``). Equal to
-  ``run_numpy`` bit for bit on CPUs for exactly rounded ops.
+  are kept only with ``XLA_FLAGS=--xla_allow_excess_precision=false``; on GPUs XLA's
+  float32 ``div`` and ``sqrt`` are not correctly rounded (see ``evolve.kernels``), and on
+  CPUs XLA flushes subnormal float32 values to zero. For exactly rounded ops it equals the
+  evaluator's lax path on CPUs bit for bit, and ``run_numpy`` away from subnormals.
 - ``c``: a C99 function ``float f(float x)`` with hex float literals (exact) and
   ``fmaf``; ``min``/``max`` are IEEE 754-2019 minimum/maximum, emitted as static inline
   helpers (``ops.C_HELPERS``). Compile with ``-ffp-contract=off`` (no contraction of
@@ -162,7 +163,8 @@ def _array_source(program: Program, problem: Problem, name: str, info: str, jax:
     if jax:
         doc += ["", "Keeps float32 roundings only with XLA_FLAGS=--xla_allow_excess_precision="
                 "false; fma needs", "jax_enable_x64. On GPUs, XLA's float32 div and sqrt are "
-                "not correctly rounded."]
+                "not correctly rounded; on CPUs,", "XLA flushes subnormal float32 values to "
+                "zero."]
     out = ['"""' + doc[0]] + doc[1:] + ['"""', ""]
     out += (["import jax", "import jax.numpy as jnp", "from jax import lax"] if jax
             else ["import numpy as np"])

@@ -10,9 +10,11 @@ Cost model: the weighted op count of input-dependent instructions (ops table wei
 add/sub/mul/fma 1, div 4).
 
 Two problems: ``erf`` (ops + - x / and a single-rounding fma) and ``erf_nofma``
-(+ - x / only). Baselines: Sollya fpminimax odd polynomials x*q(x^2) with float32
-coefficients, q in Horner form (problems/baselines/erf*.json). The reference is float64
-``math.erf``.
+(+ - x / only). Baselines (problems/baselines/erf*.json): Sollya fpminimax odd polynomials
+with float32 coefficients, as x*q(x^2) with q in Horner form ("minimax-d") and as
+x + x*q(x^2) ("minimax-d-x+xq"). The first never gets below 2 ULP: 2/sqrt(pi) in float32
+is 0.49 of its ULP off, and q's rounding near 1.128 adds as much again near x = 0. The
+reference is float64 ``math.erf``.
 """
 
 import math

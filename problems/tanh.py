@@ -10,8 +10,9 @@ Cost model: the weighted op count of input-dependent instructions (ops table wei
 add/sub/mul/fma 1, div 4).
 
 Two problems: ``tanh`` (ops + - x / and a single-rounding fma) and ``tanh_nofma``
-(+ - x / only). Baselines: Sollya fpminimax odd polynomials x*q(x^2) with float32
-coefficients, q in Horner form (problems/baselines/tanh*.json).
+(+ - x / only). Baselines (problems/baselines/tanh*.json): Sollya fpminimax odd polynomials
+with float32 coefficients, as x*q(x^2) with q in Horner form ("minimax-d") and as
+x + x*q(x^2) ("minimax-d-x+xq", musl's form).
 """
 
 import numpy as np

@@ -1,0 +1,192 @@
+"""The function-approximation problems in problems/: declared as stated, references right,
+baselines (Sollya minimax polynomials, data in problems/baselines/) reproducible."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pytest
+
+import problems.exp2
+from evolve.interpreter import run_numpy
+from evolve.problem import list_problems, load_problem
+from evolve.program import input_dependent, used
+from evolve.text import parse_program
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINES = ROOT / "problems" / "baselines"
+
+FMA = ("add", "sub", "mul", "fma", "div", "const")
+NOFMA = ("add", "sub", "mul", "div", "const")
+SQRT2 = float.fromhex("0x1.6a09e6p+0")
+
+# name: (domain, mpmath reference)
+FUNCTIONS = {
+    "exp2": ((0.0, 1.0), lambda x: mpmath.power(2, x)),
+    "exp": ((-float.fromhex("0x1.62e43p-2"), float.fromhex("0x1.62e43p-2")), mpmath.exp),
+    "log2": ((SQRT2 / 2, SQRT2), lambda x: mpmath.log(x, 2)),
+    "erf": ((0.0, 1.0), mpmath.erf),
+    "tanh": ((0.0, float.fromhex("0x1.193ea8p-1")), mpmath.tanh),
+}
+NAMES = [n + s for n in FUNCTIONS for s in ("", "_nofma")]
+
+
+def _function(name: str) -> str:
+    return name.removesuffix("_nofma")
+
+
+def test_every_problem_is_listed_and_loads_by_name():
+    listed = {p.name for p in list_problems()}
+    assert set(NAMES) <= listed
+    for name in NAMES:
+        assert load_problem(name).name == name
+
+
+def test_exp2_module_keeps_its_problem():
+    assert problems.exp2.PROBLEM.name == "exp2"
+    assert load_problem("exp2") == problems.exp2.PROBLEM
+    assert [p.name for p in problems.exp2.PROBLEMS] == ["exp2", "exp2_nofma"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_domain_ops_and_error_as_declared(name):
+    p = load_problem(name)
+    domain, _ = FUNCTIONS[_function(name)]
+    assert p.domain == (domain,)
+    assert all(float(np.float32(v)) == v for v in p.domain[0])  # ends are float32
+    assert p.ops == (NOFMA if name.endswith("_nofma") else FMA)
+    assert (p.dtype, p.error, p.target, p.n_inputs) == ("float32", "max_ulp", 1.0, 1)
+    assert "Range reduction" in p.notes and "Cost model" in p.notes
+    assert ("without FMA" if name.endswith("_nofma") else "rounded once") in p.notes
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_reference_agrees_with_mpmath(function):
+    p = load_problem(function)
+    lo, hi = p.domain[0]
+    x = np.array([lo, hi, (lo + hi) / 2, lo + (hi - lo) / 7, 1e-30 if lo == 0 else lo * 0.999,
+                  hi - 1e-7, 2.0**-20 + max(lo, 0)], np.float64)
+    x = x[(x >= lo) & (x <= hi)]
+    got = p.reference(x[:, None])
+    with mpmath.workdps(40):
+        want = [float(FUNCTIONS[function][1](mpmath.mpf(float(v)))) for v in x]
+    np.testing.assert_allclose(got, want, rtol=4e-16, atol=0)
+
+
+# ---------------------------------------------------------------------------- baselines
+
+def _baselines(name: str) -> dict:
+    return json.loads((BASELINES / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_problem_baselines_are_the_json_data(name):
+    doc = _baselines(name)
+    p = load_problem(name)
+    assert doc["problem"] == name and p.baselines == tuple(doc["baselines"])
+    assert [float.fromhex(v) for v in doc["domain"]] == list(p.domain[0])
+    assert len(p.baselines) >= 3
+    for b in p.baselines:
+        assert {"name", "error", "cost", "program", "degree", "checked"} <= set(b)
+        assert b["checked"] == "exhaustive" or b["checked"].startswith("stride ")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_baseline_programs_cost_ops_and_coefficients(name):
+    p = load_problem(name)
+    for b in p.baselines:
+        prog = parse_program(b["program"], p.n_registers, p.ops)
+        assert p.cost(prog) == b["cost"]
+        live = [ins.name for ins, u, d in zip(prog.instructions, used(prog),
+                                              input_dependent(prog, 1)) if u and d]
+        assert {op: live.count(op) for op in set(live)} == b["ops"]
+        literals = {ins.value for ins in prog.instructions if ins.name == "const"}
+        for c in b["coefficients"]:
+            v = float.fromhex(c["hex"])
+            assert float(np.float32(c["decimal"])) == v and v in literals
+        assert len(b["coefficients"]) == len({c["power"] for c in b["coefficients"]})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_baseline_errors_reproduce_on_a_sample(name):
+    """Our float32 evaluation on a small sample stays within the recorded max, and at the
+    recorded worst input it gives the recorded max."""
+    p = load_problem(name)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([p.sample(rng, 2000)[:, 0], p.grid(65)[:, 0]])
+    y, scale = p.targets(x[:, None])
+    for b in p.baselines:
+        prog = parse_program(b["program"], p.n_registers, p.ops)
+        err = np.abs(run_numpy(prog, x, p.n_registers).astype(np.float64) - y) * scale
+        assert np.nanmax(err) <= b["error"] * (1 + 1e-12), b["name"]
+        w = np.array([float.fromhex(b["worst_x"])], np.float32)
+        yw, sw = p.targets(w[:, None])
+        ew = abs(float(run_numpy(prog, w, p.n_registers)[0]) - yw[0]) * sw[0]
+        assert ew == pytest.approx(b["error"], rel=1e-12), b["name"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_degrees_stop_at_the_first_below_one_ulp(name):
+    p = load_problem(name)
+    forms: dict[str, list] = {}
+    for b in p.baselines:
+        forms.setdefault(b.get("form", "horner"), []).append(b)
+    for entries in forms.values():
+        degrees = [b["degree"] for b in entries]
+        assert degrees == sorted(degrees)
+        assert all(b["error"] >= 1 for b in entries[:-1])
+
+
+def test_exp2_horner_reaches_one_ulp_at_degree_6_with_fma_and_never_without():
+    fma = {b["degree"]: b for b in load_problem("exp2").baselines if b["form"] == "horner"}
+    assert min(d for d, b in fma.items() if b["error"] < 1) == 6
+    assert fma[5]["error"] > 1
+    nofma = load_problem("exp2_nofma").baselines
+    assert max(b["degree"] for b in nofma) == 9
+    assert all(1.2 < b["error"] < 1.4 for b in nofma if b["degree"] >= 6)  # NUMERICS.md
+
+
+# ---------------------------------------------------------------------------- the script
+
+def _script():
+    path = ROOT / "scripts" / "sollya_baselines.py"
+    spec = importlib.util.spec_from_file_location("sollya_baselines", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_parses_sollya_output_and_rejects_anything_else():
+    s = _script()
+    out = s.parse_sollya_output("The verbosity level...\nK 0\nC horner 2 0 0x1p0\n"
+                                "C horner 2 1 -0x1.62e43p-1\nC horner 2 2 0\n"
+                                "S horner 2 0x1.8p-12\n")
+    assert out == {("horner", 2): {"coeffs": {0: 1.0, 1: -float.fromhex("0x1.62e43p-1"),
+                                              2: 0.0}, "sup": 1.5 * 2.0**-12}}
+    with pytest.raises(ValueError, match="non-number"):
+        s.parse_sollya_output("C horner 2 0 __import__('os')\n")
+    with pytest.raises(ValueError, match="not a float32"):
+        s.parse_sollya_output("C horner 2 0 0x1.000000001p0\n")
+
+
+def test_script_programs_evaluate_the_polynomial():
+    s = _script()
+    coeffs = {1: 1.0, 3: -1 / 3, 5: 2 / 15}
+    x = np.linspace(0, 0.5, 9, dtype=np.float32)
+    want = x * (1 + x**2 * (-1 / 3 + x**2 * 2 / 15))
+    for form, cs in (("horner", coeffs), ("x+xq", {**coeffs, 1: 0.0})):
+        for fma in (True, False):
+            p = load_problem("tanh" if fma else "tanh_nofma")
+            prog = parse_program(s.program_text(s.FAMILIES["tanh"], form, cs, fma),
+                                 p.n_registers, p.ops)
+            np.testing.assert_allclose(run_numpy(prog, x, p.n_registers), want, rtol=1e-6)
+    t = np.float32(s.INV_LN2_HI)
+    x = np.linspace(0.75, 1.25, 9, dtype=np.float32)
+    for form, cs in (("horner", {1: t, 2: -0.5}), ("hilo", {1: 0.0, 2: -0.5})):
+        prog = parse_program(s.program_text(s.FAMILIES["log2"], form, cs, True), 8)
+        want = t * (x - 1) - 0.5 * (x - 1) ** 2
+        np.testing.assert_allclose(run_numpy(prog, x, 8), want, rtol=1e-6, atol=1e-7)
+    assert math.isclose(t, 1 / math.log(2), rel_tol=2**-24)
