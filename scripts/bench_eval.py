@@ -276,7 +276,11 @@ def main(argv=None) -> None:
                         help="time budget per engine and case; past it an engine is measured "
                         "on a subset of the programs (default 60)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baselines", default="deap,operon",
+                        help="comma-separated baselines to run beside ours: deap, operon, or "
+                        "none (e.g. on a GPU machine, where the CPU peers are not the point)")
     args = parser.parse_args(argv)
+    wanted = set() if args.baselines == "none" else set(args.baselines.split(","))
     cases = args.cases or (QUICK_CASES if args.quick else ALL_CASES)
 
     dev = jax.devices()[0]
@@ -292,8 +296,10 @@ def main(argv=None) -> None:
                 "device": device, "loadavg_1m": os.getloadavg()[0]}
 
         k, compile_s, errors, k_out, outputs = bench_ours(programs, x, y, L, args.max_seconds)
-        k_deap, deap = bench_deap(trees, programs, x, args.max_seconds)
-        k_op, operon, agreement = bench_operon(trees, programs, x, args.max_seconds)
+        k_deap, deap = (bench_deap(trees, programs, x, args.max_seconds) if "deap" in wanted
+                        else (0, None))
+        k_op, operon, agreement = (bench_operon(trees, programs, x, args.max_seconds)
+                                   if "operon" in wanted else (0, None, None))
 
         emit({**base, "path": "errors", "programs_measured": min(P, 1000)},
              "compile_time", compile_s, "s")
@@ -304,6 +310,7 @@ def main(argv=None) -> None:
                                 "baseline_path": f"pyoperon.EvaluateTrees float32, "
                                 f"{os.cpu_count()} threads, exact trees"}),
         ]
+        baselines = [b for b in baselines if b[0] in wanted] or [(None, None, {})]
         for name, value, extra in baselines:
             emit({**base, "path": "errors", "programs_measured_ours": k, **extra},
                  "gpops", errors, "GPops/s", name, value)
