@@ -65,7 +65,7 @@ DESCRIPTIONS: dict[str, str] = {
     "search.fec": "skip programs whose fingerprint (functional equivalence) was seen before",
     "search.fec_capacity": "entries of the fingerprint cache (least recently used dropped)",
     "search.fec_max_hits": "forget a cache entry after this many hits (null: never)",
-    "search.fec_mantissa_bits": "significand bits kept when fingerprinting outputs (0..23)",
+    "search.fec_mantissa_bits": "significand bits kept when fingerprinting outputs (0..23; 23 = exact, needed for ULP problems)",
     "search.audit_rate": "fraction of cache hits re-evaluated to measure false hits (0..1)",
     "search.n_train": "training points (null: the problem's own number)",
     "search.keep": "of programs with one fingerprint, the one kept: 'newest' or 'oldest'",

@@ -57,7 +57,7 @@ class SearchParams:
     fec: bool = True
     fec_capacity: int = 200_000
     fec_max_hits: int | None = None
-    fec_mantissa_bits: int = 16
+    fec_mantissa_bits: int = 23  # all of float32: approximations that differ by an ULP differ
     audit_rate: float = 0.0
     n_train: int | None = None  # default: the problem's
     keep: str = "newest"  # of programs with one fingerprint, the one kept: "newest" or "oldest"
