@@ -39,6 +39,16 @@ from evolve.program import Program, bucket, to_arrays
 from evolve.selection import accuracy_first, nsga2, pareto_ranks
 from evolve.variation import Space, VariationParams, make_children, random_program, rng_from_key
 
+
+def _cpu_devices(devices: list | None) -> list | None:
+    """``devices`` if they are CPUs (or None: the default backend's when it is the CPU),
+    else the host's CPU devices."""
+    chosen = devices or jax.devices()
+    if all(d.platform == "cpu" for d in chosen):
+        return devices
+    return jax.devices("cpu")
+
+
 # Purposes of the per-generation keys.
 _VARY, _SELECT, _PROBE, _INIT, _AUDIT = range(5)
 
@@ -94,8 +104,12 @@ class Engine:
         self.space = Space.from_problem(problem)
         self.evaluator = Evaluator(problem.n_registers, problem.n_inputs, problem.dtype,
                                    devices=devices)
+        # Constant fitting is small, branchy, latency-bound work (a few hundred points per
+        # program): it runs on the host's CPU cores even when programs are evaluated on
+        # GPUs, where a vectorised fit computes every op at every step and compiles slowly.
         self.fitter = ConstantFitter(problem.n_registers, problem.n_inputs,
-                                     FitParams(iterations=params.fit_iterations), devices=devices)
+                                     FitParams(iterations=params.fit_iterations),
+                                     devices=_cpu_devices(devices))
         self.x_train = problem.grid(params.n_train or problem.n_train)
         self.y_train, self.s_train = problem.targets(self.x_train)
         self.x_fit = problem.grid(params.fit_points)

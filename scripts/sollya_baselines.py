@@ -1,21 +1,27 @@
 """Regenerate the minimax-polynomial baselines in problems/baselines/<problem>.json.
 
-For each function (exp2, exp, log2, erf, tanh) this runs Sollya's fpminimax with float32
-coefficients at each degree, builds the Horner-form program in our text form for both op
-sets (``<name>``: fma; ``<name>_nofma``: mul then add), measures its max ULP error with our
-own float32 evaluation (``evolve.interpreter.run_numpy``, fma by the ops table's numpy
-reference) and writes the results as data. Degrees go up from low ones to the first whose
-measured error is below 1 ULP, or to a cap.
+For each function (exp2, exp, log2, erf, tanh) this runs Sollya's fpminimax (relative
+error, float32 coefficients) at each degree, builds the program evaluating the polynomial
+in our text form for both op sets (``<name>``: a Horner step is one fma; ``<name>_nofma``:
+mul then add), measures its max ULP error with our own float32 evaluation
+(``evolve.interpreter.run_numpy``, fma by the ops table's numpy reference) and writes the
+results as data, with each program's cost by the problem's cost model. Degrees go up from
+low ones to the first whose measured error is below 1 ULP, or to a cap. Besides plain
+Horner ("minimax-d"), log2, erf and tanh also get a form that adds the leading term
+separately ("minimax-d-hilo", "minimax-d-x+xq"; FORMS), since their plain Horner forms
+never reach 1 ULP.
 
 The measurement is exhaustive (every float32 of the domain) when the domain holds at most
 2^24 of them; otherwise it takes every ``--stride``-th float32 in order plus the 2^20
-float32 nearest each end of the domain, and the JSON says so.
+float32 nearest each end of the domain; with ``--exhaustive-last`` the first program below
+1 ULP of each form is then checked on every float32 (minutes each on a CPU). Each entry's
+"checked" says which.
 
 Needs the ``sollya`` program (Debian: apt-get install sollya); CI does not: the JSON files
 are data in git. Sollya's output is parsed (hex float literals), never evaluated.
 
-    python scripts/sollya_baselines.py                 # every function
-    python scripts/sollya_baselines.py exp2 log2       # some of them
+    python scripts/sollya_baselines.py                       # every function
+    python scripts/sollya_baselines.py exp2 --exhaustive-last
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The function-approximation problems in problems/: declared as stated, references right,
 baselines (Sollya minimax polynomials, data in problems/baselines/) reproducible."""
 
+import functools
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import mpmath
@@ -151,10 +153,12 @@ def test_exp2_horner_reaches_one_ulp_at_degree_6_with_fma_and_never_without():
 
 # ---------------------------------------------------------------------------- the script
 
+@functools.cache
 def _script():
     path = ROOT / "scripts" / "sollya_baselines.py"
     spec = importlib.util.spec_from_file_location("sollya_baselines", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["sollya_baselines"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
