@@ -228,9 +228,11 @@ class Evaluator:
             T = min(self._kernel_args["tile"], bucket(N, minimum=128))
             n_tiles = kernels.round_size(-(-N // T))
         else:
-            T = min(self.tile, bucket(N, minimum=128))
-            n_tiles = -(-N // T)
-            n_tiles = bucket(n_tiles, minimum=1) if n_tiles > 1 else 1
+            # N is fixed for a run, so tiles need no bucketing: as few tiles as fit in
+            # ``tile`` points, evenly filled (a multiple of 128 points each).
+            n_tiles = max(-(-N // self.tile), 1)
+            per_tile = -(-N // n_tiles)
+            T = -(-per_tile // 128) * 128
         xp = np.zeros((n_tiles * T, x.shape[1]), x.dtype)
         xp[:N] = x
         return xp.reshape(n_tiles, T, x.shape[1]).transpose(0, 2, 1).copy(), n_tiles, T

@@ -10,6 +10,7 @@ engine until the budget is spent and reports, one JSON object a line:
 The "on" lines carry the "off" figures as their baseline, so ratio = on / off.
 
     python scripts/bench_fec.py [--problem exp2] [--seconds 120] [--points 1000000] [--seed 0]
+                                [--no-fit]
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from evolve.engine import Engine, SearchParams
 from evolve.problem import load_problem
 
 
-def run(problem, fec: bool, seconds: float, points: int, seed: int, population: int) -> dict:
-    params = SearchParams(population=population, children=population, fec=fec, n_train=points)
+def run(problem, fec: bool, seconds: float, points: int, seed: int, population: int,
+        fit: bool = True) -> dict:
+    params = SearchParams(population=population, children=population, fec=fec, n_train=points,
+                          fit=fit)
     engine = Engine(problem, params)
     state = engine.init(seed)
     engine.step(state)  # compile every bucket before the clock starts
@@ -51,12 +54,15 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--population", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-fit", action="store_true",
+                    help="constant fitting off (its cost is the same with and without the cache)")
     args = ap.parse_args()
     problem = load_problem(args.problem)
-    off = run(problem, False, args.seconds, args.points, args.seed, args.population)
-    on = run(problem, True, args.seconds, args.points, args.seed, args.population)
+    fit = not args.no_fit
+    off = run(problem, False, args.seconds, args.points, args.seed, args.population, fit)
+    on = run(problem, True, args.seconds, args.points, args.seed, args.population, fit)
     case = {"problem": args.problem, "seconds": args.seconds, "points": args.points,
-            "population": args.population, "seed": args.seed}
+            "population": args.population, "seed": args.seed, "fit": fit}
     for metric, unit, higher in (("distinct_per_second", "candidates/s", True),
                                  ("hit_rate", "fraction", True),
                                  ("best_error", problem.error, False)):
