@@ -243,3 +243,7 @@ def test_scripts_are_thin_wrappers():
     done = subprocess.run([sys.executable, "scripts/run.py", "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--help-config" in done.stdout
+    done = subprocess.run([sys.executable, "scripts/plot.py", "/nonexistent/run"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "does not exist" in _one_error_line(done.stderr)
