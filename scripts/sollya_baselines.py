@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -315,7 +315,8 @@ def op_counts(program, problem: Problem) -> dict[str, int]:
     return counts
 
 
-def build(family: Family, sollya: str, stride: int, exhaustive_last: bool, log) -> None:
+def build(family: Family, sollya: str, stride: int, exhaustive_last: bool, log,
+          out_dir: Path = OUT_DIR) -> None:
     """Write problems/baselines/<name>.json and <name>_nofma.json for one function."""
     problems = [load_problem(family.name), load_problem(f"{family.name}_nofma")]
     interval = sollya_interval(family, problems[0])
@@ -388,9 +389,9 @@ def build(family: Family, sollya: str, stride: int, exhaustive_last: bool, log) 
             "n_float32_in_domain": k1 - k0 + 1,
             "baselines": entries,
         }
-        path = OUT_DIR / f"{problem.name}.json"
+        path = out_dir / f"{problem.name}.json"
         path.write_text(json.dumps(doc, indent=1) + "\n")
-        log(f"wrote {path.relative_to(ROOT)}")
+        log(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -404,14 +405,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exhaustive-last", action="store_true",
                     help="check the first program below 1 ULP of each form on every float32 "
                          "of the domain (minutes per program on a CPU)")
+    ap.add_argument("--max-degree", type=int, default=None,
+                    help="try no degree above this (default: each function's own range)")
+    ap.add_argument("--out-dir", type=Path, default=OUT_DIR,
+                    help="where the JSON files go (default: problems/baselines)")
     args = ap.parse_args(argv)
     unknown = [f for f in args.functions if f not in FAMILIES]
     if unknown:
         ap.error(f"unknown function(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     for name in args.functions or FAMILIES:
-        build(FAMILIES[name], args.sollya, args.stride, args.exhaustive_last,
-              lambda msg: print(msg, file=sys.stderr, flush=True))
+        family = FAMILIES[name]
+        if args.max_degree is not None:
+            family = replace(family, degrees=tuple(d for d in family.degrees
+                                                   if d <= args.max_degree))
+        build(family, args.sollya, args.stride, args.exhaustive_last,
+              lambda msg: print(msg, file=sys.stderr, flush=True), args.out_dir)
     return 0
 
 

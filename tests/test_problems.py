@@ -5,6 +5,8 @@ import functools
 import importlib.util
 import json
 import math
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -194,3 +196,24 @@ def test_script_programs_evaluate_the_polynomial():
         want = t * (x - 1) - 0.5 * (x - 1) ** 2
         np.testing.assert_allclose(run_numpy(prog, x, 8), want, rtol=1e-6, atol=1e-7)
     assert math.isclose(t, 1 / math.log(2), rel_tol=2**-24)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sollya") is None,
+                    reason="Debian's sollya is not installed (.ci/run installs it)")
+def test_sollya_baseline_script_reproduces_the_stored_data(tmp_path):
+    """The script behind problems/baselines runs and gives the stored low-degree baselines."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "scripts/sollya_baselines.py", "exp2",
+                           "--max-degree", "3", "--stride", "4096", "--out-dir", str(tmp_path)],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    fresh = json.loads((tmp_path / "exp2.json").read_text())["baselines"]
+    stored = {b["name"]: b for b in
+              json.loads((root / "problems/baselines/exp2.json").read_text())["baselines"]}
+    assert [b["degree"] for b in fresh] == [2, 3]
+    for b in fresh:
+        old = stored[b["name"]]
+        assert [c["hex"] for c in b["coefficients"]] == [c["hex"] for c in old["coefficients"]]
+        assert b["cost"] == old["cost"]
+        assert b["error"] <= old["error"] + 1e-9  # a sparser sample can only miss the max
