@@ -2,6 +2,7 @@
 
 from fractions import Fraction
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import Instruction, Program, to_arrays
 
 R = 6
+FLUSH = jax.devices()[0].platform == "cpu"
 EXACT = [i for i, op in enumerate(OPS) if op.exact]
 INEXACT = [i for i, op in enumerate(OPS) if not op.exact]
 
@@ -26,6 +28,27 @@ def random_program(rng: np.random.Generator, ops, length: int, n_registers: int 
     return Program(tuple(instructions), int(rng.integers(0, n_registers)))
 
 
+def touches_subnormal(program: Program, x: np.ndarray) -> np.ndarray:
+    """Per point: whether an op of ``program`` reads or makes a subnormal float32 there."""
+    tiny = np.finfo(np.float32).tiny
+    regs = np.zeros((R, len(x)), np.float32)
+    regs[: x.shape[1]] = x.T
+    hit = np.zeros(len(x), bool)
+
+    def sub(v):
+        return (np.abs(v) < tiny) & (v != 0)
+
+    for ins in program.instructions:
+        if ins.op == CONST:
+            regs[ins.dst] = ins.value
+            continue
+        for a in ins.args:
+            hit |= sub(regs[a])
+        regs[ins.dst] = OPS[ins.op].np_fn(*(regs[a] for a in ins.args))
+        hit |= sub(regs[ins.dst])
+    return hit
+
+
 @pytest.fixture(scope="module")
 def ev32():
     return Evaluator(n_registers=R, n_inputs=2, tile=256)
@@ -35,7 +58,7 @@ def ev32():
 def points():
     rng = np.random.default_rng(1)
     x = rng.uniform(-3, 3, (300, 2)).astype(np.float32)
-    x[:4] = [[0.0, -0.0], [np.inf, 1.0], [np.nan, 2.0], [1e38, 1e-30]]  # no subnormals: XLA on the CPU flushes them to zero
+    x[:5] = [[0.0, -0.0], [np.inf, 1.0], [np.nan, 2.0], [1e38, 1e-30], [1e-39, -3e-42]]
     return x
 
 
@@ -53,6 +76,9 @@ def test_exact_ops_agree_bit_for_bit(ev32, points, seed, length):
     want = run_numpy_batch(batch, points, R)
     # NaN payloads may differ between backends; every NaN is the same value to us.
     same = (bits(got) == bits(want)) | (np.isnan(got) & np.isnan(want))
+    if FLUSH:  # XLA on CPUs flushes subnormals: points where one arose are exempt
+        same |= np.stack([touches_subnormal(p, points) for p in programs]
+                         + [np.zeros(len(points), bool)] * (len(same) - len(programs)))
     assert same.all()
 
 
@@ -63,8 +89,8 @@ def test_transcendental_ops_agree_closely(ev32, points, seed):
     programs = [Program((Instruction(int(op), 3, (0,)),), 3) for op in INEXACT]
     programs.append(random_program(rng, EXACT + INEXACT, 6))
     batch = to_arrays(programs, length=16)
-    got = ev32.outputs(batch, points[4:])
-    want = run_numpy_batch(batch, points[4:], R)
+    got = ev32.outputs(batch, points[5:])
+    want = run_numpy_batch(batch, points[5:], R)
     for p in range(len(programs) - 1):  # single ops: a few float32 ULPs
         np.testing.assert_allclose(got[p], want[p], rtol=4e-6, atol=1e-30, equal_nan=True)
     assert np.isnan(got[-1]).sum() == np.isnan(want[-1]).sum() or len(programs[-1]) > 0
@@ -101,7 +127,7 @@ def test_errors_match_reference(ev32, points):
     rng = np.random.default_rng(5)
     programs = [random_program(rng, EXACT, 8) for _ in range(9)]
     batch = to_arrays(programs, length=16)
-    x = points[4:]
+    x = points[5:]
     y = np.sin(x[:, 0].astype(np.float64))
     scale = 1 / (1 + np.abs(y))
     err = ev32.errors(batch, x, y, scale)
