@@ -235,7 +235,7 @@ class Engine:
                     for _ in range(self.params.population)]
         probe = self.probe_points(key)
         programs, error, cost, fps, _ = self.assess(state, programs, probe, rng)
-        keep = self._select(state, programs, error, cost, fps, rng_gen=random.Random(seed))
+        keep = self._select(error, cost, fps, random.Random(seed))
         state.programs = [programs[i] for i in keep]
         state.error, state.cost = error[keep], cost[keep]
         state.fingerprints = [fps[i] for i in keep]
@@ -248,7 +248,7 @@ class Engine:
             return accuracy_first(error, cost, self.problem.target)
         return np.stack([error, cost], axis=1)
 
-    def _select(self, state, programs, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
+    def _select(self, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
         # One program per fingerprint survives. Keeping the newest (a child over the parent
         # it equals) lets neutral variants drift, so multi-step structures can form,
         # without letting copies of one function fill the population.
@@ -286,7 +286,7 @@ class Engine:
         all_error = np.concatenate([state.error, error])
         all_cost = np.concatenate([state.cost, cost])
         all_fps = state.fingerprints + fps
-        keep = self._select(state, programs, all_error, all_cost, all_fps, sel_rng)
+        keep = self._select(all_error, all_cost, all_fps, sel_rng)
         new = State(g, state.key, [programs[i] for i in keep], all_error[keep], all_cost[keep],
                     [all_fps[i] for i in keep], state.cache, state.structures,
                     state.evaluations, state.fits)

@@ -266,6 +266,14 @@ def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype):
     return P, npad, T, grid, in_specs, operands, n_inputs
 
 
+def _options(interpret, read, write, tile, num_warps, div):
+    """The kernel options with their defaults filled in."""
+    interpret = default_interpret() if interpret is None else interpret
+    div = "jnp" if interpret else (div or DIV_F32)  # inline PTX cannot be interpreted
+    return (interpret, read or REGISTER_ACCESS, write or REGISTER_ACCESS, tile or TILE,
+            num_warps or NUM_WARPS, div)
+
+
 def _params(num_warps, interpret):
     if interpret or _pltriton is None:
         return None
@@ -276,10 +284,8 @@ def outputs(op, args, dst, const, length, output, xt, *, n_registers, tile=None,
             num_warps=None, interpret=None, read=None, write=None, exact_lowering=True,
             div=None):
     """Every program's values at the tiled points ``xt`` [n_tiles, n_inputs, T0]: [P, n_tiles*T0]."""
-    interpret = default_interpret() if interpret is None else interpret
-    read, write = read or REGISTER_ACCESS, write or REGISTER_ACCESS
-    tile, num_warps = tile or TILE, num_warps or NUM_WARPS
-    div = "jnp" if interpret else (div or DIV_F32)  # inline PTX cannot be interpreted
+    interpret, read, write, tile, num_warps, div = _options(interpret, read, write, tile,
+                                                            num_warps, div)
     dtype = xt.dtype
     P, npad, T, grid, in_specs, operands, n_inputs = _common(
         op, args, dst, const, length, output, xt, n_registers, tile, dtype)
@@ -300,10 +306,8 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
 
     ``y``, ``scale`` [n_tiles, T0] float64 and ``mask`` [n_tiles, T0] bool are tiled like
     ``xt``; NaN or infinite outputs count as infinite errors, masked points not at all."""
-    interpret = default_interpret() if interpret is None else interpret
-    read, write = read or REGISTER_ACCESS, write or REGISTER_ACCESS
-    tile, num_warps = tile or TILE, num_warps or NUM_WARPS
-    div = "jnp" if interpret else (div or DIV_F32)  # inline PTX cannot be interpreted
+    interpret, read, write, tile, num_warps, div = _options(interpret, read, write, tile,
+                                                            num_warps, div)
     dtype = xt.dtype
     P, npad, T, grid, in_specs, operands, n_inputs = _common(
         op, args, dst, const, length, output, xt, n_registers, tile, dtype)
