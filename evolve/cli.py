@@ -284,6 +284,10 @@ def _add_verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=_positive, default=1, metavar="K",
                    help="a quick sampled check of every K-th float32: NOT a certificate, and "
                         "front.csv is left alone (default: 1, every float32)")
+    p.add_argument("--reference", choices=("auto", "host", "device"), default="auto",
+                   help="where f(x) is computed: the problem's numpy reference on the host, "
+                        "or its jax_reference on the device, checked against the host's on "
+                        "samples (default auto: the device on GPUs, when the problem has one)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -323,7 +327,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     progress = _VerifyProgress(args.quiet)
     results = verify.verify_run(Path(args.run_dir), limit=args.limit, stride=args.stride,
-                                on_start=progress.start, progress=progress)
+                                on_start=progress.start, progress=progress,
+                                reference=args.reference)
     for index, cert in results:
         print(f"front row {index}: {cert.describe()}")
     if args.stride == 1:

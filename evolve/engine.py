@@ -103,7 +103,7 @@ class Engine:
         self.params = params
         self.space = Space.from_problem(problem)
         self.evaluator = Evaluator(problem.n_registers, problem.n_inputs, problem.dtype,
-                                   devices=devices)
+                                   devices=devices, ops=problem.ops)
         # Constant fitting is small, branchy, latency-bound work (a few hundred points per
         # program): it runs on the host's CPU cores even when programs are evaluated on
         # GPUs, where a vectorised fit computes every op at every step and compiles slowly.

@@ -63,21 +63,44 @@ _SQ = getattr(pl, "squeezed", None)  # a squeezed block dimension (None in older
 # 1024/4 577, 256/4 557, 512/8 548; select chains instead of branch trees: 529 (1024/4).
 TILE = 512
 NUM_WARPS = 4
+PER_BLOCK = 1  # programs a block of the errors kernel runs on its tile
 REGISTER_ACCESS = "tree"  # "tree": branch on the register index; "select": select chains
 MAX_REGISTERS = 64  # 6 bits per register index in the instruction word
 
-# Instruction word: arity group (2 bits) | index within the group (4) | dst (6) | a, b, c (6 each)
-_GROUPS: tuple[tuple[int, ...], ...] = tuple(
-    tuple(i for i, op in enumerate(OPS) if op.arity == k) for k in range(MAX_ARITY + 1))
-assert all(len(g) <= 16 for g in _GROUPS) and _GROUPS[0] == (CONST,)
-_GROUP_OF = np.array([op.arity for op in OPS], np.int32)
-_SUB_OF = np.array([_GROUPS[op.arity].index(i) for i, op in enumerate(OPS)], np.int32)
+# Instruction word: arity group (2 bits) | index within the group (4) | dst (6) | a, b, c (6 each).
+# The groups are those of an op set: the kernel is specialised to the ops a problem uses
+# (fewer branches, smaller code); ``None`` means every op of the table.
+def groups(opset: tuple[int, ...] | None = None) -> tuple[tuple[int, ...], ...]:
+    """The opcodes of ``opset`` (with CONST) by arity, for arities 0..MAX_ARITY."""
+    chosen = set(range(len(OPS)) if opset is None else opset) | {CONST}
+    out = tuple(tuple(i for i in sorted(chosen) if OPS[i].arity == k)
+                for k in range(MAX_ARITY + 1))
+    if any(len(g) > 16 for g in out):  # pragma: no cover - the table is small
+        raise ValueError("more than 16 ops of one arity do not fit the instruction word")
+    return out
 
 
-def encode(op, args, dst):
-    """Pack a batch's instruction rows into int32 words (see the layout above)."""
-    group = jnp.asarray(_GROUP_OF)[op]
-    sub = jnp.asarray(_SUB_OF)[op]
+def _tables(opset):
+    """Per opcode: its group (index among the non-empty arity groups) and index in it."""
+    gs = [g for g in groups(opset) if g]
+    group_of = np.zeros(len(OPS), np.int32)
+    sub_of = np.zeros(len(OPS), np.int32)
+    for gi, g in enumerate(gs):
+        for si, i in enumerate(g):
+            group_of[i], sub_of[i] = gi, si
+    return group_of, sub_of
+
+
+_GROUPS = groups()
+assert _GROUPS[0] == (CONST,)
+
+
+def encode(op, args, dst, opset=None):
+    """Pack a batch's instruction rows into int32 words (see the layout above). Opcodes
+    outside ``opset`` must not occur (they would run as another op)."""
+    group_of, sub_of = _tables(opset)
+    group = jnp.asarray(group_of)[op]
+    sub = jnp.asarray(sub_of)[op]
     return (group | (sub << 2) | (dst << 6) | (args[..., 0] << 12) | (args[..., 1] << 18)
             | (args[..., 2] << 24)).astype(jnp.int32)
 
@@ -191,34 +214,39 @@ def _write(regs, index, v, mode):
 
 
 def _run_tile(code_ref, const_ref, meta_ref, x_refs, *, n_registers, dtype, read, write,
-              exact_lowering, div):
-    """The program of this block on its tile: the returned register, [T]."""
+              exact_lowering, div, opset=None, g=None):
+    """The block's program (row ``g`` of its program rows when it holds several) on its
+    tile: the returned register, [T]."""
     T = x_refs[0].shape[0]
     zeros = jnp.zeros((T,), dtype)
     regs = tuple(x_refs[r][...].astype(dtype) if r < len(x_refs) else zeros
                  for r in range(n_registers))
-    fns = [[op_fn(i, exact_lowering, div) for i in group] for group in _GROUPS]
+    used = [(k, grp) for k, grp in enumerate(groups(opset)) if grp]  # the word's group index
+    fns = [[op_fn(i, exact_lowering, div) for i in grp] for _, grp in used]
 
-    def group_branch(k):
+    def group_branch(k, fs):
         def run(word, const, *regs):
             sub = (word >> 2) & 15
             args = [_read(regs, (word >> (12 + 6 * j)) & 63, read) for j in range(k)]
-            return _switch(sub, [partial(lambda f, *a: f(*a), f) for f in fns[k]], *args)
+            return _switch(sub, [partial(lambda f, *a: f(*a), f) for f in fs], *args)
 
         return run
 
     def const_branch(word, const, *regs):
         return jnp.full((T,), const, dtype)
 
-    branches = [const_branch] + [group_branch(k) for k in range(1, MAX_ARITY + 1)]
+    branches = [const_branch if k == 0 else group_branch(k, fs) for (k, _), fs in zip(used, fns)]
+
+    def at(ref, i):
+        return ref[i] if g is None else ref[g, i]
 
     def step(i, regs):
-        word = code_ref[i]
-        v = _switch(word & 3, branches, word, const_ref[i], *regs)
+        word = at(code_ref, i)
+        v = _switch(word & 3, branches, word, at(const_ref, i), *regs)
         return _write(regs, (word >> 6) & 63, v, write)
 
-    regs = lax.fori_loop(0, meta_ref[0], step, regs)
-    return _read(regs, meta_ref[1], read)
+    regs = lax.fori_loop(0, at(meta_ref, 0), step, regs)
+    return _read(regs, at(meta_ref, 1), read)
 
 
 # -- kernels ------------------------------------------------------------------------------
@@ -227,16 +255,34 @@ def _outputs_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, **kw):
     out_ref[...] = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw)
 
 
-def _errors_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, **kw):
+def _tile_stats(out, y, s, m):
+    """(max |out-y|*s, max |out-y|, sum (out-y)^2) over a tile, in float64."""
+    err = jnp.abs(out.astype(jnp.float64) - y)
+    err = jnp.where(jnp.isnan(err), jnp.inf, err)
+    err = jnp.where(m != 0, err, 0.0)
+    return jnp.max(err * s), jnp.max(err), jnp.sum(err * err)
+
+
+def _errors_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, per_block, **kw):
     x_refs = refs[:n_inputs]
     y_ref, s_ref, m_ref, mxs_ref, mx_ref, sq_ref = refs[n_inputs:]
-    out = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw).astype(jnp.float64)
-    err = jnp.abs(out - y_ref[...])
-    err = jnp.where(jnp.isnan(err), jnp.inf, err)
-    err = jnp.where(m_ref[...] != 0, err, 0.0)
-    mxs_ref[...] = jnp.full((1,), jnp.max(err * s_ref[...]), jnp.float64)
-    mx_ref[...] = jnp.full((1,), jnp.max(err), jnp.float64)
-    sq_ref[...] = jnp.full((1,), jnp.sum(err * err), jnp.float64)
+    if per_block == 1:
+        out = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw)
+        stats = _tile_stats(out, y_ref[...], s_ref[...], m_ref[...])
+        for ref, v in zip((mxs_ref, mx_ref, sq_ref), stats):
+            ref[...] = jnp.full((1,), v, jnp.float64)
+        return
+    # several programs a block: the tile's inputs and targets are loaded once
+    y, s, m = y_ref[...], s_ref[...], m_ref[...]
+    rows = jnp.arange(per_block)
+
+    def one(g, acc):
+        out = _run_tile(code_ref, const_ref, meta_ref, x_refs, g=g, **kw)
+        return tuple(jnp.where(rows == g, v, a) for v, a in zip(_tile_stats(out, y, s, m), acc))
+
+    acc = lax.fori_loop(0, per_block, one, (jnp.zeros((per_block,), jnp.float64),) * 3)
+    for ref, v in zip((mxs_ref, mx_ref, sq_ref), acc):
+        ref[...] = v[:, None]
 
 
 def default_interpret() -> bool:
@@ -244,7 +290,8 @@ def default_interpret() -> bool:
     return jax.default_backend() != "gpu"
 
 
-def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype):
+def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset=None,
+            per_block=1):
     if n_registers > MAX_REGISTERS:
         raise ValueError(f"the Pallas kernel handles at most {MAX_REGISTERS} registers, "
                          f"got n_registers={n_registers}; use backend='lax'")
@@ -254,13 +301,16 @@ def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype):
     if npad % T or T & (T - 1):
         raise ValueError(f"{npad} points do not split into power-of-two tiles of {T}")
     P, L = op.shape
-    code = encode(op, args, dst)
+    if P % per_block:
+        raise ValueError(f"{P} programs do not split into blocks of {per_block}")
+    code = encode(op, args, dst, opset)
     meta = jnp.stack([length, output], axis=1).astype(jnp.int32)
     xs = [xt[:, j, :].reshape(npad) for j in range(n_inputs)]
-    grid = (P, npad // T)
-    in_specs = [pl.BlockSpec((_SQ, L), lambda p, t: (p, 0)),
-                pl.BlockSpec((_SQ, L), lambda p, t: (p, 0)),
-                pl.BlockSpec((_SQ, 2), lambda p, t: (p, 0))]
+    grid = (P // per_block, npad // T)
+    rows = _SQ if per_block == 1 else per_block
+    in_specs = [pl.BlockSpec((rows, L), lambda p, t: (p, 0)),
+                pl.BlockSpec((rows, L), lambda p, t: (p, 0)),
+                pl.BlockSpec((rows, 2), lambda p, t: (p, 0))]
     in_specs += [pl.BlockSpec((T,), lambda p, t: (t,))] * n_inputs
     operands = [code, const.astype(dtype), meta, *xs]
     return P, npad, T, grid, in_specs, operands, n_inputs
@@ -282,15 +332,18 @@ def _params(num_warps, interpret):
 
 def outputs(op, args, dst, const, length, output, xt, *, n_registers, tile=None,
             num_warps=None, interpret=None, read=None, write=None, exact_lowering=True,
-            div=None):
-    """Every program's values at the tiled points ``xt`` [n_tiles, n_inputs, T0]: [P, n_tiles*T0]."""
+            div=None, opset=None):
+    """Every program's values at the tiled points ``xt`` [n_tiles, n_inputs, T0]: [P, n_tiles*T0].
+
+    ``opset``: the opcodes the programs may use (a tuple, static), or None for every op."""
     interpret, read, write, tile, num_warps, div = _options(interpret, read, write, tile,
                                                             num_warps, div)
     dtype = xt.dtype
     P, npad, T, grid, in_specs, operands, n_inputs = _common(
-        op, args, dst, const, length, output, xt, n_registers, tile, dtype)
+        op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset)
     kernel = partial(_outputs_kernel, n_inputs=n_inputs, n_registers=n_registers, dtype=dtype,
-                     read=read, write=write, exact_lowering=exact_lowering, div=div)
+                     read=read, write=write, exact_lowering=exact_lowering, div=div,
+                     opset=opset)
     return pl.pallas_call(
         kernel, grid=grid, in_specs=in_specs,
         out_specs=pl.BlockSpec((_SQ, T), lambda p, t: (p, t)),
@@ -301,30 +354,42 @@ def outputs(op, args, dst, const, length, output, xt, *, n_registers, tile=None,
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
            tile=None, num_warps=None, interpret=None, read=None, write=None,
-           exact_lowering=True, div=None):
+           exact_lowering=True, div=None, opset=None, per_block=None):
     """Per-program (max |out-y|*scale, max |out-y|, sum (out-y)^2): float64 [P, 3].
 
     ``y``, ``scale`` [n_tiles, T0] float64 and ``mask`` [n_tiles, T0] bool are tiled like
-    ``xt``; NaN or infinite outputs count as infinite errors, masked points not at all."""
+    ``xt``; NaN or infinite outputs count as infinite errors, masked points not at all.
+    ``opset``: as for ``outputs``. ``per_block``: programs a block runs on its tile, one
+    after another (the tile's points and targets are loaded once)."""
     interpret, read, write, tile, num_warps, div = _options(interpret, read, write, tile,
                                                             num_warps, div)
+    per_block = per_block or PER_BLOCK
+    P0 = op.shape[0]
+    pad = -P0 % per_block
+    if pad:  # padding programs: empty, they return register 0
+        op, args, dst, const, length, output = (
+            jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+            for a in (op, args, dst, const, length, output))
     dtype = xt.dtype
     P, npad, T, grid, in_specs, operands, n_inputs = _common(
-        op, args, dst, const, length, output, xt, n_registers, tile, dtype)
+        op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset, per_block)
     operands += [y.reshape(npad).astype(jnp.float64), scale.reshape(npad).astype(jnp.float64),
                  mask.reshape(npad).astype(jnp.int32)]
     in_specs += [pl.BlockSpec((T,), lambda p, t: (t,))] * 3
     n_tiles = grid[1]
     kernel = partial(_errors_kernel, n_inputs=n_inputs, n_registers=n_registers, dtype=dtype,
-                     read=read, write=write, exact_lowering=exact_lowering, div=div)
+                     read=read, write=write, exact_lowering=exact_lowering, div=div,
+                     opset=opset, per_block=per_block)
     stat = jax.ShapeDtypeStruct((P, n_tiles), jnp.float64)
+    rows = _SQ if per_block == 1 else per_block
     mx_s, mx, sq = pl.pallas_call(
         kernel, grid=grid, in_specs=in_specs,
-        out_specs=[pl.BlockSpec((_SQ, 1), lambda p, t: (p, t))] * 3,
+        out_specs=[pl.BlockSpec((rows, 1), lambda p, t: (p, t))] * 3,
         out_shape=[stat] * 3,
         interpret=interpret, compiler_params=_params(num_warps, interpret),
         name="evolve_errors")(*operands)
-    return jnp.stack([jnp.max(mx_s, axis=1), jnp.max(mx, axis=1), jnp.sum(sq, axis=1)], axis=1)
+    out = jnp.stack([jnp.max(mx_s, axis=1), jnp.max(mx, axis=1), jnp.sum(sq, axis=1)], axis=1)
+    return out[:P0]
 
 
 def round_size(n: int) -> int:

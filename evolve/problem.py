@@ -42,6 +42,8 @@ class Problem:
     """A discovery problem. Everything the engine needs to know, as data.
 
     reference: maps float64 points [N, n_inputs] to float64 targets [N].
+    jax_reference: the same in jax.numpy (float64), optional: lets certification compute
+        the targets on the device (checked against ``reference`` on samples).
     domain: one (low, high) pair per input.
     error: "max_ulp" (max error in float32 ULPs of the exact value), "max_abs" or "rmse".
     target: the error to reach (e.g. 1.0 for "max ULP < 1"), or None.
@@ -66,6 +68,7 @@ class Problem:
     n_verify: int = 1_000_000
     baselines: tuple[dict, ...] = ()
     notes: str = ""
+    jax_reference: Callable | None = None
     opcodes: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):

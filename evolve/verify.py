@@ -56,6 +56,8 @@ from evolve.problem import Problem
 from evolve.program import Program, bucket, f32_bits, to_arrays, validate
 
 CHUNK = 1 << 24  # points per device call
+CHUNK_DEVICE_REFERENCE = 1 << 27  # the same, when the reference is computed on the GPU
+REFERENCE_TOLERANCE = 2.0 ** -44  # device against host float64 reference, relative
 SAMPLE = 256  # outputs of each chunk and device cross-checked against the numpy reference
 _HOST_BLOCK = 1 << 20  # points processed at once on the host
 CERTIFIED_COLUMNS = ("certified_max_ulp", "certified_worst_x", "certified_over_1ulp")
@@ -170,7 +172,8 @@ def _inverse_ulp32_jax(y):
 
 
 @lru_cache(maxsize=8)
-def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool) -> Callable:
+def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool,
+              device_ref: Callable | None = None) -> Callable:
     """The jitted certification of one chunk of ``chunk`` points: keys ``start + stride*i``,
     split across ``devices``.
 
@@ -178,6 +181,10 @@ def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool) -> Cal
     its local index, inputs over 1 ULP, max abs error, the output at the worst point and
     the outputs at ``SAMPLE`` evenly spaced points (for the cross-check). Points at
     ``i >= n_valid`` (padding) are ignored.
+
+    With ``device_ref`` (the problem's float64 JAX reference) the targets are computed on
+    the device, ``y`` is not an argument, and the outputs end with the targets at the
+    sampled points (checked against the host's reference).
     """
     from evolve import kernels
     from evolve.interpreter import _program_outputs
@@ -187,9 +194,11 @@ def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool) -> Cal
     n_sample = min(SAMPLE, per)
     interpret = not all(d.platform == "gpu" for d in devices)
 
-    def local(op, args, dst, const, length, output, start, stride, n_valid, y):
+    def local(op, args, dst, const, length, output, start, stride, n_valid, y=None):
         i = lax.axis_index("points").astype(jnp.int64) * per + jnp.arange(per, dtype=jnp.int64)
         x = _from_keys_jax(start + stride * i)
+        if device_ref is not None:
+            y = device_ref(x.astype(jnp.float64)[:, None]).reshape(per).astype(jnp.float64)
         if pallas:
             T = min(kernels.TILE, per)
             out = kernels.outputs(op[None], args[None], dst[None], const[None], length[None],
@@ -207,12 +216,14 @@ def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool) -> Cal
         stats = (ulps[worst], worst, jnp.sum(ulps > 1.0, dtype=jnp.int64),
                  jnp.max(jnp.where(valid, err, 0.0)), out[worst])
         sample = out[:: per // n_sample][:n_sample]
-        return tuple(v[None] for v in stats) + (sample,)
+        extra = (y[:: per // n_sample][:n_sample],) if device_ref is not None else ()
+        return tuple(v[None] for v in stats) + (sample,) + extra
 
     mesh = Mesh(np.array(devices), ("points",))
     spec = PartitionSpec("points")
-    fn = jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(),) * 9 + (spec,),
-                       out_specs=(spec,) * 6, check_vma=False)
+    n_in, n_out = (9, 7) if device_ref is not None else (10, 6)
+    fn = jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(),) * 9 + (spec,) * (n_in - 9),
+                       out_specs=(spec,) * n_out, check_vma=False)
     return jax.jit(fn)
 
 
@@ -235,6 +246,7 @@ class Certificate:
     flushes_subnormals: bool  # the device flushes subnormal float32 to zero (CPU XLA)
     seconds: float
     device: str  # e.g. "2 x cpu (lax)"
+    reference: str = "host"  # where f(x) was computed: "host", or "device" (sample-checked)
 
     @property
     def exhaustive(self) -> bool:
@@ -253,6 +265,8 @@ class Certificate:
                  "from the numpy reference (ops that are not exactly rounded)")
         if self.flushes_subnormals:
             check += " (note: the device flushes subnormal float32 to zero, numpy does not)"
+        if self.reference != "host":
+            check += f"; reference f(x) computed {self.reference}"
         if self.exhaustive:
             kind = (f"CERTIFIED: exhaustive over all {self.total:,} {where}; excess precision "
                     f"off; {check}; {self.seconds:.1f} s on {self.device}")
@@ -279,7 +293,7 @@ def _chunk_size(n: int, n_dev: int, chunk: int) -> int:
 
 def certify(program: Program, problem: Problem, *, stride: int = 1,
             interval: tuple[float, float] | None = None, chunk: int = CHUNK,
-            devices=None, backend: str = "auto",
+            devices=None, backend: str = "auto", reference: str = "auto",
             progress: Callable[[int, int], None] | None = None) -> Certificate:
     """Evaluate ``program`` on every float32 of the problem's interval (or of ``interval``)
     against the problem's float64 reference; return the max ULP error, the worst input and
@@ -290,6 +304,12 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
     devices, backend: as for ``Evaluator`` (default: all devices; the Pallas kernel on
         GPUs, the lax loop elsewhere). Points are split across the devices.
     progress: called as ``progress(points_done, points_total)`` after each chunk.
+    reference: where the float64 reference f(x) is computed: "host" (the problem's numpy
+        ``reference``), "device" (its ``jax_reference``, on the device next to the program;
+        on every chunk its values at the sampled points must match the host's to 2^-44
+        relative, else ``CertificationError``), or "auto": "device" on GPUs when the
+        problem has a ``jax_reference``, else "host". The host reference is the slow part
+        of a GPU certificate.
 
     The float64 reference is taken as exact: its error (~1e-16 relative) is negligible
     against float32 ULPs (2^-24 relative).
@@ -304,6 +324,15 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
         raise UserError(f"stride must be at least 1, got {stride}")
     validate(program, problem.n_registers)
     devices, pallas = _devices(devices, backend)
+    if reference not in ("auto", "host", "device"):
+        raise UserError(f"reference must be 'auto', 'host' or 'device', got {reference!r}")
+    if reference == "device" and problem.jax_reference is None:
+        raise UserError(f"problem {problem.name!r} has no jax_reference; use reference='host'")
+    on_device = reference == "device" or (reference == "auto" and pallas
+                                          and problem.jax_reference is not None)
+    device_ref = problem.jax_reference if on_device else None
+    if on_device and chunk == CHUNK and pallas:
+        chunk = CHUNK_DEVICE_REFERENCE
     check_excess_precision(devices)
     lo, hi = float32_interval(*(interval or problem.domain[0]))
     if not lo <= hi:
@@ -312,7 +341,7 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
     total = k_hi - k_lo + 1
     n_points = -(-total // stride)
     size = _chunk_size(n_points, len(devices), chunk)
-    fn = _chunk_fn(problem.n_registers, size, devices, pallas)
+    fn = _chunk_fn(problem.n_registers, size, devices, pallas, device_ref)
     rows = to_arrays([program], length=bucket(len(program), minimum=8))
     rows = tuple(jnp.asarray(a[0]) for a in rows)
     exact = all(OPS[ins.op].exact for ins in program.instructions)
@@ -322,10 +351,13 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
     sharding = jax.sharding.NamedSharding(Mesh(np.array(devices), ("points",)),
                                           PartitionSpec("points"))
     buffers = [np.empty(size, np.float64) for _ in starts[:2]]
-    stats = _Stats(program, problem, exact, devices, size)
+    stats = _Stats(program, problem, exact, devices, size, on_device)
 
     def launch(c):  # the reference on the host, then the chunk on the device (async)
         n = min(size, n_points - starts[c])
+        if on_device:
+            return fn(*rows, jnp.int64(k_lo + starts[c] * stride), jnp.int64(stride),
+                      jnp.int64(n))
         y = buffers[c % 2]  # chunk c - 2, which used it, is finished
         for b in range(0, n, _HOST_BLOCK):  # blocks: big fresh arrays are slow to fault in
             x = _keys_range(k_lo + (starts[c] + b) * stride, stride, min(_HOST_BLOCK, n - b))
@@ -348,14 +380,18 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
         sample_checked=stats.checked, sample_mismatches=stats.mismatches,
         flushes_subnormals=stats.flush,
         seconds=time.perf_counter() - t0,
+        reference=(f"on the device ({stats.ref_checked:,} values checked against the host's, "
+                   f"max relative difference {stats.ref_diff:.1e})" if on_device else "host"),
         device=f"{len(devices)} x {d} ({'Pallas kernel' if pallas else 'lax loop'})")
 
 
 class _Stats:
     """The running maxima and counts over chunks, and the cross-check."""
 
-    def __init__(self, program, problem, exact, devices, size):
+    def __init__(self, program, problem, exact, devices, size, device_ref=False):
         self.program, self.problem, self.exact = program, problem, exact
+        self.device_ref = device_ref
+        self.ref_checked, self.ref_diff = 0, 0.0
         self.flush = flushes_subnormals(tuple(devices))
         self.per = size // len(devices)
         self.n_sample = min(SAMPLE, self.per)
@@ -364,7 +400,7 @@ class _Stats:
 
     def add(self, result, start: int, stride: int, n: int) -> None:
         """Fold in one chunk's device results (keys ``start + stride * i``, ``i < n``)."""
-        max_ulp, worst, over, max_abs, out_worst, sample = (np.asarray(r) for r in result)
+        max_ulp, worst, over, max_abs, out_worst, sample = (np.asarray(r) for r in result[:6])
         base = np.arange(len(max_ulp), dtype=np.int64) * self.per
         d = int(np.argmax(max_ulp))  # the first device holding the max: the smallest key
         worst_i = base + worst
@@ -379,6 +415,28 @@ class _Stats:
         got = np.concatenate([sample.reshape(-1), out_worst])
         keep = idx < n
         self.cross_check(from_keys(start + stride * idx[keep]), got[keep])
+        if self.device_ref:
+            ys = np.asarray(result[6]).reshape(-1)
+            keep = keep[: len(ys)]
+            self.check_reference(from_keys(start + stride * idx[: len(ys)][keep]), ys[keep])
+
+    def check_reference(self, x: np.ndarray, y_device: np.ndarray) -> None:
+        """The device's float64 reference against the host's at sampled points."""
+        y_host = np.asarray(self.problem.reference(x.astype(np.float64)[:, None]),
+                            np.float64).reshape(-1)
+        with np.errstate(all="ignore"):
+            rel = np.abs(y_device - y_host) / np.abs(y_host)
+        rel = np.where(y_device == y_host, 0.0, rel)
+        worst = float(np.max(rel)) if len(rel) else 0.0
+        self.ref_checked += len(x)
+        self.ref_diff = max(self.ref_diff, worst)
+        if not worst <= REFERENCE_TOLERANCE:
+            i = int(np.argmax(np.where(np.isnan(rel), np.inf, rel)))
+            raise CertificationError(
+                f"the device's float64 reference of {self.problem.name!r} differs from the "
+                f"host's at x = {float(x[i])!r}: {float(y_device[i])!r} against "
+                f"{float(y_host[i])!r} (relative {worst:.2e} > {REFERENCE_TOLERANCE:.1e}); "
+                "certify with reference='host' (`evolve verify --reference host`)")
 
     def cross_check(self, x: np.ndarray, got: np.ndarray) -> None:
         from evolve.interpreter import run_numpy

@@ -19,6 +19,7 @@ reference is float64 ``math.erf``.
 
 import math
 
+import jax.scipy.special
 import numpy as np
 
 from evolve.problem import Problem
@@ -36,6 +37,7 @@ PROBLEMS = fma_pair(Problem(
     name="erf",
     description="erf(x) on [0,1], float32, max error in ULPs, FMA allowed",
     reference=lambda x: erf64(x[:, 0]),
+    jax_reference=lambda x: jax.scipy.special.erf(x[:, 0]),
     domain=((0.0, 1.0),),
     ops=FMA_OPS,
     error="max_ulp",

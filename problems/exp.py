@@ -15,6 +15,7 @@ Two problems: ``exp`` (ops + - x / and a single-rounding fma) and ``exp_nofma``
 Horner form (problems/baselines/exp*.json).
 """
 
+import jax.numpy as jnp
 import numpy as np
 
 from evolve.problem import Problem
@@ -26,6 +27,7 @@ PROBLEMS = fma_pair(Problem(
     name="exp",
     description="e^x on [-ln2/2, ln2/2], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.exp(x[:, 0]),
+    jax_reference=lambda x: jnp.exp(x[:, 0]),
     domain=((-HALF_LN2, HALF_LN2),),
     ops=FMA_OPS,
     error="max_ulp",

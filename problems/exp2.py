@@ -11,6 +11,7 @@ Two problems: ``exp2`` (ops + - x / and a single-rounding fma) and ``exp2_nofma`
 float32 coefficients in Horner form (problems/baselines/exp2*.json).
 """
 
+import jax.numpy as jnp
 import numpy as np
 
 from evolve.problem import Problem
@@ -20,6 +21,7 @@ PROBLEMS = fma_pair(Problem(
     name="exp2",
     description="2^x on [0,1], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.exp2(x[:, 0]),
+    jax_reference=lambda x: jnp.exp2(x[:, 0]),
     domain=((0.0, 1.0),),
     ops=("add", "sub", "mul", "fma", "div"),
     error="max_ulp",

@@ -27,6 +27,7 @@ coefficient to more bits: t*q(t) stays at 1.47 to 1.5 ULP from degree 10 to 14 (
 float32 rounding of q near t = 0.41, where log2 is just below 1/2, costs up to an ULP).
 """
 
+import jax.numpy as jnp
 import numpy as np
 
 from evolve.problem import Problem
@@ -38,6 +39,7 @@ PROBLEMS = fma_pair(Problem(
     name="log2",
     description="log2(x) on [sqrt2/2, sqrt2], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.log2(x[:, 0]),
+    jax_reference=lambda x: jnp.log2(x[:, 0]),
     domain=((SQRT2 / 2, SQRT2),),
     ops=FMA_OPS,
     error="max_ulp",

@@ -15,6 +15,7 @@ with float32 coefficients, as x*q(x^2) with q in Horner form ("minimax-d") and a
 x + x*q(x^2) ("minimax-d-x+xq").
 """
 
+import jax.numpy as jnp
 import numpy as np
 
 from evolve.problem import Problem
@@ -26,6 +27,7 @@ PROBLEMS = fma_pair(Problem(
     name="tanh",
     description="tanh(x) on [0, ln(3)/2], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.tanh(x[:, 0]),
+    jax_reference=lambda x: jnp.tanh(x[:, 0]),
     domain=((0.0, HALF_LN3),),
     ops=FMA_OPS,
     error="max_ulp",

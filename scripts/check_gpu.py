@@ -340,6 +340,154 @@ def stage_sweep(args):
                    "registers": kernels.REGISTER_ACCESS})
 
 
+# Float32 peak of a device: FP32 lanes x clock, one op (an FMA counts one) per lane per
+# cycle. H100/H200 SXM: 132 SMs x 128 lanes x 1.98 GHz (the datasheets' 67 TFLOP/s / 2).
+FP32_PEAK_OPS = {"NVIDIA H200": 132 * 128 * 1.98e9, "NVIDIA H100 80GB HBM3": 132 * 128 * 1.98e9}
+ARITH_OPS = [OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")]
+ARITH_NAMES = ("add", "sub", "mul", "div", "fma")
+# (tile, warps, programs a block, specialised to the op set)
+ARITH_SWEEP = [(512, 4, 1, False), (512, 4, 1, True), (1024, 4, 1, True), (2048, 4, 1, True),
+               (1024, 8, 1, True), (2048, 8, 1, True), (256, 2, 1, True), (512, 2, 1, True),
+               (1024, 2, 1, True), (512, 4, 4, True), (1024, 4, 4, True), (2048, 8, 4, True),
+               (1024, 4, 16, True), (512, 1, 1, True), (4096, 8, 1, True)]
+
+
+def roofline(gpops, device_kind):
+    peak = FP32_PEAK_OPS.get(device_kind)
+    return None if peak is None else gpops * 1e9 / peak
+
+
+def arith_call(batch, N, tile, warps, per_block, special, devices=None):
+    """The errors kernel on device-resident data for one configuration: a timed closure."""
+    x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
+    n_tiles = -(-N // tile)
+    Np = n_tiles * tile
+    xp = np.zeros(Np, np.float32)
+    xp[:N] = x
+    yt = np.zeros(Np)
+    yt[:N] = np.exp2(x.astype(np.float64))
+    m = np.arange(Np) < N
+    opset = tuple(sorted(set(ARITH_OPS) | {CONST})) if special else None
+    f = jax.jit(lambda *a: kernels.errors(*a, n_registers=R, tile=tile, num_warps=warps,
+                                          per_block=per_block, opset=opset))
+    arrays = (batch.op, batch.args, batch.dst, batch.const, batch.length, batch.output)
+    data = jax.device_put((*arrays, xp.reshape(n_tiles, 1, tile), yt.reshape(n_tiles, tile),
+                           np.ones((n_tiles, tile)), m.reshape(n_tiles, tile)))
+    return lambda: f(*data).block_until_ready()
+
+
+def stage_arith(args):
+    """Issue 6's bar: P=10000, L=32, N=2^20, arithmetic ops (add sub mul div fma and
+    literals), the fused errors kernel; a sweep of the kernel's shape, with the roofline
+    fraction (GPops/s against the device's float32 peak)."""
+    P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
+    dev = jax.devices()[0]
+    best = None
+    for label, fixed in (("lengths_1_to_L", False), ("length_L", True)):
+        batch = bench_batch(P, L, ARITH_OPS)
+        if fixed:
+            batch = bench_batch(P, L, ARITH_OPS, seed=1)
+            batch = batch._replace(length=np.full(P, L, np.int32))
+            rng = np.random.default_rng(2)
+            op = np.where(rng.random((P, L)) < 0.2, CONST, np.asarray(ARITH_OPS)[
+                rng.integers(0, len(ARITH_OPS), (P, L))]).astype(np.int32)
+            arity = np.array([o.arity for o in OPS])[op]
+            args3 = np.where(np.arange(3) < arity[..., None],
+                             rng.integers(0, R, (P, L, 3)), 0).astype(np.int32)
+            batch = batch._replace(op=op, args=args3,
+                                   const=np.where(op == CONST, rng.uniform(-1, 1, (P, L)),
+                                                  0).astype(np.float32),
+                                   output=batch.dst[:, L - 1].astype(np.int32))
+        work = int(batch.length.sum()) * N
+        sweep = ARITH_SWEEP if label == "lengths_1_to_L" else [best[1]] if best else []
+        for cfg in sweep:
+            if time.time() - T_START > args.deadline:
+                emit(stage="arith", config=cfg, skipped="deadline")
+                continue
+            tile, warps, per_block, special = cfg
+            try:
+                first, steady = timed(arith_call(batch, N, tile, warps, per_block, special),
+                                      min_s=0.5, max_reps=5)
+            except Exception as e:
+                emit(stage="arith", config=cfg, error=f"{type(e).__name__}: {str(e)[:800]}")
+                continue
+            gp = work / steady / 1e9
+            emit(bench="arith_errors", programs=label,
+                 case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
+                       "ops": ",".join(ARITH_NAMES) + "+const", "device": dev.device_kind},
+                 tile=tile, num_warps=warps, per_block=per_block, specialised=special,
+                 metric="gpops", value=gp, unit="GPops/s", seconds=steady,
+                 roofline_fp32=roofline(gp, dev.device_kind),
+                 compile_s=max(first - steady, 0.0))
+            if label == "lengths_1_to_L" and (best is None or gp > best[0]):
+                best = (gp, cfg)
+    if best:
+        emit(stage="arith", fastest=best[1], gpops=best[0])
+        if args.choose:
+            kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK, _ = best[1]
+
+
+def stage_multi(args):
+    """The same benchmark through the Evaluator on 1 device and on all (programs sharded)."""
+    devs = jax.devices()
+    P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
+    batch = bench_batch(P, L, ARITH_OPS)
+    x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
+    y = np.exp2(x.astype(np.float64))
+    work = int(batch.length.sum()) * N
+    base = None
+    for n in sorted({1, len(devs)}):
+        ev = Evaluator(n_registers=R, n_inputs=1, backend="pallas", devices=devs[:n],
+                       ops=ARITH_NAMES)
+        first, steady = timed(device_call(ev, batch, x, y), min_s=0.5, max_reps=5)
+        gp = work / steady / 1e9
+        base = base or gp
+        emit(bench="multi_gpu", devices=n, case={"P": P, "L": L, "N": N},
+             tile=kernels.TILE, num_warps=kernels.NUM_WARPS, per_block=kernels.PER_BLOCK,
+             metric="gpops", value=gp, unit="GPops/s", seconds=steady, speedup=gp / base,
+             roofline_fp32_per_device=roofline(gp / n, devs[0].device_kind))
+
+
+SEED3_EXP2 = """\
+r1 = 0.00021843685
+r2 = 0.0012397608
+r2 = fma(r1, r0, r2)
+r1 = 0.009683505
+r1 = fma(r0, r2, r1)
+r3 = 0.24023037
+r2 = 0.055480983
+r1 = fma(r1, r0, r2)
+r2 = fma(r1, r0, r3)
+r1 = 0.69314694
+r1 = fma(r0, r2, r1)
+r2 = 1.0
+r1 = fma(r1, r0, r2)
+return r1
+"""
+
+
+def stage_verify(args):
+    """Exhaustive certification of the README's evolved 2^x program (13 instructions) over
+    all float32 in [0, 1]: the reference on the device, then on the host."""
+    from evolve import verify
+    from evolve.problem import load_problem
+    from evolve.text import parse_program
+
+    problem = load_problem("exp2")
+    prog = parse_program(SEED3_EXP2, n_registers=problem.n_registers)
+    stride = 4096 if SMALL else 1
+    for reference in ("device", "device", "host"):
+        if reference == "host" and time.time() - T_START > args.deadline:
+            emit(stage="verify", reference=reference, skipped="deadline")
+            continue
+        t0 = time.perf_counter()
+        cert = verify.certify(prog, problem, stride=stride, reference=reference)
+        emit(stage="verify", reference=reference, instructions=len(prog),
+             wall_s=time.perf_counter() - t0, seconds=cert.seconds, max_ulp=cert.max_ulp,
+             worst_x=cert.worst_x, over_1ulp=cert.over_1ulp, points=cert.points,
+             describe=cert.describe())
+
+
 def stage_div(args):
     """Float32 division variants in the kernel: bits against numpy, and speed; the first
     exact one (else the closest) becomes DIV_F32 for the stages after this one."""
@@ -443,7 +591,8 @@ def main():
          platform=d[0].platform, xla_flags=os.environ.get("XLA_FLAGS"))
     stages = {"probe": stage_probe, "div": stage_div, "correct": stage_correct,
               "bench": stage_bench, "sweep": stage_sweep,
-              "lax": stage_lax}
+              "lax": stage_lax, "arith": stage_arith, "multi": stage_multi,
+              "verify": stage_verify}
     for name in args.stages.split(","):
         t0 = time.time()
         try:

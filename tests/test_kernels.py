@@ -115,3 +115,24 @@ def test_round_size():
         1, 32, 34, 200, 1024, 1088]
     for n in range(1, 5000):
         assert n <= kernels.round_size(n) <= n * 1.0625
+
+
+def test_opset_and_programs_per_block(points, programs):
+    """A kernel specialised to the batch's ops, running 4 programs a block, equals the
+    general kernel; a batch with an op outside the evaluator's ops is refused."""
+    names = sorted({OPS[int(o)].name for o in np.asarray(programs.op).ravel()})
+    ev = Evaluator(n_registers=R, n_inputs=2, tile=128, backend="pallas", ops=tuple(names))
+    arrays, P = ev._pad_batch(programs)
+    xt, n_tiles, T = ev._tiles(points)
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(n_tiles, T))
+    scale = rng.uniform(0.5, 2, (n_tiles, T))
+    mask = np.arange(n_tiles * T).reshape(n_tiles, T) < len(points)
+    general = kernels.errors(*arrays, xt, y, scale, mask, n_registers=R, tile=128,
+                             interpret=True)
+    special = kernels.errors(*arrays, xt, y, scale, mask, n_registers=R, tile=128,
+                             interpret=True, opset=ev._opset, per_block=4)
+    np.testing.assert_array_equal(np.asarray(general), np.asarray(special))
+    narrow = Evaluator(n_registers=R, n_inputs=2, tile=128, backend="pallas", ops=("add",))
+    with pytest.raises(ValueError, match="outside this evaluator's ops"):
+        narrow.errors(programs, points, np.zeros(len(points)))

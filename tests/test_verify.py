@@ -358,3 +358,22 @@ def test_cli_verify_bad_input(tmp_path, capsys, args, message):
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert message in _one_error_line(captured.err) and captured.out == ""
+
+
+def test_device_reference_equals_host_reference():
+    """The targets computed on the device from the problem's jax_reference give the same
+    certificate as the host's numpy reference; a wrong device reference is caught."""
+    import jax.numpy as jnp
+
+    prog = program(QUADRATIC)
+    host = verify.certify(prog, tiny_problem(), chunk=4096, reference="host")
+    dev = verify.certify(prog, tiny_problem(jax_reference=lambda x: jnp.exp2(x[:, 0])),
+                         chunk=4096, reference="device")
+    assert (dev.max_ulp, dev.worst_x, dev.over_1ulp) == (host.max_ulp, host.worst_x,
+                                                         host.over_1ulp)
+    assert dev.reference.startswith("on the device") and host.reference == "host"
+    wrong = tiny_problem(jax_reference=lambda x: jnp.exp2(x[:, 0]) * (1 + 2.0 ** -30))
+    with pytest.raises(verify.CertificationError, match="reference"):
+        verify.certify(prog, wrong, chunk=4096, reference="device")
+    with pytest.raises(UserError, match="jax_reference"):
+        verify.certify(prog, tiny_problem(), reference="device")
