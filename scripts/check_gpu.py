@@ -357,8 +357,9 @@ def roofline(gpops, device_kind):
     return None if peak is None else gpops * 1e9 / peak
 
 
-def arith_call(batch, N, tile, warps, per_block, special, devices=None):
-    """The errors kernel on device-resident data for one configuration: a timed closure."""
+def arith_call(batch, N, tile, warps, per_block, special, values=False):
+    """The errors kernel on device-resident data for one configuration: a timed closure
+    (``values``: one that returns the errors)."""
     x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     n_tiles = -(-N // tile)
     Np = n_tiles * tile
@@ -373,7 +374,20 @@ def arith_call(batch, N, tile, warps, per_block, special, devices=None):
     arrays = (batch.op, batch.args, batch.dst, batch.const, batch.length, batch.output)
     data = jax.device_put((*arrays, xp.reshape(n_tiles, 1, tile), yt.reshape(n_tiles, tile),
                            np.ones((n_tiles, tile)), m.reshape(n_tiles, tile)))
+    if values:
+        return lambda: f(*data)
     return lambda: f(*data).block_until_ready()
+
+
+def stage_ncu(args):
+    """A few launches of the chosen configuration for Nsight Compute (run under ncu)."""
+    P, L, N = (32, 32, 4096) if SMALL else (1000, 32, 1 << 20)
+    batch = bench_batch(P, L, ARITH_OPS)
+    run = arith_call(batch, N, kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK, True)
+    for _ in range(3):
+        run()
+    emit(stage="ncu", config=[kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK],
+         instructions=int(batch.length.sum()), points=N)
 
 
 def stage_arith(args):
@@ -406,6 +420,16 @@ def stage_arith(args):
                 continue
             tile, warps, per_block, special = cfg
             try:
+                if label == "lengths_1_to_L":  # the same errors as the general kernel
+                    small = bench_batch(64, L, ARITH_OPS, seed=9)
+                    got = np.asarray(arith_call(small, 4096, tile, warps, per_block,
+                                                special, values=True)())
+                    want = np.asarray(arith_call(small, 4096, 512, 4, 1, False,
+                                                 values=True)())
+                    same = (got[:, :2] == want[:, :2]).all(axis=1) & np.isclose(
+                        got[:, 2], want[:, 2], rtol=1e-12, atol=0)  # sums: other order
+                    emit(stage="arith", config=cfg, check="errors_equal_general_kernel",
+                         equal=int(same.sum()), of=len(got))
                 first, steady = timed(arith_call(batch, N, tile, warps, per_block, special),
                                       min_s=0.5, max_reps=5)
             except Exception as e:
@@ -583,16 +607,20 @@ def main():
     parser.add_argument("--deadline", type=float, default=240.0,
                         help="seconds after start past which remaining cases are skipped")
     parser.add_argument("--sweep", default="", help="indices of sweep configs to run")
+    parser.add_argument("--config", default="",
+                        help="tile,warps,per_block for the kernel (sets the defaults)")
     parser.add_argument("--choose", action="store_true",
                         help="use the fastest exact division and sweep config in later stages")
     args = parser.parse_args()
+    if args.config:
+        kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK = map(int, args.config.split(","))
     d = jax.devices()
     emit(stage="env", jax=jax.__version__, devices=[x.device_kind for x in d],
          platform=d[0].platform, xla_flags=os.environ.get("XLA_FLAGS"))
     stages = {"probe": stage_probe, "div": stage_div, "correct": stage_correct,
               "bench": stage_bench, "sweep": stage_sweep,
               "lax": stage_lax, "arith": stage_arith, "multi": stage_multi,
-              "verify": stage_verify}
+              "verify": stage_verify, "ncu": stage_ncu}
     for name in args.stages.split(","):
         t0 = time.time()
         try:
