@@ -64,7 +64,9 @@ _SQ = getattr(pl, "squeezed", None)  # a squeezed block dimension (None in older
 TILE = 512
 NUM_WARPS = 4
 PER_BLOCK = 1  # programs a block of the errors kernel runs on its tile
-REGISTER_ACCESS = "tree"  # "tree": branch on the register index; "select": select chains
+# Register access: "tree" branches on the register index, "select" is a chain of selects.
+REGISTER_READ = "tree"
+REGISTER_WRITE = "tree"
 MAX_REGISTERS = 64  # 6 bits per register index in the instruction word
 
 # Instruction word: arity group (2 bits) | index within the group (4) | dst (6) | a, b, c (6 each).
@@ -320,7 +322,7 @@ def _options(interpret, read, write, tile, num_warps, div):
     """The kernel options with their defaults filled in."""
     interpret = default_interpret() if interpret is None else interpret
     div = "jnp" if interpret else (div or DIV_F32)  # inline PTX cannot be interpreted
-    return (interpret, read or REGISTER_ACCESS, write or REGISTER_ACCESS, tile or TILE,
+    return (interpret, read or REGISTER_READ, write or REGISTER_WRITE, tile or TILE,
             num_warps or NUM_WARPS, div)
 
 
