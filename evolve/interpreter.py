@@ -147,6 +147,8 @@ class Evaluator:
     backend: "auto" (the Pallas kernel on GPUs, the lax loop elsewhere), "lax" or "pallas"
         (off a GPU, the kernel runs in Pallas interpret mode: slow, for tests). The kernel
         takes tiles of at most ``kernels.TILE`` points, past which registers spill.
+        "cuda": errors by the CUDA kernel of ``evolve.cuda`` (built with nvcc on first
+        use), outputs by the Pallas kernel; CUDA GPUs only.
     ops: the names of the ops the programs may use (default: every op). The kernel is
         specialised to them (fewer branches, less code); a batch with another op is refused.
     """
@@ -167,10 +169,15 @@ class Evaluator:
             raise ValueError(f"n_inputs={self.n_inputs} needs at least as many registers, "
                              f"got n_registers={self.n_registers}")
         self.devices = list(self.devices or jax.devices())
-        if self.backend not in ("auto", "lax", "pallas"):
-            raise ValueError(f"backend must be 'auto', 'lax' or 'pallas', got {self.backend!r}")
+        if self.backend not in ("auto", "lax", "pallas", "cuda"):
+            raise ValueError(f"backend must be 'auto', 'lax', 'pallas' or 'cuda', got "
+                             f"{self.backend!r}")
         on_gpu = all(d.platform == "gpu" for d in self.devices)
-        self._pallas = self.backend == "pallas" or (self.backend == "auto" and on_gpu)
+        if self.backend == "cuda" and not on_gpu:
+            raise ValueError("backend='cuda' needs CUDA GPUs; use 'auto'")
+        # "cuda": errors by the CUDA kernel (evolve.cuda), outputs by the Pallas kernel
+        self._cuda = self.backend == "cuda"
+        self._pallas = self.backend in ("pallas", "cuda") or (self.backend == "auto" and on_gpu)
         if self._pallas and self.n_registers > kernels.MAX_REGISTERS:
             raise ValueError(f"the Pallas kernel takes at most {kernels.MAX_REGISTERS} registers, "
                              f"got n_registers={self.n_registers}; use backend='lax'")
@@ -196,6 +203,11 @@ class Evaluator:
 
     def _errors_impl(self, op, args, dst, const, length, output, xt, y, scale, mask):
         self.trace_count += 1
+        if self._cuda:
+            from evolve import cuda
+
+            return cuda.errors(op, args, dst, const, length, output, xt, y, scale, mask,
+                               **self._kernel_args)
         if self._pallas:
             return kernels.errors(op, args, dst, const, length, output, xt, y, scale, mask,
                                   **self._kernel_args)

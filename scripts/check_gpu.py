@@ -521,6 +521,53 @@ def stage_verify(args):
              describe=cert.describe())
 
 
+def stage_cuda(args):
+    """The CUDA kernel (evolve.cuda): the same errors as the Pallas kernel on random
+    programs (exact ops bit for bit in the max columns), then issue 6's benchmark with a
+    sweep of points a thread and threads a block."""
+    from evolve import cuda
+
+    emit(stage="cuda", nvcc=cuda.nvcc(), available=cuda.available())
+    rng = np.random.default_rng(4)
+    x = special_points(rng, 5000)[:, :1]
+    y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
+    for label, ops in (("exact", EXACT_OPS), ("all", [o for o in range(len(OPS)) if o != CONST])):
+        batch = bench_batch(200, 32, ops, seed=3)
+        names = tuple(sorted({OPS[o].name for o in ops} | {"const"}))
+        t0 = time.perf_counter()
+        a = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names).errors(batch, x, y)
+        first = time.perf_counter() - t0
+        b = Evaluator(n_registers=R, n_inputs=1, backend="pallas", ops=names).errors(batch, x, y)
+        res = {k: int(((a[k] == b[k]) | (np.isnan(a[k]) & np.isnan(b[k]))).sum()) for k in a}
+        emit(stage="cuda", check=f"errors_vs_pallas_{label}_ops", equal=res, of=len(batch.length),
+             mse_max_rel=float(np.nanmax(np.abs(a["mse"] - b["mse"]) / np.maximum(
+                 np.abs(b["mse"]), 1e-300))), first_call_s=first)
+    P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
+    batch = bench_batch(P, L, ARITH_OPS)
+    xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
+    yb = np.exp2(xb.astype(np.float64))
+    work = int(batch.length.sum()) * N
+    dev = jax.devices()[0]
+    for points, threads in ((8, 128), (4, 128), (4, 256), (16, 128)):
+        if time.time() - T_START > args.deadline:
+            emit(stage="cuda", config=[points, threads], skipped="deadline")
+            continue
+        cuda.POINTS_PER_THREAD, cuda.THREADS = points, threads
+        try:
+            ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
+            first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)
+        except Exception as e:
+            emit(stage="cuda", config=[points, threads], error=f"{type(e).__name__}: {str(e)[:1500]}")
+            continue
+        gp = work / steady / 1e9
+        emit(bench="cuda_errors", case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
+                                        "ops": ",".join(ARITH_NAMES) + "+const",
+                                        "device": dev.device_kind},
+             points_per_thread=points, threads=threads, metric="gpops", value=gp,
+             unit="GPops/s", seconds=steady, roofline_fp32=roofline(gp, dev.device_kind),
+             compile_s=max(first - steady, 0.0))
+
+
 def stage_div(args):
     """Float32 division variants in the kernel: bits against numpy, and speed; the first
     exact one (else the closest) becomes DIV_F32 for the stages after this one."""
@@ -632,7 +679,8 @@ def main():
     stages = {"probe": stage_probe, "div": stage_div, "correct": stage_correct,
               "bench": stage_bench, "sweep": stage_sweep,
               "lax": stage_lax, "arith": stage_arith, "multi": stage_multi,
-              "verify": stage_verify, "ncu": stage_ncu}
+              "verify": stage_verify, "ncu": stage_ncu,
+              "cuda": stage_cuda}
     for name in args.stages.split(","):
         t0 = time.time()
         try:
