@@ -58,6 +58,7 @@ CUDA_OPS: dict[str, str] = {
 
 POINTS_PER_THREAD = 8  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
+REGISTERS = "regs"  # where registers live: "regs" or "smem" (see ``source``)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -93,8 +94,14 @@ def _switch(index: str, body, n: int, indent: str) -> str:
 
 
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
-           threads: int = THREADS) -> str:
-    """The CUDA C++ source of the kernel and its FFI handler for one op set and size."""
+           threads: int = THREADS, registers: str = "regs") -> str:
+    """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
+
+    registers: where a thread keeps its points' registers: "regs" (the chip's registers,
+    read and written through ``switch`` statements) or "smem" (shared memory, indexed by
+    the register number: no branches, a shared-memory access per operand)."""
+    if registers not in ("regs", "smem"):
+        raise ValueError(f"registers must be 'regs' or 'smem', got {registers!r}")
     R, E = n_registers, points
     ops = sorted(set(opset) | {CONST})
     missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
@@ -107,43 +114,21 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     cases = []
     for o in ops:
         if o == CONST:
-            body = "const float k = cst[i]; for (int e = 0; e < E; ++e) t[e] = k;"
-        else:
-            expr = CUDA_OPS[OPS[o].name]
+            body = ("const float k = s_const[i]; for (int e = 0; e < E; ++e) "
+                    + ("t[e] = k;" if registers == "regs" else "S(d, e) = k;"))
+        elif registers == "regs":
             body = (f"for (int e = 0; e < E; ++e) {{ const float a = ra[e], b = rb[e], "
-                    f"c = rc[e]; (void)a; (void)b; (void)c; t[e] = {expr}; }}")
+                    f"c = rc[e]; (void)a; (void)b; (void)c; t[e] = {CUDA_OPS[OPS[o].name]}; }}")
+        else:
+            operands = "".join(f"const float {n} = S({i}, e); "
+                               for n, i in list(zip("abc", ("ia", "ib", "ic")))[: OPS[o].arity])
+            body = (f"for (int e = 0; e < E; ++e) {{ {operands}"
+                    f"S(d, e) = {CUDA_OPS[OPS[o].name]}; }}")
         cases.append(f"            case {o}: {{ {body} break; }}")
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
-    kernel = f"""
-#define R {R}
-#define E {E}
-#define THREADS {threads}
-__constant__ int ARITY[{len(OPS)}] = {{{arity}}};
-
-__global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
-        const int32_t* __restrict__ op, const int32_t* __restrict__ args,
-        const int32_t* __restrict__ dst, const float* __restrict__ cst,
-        const int32_t* __restrict__ length, const int32_t* __restrict__ output,
-        const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
-        const double* __restrict__ scale, const int32_t* __restrict__ mask,
-        int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
-    const int64_t p = p0 + blockIdx.y;
-    const int64_t base = (int64_t)blockIdx.x * THREADS * E + threadIdx.x;
-    float v[R][E];
-    #pragma unroll
-    for (int r = 0; r < R; ++r)
-        #pragma unroll
-        for (int e = 0; e < E; ++e) {{
-            const int64_t j = base + (int64_t)e * THREADS;
-            v[r][e] = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
-        }}
-    const int64_t row = p * L;
-    const int n = length[p];
-    for (int i0 = 0; i0 < n; ++i0) {{
-        const int64_t i = row + i0;
-        const int o = op[i], d = dst[i];
-        const int ia = args[3 * i], ib = args[3 * i + 1], ic = args[3 * i + 2];
-        const int k = ARITY[o];
+    if registers == "regs":
+        init = "v[r][e]"
+        step = f"""        const int k = ARITY[o];
         float ra[E], rb[E], rc[E], t[E];
         if (k >= 1) {{
 {_switch("ia", read("ra"), R, "            ")}
@@ -158,10 +143,64 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
 {chr(10).join(cases)}
             default: {{ for (int e = 0; e < E; ++e) t[e] = 0.0f; break; }}
         }}
-{_switch("d", lambda r: f"for (int e = 0; e < E; ++e) v[{r}][e] = t[e];", R, "        ")}
+{_switch("d", lambda r: f"for (int e = 0; e < E; ++e) v[{r}][e] = t[e];", R, "        ")}"""
+        final = f"""    float out[E];
+{_switch("output[p]", read("out"), R, "    ")}"""
+        decl = "    float v[R][E];"
+    else:
+        init = "S(r, e)"
+        step = f"""        switch (o) {{
+{chr(10).join(cases)}
+            default: break;
+        }}"""
+        final = """    float out[E];
+    for (int e = 0; e < E; ++e) out[e] = S(output[p], e);"""
+        decl = "    float* s_reg = s_const + L;  // [R][THREADS * E]"
+    kernel = f"""
+#define R {R}
+#define E {E}
+#define THREADS {threads}
+#define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
+__constant__ int ARITY[{len(OPS)}] = {{{arity}}};
+
+__global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
+        const int32_t* __restrict__ op, const int32_t* __restrict__ args,
+        const int32_t* __restrict__ dst, const float* __restrict__ cst,
+        const int32_t* __restrict__ length, const int32_t* __restrict__ output,
+        const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
+        const double* __restrict__ scale, const int32_t* __restrict__ mask,
+        int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
+    extern __shared__ unsigned char smem_raw[];
+    uint32_t* s_word = (uint32_t*)smem_raw;  // [L]: op | a << 8 | b << 14 | c << 20 | dst << 26
+    float* s_const = (float*)(s_word + L);  // [L]
+{decl}
+    const int64_t p = p0 + blockIdx.y;
+    const int64_t base = (int64_t)blockIdx.x * THREADS * E + threadIdx.x;
+    const int64_t row = p * L;
+    const int n = length[p];
+    for (int i = threadIdx.x; i < n; i += THREADS) {{  // the program, into shared memory
+        const int64_t g = row + i;
+        s_word[i] = (uint32_t)op[g] | ((uint32_t)args[3 * g] << 8)
+            | ((uint32_t)args[3 * g + 1] << 14) | ((uint32_t)args[3 * g + 2] << 20)
+            | ((uint32_t)dst[g] << 26);
+        s_const[i] = cst[g];
     }}
-    float out[E];
-{_switch("output[p]", read("out"), R, "    ")}
+    #pragma unroll
+    for (int r = 0; r < R; ++r)
+        #pragma unroll
+        for (int e = 0; e < E; ++e) {{
+            const int64_t j = base + (int64_t)e * THREADS;
+            {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
+        }}
+    __syncthreads();
+    for (int i = 0; i < n; ++i) {{
+        const uint32_t w = s_word[i];
+        const int o = w & 255, ia = (w >> 8) & 63, ib = (w >> 14) & 63, ic = (w >> 20) & 63;
+        const int d = w >> 26;
+        (void)ia; (void)ib; (void)ic;
+{step}
+    }}
+{final}
     double mxs = 0.0, mx = 0.0, sq = 0.0;
     #pragma unroll
     for (int e = 0; e < E; ++e) {{
@@ -191,6 +230,8 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     }}
 }}
 
+static const bool SMEM_REGISTERS = {"true" if registers == "smem" else "false"};
+
 static ffi::Error evolve_errors_impl(
         cudaStream_t stream, ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args,
         ffi::Buffer<ffi::S32> dst, ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length,
@@ -205,7 +246,12 @@ static ffi::Error evolve_errors_impl(
     for (int64_t p0 = 0; p0 < P; p0 += 65535) {{
         const int64_t rows = P - p0 < 65535 ? P - p0 : 65535;
         dim3 grid((unsigned)tiles, (unsigned)rows);
-        evolve_errors_cuda<<<grid, THREADS, 0, stream>>>(
+        const size_t smem = 2 * L * 4 + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
+        if (smem > 48 * 1024) {{
+            cudaFuncSetAttribute(evolve_errors_cuda,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        }}
+        evolve_errors_cuda<<<grid, THREADS, smem, stream>>>(
             op.typed_data(), args.typed_data(), dst.typed_data(), cst.typed_data(),
             length.typed_data(), output.typed_data(), x.typed_data(), n_inputs,
             y.typed_data(), scale.typed_data(), mask.typed_data(), N, (int)L, p0,
@@ -276,20 +322,21 @@ def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
 
 @lru_cache(maxsize=32)
 def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
-            arch: str) -> str:
+            arch: str, registers: str) -> str:
     """Build (or find) the library for this op set and size; register its FFI target."""
-    lib = ctypes.cdll.LoadLibrary(str(build(source(opset, n_registers, points, threads), arch)))
-    name = f"evolve_errors_{abs(hash((opset, n_registers, points, threads, arch)))}"
+    src = source(opset, n_registers, points, threads, registers)
+    lib = ctypes.cdll.LoadLibrary(str(build(src, arch)))
+    name = f"evolve_errors_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="CUDA")
     return name
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, points=None, threads=None, **_ignored):
+           opset=None, points=None, threads=None, registers=None, **_ignored):
     """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program."""
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    name = _target(opset, n_registers, points, threads, _arch())
+    name = _target(opset, n_registers, points, threads, _arch(), registers or REGISTERS)
     n_tiles, n_inputs, T0 = xt.shape
     N = n_tiles * T0
     x = jnp.transpose(xt, (1, 0, 2)).reshape(n_inputs, N).astype(jnp.float32)
