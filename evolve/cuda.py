@@ -56,9 +56,9 @@ CUDA_OPS: dict[str, str] = {
     "tanh": "tanhf(a)",
 }
 
-POINTS_PER_THREAD = 8  # E: points of every register a thread holds
+POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
-REGISTERS = "regs"  # where registers live: "regs" or "smem" (see ``source``)
+REGISTERS = "smem"  # where registers live: "regs", "smem" or "smem4" (see ``source``)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -98,10 +98,14 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
 
     registers: where a thread keeps its points' registers: "regs" (the chip's registers,
-    read and written through ``switch`` statements) or "smem" (shared memory, indexed by
-    the register number: no branches, a shared-memory access per operand)."""
-    if registers not in ("regs", "smem"):
-        raise ValueError(f"registers must be 'regs' or 'smem', got {registers!r}")
+    read and written through ``switch`` statements), "smem" (shared memory, indexed by
+    the register number: no branches, a shared-memory access per operand and point) or
+    "smem4" (the same with a thread's points contiguous: one float4 access per operand
+    and four points)."""
+    if registers not in ("regs", "smem", "smem4"):
+        raise ValueError(f"registers must be 'regs', 'smem' or 'smem4', got {registers!r}")
+    if registers == "smem4" and points % 4:
+        raise ValueError(f"registers='smem4' takes points a thread in fours, got {points}")
     R, E = n_registers, points
     ops = sorted(set(opset) | {CONST})
     missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
@@ -116,6 +120,13 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         if o == CONST:
             body = ("const float k = s_const[i]; for (int e = 0; e < E; ++e) "
                     + ("t[e] = k;" if registers == "regs" else "S(d, e) = k;"))
+        elif registers == "smem4":  # four points a shared-memory access (float4)
+            names = list(zip("abc", "ABC", ("ia", "ib", "ic")))[: OPS[o].arity]
+            loads = "".join(f"const float4 {V} = SV({i}, q); " for _, V, i in names)
+            comps = "".join(
+                "{ " + "".join(f"const float {n} = {V}.{c}; " for n, V, _ in names)
+                + f"T.{c} = {CUDA_OPS[OPS[o].name]}; }} " for c in "xyzw")
+            body = f"for (int q = 0; q < E / 4; ++q) {{ {loads}float4 T; {comps}SV(d, q) = T; }}"
         elif registers == "regs":
             body = (f"for (int e = 0; e < E; ++e) {{ const float a = ra[e], b = rb[e], "
                     f"c = rc[e]; (void)a; (void)b; (void)c; t[e] = {CUDA_OPS[OPS[o].name]}; }}")
@@ -160,7 +171,15 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 #define R {R}
 #define E {E}
 #define THREADS {threads}
+#define VEC {1 if registers == "smem4" else 0}
+#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
+#define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
+#define SV(r, q) (((float4*)(s_reg + (r) * (THREADS * E)))[threadIdx.x * (E / 4) + (q)])
+#define POINT(e) ((int64_t)blockIdx.x * THREADS * E + threadIdx.x * E + (e))
+#else  // point e of a thread is THREADS apart: scalar accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
+#define POINT(e) ((int64_t)blockIdx.x * THREADS * E + threadIdx.x + (int64_t)(e) * THREADS)
+#endif
 __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
 
 __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
@@ -170,12 +189,11 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
         const double* __restrict__ scale, const int32_t* __restrict__ mask,
         int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
-    extern __shared__ unsigned char smem_raw[];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
     uint32_t* s_word = (uint32_t*)smem_raw;  // [L]: op | a << 8 | b << 14 | c << 20 | dst << 26
     float* s_const = (float*)(s_word + L);  // [L]
 {decl}
     const int64_t p = p0 + blockIdx.y;
-    const int64_t base = (int64_t)blockIdx.x * THREADS * E + threadIdx.x;
     const int64_t row = p * L;
     const int n = length[p];
     for (int i = threadIdx.x; i < n; i += THREADS) {{  // the program, into shared memory
@@ -189,7 +207,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     for (int r = 0; r < R; ++r)
         #pragma unroll
         for (int e = 0; e < E; ++e) {{
-            const int64_t j = base + (int64_t)e * THREADS;
+            const int64_t j = POINT(e);
             {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
         }}
     __syncthreads();
@@ -204,7 +222,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     double mxs = 0.0, mx = 0.0, sq = 0.0;
     #pragma unroll
     for (int e = 0; e < E; ++e) {{
-        const int64_t j = base + (int64_t)e * THREADS;
+        const int64_t j = POINT(e);
         if (j < n_points && mask[j]) {{
             double err = fabs((double)out[e] - y[j]);
             if (isnan(err)) err = INFINITY;
@@ -230,7 +248,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     }}
 }}
 
-static const bool SMEM_REGISTERS = {"true" if registers == "smem" else "false"};
+static const bool SMEM_REGISTERS = {"false" if registers == "regs" else "true"};
 
 static ffi::Error evolve_errors_impl(
         cudaStream_t stream, ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args,
