@@ -16,6 +16,7 @@ picks it when the devices are GPUs and this portable ``lax`` path otherwise.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -136,6 +137,12 @@ def _program_outputs(prog, xt, n_registers):
     return out.reshape(-1)
 
 
+def _cuda_available() -> bool:
+    from evolve import cuda
+
+    return cuda.available()
+
+
 @dataclass
 class Evaluator:
     """Runs batches of programs on points with one compiled function per size bucket.
@@ -173,10 +180,14 @@ class Evaluator:
             raise ValueError(f"backend must be 'auto', 'lax', 'pallas' or 'cuda', got "
                              f"{self.backend!r}")
         on_gpu = all(d.platform == "gpu" for d in self.devices)
-        if self.backend == "cuda" and not on_gpu:
-            raise ValueError("backend='cuda' needs CUDA GPUs; use 'auto'")
-        # "cuda": errors by the CUDA kernel (evolve.cuda), outputs by the Pallas kernel
-        self._cuda = self.backend == "cuda"
+        if self.backend == "cuda" and (not on_gpu or self.dtype != "float32"):
+            raise ValueError("backend='cuda' needs CUDA GPUs and float32; use 'auto'")
+        # "cuda": errors by the CUDA kernel (evolve.cuda), outputs by the Pallas kernel.
+        # "auto" takes it on CUDA GPUs where nvcc can build it (1.6x the Pallas kernel's
+        # errors throughput on an H200), unless EVOLVE_GPU_KERNEL=pallas.
+        self._cuda = self.backend == "cuda" or (
+            self.backend == "auto" and on_gpu and self.dtype == "float32"
+            and os.environ.get("EVOLVE_GPU_KERNEL", "cuda") == "cuda" and _cuda_available())
         self._pallas = self.backend in ("pallas", "cuda") or (self.backend == "auto" and on_gpu)
         if self._pallas and self.n_registers > kernels.MAX_REGISTERS:
             raise ValueError(f"the Pallas kernel takes at most {kernels.MAX_REGISTERS} registers, "

@@ -1,0 +1,42 @@
+"""The CUDA kernel's source (evolve.cuda): generated from the ops table, and compiled
+by nvcc where there is one. It runs only on CUDA GPUs (scripts/check_gpu.py --stages
+cuda checks it there against the Pallas kernel)."""
+
+import shutil
+
+import pytest
+
+from evolve import cuda
+from evolve.interpreter import Evaluator
+from evolve.ops import CONST, OPCODE, OPS
+
+ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))
+
+
+def test_every_op_has_a_cuda_spelling():
+    assert {op.name for op in OPS if op.arity} == set(cuda.CUDA_OPS)
+
+
+@pytest.mark.parametrize("registers", ["regs", "smem", "smem4"])
+def test_source_holds_the_op_set_only(registers):
+    src = cuda.source(ARITH, 8, registers=registers)
+    for o in ARITH + (CONST,):
+        assert f"case {o}:" in src
+    assert "__fdiv_rn" in src and "expf" not in src
+    assert "#define R 8" in src
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="registers"):
+        cuda.source(ARITH, 8, registers="global")
+    with pytest.raises(ValueError, match="fours"):
+        cuda.source(ARITH, 8, points=2, registers="smem4")
+    with pytest.raises(ValueError, match="CUDA GPUs"):
+        Evaluator(n_registers=4, backend="cuda")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc here")
+def test_source_compiles(tmp_path):
+    lib = cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path)
+    assert lib.is_file() and lib.stat().st_size > 0
+    assert cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path) == lib  # cached
