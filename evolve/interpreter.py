@@ -137,6 +137,12 @@ def _program_outputs(prog, xt, n_registers):
     return out.reshape(-1)
 
 
+def _native_available() -> bool:
+    from evolve import native
+
+    return native.available()
+
+
 def _cuda_available() -> bool:
     from evolve import cuda
 
@@ -155,7 +161,9 @@ class Evaluator:
         (off a GPU, the kernel runs in Pallas interpret mode: slow, for tests). The kernel
         takes tiles of at most ``kernels.TILE`` points, past which registers spill.
         "cuda": errors by the CUDA kernel of ``evolve.cuda`` (built with nvcc on first
-        use), outputs by the Pallas kernel; CUDA GPUs only.
+        use), outputs by the Pallas kernel; CUDA GPUs only. "native": errors by the C++
+        kernel of ``evolve.native`` (built with the C++ compiler on first use), outputs by
+        the lax loop; CPUs only. "auto" takes "cuda" or "native" where they can be built.
     ops: the names of the ops the programs may use (default: every op). The kernel is
         specialised to them (fewer branches, less code); a batch with another op is refused.
     """
@@ -176,9 +184,9 @@ class Evaluator:
             raise ValueError(f"n_inputs={self.n_inputs} needs at least as many registers, "
                              f"got n_registers={self.n_registers}")
         self.devices = list(self.devices or jax.devices())
-        if self.backend not in ("auto", "lax", "pallas", "cuda"):
-            raise ValueError(f"backend must be 'auto', 'lax', 'pallas' or 'cuda', got "
-                             f"{self.backend!r}")
+        if self.backend not in ("auto", "lax", "pallas", "cuda", "native"):
+            raise ValueError(f"backend must be 'auto', 'lax', 'pallas', 'cuda' or 'native', "
+                             f"got {self.backend!r}")
         on_gpu = all(d.platform == "gpu" for d in self.devices)
         if self.backend == "cuda" and (not on_gpu or self.dtype != "float32"):
             raise ValueError("backend='cuda' needs CUDA GPUs and float32; use 'auto'")
@@ -189,6 +197,13 @@ class Evaluator:
             self.backend == "auto" and on_gpu and self.dtype == "float32"
             and os.environ.get("EVOLVE_GPU_KERNEL", "cuda") == "cuda" and _cuda_available())
         self._pallas = self.backend in ("pallas", "cuda") or (self.backend == "auto" and on_gpu)
+        # "native": errors by the C++ kernel of evolve.native on the CPU, outputs by the lax
+        # loop; "auto" takes it on CPUs where a C++ compiler builds it (EVOLVE_NATIVE=0: not)
+        on_cpu = all(d.platform == "cpu" for d in self.devices)
+        if self.backend == "native" and (not on_cpu or self.dtype != "float32"):
+            raise ValueError("backend='native' needs CPU devices and float32; use 'auto'")
+        self._native = self.backend == "native" or (
+            self.backend == "auto" and on_cpu and self.dtype == "float32" and _native_available())
         if self._pallas and self.n_registers > kernels.MAX_REGISTERS:
             raise ValueError(f"the Pallas kernel takes at most {kernels.MAX_REGISTERS} registers, "
                              f"got n_registers={self.n_registers}; use backend='lax'")
@@ -219,6 +234,11 @@ class Evaluator:
 
             return cuda.errors(op, args, dst, const, length, output, xt, y, scale, mask,
                                **self._kernel_args)
+        if self._native:
+            from evolve import native
+
+            return native.errors(op, args, dst, const, length, output, xt, y, scale, mask,
+                                 n_registers=self.n_registers, opset=self._opset)
         if self._pallas:
             return kernels.errors(op, args, dst, const, length, output, xt, y, scale, mask,
                                   **self._kernel_args)
