@@ -194,8 +194,10 @@ class _Line:
                       f"float32 (largest is {format_literal(np.finfo(np.float32).max)})")
         return float(value)
 
-    def instruction(self, n_registers: int | None) -> tuple[Instruction, _Token]:
-        """``rD = LITERAL`` or ``rD = op(rA, ...)``; also the token naming the op."""
+    def instruction(self, n_registers: int | None,
+                    known: list[str] | None = None) -> tuple[Instruction, _Token]:
+        """``rD = LITERAL`` or ``rD = op(rA, ...)``; also the token naming the op.
+        ``known``: the op names to suggest for an unknown one (default: every op)."""
         dst = self.register(n_registers, "a destination register (r0, r1, ...) or 'return'")
         self.expect("=", "'=' after the destination register")
         tok = self.next()
@@ -207,11 +209,12 @@ class _Line:
             self.fail(tok, "a literal or an op call")
         op = OPCODE.get(tok.text)
         if op is None:
-            close = difflib.get_close_matches(tok.text, [n for n in OPCODE if n != "const"], 1)
+            names = [n for n in (known or OPCODE) if n != "const"]
+            close = difflib.get_close_matches(tok.text, names, 1)
             if not close and self.peek().text != "(":
                 self.fail(tok, "a literal or an op call")
-            hint = f"did you mean {close[0]!r}?" if close else "known ops: " + ", ".join(
-                n for n in OPCODE if n != "const")
+            hint = f"did you mean {close[0]!r}?" if close else (
+                "known ops: " if known is None else "allowed ops: ") + ", ".join(names)
             self.fail(tok, "an op name", f"unknown op {tok.text!r}; {hint}")
         self.expect("(", f"'(' after {tok.text!r}")
         args: list[int] = []
@@ -264,7 +267,8 @@ def parse_program(text: str, n_registers: int | None = None,
         if max_length is not None and len(instructions) >= max_length:
             line.fail(first, f"at most {max_length} instructions before 'return'",
                       f"program is longer than max_length={max_length}")
-        ins, tok = line.instruction(n_registers)
+        ins, tok = line.instruction(
+            n_registers, None if allowed is None else [OPS[o].name for o in sorted(allowed)])
         if allowed is not None and ins.op not in allowed:
             names = ", ".join(OPS[o].name for o in sorted(allowed))
             line.fail(tok, "an allowed op",
