@@ -161,9 +161,8 @@ class Evaluator:
         (off a GPU, the kernel runs in Pallas interpret mode: slow, for tests). The kernel
         takes tiles of at most ``kernels.TILE`` points, past which registers spill.
         "cuda": errors by the CUDA kernel of ``evolve.cuda`` (built with nvcc on first
-        use), outputs by the Pallas kernel; CUDA GPUs only. "native": errors by the C++
-        kernel of ``evolve.native`` (built with the C++ compiler on first use), outputs by
-        the lax loop; CPUs only. "auto" takes "cuda" or "native" where they can be built.
+        use), outputs by the Pallas kernel; CUDA GPUs only. "native": the C++ kernel of
+        ``evolve.native`` (built with the C++ compiler on first use); CPUs only. "auto" takes "cuda" or "native" where they can be built.
     ops: the names of the ops the programs may use (default: every op). The kernel is
         specialised to them (fewer branches, less code); a batch with another op is refused.
     """
@@ -197,8 +196,8 @@ class Evaluator:
             self.backend == "auto" and on_gpu and self.dtype == "float32"
             and os.environ.get("EVOLVE_GPU_KERNEL", "cuda") == "cuda" and _cuda_available())
         self._pallas = self.backend in ("pallas", "cuda") or (self.backend == "auto" and on_gpu)
-        # "native": errors by the C++ kernel of evolve.native on the CPU, outputs by the lax
-        # loop; "auto" takes it on CPUs where a C++ compiler builds it (EVOLVE_NATIVE=0: not)
+        # "native": the C++ kernel of evolve.native on the CPU; "auto" takes it on CPUs
+        # where a C++ compiler builds it (EVOLVE_NATIVE=0: not)
         on_cpu = all(d.platform == "cpu" for d in self.devices)
         if self.backend == "native" and (not on_cpu or self.dtype != "float32"):
             raise ValueError("backend='native' needs CPU devices and float32; use 'auto'")
@@ -249,6 +248,11 @@ class Evaluator:
 
     def _outputs_impl(self, op, args, dst, const, length, output, xt):
         self.trace_count += 1
+        if self._native:
+            from evolve import native
+
+            return native.outputs(op, args, dst, const, length, output, xt,
+                                  n_registers=self.n_registers, opset=self._opset)
         if self._pallas:
             return kernels.outputs(op, args, dst, const, length, output, xt,
                                    **self._kernel_args)

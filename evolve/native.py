@@ -13,7 +13,8 @@ cached in ``~/.cache/evolve/native`` under the hash of its source:
   (``-ffp-contract=off``, no fast-math), so they equal numpy bit for bit, subnormals
   included; the transcendental ops call glibc's vector math library (libmvec, 8 floats a
   call; a few ULP, like numpy's own SIMD code) where it has them, else libm;
-- outputs are reduced to the error statistics of ``kernels.errors`` in the kernel.
+- ``errors`` reduces outputs to the error statistics of ``kernels.errors`` in the kernel;
+  ``outputs`` returns them (for fingerprints), so both agree, subnormals and all.
 
 The population is split across the host's CPU devices by the evaluator's ``shard_map``,
 one thread each. ``available()`` says whether a compiler is there.
@@ -99,7 +100,7 @@ def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE) -> str:
 static void run_program(const int32_t* op, const int32_t* args, const int32_t* dst,
                         const float* cst, int n, int outreg, const float* x, int n_inputs,
                         const double* y, const double* scale, const int32_t* mask,
-                        int64_t N, double* stats) {{
+                        int64_t N, double* stats, float* outputs) {{
     alignas(32) float regs[R][T];
     double mxs = 0.0, mx = 0.0, sq = 0.0;
     for (int64_t t0 = 0; t0 < N; t0 += T) {{
@@ -124,6 +125,10 @@ static void run_program(const int32_t* op, const int32_t* args, const int32_t* d
             }}
         }}
         const float* out = regs[outreg];
+        if (outputs) {{
+            std::memcpy(outputs + t0, out, sizeof(float) * m);
+            continue;
+        }}
         for (int j = 0; j < m; ++j) {{
             if (!mask[t0 + j]) continue;
             double err = std::fabs((double)out[j] - y[t0 + j]);
@@ -134,7 +139,7 @@ static void run_program(const int32_t* op, const int32_t* args, const int32_t* d
             sq += err * err;
         }}
     }}
-    stats[0] = mxs; stats[1] = mx; stats[2] = sq;
+    if (stats) {{ stats[0] = mxs; stats[1] = mx; stats[2] = sq; }}
 }}
 
 static ffi::Error evolve_errors_impl(
@@ -151,10 +156,35 @@ static ffi::Error evolve_errors_impl(
                     dst.typed_data() + p * L, cst.typed_data() + p * L,
                     length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
                     y.typed_data(), scale.typed_data(), mask.typed_data(), N,
-                    stats->typed_data() + p * 3);
+                    stats->typed_data() + p * 3, nullptr);
     }}
     return ffi::Error::Success();
 }}
+
+static ffi::Error evolve_outputs_impl(
+        ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
+        ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
+        ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> out) {{
+    const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
+    const int64_t N = P > 0 ? out->element_count() / P : 0;
+    const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
+    if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
+    for (int64_t p = 0; p < P; ++p) {{
+        run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
+                    dst.typed_data() + p * L, cst.typed_data() + p * L,
+                    length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
+                    nullptr, nullptr, nullptr, N, nullptr, out->typed_data() + p * N);
+    }}
+    return ffi::Error::Success();
+}}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    EvolveOutputs, evolve_outputs_impl,
+    ffi::Ffi::Bind()
+        .Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
+        .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
+        .Arg<ffi::Buffer<ffi::F32>>()
+        .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     EvolveErrors, evolve_errors_impl,
@@ -220,10 +250,15 @@ def build(src: str, out_dir: Path = CACHE) -> Path:
 
 @lru_cache(maxsize=32)
 def _target(opset: tuple[int, ...], n_registers: int, tile: int) -> str:
+    """Build (or find) the library; register its two FFI targets (NAME_errors,
+    NAME_outputs) and return NAME."""
     src = source(opset, n_registers, tile)
     lib = ctypes.cdll.LoadLibrary(str(build(src)))
     name = f"evolve_native_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
-    jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="cpu")
+    jax.ffi.register_ffi_target(f"{name}_errors", jax.ffi.pycapsule(lib.EvolveErrors),
+                                platform="cpu")
+    jax.ffi.register_ffi_target(f"{name}_outputs", jax.ffi.pycapsule(lib.EvolveOutputs),
+                                platform="cpu")
     return name
 
 
@@ -236,8 +271,21 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     N = n_tiles * T0
     x = jnp.transpose(xt, (1, 0, 2)).reshape(n_inputs, N).astype(jnp.float32)
     P = op.shape[0]
-    return jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((P, 3), jnp.float64))(
+    return jax.ffi.ffi_call(f"{name}_errors", jax.ShapeDtypeStruct((P, 3), jnp.float64))(
         op.astype(jnp.int32), args.astype(jnp.int32), dst.astype(jnp.int32),
         const.astype(jnp.float32), length.astype(jnp.int32), output.astype(jnp.int32), x,
         y.reshape(N).astype(jnp.float64), scale.reshape(N).astype(jnp.float64),
         mask.reshape(N).astype(jnp.int32))
+
+
+def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, **_ignored):
+    """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0]."""
+    opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
+    name = _target(opset, n_registers, TILE)
+    n_tiles, n_inputs, T0 = xt.shape
+    N = n_tiles * T0
+    x = jnp.transpose(xt, (1, 0, 2)).reshape(n_inputs, N).astype(jnp.float32)
+    P = op.shape[0]
+    return jax.ffi.ffi_call(f"{name}_outputs", jax.ShapeDtypeStruct((P, N), jnp.float32))(
+        op.astype(jnp.int32), args.astype(jnp.int32), dst.astype(jnp.int32),
+        const.astype(jnp.float32), length.astype(jnp.int32), output.astype(jnp.int32), x)

@@ -63,3 +63,13 @@ def test_auto_takes_the_native_kernel_on_cpus(monkeypatch):
     assert not Evaluator(n_registers=R, dtype="float64")._native
     with pytest.raises(ValueError, match="CPU devices and float32"):
         Evaluator(n_registers=R, dtype="float64", backend="native")
+
+
+def test_outputs_bit_for_bit_subnormals_included(points):
+    rng = np.random.default_rng(3)
+    batch = to_arrays([random_program(rng, EXACT, int(rng.integers(0, 17)), R)
+                       for _ in range(30)], length=16)
+    got = Evaluator(n_registers=R, n_inputs=2, backend="native").outputs(batch, points)
+    want = run_numpy_batch(batch, points, R)
+    same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+    assert same.all()
