@@ -58,9 +58,23 @@ _PRELUDE = r"""
 #define EVOLVE_MVEC 0
 #endif
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
 namespace ffi = xla::ffi;
 using std::isnan;
 using std::signbit;
+
+// XLA's CPU threads flush subnormal floats to zero (MXCSR FTZ and DAZ); numpy and C do
+// not, so the kernel clears both bits while it runs and puts them back after.
+struct KeepSubnormals {
+#if defined(__SSE__)
+    unsigned int saved;
+    KeepSubnormals() : saved(_mm_getcsr()) { _mm_setcsr(saved & ~0x8040u); }
+    ~KeepSubnormals() { _mm_setcsr(saved); }
+#endif
+};
 """
 
 
@@ -147,6 +161,7 @@ static ffi::Error evolve_errors_impl(
         ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
         ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y, ffi::Buffer<ffi::F64> scale,
         ffi::Buffer<ffi::S32> mask, ffi::ResultBuffer<ffi::F64> stats) {{
+    KeepSubnormals keep;
     const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
     const int64_t N = y.element_count();
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
@@ -165,6 +180,7 @@ static ffi::Error evolve_outputs_impl(
         ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
         ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
         ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> out) {{
+    KeepSubnormals keep;
     const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
     const int64_t N = P > 0 ? out->element_count() / P : 0;
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
