@@ -159,6 +159,13 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="the config field generations: total generations to run")
     p.add_argument("--run-dir", metavar="DIR",
                    help="where the run is written (default: runs/PROBLEM-SEED-TIMESTAMP)")
+    p.add_argument("--islands", type=_positive, metavar="N",
+                   help="the config field islands.count: searches side by side that exchange "
+                        "programs")
+    p.add_argument("--ray-address", metavar="auto|local|ADDRESS",
+                   help="the config field islands.ray_address: run the islands as Ray actors "
+                        "on the cluster at ADDRESS, the running one (auto) or a new one here "
+                        "(local)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--help-config", action="store_true",
                    help="list the config fields, their defaults and descriptions, and exit")
@@ -188,7 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(cfg.help_config(), end="")
         return 0
     config = cfg.build_config(args.config, args.sets, {
-        "problem": args.problem, "seed": args.seed, "generations": args.generations})
+        "problem": args.problem, "seed": args.seed, "generations": args.generations,
+        "islands.count": args.islands, "islands.ray_address": args.ray_address})
     from evolve import runs
 
     outcome = runs.start(config, Path(args.run_dir) if args.run_dir else None, quiet=args.quiet)
@@ -199,6 +207,9 @@ def _add_resume_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to continue")
     p.add_argument("--generations", type=_count, metavar="N",
                    help="total generations to reach (default: the run's configured number)")
+    p.add_argument("--ray-address", metavar="auto|local|ADDRESS|none",
+                   help="a run of islands: continue on this Ray cluster (none: in this "
+                        "process); the result is the same wherever it runs")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -208,7 +219,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     from evolve import runs
 
-    return _finish(runs.resume(Path(args.run_dir), args.generations, quiet=args.quiet))
+    return _finish(runs.resume(Path(args.run_dir), args.generations, quiet=args.quiet,
+                               ray_address=args.ray_address))
 
 
 # -- plot, report ---------------------------------------------------------------------------
@@ -342,7 +354,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
-    p.add_argument("--format", required=True, choices=("python", "jax", "c", "sympy"),
+    p.add_argument("--format", required=True, choices=("python", "jax", "c", "sympy", "latex"),
                    help="the language of the exported function")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--index", type=_count, metavar="I",
@@ -354,7 +366,7 @@ def _add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="f", metavar="NAME",
                    help="the function's name (default: %(default)s)")
     p.add_argument("--simplify", action="store_true",
-                   help="simplify the expression (--format sympy only)")
+                   help="simplify the expression (--format sympy or latex only)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -363,8 +375,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from evolve.export import export_run
 
-    if args.simplify and args.format != "sympy":
-        raise UserError(f"--simplify applies to --format sympy only, not {args.format}")
+    if args.simplify and args.format not in ("sympy", "latex"):
+        raise UserError(f"--simplify applies to --format sympy or latex only, not {args.format}")
     text, _, info = export_run(Path(args.run_dir), args.format, index=args.index,
                                best=args.best, name=args.name, simplify=args.simplify)
     if args.out:

@@ -32,6 +32,8 @@ import yaml
 
 from evolve.engine import SearchParams
 from evolve.errors import UserError, did_you_mean
+from evolve.islands import IslandParams
+from evolve.llm import LLMParams
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class RunConfig:
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
     search: SearchParams = field(default_factory=SearchParams)
+    llm: LLMParams = field(default_factory=LLMParams)
+    islands: IslandParams = field(default_factory=IslandParams)
 
 
 # One line for every field, keyed by dotted name (tests check that none is missing).
@@ -76,6 +80,52 @@ DESCRIPTIONS: dict[str, str] = {
                                           "(normalised)",
     "search.variation.const_sigma": "relative size of a literal's perturbation",
     "search.variation.max_retries": "redraws of a mutation that leaves a program unchanged",
+    "search.representation": "genomes: 'linear' programs, or DEAP expression 'tree's compiled "
+                             "to programs (symbolic regression)",
+    "search.tree": "how trees are made and varied (search.representation=tree)",
+    "search.tree.init_depth": "[min, max] depth of the ramped half-and-half trees of generation 0",
+    "search.tree.max_height": "height limit of a tree (children above it are made again)",
+    "search.tree.max_size": "node limit of a tree (null: the problem's max_length)",
+    "search.tree.crossover_rate": "fraction of children made by one-point crossover (else by "
+                                  "one mutation)",
+    "search.tree.mutation_weights": "relative weights of DEAP's tree mutations (normalised)",
+    "search.tree.subtree_depth": "[min, max] depth of the subtrees uniform mutation grows",
+    "search.tree.literal_range": "[low, high] of the literals random trees draw",
+    "search.tree.max_tries": "attempts at a child within the limits before a parent is copied",
+    "search.mating": "a parent's partner: 'tournament' (binary, on Pareto rank), 'random', "
+                     "or 'ideal' (closest to the parent's evolving ideal mate)",
+    "search.mate_candidates": "candidates an 'ideal' chooser compares with its ideal",
+    "search.mate_sigma": "standard deviation of the mutation of ideal mates",
+    "llm": "LLM edits as variation operators (README, LLM edits); off while llm.rate is 0",
+    "llm.rate": "fraction of children proposed by an LLM (0 turns LLM edits off)",
+    "llm.models": "model names to ask; NAME@BASE_URL for a model on another server",
+    "llm.model_weights": "relative weight of each model of llm.models ([]: equal)",
+    "llm.base_url": "OpenAI-compatible server, up to /v1 (vLLM, llama.cpp, Ollama, hosted)",
+    "llm.api_key_env": "environment variable holding the API key ('': send no key)",
+    "llm.temperature": "sampling temperature of the requests",
+    "llm.max_tokens": "most tokens a reply may have",
+    "llm.timeout": "seconds a request may take, retries included; then it is cut off",
+    "llm.retries": "retries of a request answered 429 or 5xx, or that failed to connect",
+    "llm.backoff": "seconds before the first retry (doubling, jittered; or Retry-After)",
+    "llm.max_in_flight": "requests in flight at once",
+    "llm.crossover_rate": "fraction of LLM children made by crossover (else mutation)",
+    "llm.inspirations": "parents shown to an LLM crossover (2 or 3)",
+    "llm.history": "outcomes of recent LLM edits shown in each prompt",
+    "llm.answer": "reply format asked for: 'either', 'program' or 'edits' (SEARCH/REPLACE)",
+    "llm.budget_tokens": "tokens (in + out) the run may spend on LLM edits (null: no limit)",
+    "llm.budget_cost": "money the run may spend on LLM edits (null: no limit)",
+    "llm.price_in": "price of a million prompt tokens (for llm.budget_cost)",
+    "llm.price_out": "price of a million reply tokens (for llm.budget_cost)",
+    "islands": "islands: searches side by side that exchange programs (README, Islands and Ray)",
+    "islands.count": "number of islands (1: one plain search)",
+    "islands.migrate_every": "send migrants every this many generations",
+    "islands.migrants": "best programs each island sends per migration (0: no migration)",
+    "islands.topology": "where migrants go: 'ring' (to the next island) or 'random'",
+    "islands.reset_stagnant_after": "refound an island from the best one after this many "
+                                    "generations without improvement (null: never)",
+    "islands.shared_cache": "share the equivalence and fitted-structure caches across islands",
+    "islands.ray_address": "run islands as Ray actors: 'local', 'auto' or a cluster address "
+                           "(null: in this process)",
 }
 
 
@@ -113,6 +163,44 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "search.variation.crossover_weights": (_weights_ok, "must not be all 0"),
     "search.variation.const_sigma": _at_least(0),
     "search.variation.max_retries": _at_least(1),
+    "search.representation": (lambda v: v in ("linear", "tree"), "must be 'linear' or 'tree'"),
+    "search.tree.init_depth": (lambda v: 0 <= v[0] <= v[1],
+                               "must be [min, max] with 0 <= min <= max"),
+    "search.tree.max_height": _at_least(0),
+    "search.tree.max_size": _at_least(1),
+    "search.tree.crossover_rate": _between(0, 1),
+    "search.tree.mutation_weights": (_weights_ok, "must not be all 0"),
+    "search.tree.subtree_depth": (lambda v: 0 <= v[0] <= v[1],
+                                  "must be [min, max] with 0 <= min <= max"),
+    "search.tree.literal_range": (lambda v: v[0] <= v[1], "must be [low, high] with low <= high"),
+    "search.tree.max_tries": _at_least(1),
+    "search.mating": (lambda v: v in ("tournament", "random", "ideal"),
+                      "must be 'tournament', 'random' or 'ideal'"),
+    "search.mate_candidates": _at_least(1),
+    "search.mate_sigma": _at_least(0),
+    "islands.count": _at_least(1),
+    "islands.migrate_every": _at_least(1),
+    "islands.migrants": _at_least(0),
+    "islands.topology": (lambda v: v in ("ring", "random"), "must be 'ring' or 'random'"),
+    "islands.reset_stagnant_after": _at_least(1),
+    "islands.ray_address": (lambda v: v is None or v.strip() != "",
+                            "must be 'local', 'auto', an address like 10.0.0.1:6379, or null"),
+    "llm.rate": _between(0, 1),
+    "llm.temperature": _at_least(0),
+    "llm.max_tokens": _at_least(1),
+    "llm.timeout": (lambda v: v > 0, "must be above 0"),
+    "llm.retries": _at_least(0),
+    "llm.backoff": _at_least(0),
+    "llm.max_in_flight": _at_least(1),
+    "llm.crossover_rate": _between(0, 1),
+    "llm.inspirations": _between(2, 3),
+    "llm.history": _at_least(0),
+    "llm.answer": (lambda v: v in ("either", "program", "edits"),
+                   "must be 'either', 'program' or 'edits'"),
+    "llm.budget_tokens": _at_least(0),
+    "llm.budget_cost": _at_least(0),
+    "llm.price_in": _at_least(0),
+    "llm.price_out": _at_least(0),
 }
 
 
@@ -180,6 +268,8 @@ def _type_name(hint: Any) -> str:
     if _is_optional(hint):
         inner = [a for a in args if a is not type(None)][0]
         return f"{_type_name(inner)} or null"
+    if typing.get_origin(hint) is tuple and args[-1:] == (Ellipsis,):
+        return f"a list of values, each {_type_name(args[0])}"
     if typing.get_origin(hint) is tuple:
         return f"a list of {len(args)} values, [{', '.join(_type_name(a) for a in args)}]"
     return str(hint)
@@ -232,6 +322,12 @@ def _coerce(value: Any, hint: Any) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise _Bad
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[-1:] == (Ellipsis,):
+        if isinstance(value, str):  # one item given alone: llm.models=qwen2.5-coder
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise _Bad
+        return tuple(_coerce(v, typing.get_args(hint)[0]) for v in value)
     if typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -293,7 +389,7 @@ def _parse_set(item: str) -> tuple[str, Any]:
                         f"got {item!r}")
     try:
         value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+    except Exception:  # not only YAMLError: see read_yaml
         value = text
     return name, value
 
@@ -312,8 +408,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or "not valid YAML"
+        problem = " ".join(str(getattr(e, "problem", None) or "not valid YAML").split())
         raise UserError(f"config file {str(path)!r} is not valid YAML{at}: {problem}") from None
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as e:
+        # PyYAML's safe constructors raise these for some malformed scalars (a date such as
+        # 2001-02-30, a bad !!timestamp) and nesting too deep for Python's stack.
+        raise UserError(f"config file {str(path)!r} is not valid YAML: a value cannot be "
+                        f"read ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -374,6 +475,13 @@ def from_values(values: Mapping[str, Any], where: str = "") -> RunConfig:
                 raise UserError(f"config field {name + '.' + key!r} = {_show(value)}{where} "
                                 f"must be at least 0; the default is "
                                 f"{_show(FIELDS[name + '.' + key].default)}")
+    if resolved.get("search.representation") == "tree":  # trees need a tree per program
+        if (resolved.get("llm.rate") or 0) > 0:
+            raise UserError(f"search.representation = 'tree'{where} cannot take LLM edits "
+                            "(they are linear programs); set llm.rate=0 or use 'linear'")
+        if (resolved.get("islands.count") or 1) > 1 and (resolved.get("islands.migrants") or 0):
+            raise UserError(f"search.representation = 'tree'{where} cannot take migrants "
+                            "between islands yet; set islands.migrants=0 or islands.count=1")
     return _build(RunConfig, "", resolved)
 
 

@@ -6,7 +6,10 @@ randomness of generation g comes from ``fold_in(key, g)`` split per purpose, so 
 needs no other random stream, and a checkpoint of the state resumes exactly.
 
 A generation:
-  1. parents by binary tournament on Pareto rank, children by crossover and mutation;
+  1. parents by binary tournament on Pareto rank, their partners by mate choice
+     (``evolve.mating``: tournament, random or an evolving ideal mate), children by the
+     representation's crossover and mutation (``evolve.representation``: linear programs,
+     or DEAP trees compiled to programs);
   2. each child's fingerprint (outputs on the probe points, quantized, hashed);
      a hit in the cache reuses the objectives of the program evaluated before;
   3. with constant fitting on: children whose *structure* (constants replaced by fixed
@@ -30,14 +33,16 @@ from dataclasses import dataclass, field, replace
 import jax
 import numpy as np
 
+from evolve import mating
 from evolve.fec import FECache, fingerprints, make_salt
 from evolve.fitting import ConstantFitter, FitParams
 from evolve.interpreter import Evaluator
 from evolve.ops import CONST
 from evolve.problem import Problem
 from evolve.program import Program, bucket, to_arrays
+from evolve.representation import TreeParams, crossed, make_representation
 from evolve.selection import accuracy_first, nsga2, pareto_ranks
-from evolve.variation import Space, VariationParams, make_children, random_program, rng_from_key
+from evolve.variation import Space, VariationParams, rng_from_key
 
 
 def _cpu_devices(devices: list | None) -> list | None:
@@ -51,6 +56,7 @@ def _cpu_devices(devices: list | None) -> list | None:
 
 # Purposes of the per-generation keys.
 _VARY, _SELECT, _PROBE, _INIT, _AUDIT = range(5)
+_MATE, _TREES = 101, 102  # mate choice (evolve.mating), the tree representation's stream
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,11 @@ class SearchParams:
     n_train: int | None = None  # default: the problem's
     keep: str = "newest"  # of programs with one fingerprint, the one kept: "newest" or "oldest"
     variation: VariationParams = field(default_factory=VariationParams)
+    representation: str = "linear"  # "linear" programs, or DEAP "tree"s compiled to programs
+    tree: TreeParams = field(default_factory=TreeParams)
+    mating: str = "tournament"  # a parent's partner: "tournament", "random" or "ideal"
+    mate_candidates: int = 7  # candidates an "ideal" chooser compares with its ideal
+    mate_sigma: float = 0.1  # mutation of the ideals (evolve/mating.py)
 
 
 @dataclass
@@ -88,6 +99,11 @@ class State:
     structures: FECache  # structure fingerprint -> fitted literals
     evaluations: int = 0
     fits: int = 0
+    probe_key: jax.Array | None = None  # the probe set's key, if not ``key`` (islands share one)
+    genomes: list[str] = field(default_factory=list)  # trees as text, one per program (tree
+    #                                                    representation; empty for linear)
+    tree_random: random.Random | None = None  # DEAP's private stream (tree representation)
+    ideals: np.ndarray | None = None  # float64 [n, d]: ideal mates (mating "ideal")
 
 
 _EMPTY_STATS = {"hits": 0, "misses": 0, "evictions": 0, "forgotten": 0, "audits": 0,
@@ -108,17 +124,20 @@ class Engine:
         # program): it runs on the host's CPU cores even when programs are evaluated on
         # GPUs, where a vectorised fit computes every op at every step and compiles slowly.
         self.fitter = ConstantFitter(problem.n_registers, problem.n_inputs,
-                                     FitParams(iterations=params.fit_iterations),
+                                     FitParams(iterations=params.fit_iterations,
+                                               lawson=problem.error in ("max_ulp", "max_abs")),
                                      devices=_cpu_devices(devices))
-        self.x_train = problem.grid(params.n_train or problem.n_train)
+        self.x_train = problem.points(params.n_train or problem.n_train)
         self.y_train, self.s_train = problem.targets(self.x_train)
-        self.x_fit = problem.grid(params.fit_points)
+        # at most the training points: for data (SR) problems they are the first ones
+        self.x_fit = problem.points(min(params.fit_points, len(self.x_train)))
         self.y_fit, self.s_fit = problem.targets(self.x_fit)
-        self.x_verify = problem.grid(problem.n_verify)
+        self.x_verify = problem.points(problem.n_verify)
         self.y_verify, self.s_verify = problem.targets(self.x_verify)
         self.salt = make_salt(problem.name, {"n_train": len(self.x_train),
                                              "n_verify": problem.n_verify})
         self.length = bucket(problem.max_length)
+        self.representation = make_representation(problem, params)
 
     # -- probes -----------------------------------------------------------------------
     def probe_points(self, key: jax.Array) -> np.ndarray:
@@ -141,6 +160,15 @@ class Engine:
         out = self.evaluator.outputs(batch, probe)[: len(programs)]
         salt = self.salt + (b"structure" if structure else b"")
         return fingerprints(out, self.params.fec_mantissa_bits, salt)
+
+    def features(self, programs: list[Program], probe: np.ndarray) -> np.ndarray:
+        """Behaviour features of ``programs`` (``evolve.mating.features``): their outputs on
+        the first probe points, scaled by the training targets."""
+        if not programs:
+            return np.zeros((0, mating.N_FEATURES))
+        out = self.evaluator.outputs(self._batch(programs), probe[: mating.N_FEATURES])
+        return mating.features(out[: len(programs)], float(np.mean(self.y_train)),
+                               float(np.std(self.y_train)))
 
     def _batch(self, programs: list[Program]):
         return to_arrays(programs, length=self.length,
@@ -222,21 +250,31 @@ class Engine:
         return programs, error, cost, fps, info
 
     # -- the loop -----------------------------------------------------------------------
-    def init(self, seed: int) -> State:
-        """Generation 0: a random population, assessed."""
+    def init(self, seed: int, probe_key: jax.Array | None = None,
+             caches: tuple | None = None) -> State:
+        """Generation 0: a random population, assessed.
+
+        Islands (``evolve.islands``) pass the run's ``probe_key``, so that fingerprints agree
+        across islands, and ``caches`` (cache, structures) shared by the islands."""
         key = jax.random.key(seed)
-        state = State(0, key, [], np.zeros(0), np.zeros(0), [],
-                      FECache(self.params.fec_capacity, self.params.fec_max_hits,
-                              self.params.audit_rate),
-                      FECache(self.params.fec_capacity))
+        cache, structures = caches or (FECache(self.params.fec_capacity,
+                                               self.params.fec_max_hits,
+                                               self.params.audit_rate),
+                                       FECache(self.params.fec_capacity))
+        state = State(0, key, [], np.zeros(0), np.zeros(0), [], cache, structures,
+                      probe_key=probe_key)
         rng = rng_from_key(jax.random.fold_in(jax.random.fold_in(key, 0), _INIT))
-        lo, hi = self.params.init_length
-        programs = [random_program(rng, self.space, int(rng.integers(lo, hi + 1)))
-                    for _ in range(self.params.population)]
-        probe = self.probe_points(key)
+        state.tree_random = self.representation.new_random(jax.random.fold_in(key, _TREES))
+        programs, genomes = self.representation.initial(rng, state, self.params.population)
+        probe = self.probe_points(key if probe_key is None else probe_key)
         programs, error, cost, fps, _ = self.assess(state, programs, probe, rng)
+        genomes = self.representation.absorb(genomes, programs)
         keep = self._select(error, cost, fps, random.Random(seed))
         state.programs = [programs[i] for i in keep]
+        state.genomes = [genomes[i] for i in keep] if genomes else []
+        if self.params.mating == "ideal":
+            state.ideals = mating.initial_ideals(
+                rng_from_key(jax.random.fold_in(key, _MATE)), len(programs))[keep]
         state.error, state.cost = error[keep], cost[keep]
         state.fingerprints = [fps[i] for i in keep]
         state.cache.take_stats()
@@ -246,7 +284,8 @@ class Engine:
     def _objectives(self, error: np.ndarray, cost: np.ndarray) -> np.ndarray:
         if self.params.accuracy_first and self.problem.target is not None:
             return accuracy_first(error, cost, self.problem.target)
-        return np.stack([error, cost], axis=1)
+        # A NaN or Inf error is the worst in both objectives: never a cheap trade-off.
+        return np.stack([error, np.where(np.isfinite(error), cost, np.inf)], axis=1)
 
     def _select(self, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
         # One program per fingerprint survives. Keeping the newest (a child over the parent
@@ -264,32 +303,59 @@ class Engine:
         mu = min(self.params.population, len(unique))
         return unique[np.sort(nsga2(obj, mu, rng_gen))]
 
-    def step(self, state: State) -> tuple[State, dict]:
-        """One generation. Returns the new state and its metrics row."""
+    def step(self, state: State, vary=None) -> tuple[State, dict]:
+        """One generation. Returns the new state and its metrics row.
+
+        ``vary`` (e.g. ``evolve.llm.LLMVariation``) may replace children: called as
+        ``vary(engine, state, key_g, pick, children, kinds, probe, rng)`` in place of
+        ``assess``, it returns (children, kinds, error, cost, fingerprints, info); its
+        ``finish(new_state)`` adds columns to the metrics row.
+        """
         t0 = time.perf_counter()
         g = state.generation + 1
         key_g = jax.random.fold_in(state.key, g)
         rng = rng_from_key(jax.random.fold_in(key_g, _VARY))
         sel_rng = random.Random(int(rng_from_key(jax.random.fold_in(key_g, _SELECT))
                                     .integers(2**63)))
-        probe = self.probe_points(state.key)
+        probe = self.probe_points(state.key if state.probe_key is None else state.probe_key)
         ranks = pareto_ranks(self._objectives(state.error, state.cost))
         n = len(state.programs)
-        a = rng.integers(0, n, (self.params.children, 2))
-        b = rng.integers(0, n, (self.params.children, 2))
-        pick = np.where(ranks[a] <= ranks[b], a, b)  # binary tournaments on Pareto rank
-        children, kinds = make_children(rng, state.programs, pick, self.space,
-                                        self.params.variation)
-        children, error, cost, fps, info = self.assess(state, children, probe, rng)
+        params = self.params
+        ideals = None
+        if params.mating == "ideal":
+            mate_rng = rng_from_key(jax.random.fold_in(key_g, _MATE))
+            ideals = state.ideals
+            if ideals is None or len(ideals) != n:  # e.g. immigrants arrived: start afresh
+                ideals = mating.initial_ideals(mate_rng, n)
+        pick = mating.choose_pairs(
+            rng, ranks, params.children, params.mating, ideals,
+            self.features(state.programs, probe) if ideals is not None else None,
+            params.mate_candidates)
+        if self.representation.name == "tree" and (vary is not None or len(state.genomes) != n):
+            raise ValueError("the tree representation needs a tree for every program: LLM "
+                             "edits and migrants between islands are linear programs only")
+        children, child_genomes, kinds = self.representation.children(rng, state, pick)
+        if vary is None:
+            children, error, cost, fps, info = self.assess(state, children, probe, rng)
+            child_genomes = self.representation.absorb(child_genomes, children)
+        else:
+            children, kinds, error, cost, fps, info = vary(self, state, key_g, pick, children,
+                                                           kinds, probe, rng)
         self.last_children = list(zip(children, fps, error, cost, kinds))  # for observers
         programs = state.programs + children
         all_error = np.concatenate([state.error, error])
         all_cost = np.concatenate([state.cost, cost])
         all_fps = state.fingerprints + fps
         keep = self._select(all_error, all_cost, all_fps, sel_rng)
+        all_genomes = state.genomes + child_genomes
         new = State(g, state.key, [programs[i] for i in keep], all_error[keep], all_cost[keep],
                     [all_fps[i] for i in keep], state.cache, state.structures,
-                    state.evaluations, state.fits)
+                    state.evaluations, state.fits, probe_key=state.probe_key,
+                    genomes=[all_genomes[i] for i in keep] if all_genomes else [],
+                    tree_random=state.tree_random)
+        if ideals is not None:
+            born = mating.child_ideals(mate_rng, ideals, pick, crossed(kinds), params.mate_sigma)
+            new.ideals = np.concatenate([ideals, born])[keep]
         stats = {**_EMPTY_STATS, **new.cache.take_stats()}
         new.structures.take_stats()
         front = pareto_ranks(np.stack([new.error, new.cost], 1)) == 0
@@ -307,7 +373,11 @@ class Engine:
             "best_cost_at_target": float(np.min(new.cost[ok])) if ok.any() else float("nan"),
             "front_size": int(front.sum()),
             "unique_fingerprints": len(set(new.fingerprints)),
+            "unique_children": len(set(fps)),
+            "diversity": mating.diversity(self.features(new.programs, probe)),
             "population": len(new.programs),
             "wall_seconds": time.perf_counter() - t0,
         }
+        if vary is not None:
+            row.update(vary.finish(new))
         return new, row

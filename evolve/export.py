@@ -1,4 +1,4 @@
-"""Export: a program as standalone source code in Python (numpy), JAX, C99 or SymPy.
+"""Export: a program as standalone source code in Python (numpy), JAX, C99, SymPy or LaTeX.
 
 ``export(program, problem, fmt)`` returns the text of a function ``f(x)`` (one argument
 per input) that computes what the program computes, one statement per instruction (dead
@@ -20,6 +20,8 @@ imports nothing from evolve.
 - ``sympy``: a module that builds the real-number expression ``expr`` of the program,
   with literals as ``sympy.Float`` of their exact values (optionally simplified);
   ``to_sympy`` gives the expression itself.
+- ``latex``: that expression (optionally simplified) in LaTeX (``to_latex``); literals
+  with 9 significant digits.
 
 ``export_run`` picks a member of a run's front (``choose_row``) and exports it.
 """
@@ -40,7 +42,7 @@ from evolve.problem import Problem
 from evolve.program import Program, input_dependent, used
 from evolve.text import format_literal, format_program
 
-FORMATS = ("python", "jax", "c", "sympy")
+FORMATS = ("python", "jax", "c", "sympy", "latex")
 
 # numpy / jax.numpy spellings ({xp} is np or jnp); helpers are defined in the generated code
 _ARRAY_SPELLING = {
@@ -274,6 +276,16 @@ def to_sympy(program: Program, problem: Problem, simplify: bool = False):
     return sympy.simplify(expr) if simplify else expr
 
 
+def to_latex(program: Program, problem: Problem, simplify: bool = False) -> str:
+    """The program's real-number expression (``to_sympy``) in LaTeX, literals shown with
+    the 9 significant digits that identify a float32."""
+    import sympy
+
+    expr = to_sympy(program, problem, simplify)
+    expr = expr.xreplace({f: sympy.Float(f, 9) for f in expr.atoms(sympy.Float)})
+    return sympy.latex(expr)
+
+
 def _sympy_source(program: Program, problem: Problem, info: str, simplify: bool) -> str:
     to_sympy(program, problem)  # refuses programs that sympy cannot express
     live = _live(program)
@@ -309,8 +321,8 @@ def export(program: Program, problem: Problem, fmt: str, *, name: str = "f",
     simplified if ``simplify``). ``info`` is a line for the header comment."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
-    if simplify and fmt != "sympy":
-        raise UserError("simplify applies to the sympy format only")
+    if simplify and fmt not in ("sympy", "latex"):
+        raise UserError("simplify applies to the sympy and latex formats only")
     missing = sorted({ins.name for ins in program.instructions} - set(_ARRAY_SPELLING) - {"const"})
     if missing:
         raise ValueError(f"no export spelling for ops {missing}; add them to evolve.export")
@@ -319,6 +331,8 @@ def export(program: Program, problem: Problem, fmt: str, *, name: str = "f",
         return _c_source(program, problem, name, info)
     if fmt == "sympy":
         return _sympy_source(program, problem, info, simplify)
+    if fmt == "latex":
+        return to_latex(program, problem, simplify) + "\n"
     return _array_source(program, problem, name, info, jax=fmt == "jax")
 
 
@@ -371,7 +385,7 @@ def export_run(run_dir: Path, fmt: str, index: int | None = None, best: bool = F
     try:
         program = parse_program(rows[i]["program"], n_registers=problem.n_registers)
     except ParseError as e:
-        raise UserError(f"front.csv row {i} holds no valid program ({e}); the run directory "
-                        "is damaged") from None
+        raise UserError(f"front.csv row {i} holds no valid program (line {e.line}, column "
+                        f"{e.column}: {e.detail}); the run directory is damaged") from None
     info = _row_info(rows[i], i, problem)
     return export(program, problem, fmt, name=name, simplify=simplify, info=info), i, info

@@ -182,6 +182,12 @@ class FECache:
         """Whether ``fp`` is cached; counts nothing and leaves the LRU order alone."""
         return fp in self._entries
 
+    def peek(self, fp: bytes) -> Value | None:
+        """The record cached for ``fp``, or None; counts nothing and leaves the LRU order
+        alone (islands read a shared cache this way during a generation)."""
+        entry = self._entries.get(fp)
+        return None if entry is None else entry[0]
+
     def lookup(self, fp: bytes) -> Value | None:
         """The record cached for ``fp`` (a hit), or None (a miss).
 

@@ -6,7 +6,9 @@ disk" in ARCHITECTURE.md) and draws with matplotlib's object API
 it works headless and leaves a user's interactive session alone.
 
 Runs whose configurations differ only in ``seed`` (or run length) form a group; a group of several runs
-is drawn as its median with the interquartile band, a group of one as a plain line.
+is drawn as its median with the interquartile band, a group of one as a plain line. A run
+of islands (metrics.csv with an ``island`` column) is drawn by its ``all`` rows, and, as
+a group of one, with each island's curve as a faint dotted line.
 """
 
 from __future__ import annotations
@@ -31,18 +33,24 @@ NOT_GROUPING = ("seed", "generations", "checkpoint_every", "keep_checkpoints")
 # The x axes of the fitness curves: metrics column (wall time is the cumulative sum).
 CURVE_AXES = (("generation", "generation"), ("evaluations", "evaluations"),
               ("wall_seconds", "wall time"))
-ERROR_LABELS = {"max_ulp": "max error (ULP)", "max_abs": "max abs error", "rmse": "RMSE"}
+ERROR_LABELS = {"max_ulp": "max error (ULP)", "max_abs": "max abs error", "rmse": "RMSE",
+                "nmse": "NMSE (1 - R²)"}
+# Diversity columns of metrics.csv (evolve/mating.py), drawn when every run has them.
+DIVERSITY_COLUMNS = (("unique_children", "distinct children (fingerprints)"),
+                     ("diversity", "behavioural spread of the population"))
 GRID_POINTS = 200
 
 
 @dataclass(frozen=True)
 class Run:
-    """What a run directory holds, read back: config, metrics, front (None if absent)."""
+    """What a run directory holds, read back: config, metrics, front (None if absent);
+    for a run of islands, ``metrics`` holds the run's rows and ``islands`` the islands'."""
 
     path: Path
     config: dict
     metrics: pd.DataFrame
     front: pd.DataFrame | None
+    islands: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -67,6 +75,10 @@ def _read_csv(path: Path, columns: tuple[str, ...], run_dir: Path) -> pd.DataFra
     if missing:
         raise UserError(f"{path} lacks the columns {missing} (it has {list(table.columns)}); "
                         f"{_fix(run_dir)}")
+    bad = [c for c in columns if c != "program" and not pd.api.types.is_numeric_dtype(table[c])]
+    if bad and len(table):  # an empty table is reported by the caller ("no generations")
+        raise UserError(f"{path}: the columns {bad} hold values that are not numbers; "
+                        f"{_fix(run_dir)}")
     return table
 
 
@@ -80,9 +92,10 @@ def load_run(run_dir: Path | str) -> Run:
         raise UserError(f"{config_path} is missing, so {run_dir} is not a run directory; "
                         f"{_fix(run_dir)}")
     try:
-        config = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{config_path} is not valid YAML ({e}); {_fix(run_dir)}") from None
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, RecursionError) as e:
+        what = " ".join(str(e).split())[:200]  # UnicodeDecodeError is a ValueError
+        raise UserError(f"{config_path} is not valid YAML ({what}); {_fix(run_dir)}") from None
     if not isinstance(config, dict):
         raise UserError(f"{config_path} must hold a mapping, got {type(config).__name__}; "
                         f"{_fix(run_dir)}")
@@ -91,11 +104,17 @@ def load_run(run_dir: Path | str) -> Run:
         raise UserError(f"{metrics_path} is missing (no generation of this run has been "
                         f"recorded); {_fix(run_dir)}")
     metrics = _read_csv(metrics_path, METRICS_COLUMNS, run_dir)
+    islands = None
+    if "island" in metrics.columns:  # a run of islands: rows per island, then "all"
+        total = metrics["island"].astype(str) == "all"
+        islands = metrics[~total].sort_values(["island", "generation"], kind="stable")
+        metrics = metrics[total]
     if metrics.empty:
         raise UserError(f"{metrics_path} has no generations yet; {_fix(run_dir)}")
     front_path = run_dir / "front.csv"
     front = _read_csv(front_path, FRONT_COLUMNS, run_dir) if front_path.is_file() else None
-    return Run(run_dir, config, metrics.sort_values("generation", kind="stable"), front)
+    return Run(run_dir, config, metrics.sort_values("generation", kind="stable"), front,
+               islands)
 
 
 # -- problems ---------------------------------------------------------------------------
@@ -153,15 +172,24 @@ def _short(problem: str) -> str:
     return Path(problem).name if problem.endswith(".py") else problem
 
 
+def _identity(config: dict) -> dict:
+    """The configuration without ``NOT_GROUPING`` and where islands ran (which does not
+    change a run's result)."""
+    rest = {k: v for k, v in config.items() if k not in NOT_GROUPING}
+    if isinstance(rest.get("islands"), dict):
+        rest["islands"] = {k: v for k, v in rest["islands"].items() if k != "ray_address"}
+    return rest
+
+
 def group_runs(runs: list[Run]) -> list[Group]:
     """Runs grouped by configuration without ``NOT_GROUPING``, labelled by problem and the
     settings that tell the groups apart (in order of first appearance)."""
     by_key: dict[str, list[Run]] = {}
     for run in runs:
-        rest = {k: v for k, v in run.config.items() if k not in NOT_GROUPING}
-        by_key.setdefault(yaml.safe_dump(rest, sort_keys=True), []).append(run)
+        by_key.setdefault(yaml.safe_dump(_identity(run.config), sort_keys=True),
+                          []).append(run)
     members = list(by_key.values())
-    flat = [_flatten({k: v for k, v in g[0].config.items() if k not in NOT_GROUPING})
+    flat = [_flatten(_identity(g[0].config))
             for g in members]
     keys = sorted({k for f in flat for k in f} - {"problem"})
     differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
@@ -176,8 +204,16 @@ def group_runs(runs: list[Run]) -> list[Group]:
 
 # -- drawing ----------------------------------------------------------------------------
 
-def _xy(run: Run, column: str) -> tuple[np.ndarray, np.ndarray]:
-    m = run.metrics
+def _island_curves(run: Run, column: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each island's curve of a run of islands (none for other runs)."""
+    if run.islands is None:
+        return []
+    return [_xy(run, column, part) for _, part in run.islands.groupby("island", sort=True)]
+
+
+def _xy(run: Run, column: str, m: pd.DataFrame | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
+    m = run.metrics if m is None else m
     x = m[column].to_numpy(np.float64)
     if column == "wall_seconds":
         x = np.cumsum(np.nan_to_num(x))
@@ -253,6 +289,9 @@ def curves_figure(groups: list[Group], infos: list[ProblemInfo]):
                 for i, (x, y) in enumerate(curves):
                     ax.plot(x / div, y, color=color, linewidth=1.6, marker="o" if len(x) < 3 else "",
                             label=group.label if i == 0 else None)
+                    for k, (xi, yi) in enumerate(_island_curves(group.runs[i], column)):
+                        ax.plot(xi / div, yi, color=color, linewidth=0.8, alpha=0.5,
+                                linestyle=":", label="each island" if k == 0 else None)
                 continue
             for x, y in curves:
                 ax.plot(x / div, y, color=color, linewidth=0.6, alpha=0.3)
@@ -315,6 +354,38 @@ def front_figure(groups: list[Group], infos: list[ProblemInfo]):
     return fig
 
 
+def diversity_figure(groups: list[Group]):
+    """Population diversity against generation (``DIVERSITY_COLUMNS``), one panel each;
+    groups of several runs as median and interquartile band, like the fitness curves."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
+    axes = fig.subplots(1, len(DIVERSITY_COLUMNS))
+    for ax, (column, title) in zip(axes, DIVERSITY_COLUMNS):
+        for i, group in enumerate(groups):
+            color = f"C{i % 10}"
+            curves = [(r.metrics["generation"].to_numpy(np.float64),
+                       r.metrics[column].to_numpy(np.float64)) for r in group.runs]
+            band = _band(curves) if len(curves) > 1 else None
+            if band is None:
+                for j, (x, y) in enumerate(curves):
+                    ax.plot(x, y, color=color, linewidth=1.6,
+                            label=group.label if j == 0 else None)
+                continue
+            for x, y in curves:
+                ax.plot(x, y, color=color, linewidth=0.6, alpha=0.3)
+            grid, (q1, med, q3) = band
+            ax.fill_between(grid, q1, q3, color=color, alpha=0.25, linewidth=0)
+            ax.plot(grid, med, color=color, linewidth=2, label=f"{group.label}: median, IQR")
+        ax.set_xlabel("generation")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 2),
+               fontsize=8, frameon=False)
+    return fig
+
+
 def png_bytes(fig) -> bytes:
     """The figure as PNG bytes (for embedding)."""
     buf = io.BytesIO()
@@ -331,8 +402,9 @@ def _save(fig, stem: Path) -> list[Path]:
 
 
 def plot_runs(run_dirs: list[Path], out: Path) -> list[Path]:
-    """Fitness curves of the runs (``<stem>.png/.svg``) and their Pareto fronts
-    (``<stem>-front.png/.svg``), where ``out`` names the stem (a ``.png`` or ``.svg``
+    """Fitness curves of the runs (``<stem>.png/.svg``), their Pareto fronts
+    (``<stem>-front.png/.svg``) and, when their metrics have the columns, their diversity
+    (``<stem>-diversity.png/.svg``), where ``out`` names the stem (a ``.png`` or ``.svg``
     suffix is dropped). Returns the written paths."""
     if not run_dirs:
         raise UserError("no run directories given; pass one or more, e.g. runs/<name>")
@@ -347,4 +419,6 @@ def plot_runs(run_dirs: list[Path], out: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = _save(curves_figure(groups, infos), stem)
     written += _save(front_figure(groups, infos), stem.with_name(stem.name + "-front"))
+    if all(c in r.metrics.columns for r in runs for c, _ in DIVERSITY_COLUMNS):
+        written += _save(diversity_figure(groups), stem.with_name(stem.name + "-diversity"))
     return written

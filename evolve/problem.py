@@ -9,9 +9,13 @@ module each exposing ``PROBLEM``; a user's own file is accepted by path.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import importlib.machinery
 import importlib.util
 import pkgutil
+import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +26,9 @@ from evolve.errors import UserError
 from evolve.ops import OPCODE, OPS
 from evolve.program import Program, input_dependent, used
 
-ERRORS = ("max_ulp", "max_abs", "rmse")
+ERRORS = ("max_ulp", "max_abs", "rmse", "nmse")
+SAMPLINGS = ("grid", "uniform")
+COST_MODELS = ("weighted", "size")
 
 
 def ulp32(y: np.ndarray) -> np.ndarray:
@@ -45,12 +51,25 @@ class Problem:
     jax_reference: the same in jax.numpy (float64), optional: lets certification compute
         the targets on the device (checked against ``reference`` on samples).
     domain: one (low, high) pair per input.
-    error: "max_ulp" (max error in float32 ULPs of the exact value), "max_abs" or "rmse".
+    error: "max_ulp" (max error in float32 ULPs of the exact value), "max_abs", "rmse" or
+        "nmse" (mean squared error over the variance of the training targets: 1 - R^2).
     target: the error to reach (e.g. 1.0 for "max ULP < 1"), or None.
-    n_train: training points, evenly spaced representable values of the domain.
+    n_train: training points (``points``).
     n_probe: probe points for functional-equivalence hashing.
     baselines: known programs to compare with, e.g. minimax polynomials:
         dicts with "name", "error", "cost" and optionally "program" (text form).
+
+    For symbolic regression (data rather than a function to approximate everywhere):
+    sampling: training points evenly spaced ("grid") or drawn uniformly from the domain
+        with ``data_seed`` ("uniform": a fixed design, the first n points of one stream).
+    n_test, test_domain, test_sampling: held-out test points (``test_data``), noise-free,
+        drawn from their own stream; ``test_domain`` defaults to ``domain``.
+    noise: Gaussian noise added to the targets (``targets``), with a standard deviation
+        of ``noise`` times that of the noise-free training targets; 0 for none.
+    cost_model: "weighted" (the ops table's weights of input-dependent instructions) or
+        "size" (the node count of the expression the program computes).
+    formula: the true formula, ``formula(x, m)`` of a list of inputs and a module (numpy or
+        sympy), for recovery checks; None when there is none.
     """
 
     name: str
@@ -69,6 +88,14 @@ class Problem:
     baselines: tuple[dict, ...] = ()
     notes: str = ""
     jax_reference: Callable | None = None
+    sampling: str = "grid"
+    n_test: int = 0
+    test_domain: tuple[tuple[float, float], ...] | None = None
+    test_sampling: str = "uniform"
+    noise: float = 0.0
+    data_seed: int = 0
+    cost_model: str = "weighted"
+    formula: Callable | None = None
     opcodes: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):
@@ -84,6 +111,20 @@ class Problem:
                             f"got {self.error!r}")
         if self.n_inputs >= self.n_registers:
             raise UserError(f"problem {self.name!r}: needs more registers than inputs")
+        for name, value, allowed in (("sampling", self.sampling, SAMPLINGS),
+                                     ("test_sampling", self.test_sampling, SAMPLINGS),
+                                     ("cost_model", self.cost_model, COST_MODELS)):
+            if value not in allowed:
+                raise UserError(f"problem {self.name!r}: {name} must be one of {allowed}, "
+                                f"got {value!r}")
+        if self.test_domain is not None:
+            test_domain = tuple(tuple(map(float, d)) for d in self.test_domain)
+            if len(test_domain) != self.n_inputs:
+                raise UserError(f"problem {self.name!r}: test_domain needs one (low, high) "
+                                f"per input ({self.n_inputs}), got {len(test_domain)}")
+            object.__setattr__(self, "test_domain", test_domain)
+        if not (self.noise >= 0 and self.n_test >= 0):
+            raise UserError(f"problem {self.name!r}: noise and n_test must be >= 0")
 
     @property
     def n_inputs(self) -> int:
@@ -107,18 +148,54 @@ class Problem:
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` uniform random points of the domain: [n, n_inputs] in the dtype."""
-        lo = np.array([d[0] for d in self.domain])
-        hi = np.array([d[1] for d in self.domain])
-        return (lo + (hi - lo) * rng.random((n, self.n_inputs))).astype(self.np_dtype)
+        return _uniform(rng, self.domain, n).astype(self.np_dtype)
 
-    def targets(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def points(self, n: int) -> np.ndarray:
+        """The problem's ``n`` training points: ``grid(n)`` for ``sampling="grid"``, else
+        the first ``n`` points of its seeded uniform design (so fewer points are a subset
+        of more)."""
+        if self.sampling == "grid":
+            return self.grid(n)
+        rng = np.random.default_rng([self.data_seed, 0])
+        return _uniform(rng, self.domain, n).astype(self.np_dtype)
+
+    def test_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The held-out test points [n_test, n_inputs] and their noise-free targets."""
+        domain = self.test_domain or self.domain
+        if self.test_sampling == "grid":
+            x = np.stack([np.linspace(lo, hi, self.n_test) for lo, hi in domain], axis=1)
+        else:
+            x = _uniform(np.random.default_rng([self.data_seed, 1]), domain, self.n_test)
+        x = x.astype(self.np_dtype)
+        return x, self.targets(x, noise=False)[0]
+
+    def targets(self, x: np.ndarray, noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Reference values (float64) at points ``x`` and the per-point error scale.
 
-        The scale turns |out - y| into the problem's error unit (1/ulp for max_ulp).
+        The scale turns |out - y| into the problem's error unit (1/ulp for max_ulp). With
+        ``noise`` (and ``self.noise > 0``) the values carry the problem's measurement
+        noise: a fixed function of each point (seeded by ``data_seed``), so a point has
+        the same measured value in every set it appears in.
         """
-        y = np.asarray(self.reference(np.asarray(x, np.float64)), np.float64).reshape(-1)
+        x = np.asarray(x, np.float64)
+        y = np.asarray(self.reference(x), np.float64).reshape(-1)
+        if noise and self.noise > 0:
+            y = y + self.noise * self._clean_std * _point_normals(x, self.data_seed)
         scale = 1.0 / ulp32(y) if self.error == "max_ulp" else np.ones_like(y)
         return y, scale
+
+    @functools.cached_property
+    def _clean_std(self) -> float:
+        x = self.points(self.n_train).astype(np.float64)
+        return float(np.std(np.asarray(self.reference(x), np.float64)))
+
+    @functools.cached_property
+    def target_variance(self) -> float:
+        """The variance of the training targets (``n_train`` points, noise included): the
+        denominator of the "nmse" error (1 if it is 0)."""
+        y, _ = self.targets(self.points(self.n_train))
+        v = float(np.var(y))
+        return v if v > 0 and np.isfinite(v) else 1.0
 
     def error_value(self, stats: dict[str, np.ndarray]) -> np.ndarray:
         """The problem's error from the evaluator's reduced statistics (per program)."""
@@ -126,19 +203,62 @@ class Problem:
             e = stats["max_scaled"]
         elif self.error == "max_abs":
             e = stats["max_abs"]
+        elif self.error == "nmse":
+            e = stats["mse"] / self.target_variance
         else:
             e = np.sqrt(stats["mse"])
         return np.where(np.isfinite(e), e, np.inf)
 
     def cost(self, program: Program) -> float:
-        """Weighted op count of the instructions that use an input and reach the output."""
+        """The program's cost under ``cost_model``.
+
+        "weighted": the weighted op count of the instructions that use an input and reach
+        the output. "size": the node count of the expression the returned value is, as a
+        tree compiled to a program has it: each live instruction is a node, and each of its
+        arguments that no earlier live instruction wrote (an input, or a zero register) is
+        a leaf; a value used twice is counted once. A bare input is 1.
+        """
         live = used(program)
+        if self.cost_model == "size":
+            written: set[int] = set()
+            size = 0
+            for ins, u in zip(program.instructions, live):
+                if u:
+                    size += 1 + sum(a not in written for a in ins.args)
+                    written.add(ins.dst)
+            return float(size if program.output in written else 1)
         dep = input_dependent(program, self.n_inputs)
         return float(sum(OPS[ins.op].cost for ins, u, d in zip(program.instructions, live, dep)
                          if u and d))
 
     def meets_target(self, error: float) -> bool:
         return self.target is not None and error < self.target
+
+
+def _uniform(rng: np.random.Generator, domain, n: int) -> np.ndarray:
+    lo = np.array([d[0] for d in domain])
+    hi = np.array([d[1] for d in domain])
+    return lo + (hi - lo) * rng.random((n, len(domain)))
+
+
+def _point_normals(x: np.ndarray, seed: int) -> np.ndarray:
+    """One standard normal value per row of ``x``: a hash of the row's float64 bits and
+    ``seed`` (splitmix64 steps) turned into a normal by Box-Muller."""
+    with np.errstate(over="ignore"):
+        h = np.full(x.shape[0], np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15), np.uint64)
+        for col in np.ascontiguousarray(x, np.float64).view(np.uint64).T:
+            h = _mix64(h ^ col)
+        a, b = _mix64(h ^ np.uint64(1)), _mix64(h ^ np.uint64(2))
+    u1 = ((a >> np.uint64(11)).astype(np.float64) + 1.0) / 2.0**53  # (0, 1]
+    u2 = (b >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def _problem_modules() -> list[str]:
@@ -163,23 +283,93 @@ def _problems_in(module) -> Sequence[Problem]:
     return []
 
 
+def _user_error(path: Path, e: BaseException) -> UserError:
+    """What went wrong executing the problem file ``path``, with its line, on one line."""
+    if isinstance(e, SyntaxError):
+        where = f", line {e.lineno}" if e.lineno else ""
+        what = f"a syntax error ({e.msg})"
+    else:
+        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__)
+                 if Path(f.filename) == path]
+        where = f", line {lines[-1]}" if lines else ""
+        what = f"{type(e).__name__}: {e}"
+    what = " ".join(what.split())
+    return UserError(f"problem file {str(path)!r}{where} failed to load: "
+                     f"{what[:300]}; fix the file and try again")
+
+
+def check_problem(problem: object, origin: str) -> Problem:
+    """``problem`` if it is a usable ``Problem``, else ``UserError`` naming the field.
+
+    Checks what a problem file can get wrong that the dataclass does not: the types and
+    ranges of the sizes, the domain, the target, and that ``reference`` gives one number
+    per point of a few points of the domain.
+    """
+    if not isinstance(problem, Problem):
+        raise UserError(f"{origin} must define PROBLEM = Problem(...), not a "
+                        f"{type(problem).__name__}")
+    name = f"problem {problem.name!r} ({origin})"
+    if not isinstance(problem.name, str) or not problem.name:
+        raise UserError(f"{origin}: Problem.name must be a non-empty string")
+    for field_name, low in (("n_registers", 2), ("max_length", 1), ("n_train", 2),
+                            ("n_probe", 1), ("n_verify", 1)):
+        value = getattr(problem, field_name)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise UserError(f"{name}: {field_name} must be a whole number >= {low}, "
+                            f"got {value!r}")
+    if problem.n_registers > 4096 or problem.max_length > 4096:
+        raise UserError(f"{name}: n_registers and max_length must be at most 4096")
+    if problem.dtype not in ("float32", "float64"):
+        raise UserError(f"{name}: dtype must be 'float32' or 'float64', got {problem.dtype!r}")
+    if not problem.domain or not all(len(d) == 2 and np.isfinite(d).all() and d[0] <= d[1]
+                                     for d in problem.domain):
+        raise UserError(f"{name}: domain must be one (low, high) pair of finite numbers per "
+                        f"input, low <= high, got {problem.domain!r}")
+    target = problem.target
+    if target is not None and (not isinstance(target, (int, float, np.floating)) or
+                               isinstance(target, bool) or not target >= 0):
+        raise UserError(f"{name}: target must be a number >= 0 or None, got {target!r}")
+    if not callable(problem.reference):
+        raise UserError(f"{name}: reference must be a function of the points [N, n_inputs]")
+    x = problem.grid(3)
+    try:
+        y = np.asarray(problem.reference(x.astype(np.float64)), np.float64)
+    except Exception as e:  # the user's code: any failure is theirs to fix
+        what = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        raise UserError(f"{name}: reference fails on 3 points of the domain ({what})") from None
+    if y.size != len(x):
+        raise UserError(f"{name}: reference must give one value per point: 3 points gave "
+                        f"shape {y.shape}")
+    return problem
+
+
 def load_problem(name_or_path: str) -> Problem:
     """A problem by name (from ``problems/``) or from a user's Python file by path.
 
     The file must define ``PROBLEM = Problem(...)`` (or ``PROBLEMS = [...]`` with one).
+    A file that fails to run, or defines no usable problem, is a ``UserError`` naming
+    the file and the line.
     """
     path = Path(name_or_path)
     if name_or_path.endswith(".py") or path.is_file():
         if not path.is_file():
             raise UserError(f"problem file {name_or_path!r} does not exist")
-        spec = importlib.util.spec_from_file_location(f"evolve_user_problem_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        found = _problems_in(module)
+        # An explicit source loader: a name without ".py" would get no loader otherwise.
+        loader = importlib.machinery.SourceFileLoader(f"evolve_user_problem_{path.stem}",
+                                                      str(path))
+        module = importlib.util.module_from_spec(
+            importlib.util.spec_from_loader(loader.name, loader, origin=str(path)))
+        sys.modules[loader.name] = module  # as an import does: dataclasses look it up
+        try:
+            loader.exec_module(module)
+            found = _problems_in(module)
+        except (Exception, SystemExit) as e:  # the user's code; KeyboardInterrupt goes on
+            sys.modules.pop(loader.name, None)
+            raise _user_error(path, e) from None
         if len(found) != 1:
             raise UserError(f"{name_or_path} must define PROBLEM = Problem(...) "
                             f"(found {len(found)} problems)")
-        return found[0]
+        return check_problem(found[0], name_or_path)
     by_name = {p.name: p for p in list_problems()}
     if name_or_path in by_name:
         return by_name[name_or_path]

@@ -1,21 +1,28 @@
 """The files of a run directory: front.csv, metrics.csv, events.log and the lock.
 
-  front.csv     the Pareto front of (error, cost) of the population: columns error, cost,
+  front.csv     the Pareto front of (error, cost) of the population's programs with a
+                finite error (NaN and Inf never appear on it): columns error, cost,
                 length, program (text form); sorted by cost, then error, then text; floats
                 written by ``repr``, so the same state gives the same bytes
   metrics.csv   a header from the first row's keys, then one row per generation (the row
-                ``Engine.step`` returns); on resume it is cut back to the checkpoint
+                ``Engine.step`` returns; a run of islands: a row per island, then one
+                for the run, told apart by the ``island`` column); on resume it is cut
+                back to the checkpoint
   events.log    human-readable lines, each with a UTC timestamp
   lock          an exclusive ``fcntl.flock`` held by the process writing the run
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import errno
 import fcntl
 import io
 import os
+import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,38 @@ from evolve.selection import front_indices
 from evolve.text import format_program
 
 FRONT_COLUMNS = ("error", "cost", "length", "program")
+
+
+_CAUSES = {errno.ENOSPC: ("the disk is full", "free some space"),
+           errno.EDQUOT: ("the disk quota is exceeded", "free some space"),
+           errno.EROFS: ("the file system is read-only", "make it writable"),
+           errno.EACCES: ("permission denied", "make it writable"),
+           errno.EPERM: ("operation not permitted", "make it writable")}
+
+
+def disk_error(run_dir: Path, e: OSError) -> UserError:
+    """The one-line ``UserError`` for a failed read or write in ``run_dir``: the cause, the
+    file, and how to go on (a run with a config.yaml resumes from its last checkpoint)."""
+    what, fix = _CAUSES.get(e.errno, (e.strerror or str(e), "check the disk"))
+    where = f" ({e.filename})" if e.filename else ""
+    if (Path(run_dir) / "config.yaml").is_file():
+        then = (f"then continue with `evolve resume {shlex.quote(str(run_dir))}` (it goes on "
+                "from the last checkpoint)")
+    else:
+        then = "then start the run again"
+    return UserError(f"cannot write run directory {str(run_dir)!r}: {what}{where}; {fix}, "
+                     f"{then}")
+
+
+@contextlib.contextmanager
+def writing(run_dir: Path) -> Iterator[None]:
+    """Turn an ``OSError`` (disk full, read-only, a device gone) into ``disk_error``."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None:
+            raise
+        raise disk_error(run_dir, e) from None
 
 
 def is_wall_clock(column: str) -> bool:
@@ -48,10 +87,15 @@ def _cell(value) -> str:
 
 
 def front_rows(state: State) -> list[tuple[float, float, int, str]]:
-    """The Pareto front of (error, cost) of ``state``: sorted by cost, error, program."""
-    if not state.programs:
+    """The Pareto front of (error, cost) of ``state``: sorted by cost, error, program.
+
+    Programs whose error is not finite (NaN, Inf: a division by zero, an overflow) are
+    never on it, however cheap: they are the worst, not a trade-off.
+    """
+    finite = np.flatnonzero(np.isfinite(np.asarray(state.error, np.float64)))
+    if not len(finite):
         return []
-    idx = front_indices(np.stack([state.error, state.cost], axis=1))
+    idx = finite[front_indices(np.stack([state.error[finite], state.cost[finite]], axis=1))]
     rows = [(float(state.error[i]), float(state.cost[i]), len(state.programs[i]),
              format_program(state.programs[i]).rstrip("\n")) for i in idx]
     return sorted(rows, key=lambda r: (r[1], r[0], r[3]))
@@ -99,45 +143,75 @@ class Metrics:
                 os.fsync(f.fileno())
 
     def truncate(self, generation: int) -> tuple[int, list[int]]:
-        """Keep the rows up to ``generation``; return (rows dropped, generations missing)."""
+        """Keep the rows up to ``generation``; return (rows dropped, generations missing).
+
+        Torn, garbled or repeated rows are dropped; a file without a header naming the
+        generation column is set aside as ``metrics.csv.corrupt``.
+        """
         self._columns = None
+        every = list(range(1, generation + 1))
         if not self.path.exists():
-            return 0, list(range(1, generation + 1))
-        lines = self.path.read_text().splitlines(keepends=True)
-        if not lines or not lines[0].endswith("\n"):
-            self.path.unlink()
-            return 0, list(range(1, generation + 1))
-        at = lines[0].rstrip("\n").split(",").index("generation")
-        kept, seen = [lines[0]], []
+            return 0, every
+        lines = [_decoded(b) for b in self.path.read_bytes().splitlines(keepends=True)]
+        header = lines[0] if lines else None
+        columns = header.rstrip("\n").split(",") if header and header.endswith("\n") else []
+        if "generation" not in columns:
+            if header and header.endswith("\n"):  # a whole line, not ours: keep it to look at
+                os.replace(self.path, self.path.with_name(self.path.name + ".corrupt"))
+            else:  # empty, or a header torn by a kill
+                self.path.unlink()
+            return 0, every
+        at = columns.index("generation")
+        # A run of islands has a row per island (and one for the run) per generation.
+        island = columns.index("island") if "island" in columns else None
+        kept, seen, rows = [header], set(), set()
         for line in lines[1:]:
-            fields = line.rstrip("\n").split(",")
-            if line.endswith("\n") and fields[at].isdigit() and int(fields[at]) <= generation:
+            fields = line.rstrip("\n").split(",") if line and line.endswith("\n") else []
+            g = fields[at] if len(fields) == len(columns) else ""
+            row = (g, None if island is None or not g else fields[island])
+            if g.isascii() and g.isdigit() and int(g) <= generation and row not in rows:
                 kept.append(line)
-                seen.append(int(fields[at]))
-        missing = sorted(set(range(1, generation + 1)) - set(seen))
+                seen.add(int(g))
+                rows.add(row)
+        missing = sorted(set(every) - seen)
         if len(kept) != len(lines):
             atomic_write(self.path, "".join(kept).encode())
         return len(lines) - len(kept), missing
+
+
+def _decoded(line: bytes) -> str | None:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class Lock:
     """An exclusive ``flock`` on ``run_dir/lock``, so one process writes a run at a time."""
 
     def __init__(self, run_dir: Path):
-        self.file = open(run_dir / "lock", "a+")
+        try:
+            self.file = open(run_dir / "lock", "a+")
+        except OSError as e:
+            raise disk_error(run_dir, e) from None
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.file.seek(0)
-            pid = self.file.read().strip() or "?"
+            words = self.file.read(64).split()  # shown to be pasted: digits only
+            pid = words[0] if words and words[0].isascii() and words[0].isdigit() else "?"
             self.file.close()
             raise UserError(f"run directory {str(run_dir)!r} is in use by another evolve "
                             f"process (pid {pid}); wait for it to end, or stop it with "
                             f"kill -INT {pid} and resume the run") from None
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"{os.getpid()}\n")
-        self.file.flush()
+        try:
+            self.file.seek(0)
+            self.file.truncate()
+            self.file.write(f"{os.getpid()}\n")
+            self.file.flush()
+        except OSError as e:  # the disk is full: give the lock back, say so
+            self.release()
+            raise disk_error(run_dir, e) from None
 
     def release(self) -> None:
         if not self.file.closed:
@@ -169,5 +243,10 @@ class RunDir:
 
     def write_front(self, state: State) -> None:
         tmp = self.path / f".front.csv.tmp-{os.getpid()}"
-        tmp.write_text(front_csv(state))
-        os.replace(tmp, self.path / "front.csv")
+        try:
+            tmp.write_text(front_csv(state))
+            os.replace(tmp, self.path / "front.csv")
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise

@@ -3,11 +3,13 @@
 A run directory holds
 
   config.yaml      the fully resolved configuration (``evolve.config``)
-  metrics.csv      one row per generation: the row ``Engine.step`` returns
+  metrics.csv      one row per generation: the row ``Engine.step`` returns (a run of
+                   islands, ``evolve.islands``: a row per island and one for the run)
   front.csv        the current Pareto front of (error, cost): error, cost, length, program
   checkpoints/     gen-XXXXXX/ (``evolve.checkpoint``): every K generations, at the end and
                    when stopped by SIGINT/SIGTERM; the newest M are kept
   events.log       what happened, with timestamps
+  llm-replies.jsonl  with LLM edits on: every reply, keyed by request (``evolve.llm``)
   lock             held (``fcntl.flock``) by the process writing the run
 
 Exact resume: the state a checkpoint holds is everything a generation depends on, so a
@@ -19,6 +21,7 @@ checksums is reported and set aside (renamed ``*.corrupt``) for the one before i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import shlex
@@ -28,6 +31,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+import jax
 
 from evolve import __version__
 from evolve.checkpoint import (
@@ -43,9 +48,18 @@ from evolve.checkpoint import (
 from evolve.config import RunConfig, dump_config, load_config, replace_field
 from evolve.engine import Engine, State
 from evolve.errors import UserError
+from evolve.islands import (
+    IslandsState,
+    check_state,
+    open_islands,
+    prepare_islands,
+    uses_islands,
+)
+from evolve.llm import api_key, open_llm
 from evolve.problem import Problem, load_problem
+from evolve.program import Program, ProgramError, bucket, validate
 from evolve.progress import Progress
-from evolve.rundir import Lock, RunDir, front_rows
+from evolve.rundir import Lock, RunDir, front_rows, writing
 
 RUNS_ROOT = Path("runs")
 
@@ -91,6 +105,20 @@ def engine_for(config: RunConfig, problem: Problem) -> Engine:
     return _ENGINES[key]
 
 
+@contextlib.contextmanager
+def searcher(config: RunConfig, problem: Problem, run: RunDir):
+    """The engine of ``config``; for a run of islands, an ``evolve.islands.IslandSearch``
+    (in this process or on Ray), closed when the block ends."""
+    if not uses_islands(config.islands):
+        yield engine_for(config, problem)
+        return
+    search = open_islands(config, lambda: engine_for(config, problem), run.checkpoints, run.log)
+    try:
+        yield search
+    finally:
+        search.close()
+
+
 def _problem(config: RunConfig) -> Problem:
     problem = load_problem(config.problem)
     lo, hi = config.search.init_length
@@ -98,7 +126,21 @@ def _problem(config: RunConfig) -> Problem:
         raise UserError(f"config field 'search.init_length' = [{lo}, {hi}]: programs of problem "
                         f"{problem.name!r} have at most {problem.max_length} instructions; "
                         f"set it to at most [{min(lo, problem.max_length)}, {problem.max_length}]")
+    api_key(config.llm)  # LLM edits on and the key's variable unset: say so before starting
     return problem
+
+
+def check_devices() -> None:
+    """``UserError`` unless JAX can start a device backend (``JAX_PLATFORMS`` may name a
+    platform this machine lacks; a GPU's driver may be gone)."""
+    try:
+        jax.devices()
+    except Exception as e:  # a RuntimeError, or an AssertionError from some JAX versions
+        platforms = os.environ.get("JAX_PLATFORMS")
+        asked = f" (JAX_PLATFORMS={platforms!r})" if platforms else ""
+        detail = " ".join(str(e).split())[:200] or f"no backend started ({type(e).__name__})"
+        raise UserError(f"JAX cannot start a device backend{asked}: {detail}; check the "
+                        "device and its driver, or unset JAX_PLATFORMS to use the CPU") from None
 
 
 # -- starting and resuming --------------------------------------------------------------------
@@ -119,7 +161,10 @@ def _new_run_dir(config: RunConfig, run_dir: Path | None) -> Path:
             raise UserError(f"{str(run_dir)!r} already holds a run; continue it with "
                             f"`evolve resume {shlex.quote(str(run_dir))}`, or choose a new "
                             "--run-dir")
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        # What a start that failed (or was killed) before config.yaml was written leaves.
+        left = ("lock", ".config.yaml.tmp-")
+        if run_dir.exists() and (not run_dir.is_dir() or
+                                 any(not p.name.startswith(left) for p in run_dir.iterdir())):
             raise UserError(f"--run-dir {str(run_dir)!r} exists and is not an empty "
                             "directory; choose a new one (it is created for you)")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,25 +189,30 @@ def start(config: RunConfig, run_dir: Path | None = None, quiet: bool = False,
     if config.problem.endswith(".py") or Path(config.problem).is_file():
         config = replace_field(config, "problem", str(Path(config.problem).resolve()))
     problem = _problem(config)
-    path = _new_run_dir(config, run_dir)
+    check_devices()
+    prepare_islands(config)  # before a run directory is made: a bad Ray address, say
+    with writing(run_dir or RUNS_ROOT):
+        path = _new_run_dir(config, run_dir)
     run = RunDir(path)
-    lock = Lock(path)
-    try:
-        atomic_write(run.config, dump_config(config).encode())
-        with StopOnSignal() as stop:
-            run.log(f"started: problem {config.problem}, seed {config.seed}, "
-                    f"{config.generations} generations (evolve {__version__}, pid {os.getpid()})")
-            return _initial(run, config, problem, stop, quiet, err or sys.stderr)
-    finally:
-        lock.release()
+    with writing(path):  # a full disk or a read-only one: one line, and resumable
+        lock = Lock(path)
+        try:
+            atomic_write(run.config, dump_config(config).encode())
+            with StopOnSignal() as stop:
+                run.log(f"started: problem {config.problem}, seed {config.seed}, "
+                        f"{config.generations} generations (evolve {__version__}, "
+                        f"pid {os.getpid()})")
+                return _initial(run, config, problem, stop, quiet, err or sys.stderr)
+        finally:
+            lock.release()
 
 
 def _initial(run, config, problem, stop, quiet, err) -> Outcome:
-    engine = engine_for(config, problem)
-    state = engine.init(config.seed)
-    run.write_front(state)
-    _checkpoint(run, config, state)
-    return _drive(run, config, problem, engine, state, stop, quiet, err)
+    with searcher(config, problem, run) as engine:
+        state = engine.init(config.seed)
+        run.write_front(state)
+        _checkpoint(run, config, state)
+        return _drive(run, config, problem, engine, state, stop, quiet, err)
 
 
 def open_run(run_dir: Path) -> tuple[RunDir, RunConfig]:
@@ -176,7 +226,24 @@ def open_run(run_dir: Path) -> tuple[RunDir, RunConfig]:
     if not run.config.is_file():
         raise UserError(f"{str(run_dir)!r} is not an evolve run directory (it has no "
                         "config.yaml); `evolve run PROBLEM --run-dir DIR` makes one")
-    return run, load_config(run.config)
+    config = load_config(run.config)
+    _refuse_code_in(run_dir, config.problem)
+    return run, config
+
+
+def _refuse_code_in(run_dir: Path, problem: str) -> None:
+    """``UserError`` if config.yaml names a problem file inside the run directory: a run
+    directory holds data, and opening one must never run code it carries."""
+    if not (problem.endswith(".py") or Path(problem).is_file()):
+        return  # a problem of problems/, by name
+    inside = Path(run_dir).resolve()
+    for path in (Path(os.path.abspath(problem)), Path(problem).resolve()):
+        if path == inside or inside in path.parents:
+            raise UserError(f"{str(run_dir)!r}/config.yaml names the problem file "
+                            f"{problem!r}, which lies inside the run directory; a run "
+                            "directory holds data, never code, so it is not loaded. If you "
+                            "trust the file, move it out and set problem: in config.yaml to "
+                            "its new path")
 
 
 def _warn(run: RunDir, err: TextIO, message: str) -> None:
@@ -185,11 +252,31 @@ def _warn(run: RunDir, err: TextIO, message: str) -> None:
     err.flush()
 
 
-def _latest_state(run: RunDir, err: TextIO) -> State | None:
-    """The newest checkpoint that reads back; corrupt ones are reported and set aside."""
+def _check_programs(state: State, problem: Problem) -> None:
+    """``CheckpointError`` if a program of ``state`` breaks the problem's register, op,
+    length or literal rules: a checkpoint edited by hand, since the engine never makes
+    such a program (and its evaluator would refuse it)."""
+    if isinstance(state, IslandsState):
+        for island in state.islands:
+            _check_programs(island, problem)
+        return
+    if not isinstance(state.programs, list) or not all(isinstance(p, Program)
+                                                       for p in state.programs):
+        raise CheckpointError("the population is not a list of programs")
+    for i, program in enumerate(state.programs):
+        try:
+            validate(program, problem.n_registers, bucket(problem.max_length), problem.opcodes)
+        except ProgramError as e:
+            raise CheckpointError(f"program {i} of the population is not valid ({e})") from None
+
+
+def _latest_state(run: RunDir, err: TextIO, problem: Problem) -> tuple[State, dict] | None:
+    """The newest checkpoint that reads back, and its meta; corrupt ones are reported and
+    set aside."""
     for generation, path in reversed(list_checkpoints(run.checkpoints)):
         try:
             state, meta = load_checkpoint(path)
+            _check_programs(state, problem)
         except CheckpointError as e:
             aside = path.with_name(path.name + ".corrupt")
             n = 1
@@ -203,21 +290,36 @@ def _latest_state(run: RunDir, err: TextIO) -> State | None:
         if state.generation != generation:
             raise UserError(f"checkpoint {path} holds generation {state.generation}, "
                             "not its name's; the run directory was tampered with")
-        return state
+        return state, meta
     return None
 
 
 def resume(run_dir: Path, generations: int | None = None, quiet: bool = False,
-           err: TextIO | None = None) -> Outcome:
+           err: TextIO | None = None, ray_address: str | None = None) -> Outcome:
     """Continue the run in ``run_dir`` from its newest good checkpoint to ``generations``
-    in total (default: the configured number)."""
+    in total (default: the configured number). A run of islands continues on the Ray
+    cluster at ``ray_address`` if given ("none": in this process)."""
     err = err or sys.stderr
     run, config = open_run(run_dir)
     problem = _problem(config)
+    if ray_address is not None:
+        config = replace_field(config, "islands.ray_address",
+                               None if ray_address == "none" else ray_address)
+    check_devices()
+    prepare_islands(config)
+    with writing(run_dir):  # a full disk or a read-only one: one line, and resumable
+        return _resume(run, config, problem, generations, quiet, err, ray_address is not None)
+
+
+def _resume(run: RunDir, config: RunConfig, problem: Problem, generations: int | None,
+            quiet: bool, err: TextIO, new_address: bool = False) -> Outcome:
+    run_dir = run.path
     lock = Lock(run_dir)
     try:
         remove_temporaries(run.checkpoints)
-        state = _latest_state(run, err)
+        state, meta = _latest_state(run, err, problem) or (None, {})
+        if state is not None:
+            check_state(state, config.islands)
         at = state.generation if state is not None else 0
         quoted = shlex.quote(str(run_dir))
         if generations is None and at >= config.generations:
@@ -230,6 +332,8 @@ def resume(run_dir: Path, generations: int | None = None, quiet: bool = False,
                             f"e.g. evolve resume {quoted} --generations {max(2 * at, at + 1)}")
         if generations is not None and generations != config.generations:
             config = replace_field(config, "generations", generations)
+            atomic_write(run.config, dump_config(config).encode())
+        if new_address:  # --ray-address: where islands run is part of config.yaml
             atomic_write(run.config, dump_config(config).encode())
         with StopOnSignal() as stop:
             if state is None:
@@ -245,38 +349,47 @@ def resume(run_dir: Path, generations: int | None = None, quiet: bool = False,
                 _warn(run, err, f"metrics.csv lacks the rows of generations {missing[0]}.."
                                 f"{missing[-1]} ({len(missing)} rows); they cannot be made again")
             run.write_front(state)
-            engine = engine_for(config, problem)
-            return _drive(run, config, problem, engine, state, stop, quiet, err)
+            with searcher(config, problem, run) as engine:
+                return _drive(run, config, problem, engine, state, stop, quiet, err,
+                              meta.get("llm"))
     finally:
         lock.release()
 
 
-def _checkpoint(run: RunDir, config: RunConfig, state: State) -> None:
+def _checkpoint(run: RunDir, config: RunConfig, state: State, llm=None) -> None:
     run.metrics.sync()
-    path = save_checkpoint(run.checkpoints, state, {"problem": config.problem,
-                                                    "seed": config.seed, "version": __version__})
+    meta = {"problem": config.problem, "seed": config.seed, "version": __version__}
+    if llm is not None:  # the LLM operator's counters, budget and history (evolve.llm)
+        meta["llm"] = llm.state_dict()
+    path = save_checkpoint(run.checkpoints, state, meta)
     prune_checkpoints(run.checkpoints, config.keep_checkpoints)
     run.log(f"checkpoint {path.name}")
 
 
 def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, state: State,
-           stop: StopOnSignal, quiet: bool, err: TextIO) -> Outcome:
+           stop: StopOnSignal, quiet: bool, err: TextIO, saved_llm: dict | None = None
+           ) -> Outcome:
     """Generations until the configured total or a stop signal; checkpoints on the way."""
+    llm = open_llm(config.llm, problem, run.path, saved_llm, run.log)  # None when off
     progress = Progress(err, config.generations, state.generation, quiet)
     saved = state.generation
     try:
         while state.generation < config.generations and stop.signal is None:
-            state, row = engine.step(state)
-            run.metrics.append(row)
+            state, row = engine.step(state, llm)
+            rows = row if isinstance(row, list) else [row]  # islands: theirs, then the run's
+            for r in rows:
+                run.metrics.append(r)
             run.write_front(state)
-            progress.update(row)
+            progress.update(rows[-1])
             if state.generation % config.checkpoint_every == 0:
-                _checkpoint(run, config, state)
+                _checkpoint(run, config, state, llm)
                 saved = state.generation
     finally:
         progress.close()
+        if llm is not None:
+            llm.close()
     if saved != state.generation:
-        _checkpoint(run, config, state)
+        _checkpoint(run, config, state, llm)
     if stop.signal is not None and state.generation < config.generations:
         run.log(f"stopped by {stop.signal} at generation {state.generation}")
     else:

@@ -12,7 +12,14 @@ ops table, generates random ``gp.PrimitiveTree`` objects from a private, seeded
 - ``compile_tree(tree, pset)``: the DEAP-compiled function (``gp.compile``), run with
   floating-point warnings silenced: the usual DEAP evaluation, used as a reference.
 - ``tree_to_program(tree, n_inputs, n_registers)``: the same function as one of our
-  programs, with registers allocated by Sethi-Ullman numbering.
+  programs, with registers allocated by Sethi-Ullman numbering; ``program_nodes`` maps
+  its instructions back to tree nodes and ``set_literals`` writes fitted literals back.
+- ``tree_text`` / ``parse_tree``: trees as text and back, by our own parser (DEAP's
+  ``PrimitiveTree.from_string`` evaluates tokens; ours never evaluates anything).
+- ``crossover``, ``mutate``, ``within_limits``: DEAP's one-point crossover and its
+  uniform, node-replacement, shrink, ephemeral and insert mutations on copies, drawing
+  from a private ``random.Random``; the size, height and register limits against bloat.
+- ``tree_to_sympy``: the tree as a sympy expression.
 
 No ``creator.create`` here: trees are plain ``gp.PrimitiveTree`` objects.
 """
@@ -20,6 +27,8 @@ No ``creator.create`` here: trees are plain ``gp.PrimitiveTree`` objects.
 from __future__ import annotations
 
 import random
+import re
+import struct
 from contextlib import contextmanager
 from functools import partial
 from typing import Callable, Iterator, Sequence
@@ -151,6 +160,8 @@ def _node_kind(node, n_inputs: int) -> tuple[str, int | float]:
                              "build trees with evolve.trees.primitive_set")
         return "op", OPCODE[node.name]
     value = node.value
+    if type(value) is float and -_F32_MAX <= value <= _F32_MAX:  # the common case, fast
+        return "const", _f32(value)
     if isinstance(value, str):
         index = value[3:]
         if value.startswith("ARG") and index.isdigit() and int(index) < n_inputs:
@@ -162,6 +173,15 @@ def _node_kind(node, n_inputs: int) -> tuple[str, int | float]:
     if not np.isfinite(np.float32(value)):
         raise ValueError(f"literal {value!r} is not a finite float32")
     return "const", float(np.float32(value))
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+_F32 = struct.Struct("f")
+
+
+def _f32(value: float) -> float:
+    """``float(np.float32(value))`` for a Python float within float32 range, faster."""
+    return _F32.unpack(_F32.pack(value))[0]
 
 
 def _children(tree: Sequence) -> list[list[int]]:
@@ -252,3 +272,216 @@ def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> 
 
     output = emit(0)
     return Program(tuple(instructions), output)
+
+
+def program_nodes(tree: gp.PrimitiveTree, n_inputs: int) -> list[int]:
+    """For each instruction of ``tree_to_program(tree, ...)``, the index of its tree node.
+
+    Compilation emits one instruction per non-input node, in an order that depends on the
+    tree's shape only, so this maps fitted literals of the program back onto the tree.
+    """
+    kinds = [_node_kind(node, n_inputs) for node in tree]
+    children = _children(tree)
+    need = _need(kinds, children)
+    order: list[int] = []
+
+    def visit(i: int) -> None:
+        if kinds[i][0] == "arg":
+            return
+        for c in sorted(children[i], key=lambda c: -need[c]):
+            visit(c)
+        order.append(i)
+
+    visit(0)
+    return order
+
+
+# -- text: our own format and parser (no eval) -------------------------------------------
+def tree_text(tree: gp.PrimitiveTree) -> str:
+    """The tree as text: ``op(arg, ...)``, inputs ``ARG<i>``, literals as the shortest
+    decimal that reads back to the same float (``repr``). ``parse_tree`` reads it back."""
+    out: list[str] = []
+    stack: list[list[int]] = []  # [arguments still to write] of each open primitive
+    for node in tree:
+        if stack:
+            if stack[-1][0] < stack[-1][1]:
+                out.append(", ")
+            stack[-1][0] -= 1
+        if isinstance(node, gp.Primitive):
+            out.append(node.name + "(")
+            stack.append([node.arity, node.arity])
+        else:
+            value = node.value
+            out.append(value if isinstance(value, str) else repr(float(value)))
+            while stack and stack[-1][0] == 0:
+                stack.pop()
+                out.append(")")
+    return "".join(out)
+
+
+class TreeParseError(ValueError):
+    """Text that is not a tree of a primitive set; the message names the column."""
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+                    r"|(?P<name>[A-Za-z_]\w*)|(?P<punct>[(),]))")
+
+
+def literal_node(pset: gp.PrimitiveSet, value: float) -> gp.Terminal:
+    """A literal leaf holding ``value`` (a float32 value), as the set's ephemeral
+    constant when it has one (so ephemeral mutation can redraw it), else a plain one."""
+    value = float(np.float32(value))
+    cls = pset.mapping.get(LITERAL)
+    if cls is None:
+        return gp.Terminal(value, False, object)
+    node = object.__new__(cls)  # without __init__, which would draw a random value
+    node.value = value
+    return node
+
+
+def parse_tree(text: str, pset: gp.PrimitiveSet) -> gp.PrimitiveTree:
+    """The tree that ``tree_text`` wrote, over the primitive set ``pset``.
+
+    A hand-written recursive-descent parser: names must be primitives or inputs of
+    ``pset``, numbers finite float32 values; nothing is evaluated. Raises TreeParseError
+    naming the column and what was expected.
+    """
+    tokens: list[tuple[str, str, int]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise TreeParseError(f"column {pos + 1}: unexpected {text[pos]!r}")
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind), m.start(kind) + 1))
+        pos = m.end()
+    prims = {p.name: p for p in pset.primitives[pset.ret]}
+    terms = {t.name: t for t in pset.terminals[pset.ret] if isinstance(t, gp.Terminal)}
+    nodes: list = []
+    i = 0
+
+    def expect(what: str) -> tuple[str, str, int]:
+        nonlocal i
+        if i >= len(tokens):
+            raise TreeParseError(f"column {len(text) + 1}: expected {what}, got the end")
+        tok = tokens[i]
+        i += 1
+        return tok
+
+    def expr() -> None:
+        kind, value, col = expect("an op, an input or a number")
+        if kind == "num":
+            v = float(value)
+            if not abs(v) <= _F32_MAX:
+                raise TreeParseError(f"column {col}: {value} is not a finite float32")
+            nodes.append(literal_node(pset, v))
+        elif kind == "name" and value in prims:
+            prim = prims[value]
+            if expect("'('")[1] != "(":
+                raise TreeParseError(f"column {tokens[i - 1][2]}: expected '(' after {value}")
+            nodes.append(prim)
+            for k in range(prim.arity):
+                expr()
+                sep = ")" if k == prim.arity - 1 else ","
+                tok = expect(f"{sep!r}")
+                if tok[1] != sep:
+                    raise TreeParseError(f"column {tok[2]}: expected {sep!r} ({value} takes "
+                                         f"{prim.arity} argument{'s' * (prim.arity != 1)}), "
+                                         f"got {tok[1]!r}")
+        elif kind == "name" and value in terms:
+            nodes.append(terms[value])
+        else:
+            known = ", ".join([*prims, *terms])
+            raise TreeParseError(f"column {col}: unknown {value!r}; expected one of {known} "
+                                 "or a number")
+
+    expr()
+    if i != len(tokens):
+        raise TreeParseError(f"column {tokens[i][2]}: unexpected {tokens[i][1]!r} after the "
+                             "end of the tree")
+    return gp.PrimitiveTree(nodes)
+
+
+def set_literals(tree: gp.PrimitiveTree, program: Program, pset: gp.PrimitiveSet,
+                 n_inputs: int) -> gp.PrimitiveTree:
+    """``tree`` with its literals replaced by those of ``program`` (the tree compiled,
+    then fitted): literal k of the program goes to the node it was compiled from."""
+    out = gp.PrimitiveTree(list(tree))
+    for ins, node in zip(program.instructions, program_nodes(tree, n_inputs)):
+        if ins.op == CONST:
+            out[node] = literal_node(pset, ins.value)
+    return out
+
+
+# -- variation ------------------------------------------------------------------------
+TREE_MUTATIONS = ("uniform", "node_replacement", "shrink", "ephemeral", "insert")
+
+
+def crossover(rng: random.Random, a: gp.PrimitiveTree, b: gp.PrimitiveTree) -> gp.PrimitiveTree:
+    """DEAP's one-point crossover (``cxOnePoint``): ``a`` with one of its subtrees
+    replaced by one of ``b``'s. The parents are left unchanged."""
+    child, other = gp.PrimitiveTree(list(a)), gp.PrimitiveTree(list(b))
+    with private_random(rng):
+        return gp.cxOnePoint(child, other)[0]
+
+
+def mutate(rng: random.Random, tree: gp.PrimitiveTree, pset: gp.PrimitiveSet, kind: str,
+           subtree_depth: tuple[int, int] = (0, 2)) -> gp.PrimitiveTree:
+    """A mutated copy of ``tree`` by DEAP's operator ``kind``:
+
+    uniform           a random subtree replaced by a new full tree (``mutUniform``,
+                      depth in ``subtree_depth``)
+    node_replacement  one node replaced by another of the same arity (``mutNodeReplacement``)
+    shrink            a subtree replaced by one of its arguments (``mutShrink``)
+    ephemeral         one literal drawn anew (``mutEphemeral``, mode "one")
+    insert            a new primitive inserted above a subtree (``mutInsert``)
+    """
+    child = gp.PrimitiveTree(list(tree))
+    lo, hi = subtree_depth
+    with private_random(rng):
+        if kind == "uniform":
+            return gp.mutUniform(child, partial(gp.genFull, min_=lo, max_=hi), pset)[0]
+        if kind == "node_replacement":
+            return gp.mutNodeReplacement(child, pset)[0]
+        if kind == "shrink":
+            return gp.mutShrink(child)[0]
+        if kind == "ephemeral":
+            return gp.mutEphemeral(child, "one")[0]
+        if kind == "insert":
+            return gp.mutInsert(child, pset)[0]
+    raise ValueError(f"unknown tree mutation {kind!r}; known: {', '.join(TREE_MUTATIONS)}")
+
+
+def within_limits(tree: gp.PrimitiveTree, n_inputs: int, max_size: int, max_height: int,
+                  n_registers: int) -> bool:
+    """Whether ``tree`` keeps the limits against bloat: at most ``max_size`` nodes, height
+    at most ``max_height``, and compilable into ``n_registers`` registers."""
+    return (len(tree) <= max_size and tree.height <= max_height
+            and registers_needed(tree, n_inputs) <= n_registers)
+
+
+# -- sympy ----------------------------------------------------------------------------
+def tree_to_sympy(tree: gp.PrimitiveTree, symbols: Sequence):
+    """The tree as a sympy expression over ``symbols`` (one per input): exact real ops
+    (``fma`` is ``a*b + c``), literals as ``sympy.Float`` of their values."""
+    import sympy
+
+    from evolve.export import _sympy_ops
+
+    fns = _sympy_ops()
+    stack: list[list] = []
+    result = None
+    for node in tree:
+        if isinstance(node, gp.Primitive):
+            stack.append([node.name, node.arity])
+            continue
+        value = node.value
+        result = symbols[int(value[3:])] if isinstance(value, str) else sympy.Float(float(value))
+        while stack:
+            stack[-1].append(result)
+            if len(stack[-1]) - 2 < stack[-1][1]:
+                break
+            name, _, *args = stack.pop()
+            result = fns[name](*args)
+    return result

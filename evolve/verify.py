@@ -165,6 +165,15 @@ def _from_keys_jax(keys):
 
 
 # -- the device function ----------------------------------------------------------------
+def _exact_f64(v):
+    """float32 -> float64 keeping subnormal values (XLA on CPUs converts them to 0)."""
+    bits = lax.bitcast_convert_type(v, jnp.int32)
+    subnormal = (bits & 0x7F800000) == 0
+    mant = (bits & 0x007FFFFF).astype(jnp.float64) * 2.0 ** -149
+    tiny = jnp.where(bits < 0, -mant, mant)
+    return jnp.where(subnormal, tiny, v.astype(jnp.float64))
+
+
 def _inverse_ulp32_jax(y):
     e = (lax.bitcast_convert_type(y, jnp.int64) >> 52) & 0x7FF
     biased = jnp.minimum(2069 - e, 1023 + 149)
@@ -173,7 +182,7 @@ def _inverse_ulp32_jax(y):
 
 @lru_cache(maxsize=8)
 def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool,
-              device_ref: Callable | None = None) -> Callable:
+              device_ref: Callable | None = None, native: bool = False) -> Callable:
     """The jitted certification of one chunk of ``chunk`` points: keys ``start + stride*i``,
     split across ``devices``.
 
@@ -199,7 +208,14 @@ def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool,
         x = _from_keys_jax(start + stride * i)
         if device_ref is not None:
             y = device_ref(x.astype(jnp.float64)[:, None]).reshape(per).astype(jnp.float64)
-        if pallas:
+        if native:  # the C++ kernel: no subnormal flushing, as numpy
+            from evolve import native as native_kernel
+
+            T = min(_LAX_TILE, per)
+            out = native_kernel.outputs(op[None], args[None], dst[None], const[None],
+                                        length[None], output[None], x.reshape(per // T, 1, T),
+                                        n_registers=n_registers)[0]
+        elif pallas:
             T = min(kernels.TILE, per)
             out = kernels.outputs(op[None], args[None], dst[None], const[None], length[None],
                                   output[None], x.reshape(per // T, 1, T),
@@ -209,7 +225,7 @@ def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool,
             out = _program_outputs((op, args, dst, const, length, output),
                                    x.reshape(per // T, 1, T), n_registers)
         valid = i < n_valid
-        err = jnp.abs(out.astype(jnp.float64) - y)
+        err = jnp.abs(_exact_f64(out) - y)
         err = jnp.where(jnp.isnan(err), jnp.inf, err)  # NaN and Inf outputs: the worst
         ulps = jnp.where(valid, err * _inverse_ulp32_jax(y), -1.0)  # err / ulp32(y), exactly
         worst = jnp.argmax(ulps)
@@ -279,11 +295,20 @@ class Certificate:
 
 def _devices(devices, backend):
     devices = tuple(devices or jax.devices())
-    if backend not in ("auto", "lax", "pallas"):
-        raise ValueError(f"backend must be 'auto', 'lax' or 'pallas', got {backend!r}")
+    if backend not in ("auto", "lax", "pallas", "native"):
+        raise ValueError(f"backend must be 'auto', 'lax', 'pallas' or 'native', got {backend!r}")
     pallas = backend == "pallas" or (backend == "auto"
                                      and all(d.platform == "gpu" for d in devices))
     return devices, pallas
+
+
+def _native(devices, backend) -> bool:
+    """Whether to certify with the C++ CPU kernel (``evolve.native``)."""
+    if backend == "native" or (backend == "auto" and all(d.platform == "cpu" for d in devices)):
+        from evolve import native
+
+        return native.available()
+    return False
 
 
 def _chunk_size(n: int, n_dev: int, chunk: int) -> int:
@@ -341,7 +366,8 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
     total = k_hi - k_lo + 1
     n_points = -(-total // stride)
     size = _chunk_size(n_points, len(devices), chunk)
-    fn = _chunk_fn(problem.n_registers, size, devices, pallas, device_ref)
+    native = not pallas and _native(devices, backend)
+    fn = _chunk_fn(problem.n_registers, size, devices, pallas, device_ref, native)
     rows = to_arrays([program], length=bucket(len(program), minimum=8))
     rows = tuple(jnp.asarray(a[0]) for a in rows)
     exact = all(OPS[ins.op].exact for ins in program.instructions)
@@ -351,7 +377,7 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
     sharding = jax.sharding.NamedSharding(Mesh(np.array(devices), ("points",)),
                                           PartitionSpec("points"))
     buffers = [np.empty(size, np.float64) for _ in starts[:2]]
-    stats = _Stats(program, problem, exact, devices, size, on_device)
+    stats = _Stats(program, problem, exact, devices, size, on_device, native)
 
     def launch(c):  # the reference on the host, then the chunk on the device (async)
         n = min(size, n_points - starts[c])
@@ -382,17 +408,19 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
         seconds=time.perf_counter() - t0,
         reference=(f"on the device ({stats.ref_checked:,} values checked against the host's, "
                    f"max relative difference {stats.ref_diff:.1e})" if on_device else "host"),
-        device=f"{len(devices)} x {d} ({'Pallas kernel' if pallas else 'lax loop'})")
+        device=f"{len(devices)} x {d} "
+               f"({'Pallas kernel' if pallas else 'C++ kernel' if native else 'lax loop'})")
 
 
 class _Stats:
     """The running maxima and counts over chunks, and the cross-check."""
 
-    def __init__(self, program, problem, exact, devices, size, device_ref=False):
+    def __init__(self, program, problem, exact, devices, size, device_ref=False,
+                 native=False):
         self.program, self.problem, self.exact = program, problem, exact
         self.device_ref = device_ref
         self.ref_checked, self.ref_diff = 0, 0.0
-        self.flush = flushes_subnormals(tuple(devices))
+        self.flush = not native and flushes_subnormals(tuple(devices))
         self.per = size // len(devices)
         self.n_sample = min(SAMPLE, self.per)
         self.max_ulp, self.worst_x, self.max_abs = -1.0, float("nan"), 0.0
@@ -466,10 +494,14 @@ def read_front(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise UserError(f"{str(path)!r} is missing: the run has no front yet; "
                         f"`evolve resume {run_dir}` runs it")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        header = list(reader.fieldnames or [])
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise UserError(f"{str(path)!r} is not a readable CSV file ({type(e).__name__}); "
+                        "the run directory is damaged") from None
     missing = [c for c in ("error", "cost", "program") if c not in header]
     if missing:
         raise UserError(f"{str(path)!r} lacks the columns {missing}; it is not an evolve "
@@ -477,7 +509,25 @@ def read_front(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not rows:
         raise UserError(f"{str(path)!r} has no programs (an empty front); run more "
                         f"generations with `evolve resume {run_dir} --generations N`")
+    for i, row in enumerate(rows):
+        for column in ("error", "cost", "certified_max_ulp"):
+            cell = row.get(column)
+            absent = cell is None and column != "certified_max_ulp"
+            if absent or (cell and not _is_number(cell)):
+                raise UserError(f"{str(path)!r} row {i}: {column} is {str(cell)[:40]!r}, not a "
+                                "number; the run directory is damaged")
+        if not isinstance(row.get("program"), str):
+            raise UserError(f"{str(path)!r} row {i} has no program; the run directory is "
+                            "damaged")
     return header, rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def row_error(row: dict[str, str], problem: Problem) -> float:
@@ -530,12 +580,13 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
     before the k-th of n rows; ``kwargs`` go to ``certify``.
     """
     from evolve.problem import load_problem
-    from evolve.rundir import Lock
-    from evolve.runs import open_run
+    from evolve.rundir import Lock, writing
+    from evolve.runs import check_devices, open_run
     from evolve.text import ParseError, parse_program
 
     run_dir = Path(run_dir)
     _, config = open_run(run_dir)
+    check_devices()
     problem = load_problem(config.problem)
     header, rows = read_front(run_dir)
     order = certification_order(rows, problem)[: limit if limit is not None else None]
@@ -546,15 +597,17 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
             try:
                 program = parse_program(rows[i]["program"], n_registers=problem.n_registers)
             except ParseError as e:
-                raise UserError(f"front.csv row {i} holds no valid program ({e}); the run "
-                                "directory is damaged") from None
+                raise UserError(f"front.csv row {i} holds no valid program (line {e.line}, "
+                                f"column {e.column}: {e.detail}); the run directory is "
+                                "damaged") from None
             if on_start is not None:
                 on_start(k, rows[i], i, len(order))
             cert = certify(program, problem, stride=stride, progress=progress, **kwargs)
             results.append((i, cert))
             if stride == 1:
                 rows[i].update(certificate_cells(cert))
-                write_front(run_dir, header, rows)  # after each row: a stop keeps the work
+                with writing(run_dir):
+                    write_front(run_dir, header, rows)  # after each row: a stop keeps it
         return results
     finally:
         if lock is not None:

@@ -204,3 +204,149 @@ def test_private_random_restores_global_state_on_error():
     expected = random.Random(9)
     expected.random()  # the draw made inside the block
     assert rng.random() == expected.random()
+
+
+# -- text, literals, variation, sympy (the tree representation's building blocks) --------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from evolve.program import Program  # noqa: E402
+from evolve.trees import (  # noqa: E402
+    TREE_MUTATIONS,
+    TreeParseError,
+    crossover,
+    literal_node,
+    mutate,
+    parse_tree,
+    program_nodes,
+    set_literals,
+    tree_text,
+    tree_to_sympy,
+    within_limits,
+)
+from strategies import f32_literals  # noqa: E402
+
+SR = ["add", "sub", "mul", "div", "sin", "cos", "exp", "log", "sqrt"]
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_text_round_trips(seed):
+    pset = primitive_set(SR, 3)
+    (tree,) = random_trees(random.Random(seed), pset, 1, 0, 5)
+    text = tree_text(tree)
+    assert text == str(tree)  # DEAP's own spelling, read back without eval
+    again = parse_tree(text, pset)
+    assert tree_text(again) == text
+    assert tree_to_program(again, 3, 20) == tree_to_program(tree, 3, 20)
+
+
+@given(f32_literals())
+def test_literals_round_trip_bit_exactly(value):
+    pset = primitive_set(["add"], 1)
+    tree = parse_tree(tree_text(gp.PrimitiveTree([pset.mapping["add"], pset.mapping["ARG0"],
+                                                 literal_node(pset, value)])), pset)
+    assert np.float32(tree[2].value).view(np.uint32) == np.float32(value).view(np.uint32)
+    assert isinstance(tree[2], pset.mapping["literal"])  # an ephemeral: mutEphemeral sees it
+
+
+@pytest.mark.parametrize("text, message", [
+    ("add(ARG0, foo)", r"column 11: unknown 'foo'"),
+    ("add(ARG0 ARG0)", r"column 10: expected ','"),
+    ("add(ARG0, ARG0))", r"column 16: unexpected '\)'"),
+    ("add(ARG0,", r"expected an op, an input or a number, got the end"),
+    ("sin ARG0", r"expected '\(' after sin"),
+    ("1e39", r"not a finite float32"),
+    ("__import__('os')", r"column 12: unexpected \"'\""),
+    ("exec(ARG0)", r"column 1: unknown 'exec'"),
+])
+def test_parse_errors_name_the_column(text, message):
+    with pytest.raises(TreeParseError, match=message):
+        parse_tree(text, primitive_set(SR, 1))
+
+
+def test_set_literals_writes_fitted_values_back():
+    pset = primitive_set(SR, 2)
+    x = _points(2)
+    for tree in random_trees(random.Random(11), pset, 100, 1, 5):
+        program = tree_to_program(tree, 2, 20)
+        nodes = program_nodes(tree, 2)
+        assert len(nodes) == len(program)
+        assert all((ins.op == CONST) == (not isinstance(tree[n], gp.Primitive))
+                   for ins, n in zip(program.instructions, nodes))
+        body = tuple(type(ins)(ins.op, ins.dst, ins.args, ins.value * 3 + 1)
+                     if ins.op == CONST else ins for ins in program.instructions)
+        fitted = set_literals(tree, Program(body, program.output), pset, 2)
+        assert tree_to_program(fitted, 2, 20) == Program(body, program.output)
+        assert _same_bits(run_numpy(tree_to_program(fitted, 2, 20), x, 20),
+                          run_numpy(Program(body, program.output), x, 20))
+
+
+@pytest.mark.parametrize("kind", TREE_MUTATIONS)
+def test_mutations_are_valid_and_leave_parents_alone(kind):
+    pset = primitive_set(SR, 2)
+    rng = random.Random(3)
+    parents = random_trees(random.Random(4), pset, 40, 1, 4)
+    texts = [tree_text(t) for t in parents]
+    changed = 0
+    for tree in parents:
+        child = mutate(rng, tree, pset, kind)
+        validate(tree_to_program(child, 2, 40), 40)
+        changed += tree_text(child) != tree_text(tree)
+    assert [tree_text(t) for t in parents] == texts
+    assert changed > 10
+
+
+def test_crossover_and_limits():
+    pset = primitive_set(SR, 1)
+    rng = random.Random(5)
+    trees = random_trees(random.Random(6), pset, 30, 2, 5)
+    for a, b in zip(trees, trees[1:]):
+        before = tree_text(a), tree_text(b)
+        child = crossover(rng, a, b)
+        assert (tree_text(a), tree_text(b)) == before
+        validate(tree_to_program(child, 1, 40), 40)
+    big = _full_tree(pset, 4)  # 31 nodes, height 4, needs 6 registers
+    assert within_limits(big, 1, 31, 4, 6)
+    assert not within_limits(big, 1, 30, 4, 6)
+    assert not within_limits(big, 1, 31, 3, 6)
+    assert not within_limits(big, 1, 31, 4, 5)
+
+
+def test_variation_draws_only_from_the_private_stream():
+    pset = primitive_set(SR, 1)
+    trees = random_trees(random.Random(7), pset, 10, 1, 4)
+    random.seed(99)
+    before = random.getstate()
+
+    def run(seed):
+        rng = random.Random(seed)
+        out = [tree_text(crossover(rng, a, b)) for a, b in zip(trees, trees[1:])]
+        out += [tree_text(mutate(rng, t, pset, k)) for t in trees for k in TREE_MUTATIONS]
+        return out, rng.getstate()
+
+    assert run(1) == run(1)
+    assert run(1)[0] != run(2)[0]
+    assert random.getstate() == before
+
+
+def test_tree_to_sympy_matches_the_program():
+    import sympy
+
+    pset = primitive_set(SR, 2)
+    syms = sympy.symbols("x0 x1", positive=True)
+    x = np.random.default_rng(1).uniform(0.5, 2.0, (16, 2)).astype(np.float32)
+    for tree in random_trees(random.Random(8), pset, 60, 1, 4):
+        expr = tree_to_sympy(tree, syms)
+        if expr.has(sympy.I, sympy.zoo, sympy.nan):  # log of a negative literal, 0/0...
+            continue
+        f = sympy.lambdify(syms, expr, "numpy")
+        with np.errstate(all="ignore"):
+            want = np.broadcast_to(np.asarray(f(*x.astype(np.float64).T), np.float64), (16,))
+        program = tree_to_program(tree, 2, 20)
+        x64 = x.astype(np.float64)
+        got = run_numpy(program, x64, 20, np.float64)
+        nudged = run_numpy(program, x64 * (1 + 1e-13), 20, np.float64)  # ill-conditioned
+        with np.errstate(all="ignore"):  # points (cos of 1e59) are left out
+            ok = np.isfinite(want) & np.isfinite(got) & (np.abs(nudged - got) <= 1e-9 * (
+                1 + np.abs(got)))
+        np.testing.assert_allclose(got[ok], want[ok], rtol=1e-9, atol=1e-12, err_msg=str(tree))

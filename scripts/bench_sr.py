@@ -1,0 +1,651 @@
+"""Symbolic regression: evolve against DEAP, gplearn and Operon on the same problems,
+seeds and wall-clock budget. Prints one JSON object a line (and appends it to --out).
+
+    python scripts/bench_sr.py --problems nguyen,feynman --seeds 5 --budget 60 \
+        --engines evolve,deap,gplearn,operon --jobs 16 --out sr.jsonl
+    python scripts/bench_sr.py --summary sr.jsonl        # the README table from a JSONL file
+
+Each (engine, problem, seed) cell runs in its own process, pinned to one core with one
+thread (OMP/BLAS threads 1, XLA's CPU thread pool off, one XLA device), and gets the same
+budget: the clock starts after imports and data loading, so compilation (ours: the JAX
+evaluator) counts. Engines stop at the first generation boundary past the budget (Operon:
+its own ``max_time``). Every engine gets the problem's training points and the op set
++ - x / sin cos exp log sqrt with constants. Results per cell:
+
+- ``test_r2``: R^2 of the final model on the held-out test points (noise-free);
+- ``exact``: the model, simplified by sympy with every constant rounded to 3 decimals,
+  equals the true formula with its constants evaluated and rounded the same way (PEERS.md);
+  or does so after constants within 1e-5 (relative) of a/b, a/b pi or a/(b pi) (b <= 12)
+  are replaced by them first (so that 2 sin(x) sin(y + 1.5707964) counts as 2 sin(x) cos(y));
+- ``recovered``: ``exact`` or ``test_r2 > 0.999999`` (the issue's definition);
+- ``size``: nodes of the simplified sympy expression (``sympy.preorder_traversal``), one
+  measure for every engine; ``native_size``: the engine's own node count.
+
+Engines and their settings (each its authors' defaults or published examples, except the
+shared op set; population 1000 for the peers, as in PEERS.md):
+
+- ``evolve``: trees (``search.representation=tree``), NSGA-II on (NMSE, size), constant
+  fitting, the equivalence cache; the model is the smallest of the final Pareto front
+  within 1.5x of its lowest training loss, losses floored at 1e-12 since evaluation is
+  float32 (``--select best``: PySR's rule, the largest drop of log-loss per added node);
+- ``deap``: DEAP 1.4's symbolic-regression example (``eaSimple``, cxpb 0.5, mutpb 0.1,
+  tournament 3, ramped half-and-half 1..2, uniform mutation, height limit 17), numpy
+  float64 with IEEE ops (no protection: a NaN or inf is the worst fitness, as for us),
+  MSE; the model is the hall of fame's best;
+- ``gplearn``: ``SymbolicRegressor`` defaults (MAE, parsimony 0.001, tournament 20) with
+  the op set (gplearn's protected div, log and sqrt; exp clipped at |x| <= 100), grown one
+  generation at a time with ``warm_start``; the model is ``_program``;
+- ``operon``: ``pyoperon.sklearn.SymbolicRegressor`` defaults with 10 local-search
+  (Levenberg-Marquardt) iterations, ``max_time`` = budget, one thread; the model is
+  ``model_`` (its minimum-description-length choice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ENGINES = ("evolve", "deap", "gplearn", "operon")
+NGUYEN = tuple(f"nguyen-{k}" for k in range(1, 13))
+FEYNMAN = tuple(f"feynman-{eq}" for eq in (
+    "I.6.2a", "I.6.2", "I.8.14", "I.10.7", "I.12.1", "I.14.3", "I.18.4", "I.25.13",
+    "I.29.4", "I.34.27", "II.3.24", "II.38.14"))
+SETS = {"nguyen": NGUYEN, "feynman": FEYNMAN}
+R2_RECOVERED = 0.999999
+SIMPLIFY_SECONDS = 30
+PEER_POPULATION = 1000
+
+# Threads pinned to one per cell (set before numpy, JAX or Operon start).
+SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 "
+                 "--xla_force_host_platform_device_count=1",
+}
+
+
+# -- problems -------------------------------------------------------------------------
+def expand_problems(spec: str) -> list[str]:
+    """Problem names from "nguyen,feynman,keijzer-4,...": sets expand, names pass."""
+    out: list[str] = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        out.extend(SETS.get(item, (item,)))
+    return list(dict.fromkeys(out))
+
+
+def problem_set(name: str) -> str:
+    return name.split("-", 1)[0]
+
+
+def symbols(problem):
+    """Sympy symbols x0.. with the signs the problem's domain gives them: positive for a
+    domain [0, b] too (uniform draws never give 0 exactly; exp(y log x) is then x^y)."""
+    import sympy
+
+    out = []
+    for i, (lo, _) in enumerate(problem.domain):
+        kw = {"positive": True} if lo >= 0 else {}
+        out.append(sympy.Symbol(f"x{i}", real=True, **kw))
+    return out
+
+
+# -- scoring --------------------------------------------------------------------------
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(seconds: int):
+    def handler(signum, frame):
+        raise _Timeout
+
+    signal.signal(signal.SIGALRM, handler)
+    signal.alarm(seconds)
+
+
+def _rounded(expr, digits: int = 3):
+    import sympy
+
+    return expr.xreplace({f: sympy.Float(round(float(f), digits))
+                          for f in expr.atoms(sympy.Float)})
+
+
+def _snapped(expr, rel: float = 1e-5):
+    """``expr`` with each constant within ``rel`` of a simple value (a/b or a/b times pi
+    or 1/pi, b <= 12) replaced by it, so that sin(x + 1.5707964) simplifies to cos(x)."""
+    import sympy
+
+    def snap(f: float):
+        for k in (0, 1, -1):
+            scale = math.pi ** k
+            for b in range(1, 13):
+                a = round(f * b / scale)
+                if a and abs(a) <= 100 and abs(a / b * scale - f) <= rel * abs(f):
+                    return sympy.Rational(a, b) * sympy.pi ** k
+        return None
+
+    out = {}
+    for f in expr.atoms(sympy.Float):
+        v = snap(float(f))
+        if v is not None:
+            out[f] = v
+    return expr.xreplace(out)
+
+
+def r2_score(y, pred) -> float | None:
+    import numpy as np
+
+    pred = np.asarray(pred, np.float64).reshape(-1)
+    if pred.shape != y.shape or not np.all(np.isfinite(pred)):
+        return None
+    ss = float(np.sum((y - np.mean(y)) ** 2))
+    return 1.0 - float(np.sum((y - pred) ** 2)) / ss if ss > 0 else None
+
+
+def score(problem, expr, pred_test, y_test) -> dict:
+    """test R^2, exact recovery (sympy), recovered, size of the simplified expression."""
+    import sympy
+
+    syms = symbols(problem)
+    out = {"test_r2": r2_score(y_test, pred_test), "exact": False, "simplified": None,
+           "size": None, "note": None}
+    if expr is None:
+        out["note"] = "no expression"
+    else:
+        try:
+            _alarm(SIMPLIFY_SECONDS)
+            simple = sympy.simplify(expr)
+            out["simplified"] = str(_rounded(simple, 6))
+            out["size"] = sum(1 for _ in sympy.preorder_traversal(simple))
+            truth = problem.formula(syms, sympy)
+            truth = _rounded(sympy.nfloat(sympy.simplify(truth), exponent=False))
+            for candidate in (simple, sympy.simplify(_snapped(simple))):
+                found = sympy.nfloat(candidate, exponent=False)  # sqrt stays sqrt
+                diff = sympy.simplify(_rounded(found) - truth)
+                if diff == 0 or _rounded(sympy.expand(diff)) == 0:
+                    out["exact"] = True
+                    break
+        except _Timeout:
+            out["note"] = f"sympy.simplify took over {SIMPLIFY_SECONDS} s: not exact"
+        except Exception as e:  # sympy fails on some expressions (e.g. with zoo): not exact
+            out["note"] = f"sympy: {type(e).__name__}: {str(e)[:120]}"
+        finally:
+            signal.alarm(0)
+        if out["size"] is None:
+            out["size"] = sum(1 for _ in sympy.preorder_traversal(expr))
+    out["recovered"] = bool(out["exact"] or (out["test_r2"] is not None
+                                             and out["test_r2"] > R2_RECOVERED))
+    return out
+
+
+# -- engines --------------------------------------------------------------------------
+def select_model(errors, sizes, rule: str = "accurate") -> int:
+    """The index of the model to report from a Pareto front of (loss, size).
+
+    Losses are floored at 1e-12 (float32 evaluation: below it, all are exact fits).
+    "accurate": the smallest model within 1.5x of the lowest loss. "best" (PySR's rule):
+    among those, the one with the largest drop of log-loss per added node.
+    """
+    import numpy as np
+
+    order = np.lexsort((errors, sizes))
+    loss = np.maximum(np.asarray(errors, np.float64)[order], 1e-12)
+    size = np.asarray(sizes, np.float64)[order]
+    best_loss = loss.min()
+    if rule == "accurate":
+        return int(order[np.flatnonzero(loss <= 1.5 * best_loss)[0]])
+    best, best_score, prev = int(order[0]), -np.inf, None
+    for k in range(len(order)):
+        if not np.isfinite(loss[k]):
+            continue
+        s = 0.0 if prev is None else -(np.log(loss[k]) - np.log(loss[prev])) / max(
+            size[k] - size[prev], 1.0)
+        prev = k
+        if loss[k] <= 1.5 * best_loss and s > best_score:
+            best, best_score = int(order[k]), s
+    return best
+
+
+def run_evolve(problem, seed, budget, t0, args) -> dict:
+    import numpy as np
+
+    from evolve.engine import Engine, SearchParams
+    from evolve.export import to_sympy
+    from evolve.interpreter import run_numpy
+    from evolve.selection import front_indices
+
+    params = SearchParams(population=args.population, children=args.population,
+                          representation="tree", mating=args.mating)
+    engine = Engine(problem, params)
+    state = engine.init(seed)
+    generations = 0
+    while time.perf_counter() - t0 < budget:
+        state, _ = engine.step(state)
+        generations += 1
+    idx = front_indices(np.stack([state.error, state.cost], axis=1))
+    pick = int(idx[select_model(state.error[idx], state.cost[idx], args.select)])
+    program = state.programs[pick]
+    x_test, _ = problem.test_data()
+    pred = run_numpy(program, x_test, problem.n_registers, np.float32)
+    syms = symbols(problem)
+    try:  # to_sympy names inputs x (one input) or x0, x1, ...: give them the domain's signs
+        expr = to_sympy(program, problem)
+        expr = expr.xreplace({s: syms[int(s.name[1:] or 0)] for s in expr.free_symbols})
+    except Exception:
+        expr = None
+    return {"expr": expr, "pred": pred, "native_size": float(state.cost[pick]),
+            "generations": generations, "evaluations": state.evaluations,
+            "model": state.genomes[pick] if state.genomes else None}
+
+
+def _np_ops():
+    import numpy as np
+
+    return {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+            "sin": np.sin, "cos": np.cos, "exp": np.exp, "log": np.log, "sqrt": np.sqrt}
+
+
+def run_deap(problem, seed, budget, t0, args) -> dict:
+    import operator
+    import random
+    from functools import partial
+
+    import numpy as np
+    import sympy
+    from deap import algorithms, base, creator, gp, tools
+
+    x = problem.points(problem.n_train)
+    y, _ = problem.targets(x)
+    x = x.astype(np.float64)
+    random.seed(seed)  # DEAP draws from the global stream: this process is this cell's own
+    pset = gp.PrimitiveSet("MAIN", problem.n_inputs)
+    for name, fn in _np_ops().items():
+        pset.addPrimitive(fn, 1 if name in ("sin", "cos", "exp", "log", "sqrt") else 2,
+                          name=name)
+    pset.addEphemeralConstant("c", partial(random.uniform, -1.0, 1.0))
+    creator.create("FitnessMin", base.Fitness, weights=(-1.0,))
+    creator.create("Individual", gp.PrimitiveTree, fitness=creator.FitnessMin)
+    toolbox = base.Toolbox()
+    toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=1, max_=2)
+    toolbox.register("individual", tools.initIterate, creator.Individual, toolbox.expr)
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    cols = list(x.T)
+
+    def evaluate(ind):
+        with np.errstate(all="ignore"):
+            out = np.broadcast_to(np.asarray(gp.compile(ind, pset)(*cols), np.float64), y.shape)
+            mse = float(np.mean((out - y) ** 2))
+        return (mse if math.isfinite(mse) else 1e300,)
+
+    toolbox.register("evaluate", evaluate)
+    toolbox.register("select", tools.selTournament, tournsize=3)
+    toolbox.register("mate", gp.cxOnePoint)
+    toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
+    toolbox.register("mutate", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
+    limit = gp.staticLimit(key=operator.attrgetter("height"), max_value=17)
+    toolbox.decorate("mate", limit)
+    toolbox.decorate("mutate", limit)
+    pop = toolbox.population(n=PEER_POPULATION)
+    hof = tools.HallOfFame(1)
+    generations = 0
+    while time.perf_counter() - t0 < budget:
+        pop, _ = algorithms.eaSimple(pop, toolbox, 0.5, 0.1, 1, halloffame=hof, verbose=False)
+        generations += 1
+    best = hof[0]
+    x_test, _ = problem.test_data()
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(gp.compile(best, pset)(*x_test.astype(np.float64).T),
+                                          np.float64), (len(x_test),))
+    syms = symbols(problem)
+    fns = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+           "div": operator.truediv, "sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp,
+           "log": sympy.log, "sqrt": sympy.sqrt}
+    return {"expr": _prefix_to_sympy(best, lambda n: (n.name, n.arity) if isinstance(
+        n, gp.Primitive) else ("arg", int(n.value[3:])) if isinstance(n.value, str) else
+        ("const", float(n.value)), fns, syms), "pred": pred, "native_size": len(best),
+        "generations": generations, "evaluations": None, "model": str(best)}
+
+
+def _prefix_to_sympy(nodes, kind, fns, syms):
+    """A sympy expression from a prefix list of nodes; ``kind(node)`` gives (name, arity),
+    ("arg", index) or ("const", value)."""
+    import sympy
+
+    pos = 0
+
+    def build():
+        nonlocal pos
+        what, val = kind(nodes[pos])
+        pos += 1
+        if what == "arg":
+            return syms[val]
+        if what == "const":
+            return sympy.Float(val)
+        return fns[what](*(build() for _ in range(val)))
+
+    try:
+        return build()
+    except (ZeroDivisionError, ValueError, TypeError):
+        return None
+
+
+def _gplearn_exp(x):
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return np.exp(np.clip(x, -100.0, 100.0))
+
+
+def run_gplearn(problem, seed, budget, t0, args) -> dict:
+    import warnings
+
+    import numpy as np
+    import sympy
+    from gplearn.functions import _Function, make_function
+    from gplearn.genetic import SymbolicRegressor
+
+    warnings.filterwarnings("ignore")
+    x = problem.points(problem.n_train).astype(np.float64)
+    y, _ = problem.targets(x)
+    exp = make_function(function=_gplearn_exp, name="exp", arity=1)
+    est = SymbolicRegressor(population_size=PEER_POPULATION, generations=1,
+                            function_set=("add", "sub", "mul", "div", "sin", "cos", "log",
+                                          "sqrt", exp),
+                            const_range=(-1.0, 1.0), random_state=seed, n_jobs=1,
+                            warm_start=True, verbose=0)
+    generations = 0
+    while time.perf_counter() - t0 < budget or generations == 0:
+        generations += 1
+        est.set_params(generations=generations)
+        est.fit(x, y)
+    x_test, _ = problem.test_data()
+    pred = est.predict(x_test.astype(np.float64))
+    syms = symbols(problem)
+    fns = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+           "div": lambda a, b: a / b, "sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp,
+           "log": lambda a: sympy.log(sympy.Abs(a)), "sqrt": lambda a: sympy.sqrt(sympy.Abs(a))}
+    program = est._program.program
+    expr = _prefix_to_sympy(program, lambda n: (n.name, n.arity) if isinstance(n, _Function)
+                            else ("arg", int(n)) if isinstance(n, (int, np.integer))
+                            else ("const", float(n)), fns, syms)
+    return {"expr": expr, "pred": pred, "native_size": len(program),
+            "generations": generations, "evaluations": None, "model": str(est._program)}
+
+
+def run_operon(problem, seed, budget, t0, args) -> dict:
+    import numpy as np
+    import sympy
+    from pyoperon.sklearn import SymbolicRegressor
+
+    x = np.ascontiguousarray(problem.points(problem.n_train), np.float64)
+    y, _ = problem.targets(x)
+    remaining = max(int(budget - (time.perf_counter() - t0)), 1)
+    est = SymbolicRegressor(allowed_symbols="add,sub,mul,div,sin,cos,exp,log,sqrt,constant,"
+                                            "variable",
+                            population_size=PEER_POPULATION, generations=10**6,
+                            max_evaluations=10**12, optimizer_iterations=10, n_threads=1,
+                            max_time=remaining, random_state=seed)
+    est.fit(x, y)
+    x_test, _ = problem.test_data()
+    x_test = np.ascontiguousarray(x_test, np.float64)  # keep alive: Dataset views it
+    pred = est.predict(x_test)
+    syms = symbols(problem)
+    hashes = {h: syms[int(name[1:]) - 1] for h, name in est.variables_.items()}
+    nodes = est.model_.Nodes
+    fns = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b,
+           "Div": lambda a, b: a / b, "Sin": sympy.sin, "Cos": sympy.cos, "Exp": sympy.exp,
+           "Log": sympy.log, "Sqrt": sympy.sqrt}
+
+    def build(i):  # postfix: the first argument is the node just before its parent
+        n = nodes[i]
+        kind = str(n.Type).rsplit(".", 1)[-1]
+        if n.IsVariable:
+            return sympy.Float(n.Value) * hashes[n.HashValue]
+        if kind == "Constant":
+            return sympy.Float(n.Value)
+        args, j = [], i - 1
+        for _ in range(n.Arity):
+            args.append(build(j))
+            j -= nodes[j].Length + 1
+        return fns[kind](*args)
+
+    try:
+        expr = build(len(nodes) - 1)
+    except (KeyError, ZeroDivisionError, ValueError, TypeError):
+        expr = None
+    return {"expr": expr, "pred": pred, "native_size": len(nodes),
+            "generations": None, "evaluations": None,
+            "model": est.get_model_string(est.model_, 6)}
+
+
+RUNNERS = {"evolve": run_evolve, "deap": run_deap, "gplearn": run_gplearn,
+           "operon": run_operon}
+
+
+def run_cell(engine: str, name: str, seed: int, args) -> dict:
+    """One (engine, problem, seed) cell in this process: the JSON record."""
+    from evolve.problem import load_problem
+
+    problem = load_problem(name)
+    if args.noise:
+        from dataclasses import replace
+
+        problem = replace(problem, noise=args.noise)
+    x_test, y_test = problem.test_data()
+    record = {"bench": "sr", "engine": engine, "problem": name, "set": problem_set(name),
+              "seed": seed, "budget_s": args.budget, "noise": args.noise,
+              "n_train": problem.n_train, "n_test": len(x_test)}
+    t0 = time.perf_counter()
+    try:
+        result = RUNNERS[engine](problem, seed, args.budget, t0, args)
+    except Exception as e:
+        record.update(error=f"{type(e).__name__}: {str(e)[:300]}",
+                      wall_s=time.perf_counter() - t0, recovered=False, exact=False)
+        return record
+    wall = time.perf_counter() - t0
+    record.update(wall_s=round(wall, 2), generations=result["generations"],
+                  evaluations=result["evaluations"], native_size=result["native_size"],
+                  **score(problem, result["expr"], result["pred"], y_test),
+                  model=result["model"])
+    return record
+
+
+# -- the harness ----------------------------------------------------------------------
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("deap", "gplearn", "pyoperon", "jax", "sympy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _done(path: Path | None) -> set[tuple[str, str, int]]:
+    if path is None or not path.is_file():
+        return set()
+    done = set()
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("bench") == "sr" and "engine" in r:
+            done.add((r["engine"], r["problem"], int(r["seed"])))
+    return done
+
+
+def run_all(args) -> list[dict]:
+    cells = [(e, p, s) for p in expand_problems(args.problems) for s in args.seed_list
+             for e in args.engines]
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        done = _done(out)
+        cells = [c for c in cells if c not in done]
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 1 and args.jobs < len(cores):
+        cores = cores[1:]  # core 0 takes the machine's interrupts: leave it out if we can
+    free = list(cores)
+    running: dict[subprocess.Popen, tuple] = {}
+    records = []
+    pending = list(cells)
+    started = time.time()
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            engine, name, seed = pending.pop(0)
+            core = free.pop(0) if free else cores[len(running) % len(cores)]
+            cmd = [sys.executable, __file__, "--cell", f"{engine}:{name}:{seed}",
+                   "--budget", str(args.budget), "--population", str(args.population),
+                   "--mating", args.mating, "--noise", str(args.noise),
+                   "--select", args.select]
+            env = {**os.environ, **SINGLE_THREAD_ENV}
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=env, cwd=ROOT,
+                                    preexec_fn=lambda c=core: os.sched_setaffinity(0, {c}))
+            running[proc] = (engine, name, seed, core, time.time())
+        time.sleep(0.2)
+        for proc in [p for p in running if p.poll() is not None or
+                     time.time() - running[p][4] > args.budget + args.grace]:
+            engine, name, seed, core, t = running.pop(proc)
+            if proc.poll() is None:
+                proc.kill()
+            stdout, stderr = proc.communicate()
+            lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+            try:
+                record = json.loads(lines[-1])
+            except (IndexError, ValueError):
+                record = {"bench": "sr", "engine": engine, "problem": name,
+                          "set": problem_set(name), "seed": seed, "budget_s": args.budget,
+                          "recovered": False, "exact": False,
+                          "error": f"cell failed (exit {proc.returncode}): "
+                                   f"{stderr.strip()[-300:]}"}
+            record["core"] = core
+            if core in cores and core not in free:
+                free.append(core)
+            records.append(record)
+            line = json.dumps(record, sort_keys=True)
+            print(line, flush=True)
+            if out:
+                with open(out, "a") as f:
+                    f.write(line + "\n")
+    print(json.dumps({"bench": "sr-run", "cells": len(cells), "jobs": args.jobs,
+                      "wall_s": round(time.time() - started, 1), "versions": _versions(),
+                      "cpu_count": os.cpu_count()}), flush=True)
+    return records
+
+
+def summarize(records: list[dict]) -> tuple[list[dict], str]:
+    """Per (set, engine): recovery and exact rates, median test R^2, size and time; the
+    rows as JSON objects and as a markdown table."""
+    import numpy as np
+
+    rows = []
+    keys = sorted({(r["set"], r["engine"]) for r in records if "engine" in r},
+                  key=lambda k: (k[0], ENGINES.index(k[1]) if k[1] in ENGINES else 9))
+    for s, e in keys:
+        rs = [r for r in records if r.get("set") == s and r.get("engine") == e]
+        r2 = [r.get("test_r2") for r in rs]
+        r2 = np.array([v if v is not None else -np.inf for v in r2])
+        sizes = [r["size"] for r in rs if r.get("size") is not None]
+        rows.append({
+            "bench": "sr-summary", "set": s, "engine": e, "cells": len(rs),
+            "problems": len({r["problem"] for r in rs}), "seeds": len({r["seed"] for r in rs}),
+            "recovered": sum(bool(r.get("recovered")) for r in rs),
+            "exact": sum(bool(r.get("exact")) for r in rs),
+            "median_test_r2": float(np.median(r2)) if len(r2) else None,
+            "median_size": float(np.median(sizes)) if sizes else None,
+            "median_wall_s": float(np.median([r.get("wall_s", np.nan) for r in rs])),
+            "errors": sum(1 for r in rs if r.get("error")),
+        })
+    lines = ["| set | engine | recovered (exact or test R² > 0.999999) | exact (sympy) | "
+             "median test R² | median size | median time (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        n = row["cells"]
+        r2 = row["median_test_r2"]
+        r2s = "–" if r2 is None or not math.isfinite(r2) else (
+            f"{r2:.6f}" if r2 > 0.99 else f"{r2:.3f}")
+        lines.append(f"| {row['set']} | {row['engine']} | {row['recovered']}/{n} "
+                     f"({row['recovered'] / n:.0%}) | {row['exact']}/{n} | {r2s} | "
+                     f"{row['median_size']:g} | {row['median_wall_s']:.0f} |")
+    return rows, "\n".join(lines)
+
+
+def per_problem_table(records: list[dict]) -> str:
+    """Recovered / cells per problem and engine (markdown)."""
+    engines = [e for e in ENGINES if any(r.get("engine") == e for r in records)]
+    problems = list(dict.fromkeys(r["problem"] for r in records if "problem" in r))
+    lines = ["| problem | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
+    for p in problems:
+        cells = []
+        for e in engines:
+            rs = [r for r in records if r.get("problem") == p and r.get("engine") == e]
+            cells.append(f"{sum(bool(r.get('recovered')) for r in rs)}/{len(rs)}"
+                         f" ({sum(bool(r.get('exact')) for r in rs)} exact)" if rs else "")
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--problems", default="nguyen,feynman",
+                   help="comma-separated problem names or sets (nguyen, feynman)")
+    p.add_argument("--seeds", default="5", help="a count N (seeds 0..N-1) or a list 0,3,7")
+    p.add_argument("--budget", type=float, default=60.0, help="wall seconds per cell")
+    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--jobs", type=int, default=1, help="cells run at once (one core each)")
+    p.add_argument("--out", help="append every record to this JSONL file")
+    p.add_argument("--resume", action="store_true", help="skip cells already in --out")
+    p.add_argument("--population", type=int, default=500, help="evolve's population")
+    p.add_argument("--mating", default="tournament", help="evolve's search.mating")
+    p.add_argument("--select", default="accurate", choices=("accurate", "best"),
+                   help="evolve's choice from its front (see select_model)")
+    p.add_argument("--noise", type=float, default=0.0, help="relative noise on training targets")
+    p.add_argument("--grace", type=float, default=180.0,
+                   help="seconds past the budget before a cell is killed")
+    p.add_argument("--summary", metavar="FILE.jsonl", help="print the tables of a results file")
+    p.add_argument("--cell", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.cell:
+        engine, name, seed = args.cell.split(":")
+        print(json.dumps(run_cell(engine, name, int(seed), args), sort_keys=True), flush=True)
+        return 0
+    if args.summary:
+        records = [r for r in (json.loads(line) for line in
+                               Path(args.summary).read_text().splitlines() if line.startswith("{"))
+                   if r.get("bench") == "sr"]
+        rows, table = summarize(records)
+        for row in rows:
+            print(json.dumps(row))
+        print(table)
+        print()
+        print(per_problem_table(records))
+        return 0
+    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    bad = [e for e in args.engines if e not in ENGINES]
+    if bad:
+        p.error(f"unknown engines {bad}; choose from {', '.join(ENGINES)}")
+    args.seed_list = (list(range(int(args.seeds))) if "," not in args.seeds
+                      else [int(s) for s in args.seeds.split(",")])
+    records = run_all(args)
+    rows, table = summarize(records)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    print(table, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
