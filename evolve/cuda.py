@@ -26,14 +26,13 @@ import ctypes
 import hashlib
 import os
 import shutil
-import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
+from evolve.ffibuild import build_library
 from evolve.ops import CONST, OPS
 
 # CUDA spelling of each op over float operands a, b, c (exactly rounded where IEEE is).
@@ -316,26 +315,17 @@ def _arch(devices=None) -> str:
 
 def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
     """Compile ``src`` into a shared library (cached by the hash of source and arch)."""
-    tag = hashlib.sha256(f"{arch}\n{jax.__version__}\n{src}".encode()).hexdigest()[:20]
-    lib = Path(out_dir) / f"evolve_{tag}.so"
-    if lib.is_file():
-        return lib
     compiler = nvcc()
     if compiler is None:
         raise RuntimeError("the CUDA evaluator needs nvcc (CUDA's compiler): install the CUDA "
                            "toolkit or set EVOLVE_NVCC, or use backend='pallas'")
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cu = Path(tmp) / "kernel.cu"
-        cu.write_text(src)
-        built = Path(tmp) / lib.name
-        cmd = [compiler, "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "--fmad=false",
-               f"-arch={arch}", "-I", jax.ffi.include_dir(), str(cu), "-o", str(built)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode:
-            raise RuntimeError(f"nvcc failed ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
-        os.replace(built, lib)  # atomic: a concurrent build of the same source is harmless
-    return lib
+
+    def commands(source: Path, out: Path) -> list[list[str]]:
+        return [[compiler, "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
+                 "--fmad=false", f"-arch={arch}", "-I", jax.ffi.include_dir(), str(source),
+                 "-o", str(out)]]
+
+    return build_library(src, ".cu", out_dir, arch, commands)
 
 
 @lru_cache(maxsize=32)

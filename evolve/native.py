@@ -26,14 +26,13 @@ import ctypes
 import hashlib
 import os
 import shutil
-import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
+from evolve.ffibuild import build_library
 from evolve.ops import C_HELPERS, CONST, OPCODE, OPS
 
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
@@ -320,30 +319,17 @@ def build(src: str, out_dir: Path = CACHE) -> Path:
     """Compile ``src`` into a shared library (cached by the hash of source and flags)."""
     flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-march=native", "-ffp-contract=off",
              "-fno-math-errno"]
-    tag = hashlib.sha256(f"{flags}\n{jax.__version__}\n{src}".encode()).hexdigest()[:20]
-    lib = Path(out_dir) / f"evolve_{tag}.so"
-    if lib.is_file():
-        return lib
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("the native CPU evaluator needs a C++ compiler (g++ or clang++); "
                            "install one or set EVOLVE_CXX, or use backend='lax'")
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cc = Path(tmp) / "kernel.cc"
-        cc.write_text(src)
-        built = Path(tmp) / lib.name
-        cmd = [cxx, *flags, "-I", jax.ffi.include_dir(), str(cc), "-o", str(built), "-lmvec",
-               "-lm"]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode:  # no libmvec to link: the scalar libm path
-            cmd = [c for c in cmd if c != "-lmvec"] + ["-DEVOLVE_NO_MVEC"]
-            res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode:
-            raise RuntimeError(f"the C++ compiler failed ({' '.join(cmd)}):\n"
-                               f"{res.stderr[-4000:]}")
-        os.replace(built, lib)
-    return lib
+
+    def commands(source: Path, out: Path) -> list[list[str]]:
+        cmd = [cxx, *flags, "-I", jax.ffi.include_dir(), str(source), "-o", str(out)]
+        # with glibc's vector math library; without it, the scalar libm path
+        return [cmd + ["-lmvec", "-lm"], cmd + ["-DEVOLVE_NO_MVEC", "-lm"]]
+
+    return build_library(src, ".cc", out_dir, " ".join(flags), commands)
 
 
 @lru_cache(maxsize=32)
