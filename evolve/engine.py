@@ -80,6 +80,7 @@ class SearchParams:
     variation: VariationParams = field(default_factory=VariationParams)
     representation: str = "linear"  # "linear" programs, or DEAP "tree"s compiled to programs
     tree: TreeParams = field(default_factory=TreeParams)
+    cost: str = "problem"  # "problem": its cost model; "latency": measured XLA CPU time
     mating: str = "tournament"  # a parent's partner: "tournament", "random" or "ideal"
     mate_candidates: int = 7  # candidates an "ideal" chooser compares with its ideal
     mate_sigma: float = 0.1  # mutation of the ideals (evolve/mating.py)
@@ -127,6 +128,11 @@ class Engine:
                                      FitParams(iterations=params.fit_iterations,
                                                lawson=problem.error in ("max_ulp", "max_abs")),
                                      devices=_cpu_devices(devices))
+        self.latency = None
+        if params.cost == "latency":
+            from evolve.latency import LatencyCost
+
+            self.latency = LatencyCost(problem)
         self.x_train = problem.points(params.n_train or problem.n_train)
         self.y_train, self.s_train = problem.targets(self.x_train)
         # at most the training points: for data (SR) problems they are the first ones
@@ -246,7 +252,10 @@ class Engine:
                     state.cache.record_audit(audited, {"error": float(e)})
                 elif params.fec:
                     state.cache.insert(fp, {"error": float(e)})
-        cost = np.array([self.problem.cost(p) for p in programs])
+        if self.latency is not None:  # measured speed (evolve/latency.py)
+            cost = self.latency(programs, error)
+        else:
+            cost = np.array([self.problem.cost(p) for p in programs])
         return programs, error, cost, fps, info
 
     # -- the loop -----------------------------------------------------------------------

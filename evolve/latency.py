@@ -1,0 +1,137 @@
+"""Measured speed as a cost: the wall-clock latency of a program jitted by XLA on the CPU.
+
+AutoNumerics-Zero estimates a candidate's speed by compiling it and timing it many times,
+keeping the minimum. ``LatencyCost`` does that for the programs that compete on cost: a
+program's live instructions become a JAX function (the ops table's ``jax_fn``, so the
+same float32 semantics as the evaluator), jitted for the CPU and run on a fixed block of
+points ``repeats`` times; its cost is the minimum time, in nanoseconds per point.
+
+Compiling costs tens of milliseconds a program, so only programs whose error meets the
+problem's target (those that compete on cost alone in accuracy-first mode) are timed, and
+each distinct program once (an LRU cache keyed by its live instructions). The others get
+an estimate on the same scale: ``base + per_op * weighted op count``, with ``base`` and
+``per_op`` measured at start-up on the problem's own ops.
+
+Timings are measurements: two runs, or a run and its resume, can time a program
+differently by the machine's noise, so with ``search.cost: latency`` a resumed run is
+exact only up to that noise (a checkpoint keeps the population's costs as measured).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evolve.ops import CONST, OPS
+from evolve.program import Instruction, Program, input_dependent
+
+
+def live_instructions(program: Program, n_inputs: int) -> list[Instruction]:
+    """The instructions whose value reaches the output, in order."""
+    needed = {program.output}
+    keep = []
+    for ins in reversed(program.instructions):
+        if ins.dst in needed:
+            needed.discard(ins.dst)
+            if ins.op != CONST:
+                needed.update(ins.args)
+            keep.append(ins)
+    return keep[::-1]
+
+
+def program_function(program: Program, n_registers: int, n_inputs: int):
+    """The program as a JAX function of its inputs (each [N] float32): [N] float32."""
+    body = live_instructions(program, n_inputs)
+
+    def f(*xs):
+        zero = jnp.zeros_like(xs[0])
+        regs = [xs[r] if r < n_inputs else zero for r in range(n_registers)]
+        for ins in body:
+            if ins.op == CONST:
+                regs[ins.dst] = jnp.full_like(zero, np.float32(ins.value))
+            else:
+                regs[ins.dst] = OPS[ins.op].jax_fn(*(regs[a] for a in ins.args)).astype(
+                    jnp.float32)
+        return regs[program.output]
+
+    return f
+
+
+class LatencyCost:
+    """Costs in nanoseconds per point: measured for accurate programs, estimated for others.
+
+    problem: the problem (its registers, inputs, domain, ops, target and op weights).
+    points: the block of points a program is timed on; repeats: timings kept (minimum).
+    """
+
+    def __init__(self, problem, points: int = 4096, repeats: int = 30, capacity: int = 4096,
+                 device=None):
+        self.problem = problem
+        self.repeats = repeats
+        self.capacity = capacity
+        self.device = device or jax.devices("cpu")[0]
+        x = problem.grid(points).astype(np.float32)
+        self.x = [jax.device_put(x[:, j], self.device) for j in range(problem.n_inputs)]
+        self.cache: OrderedDict[tuple, float] = OrderedDict()
+        self.measured = 0
+        self._calibrate()
+
+    def _key(self, program: Program) -> tuple:
+        return (program.output,) + tuple(
+            (i.op, i.dst, i.args, i.value) for i in live_instructions(program,
+                                                                      self.problem.n_inputs))
+
+    def time(self, program: Program) -> float:
+        """The program's latency, ns per point (minimum of ``repeats`` timed runs)."""
+        key = self._key(program)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        # the points live on the CPU device, so the jitted function runs there
+        f = jax.jit(program_function(program, self.problem.n_registers, self.problem.n_inputs))
+        f(*self.x).block_until_ready()
+        best = float("inf")
+        for _ in range(self.repeats):
+            t0 = time.perf_counter()
+            f(*self.x).block_until_ready()
+            best = min(best, time.perf_counter() - t0)
+        ns = best / len(self.x[0]) * 1e9
+        self.cache[key] = ns
+        self.measured += 1
+        if len(self.cache) > self.capacity:
+            self.cache.popitem(last=False)
+        return ns
+
+    def _weighted_ops(self, program: Program) -> float:
+        dep = input_dependent(program, self.problem.n_inputs)
+        live = set(map(id, live_instructions(program, self.problem.n_inputs)))
+        return sum(OPS[i.op].cost for i, d in zip(program.instructions, dep)
+                   if d and id(i) in live and i.op != CONST)
+
+    def _calibrate(self) -> None:
+        """``base`` (ns per point of a program that returns its input) and ``per_op`` (ns
+        per point per unit of op weight), from programs of the problem's own ops."""
+        x0 = Program((), 0)
+        self.base = self.time(x0)
+        ops = [o for o in self.problem.opcodes if o != CONST]
+        slopes = []
+        for o in ops:
+            n = 8
+            body = tuple(Instruction(o, 0, (0,) * OPS[o].arity) for _ in range(n))
+            t = self.time(Program(body, 0))
+            slopes.append(max(t - self.base, 0.0) / (n * max(OPS[o].cost, 1e-9)))
+        self.per_op = float(np.median(slopes)) if slopes else 0.0
+
+    def __call__(self, programs: list[Program], error: np.ndarray) -> np.ndarray:
+        """Costs of ``programs`` given their errors: measured where the error meets the
+        target, estimated elsewhere (everywhere for a problem without a target)."""
+        target = self.problem.target
+        out = np.empty(len(programs))
+        for i, (p, e) in enumerate(zip(programs, error)):
+            timed = target is not None and np.isfinite(e) and e < target
+            out[i] = self.time(p) if timed else self.base + self.per_op * self._weighted_ops(p)
+        return out

@@ -1,0 +1,49 @@
+"""Measured speed as a cost (evolve.latency): the jitted function equals the reference
+interpreter, timings are positive and cached, slower programs cost more, and the engine
+uses it as its second objective with ``search.cost: latency``."""
+
+import numpy as np
+
+from evolve.engine import Engine, SearchParams
+from evolve.interpreter import run_numpy
+from evolve.latency import LatencyCost, live_instructions, program_function
+from evolve.problem import load_problem
+from evolve.text import parse_program
+
+FAST = "r1 = 1.5\nr1 = fma(r0, r1, r1)\nreturn r1\n"
+SLOW = ("r1 = 1.5\n" + "r1 = div(r1, r0)\nr1 = fma(r0, r1, r1)\n" * 24 + "return r1\n")
+DEAD = "r2 = div(r0, r0)\nr1 = 1.5\nr1 = fma(r0, r1, r1)\nreturn r1\n"
+
+
+def test_function_equals_the_interpreter_and_dead_code_is_dropped():
+    prog = parse_program(SLOW, n_registers=4)
+    x = np.linspace(0.1, 1, 257, dtype=np.float32)
+    got = np.asarray(program_function(prog, 4, 1)(x))
+    np.testing.assert_array_equal(got, run_numpy(prog, x, 4))
+    assert len(live_instructions(parse_program(DEAD, n_registers=4), 1)) == 2
+
+
+def test_accurate_programs_are_timed_others_estimated():
+    problem = load_problem("exp2")
+    cost = LatencyCost(problem, points=2048, repeats=5)
+    assert cost.base > 0 and cost.per_op > 0
+    fast, slow = (parse_program(t, n_registers=4) for t in (FAST, SLOW))
+    before = cost.measured
+    timed = cost([fast, slow], np.array([0.5, 0.5]))
+    assert cost.measured == before + 2 and (timed > 0).all()
+    assert timed[1] > timed[0]  # 48 instructions, 24 divisions, against 1 fma
+    again = cost([fast], np.array([0.5]))
+    assert cost.measured == before + 2 and again[0] == timed[0]  # cached
+    estimated = cost([slow], np.array([50.0]))  # over the target: the op-weight estimate
+    assert cost.measured == before + 2
+    assert np.isclose(estimated[0], cost.base + cost.per_op * (24 * 4 + 24))
+
+
+def test_engine_with_latency_cost():
+    problem = load_problem("exp2")
+    engine = Engine(problem, SearchParams(population=16, children=16, n_train=512, fit=False,
+                                          cost="latency"))
+    state = engine.init(0)
+    state, row = engine.step(state)
+    assert engine.latency is not None and np.isfinite(state.cost).all()
+    assert (state.cost > 0).all()
