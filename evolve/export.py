@@ -53,6 +53,11 @@ _ARRAY_SPELLING = {
     "sin": "{xp}.sin({0})", "cos": "{xp}.cos({0})", "tanh": "{xp}.tanh({0})",
 }
 
+# Under jit, XLA's CPU backend fuses a multiply feeding an add into one FMA (one rounding
+# instead of two), and no flag, optimization_barrier or reduce_precision stops it; a select
+# between the product and one of its own operands does (NaN a: NaN either way).
+_JAX_MUL = "jnp.where({0} != {0}, {0}, {0} * {1})"
+
 _PY_FMA = '''
 def _fma(a, b, c):
     """a * b + c rounded once to float32: exact product in float64, sum rounded to odd."""
@@ -164,7 +169,8 @@ def _array_source(program: Program, problem: Problem, name: str, info: str, jax:
     doc = _header(program, problem, info)
     if jax:
         doc += ["", "Keeps float32 roundings only with XLA_FLAGS=--xla_allow_excess_precision="
-                "false; fma needs", "jax_enable_x64. On GPUs, XLA's float32 div and sqrt are "
+                "false; fma needs", "jax_enable_x64 (mul is written so XLA cannot fuse it into "
+                "an FMA). On GPUs, XLA's float32 div and sqrt are "
                 "not correctly rounded; on CPUs,", "XLA flushes subnormal float32 values to "
                 "zero."]
     out = ['"""' + doc[0]] + doc[1:] + ['"""', ""]
@@ -191,7 +197,8 @@ def _array_source(program: Program, problem: Problem, name: str, info: str, jax:
                         f"# {format_literal(ins.value)}")
         else:
             args = [f"r{a}" for a in ins.args]
-            body.append(f"r{ins.dst} = " + _ARRAY_SPELLING[ins.name].format(*args, xp=xp))
+            spelling = _JAX_MUL if jax and ins.name == "mul" else _ARRAY_SPELLING[ins.name]
+            body.append(f"r{ins.dst} = " + spelling.format(*args, xp=xp))
     depends = program.output < problem.n_inputs  # the last value of the output register
     for ins, dep in zip(program.instructions, input_dependent(program, problem.n_inputs)):
         if ins.dst == program.output:

@@ -193,9 +193,22 @@ def test_jax_export_of_random_programs(tmp_path, evaluator):
     x = (rng.standard_normal(3000) * 4).astype(np.float32)
     progs = [random_exact_program(rng, int(rng.integers(1, 14))) for _ in range(12)]
     evaluated = evaluator.outputs(to_arrays(progs, length=16, size=16), x)
+    import jax
+
     for prog, want in zip(progs, evaluated):
         module = load_module(export.export(prog, PROBLEM, "jax"), tmp_path)
         assert_same_bits(np.asarray(module.f(x)), want)
+        assert_same_bits(np.asarray(jax.jit(module.f)(x)), want)  # no FMA contraction
+
+
+def test_jitted_jax_export_keeps_mul_then_add_rounded_twice(tmp_path):
+    """XLA on CPUs contracts a*b + c into one FMA under jit; the export must not let it."""
+    import jax
+
+    prog = program("r1 = mul(r0, r0)\nr2 = 0.3\nr1 = add(r1, r2)\nreturn r1\n")
+    module = load_module(export.export(prog, PROBLEM, "jax"), tmp_path)
+    x = (np.random.default_rng(2).standard_normal(20_000) * 4).astype(np.float32)
+    assert_same_bits(np.asarray(jax.jit(module.f)(x)), run_numpy(prog, x, R))
 
 
 # -- C --------------------------------------------------------------------------------------
