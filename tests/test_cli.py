@@ -247,3 +247,18 @@ def test_scripts_are_thin_wrappers():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "does not exist" in _one_error_line(done.stderr)
+
+
+def test_a_closed_pipe_is_not_an_error(monkeypatch):
+    """`evolve problems | head -1`: the reader has left, writes fail with EPIPE; the
+    command ends quietly with status 0 instead of a traceback."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone
+    out = os.fdopen(write, "w", buffering=1)
+    monkeypatch.setattr("sys.stdout", out)
+    try:
+        assert main(["problems"]) == 0
+    finally:
+        out.close()
