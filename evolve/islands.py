@@ -335,6 +335,7 @@ def plan_boundary(params: IslandParams, key: jax.Array, generation: int, state: 
 
 # -- rows ---------------------------------------------------------------------------------
 _MIN = ("best_error", "best_cost_at_target")
+_MEAN = {"diversity"}  # per-island measures of spread: averaged over the islands
 
 
 def island_row(row: dict, island: int, plan: Plan) -> dict:
@@ -351,7 +352,8 @@ def island_row(row: dict, island: int, plan: Plan) -> dict:
 def total_row(rows: list[dict], state: IslandsState, fingerprints: int,
               wall_seconds: float) -> dict:
     """The run's row of a generation from its islands' rows: counts summed, errors
-    minimised, the front over all islands, the generation's wall time."""
+    minimised, diversity averaged, the front over all islands, the generation's wall
+    time."""
     out = {}
     for k in rows[0]:
         values = [r[k] for r in rows]
@@ -369,6 +371,9 @@ def total_row(rows: list[dict], state: IslandsState, fingerprints: int,
             out[k] = fingerprints
         elif k.endswith("_seconds"):
             out[k] = wall_seconds
+        elif k in _MEAN:
+            finite = [v for v in values if not math.isnan(v)]
+            out[k] = sum(finite) / len(finite) if finite else math.nan
         elif k == "cache_hit_rate":
             hits = sum(r.get("cache_hits", 0) for r in rows)
             lookups = hits + sum(r.get("cache_misses", 0) for r in rows)

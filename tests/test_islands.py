@@ -229,3 +229,18 @@ def test_shared_cache_views_see_the_generation_start_and_logs_apply_in_island_or
     b.insert(fp[3], {"error": 3.0})  # the cache is full: the oldest goes at the boundary
     apply_log(base, b.take_log())
     assert fp[1] not in base and fp[3] in a and a.lookup(fp[3]) == {"error": 3.0}
+
+
+def test_the_run_row_sums_counts_and_averages_diversity():
+    from types import SimpleNamespace
+
+    from evolve.islands import total_row
+
+    rows = [{"generation": 3, "island": i, "evaluations": 10 * (i + 1), "best_error": e,
+             "diversity": d, "wall_seconds": 0.1}
+            for i, (e, d) in enumerate([(2.0, 0.2), (1.5, 0.4)])]
+    state = SimpleNamespace(error=np.array([1.5, 2.0]), cost=np.array([3.0, 1.0]))
+    out = total_row(rows, state, fingerprints=7, wall_seconds=0.5)
+    assert out["island"] == TOTAL and out["generation"] == 3
+    assert out["evaluations"] == 30 and out["best_error"] == 1.5
+    assert np.isclose(out["diversity"], 0.3) and out["wall_seconds"] == 0.5
