@@ -39,7 +39,8 @@ import numpy as np
 from evolve.errors import UserError
 from evolve.ops import C_HELPERS, CONST, OPS
 from evolve.problem import Problem
-from evolve.program import Program, input_dependent, used
+from evolve.program import Program, input_dependent
+from evolve.program import live as _live
 from evolve.text import format_literal, format_program
 
 FORMATS = ("python", "jax", "c", "sympy", "latex")
@@ -108,10 +109,6 @@ def _maximum(a, b):
 # -- the straight-line code every format shares ---------------------------------------------
 def _input_names(n_inputs: int) -> list[str]:
     return ["x"] if n_inputs == 1 else [f"x{i}" for i in range(n_inputs)]
-
-
-def _live(program: Program) -> list:
-    return [ins for ins, u in zip(program.instructions, used(program)) if u]
 
 
 def _initial(program: Program, n_inputs: int) -> list[int]:

@@ -93,8 +93,7 @@ def _tables(opset):
     return group_of, sub_of
 
 
-_GROUPS = groups()
-assert _GROUPS[0] == (CONST,)
+assert groups()[0] == (CONST,)
 
 
 def encode(op, args, dst, opset=None):

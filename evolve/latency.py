@@ -21,26 +21,19 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from evolve.ops import CONST, OPS
-from evolve.program import Instruction, Program, input_dependent
+from evolve.program import Instruction, Program, live
 
 
 def live_instructions(program: Program, n_inputs: int) -> list[Instruction]:
-    """The instructions whose value reaches the output, in order."""
-    needed = {program.output}
-    keep = []
-    for ins in reversed(program.instructions):
-        if ins.dst in needed:
-            needed.discard(ins.dst)
-            if ins.op != CONST:
-                needed.update(ins.args)
-            keep.append(ins)
-    return keep[::-1]
+    """The instructions whose value reaches the output, in order (``program.live``)."""
+    return live(program)
 
 
 def program_function(program: Program, n_registers: int, n_inputs: int):
@@ -76,6 +69,8 @@ class LatencyCost:
         self.device = device or jax.devices("cpu")[0]
         x = problem.grid(points).astype(np.float32)
         self.x = [jax.device_put(x[:, j], self.device) for j in range(problem.n_inputs)]
+        # the estimate's unit: the ops table's weights of live, input-dependent instructions
+        self._weights = replace(problem, cost_model="weighted")
         self.cache: OrderedDict[tuple, float] = OrderedDict()
         self.measured = 0
         self._calibrate()
@@ -106,12 +101,6 @@ class LatencyCost:
             self.cache.popitem(last=False)
         return ns
 
-    def _weighted_ops(self, program: Program) -> float:
-        dep = input_dependent(program, self.problem.n_inputs)
-        live = set(map(id, live_instructions(program, self.problem.n_inputs)))
-        return sum(OPS[i.op].cost for i, d in zip(program.instructions, dep)
-                   if d and id(i) in live and i.op != CONST)
-
     def _calibrate(self) -> None:
         """``base`` (ns per point of a program that returns its input) and ``per_op`` (ns
         per point per unit of op weight), from programs of the problem's own ops."""
@@ -133,5 +122,5 @@ class LatencyCost:
         out = np.empty(len(programs))
         for i, (p, e) in enumerate(zip(programs, error)):
             timed = target is not None and np.isfinite(e) and e < target
-            out[i] = self.time(p) if timed else self.base + self.per_op * self._weighted_ops(p)
+            out[i] = self.time(p) if timed else self.base + self.per_op * self._weights.cost(p)
         return out

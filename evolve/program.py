@@ -181,6 +181,11 @@ def input_dependent(program: Program, n_inputs: int) -> list[bool]:
     return flags
 
 
+def live(program: Program) -> list[Instruction]:
+    """The instructions that can affect the returned register, in order."""
+    return [ins for ins, u in zip(program.instructions, used(program)) if u]
+
+
 def used(program: Program) -> list[bool]:
     """For each instruction, whether it can affect the returned register (not dead code)."""
     needed = {program.output}
