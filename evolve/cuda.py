@@ -32,7 +32,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from evolve.ffibuild import build_library
+from evolve.ffibuild import build_library, operands
 from evolve.ops import CONST, OPS
 
 # CUDA spelling of each op over float operands a, b, c (exactly rounded where IEEE is).
@@ -345,15 +345,9 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
     name = _target(opset, n_registers, points, threads, _arch(), registers or REGISTERS)
-    n_tiles, n_inputs, T0 = xt.shape
-    N = n_tiles * T0
-    x = jnp.transpose(xt, (1, 0, 2)).reshape(n_inputs, N).astype(jnp.float32)
-    P = op.shape[0]
-    blocks = -(-N // (threads * points))
-    stats = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((P, blocks, 3), jnp.float64))(
-        op.astype(jnp.int32), args.astype(jnp.int32), dst.astype(jnp.int32),
-        const.astype(jnp.float32), length.astype(jnp.int32), output.astype(jnp.int32), x,
-        y.reshape(N).astype(jnp.float64), scale.reshape(N).astype(jnp.float64),
-        mask.reshape(N).astype(jnp.int32))
+    blocks = -(-xt.shape[0] * xt.shape[2] // (threads * points))
+    stats = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((op.shape[0], blocks, 3),
+                                                        jnp.float64))(
+        *operands(op, args, dst, const, length, output, xt, y, scale, mask))
     return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),
                       jnp.sum(stats[..., 2], axis=1)], axis=1)

@@ -3,7 +3,8 @@
 One place for what ``evolve.native`` and ``evolve.cuda`` share: a library is named by the
 hash of its source, its build key (flags, target) and the JAX version, kept in a cache
 folder, built in a temporary folder and moved into place atomically (two processes that
-build the same library at once do no harm).
+build the same library at once do no harm); and the operands both kernels' FFI handlers
+take, in the order they bind them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 
 
 def build_library(src: str, suffix: str, out_dir: Path, key: str,
@@ -42,3 +44,18 @@ def build_library(src: str, suffix: str, out_dir: Path, key: str,
                 return lib
             errors.append(f"{' '.join(cmd)}:\n{res.stderr[-3000:]}")
     raise RuntimeError("the kernel did not compile:\n" + "\n".join(errors))
+
+
+def operands(op, args, dst, const, length, output, xt, y=None, scale=None, mask=None):
+    """The FFI operands of a batch: the program rows (int32, constants float32), the
+    points as [n_inputs, N] float32 from the tiled ``xt`` [n_tiles, n_inputs, T0], then,
+    when given, the targets, scales (float64) and mask (int32) flattened to [N]."""
+    n_tiles, n_inputs, T0 = xt.shape
+    N = n_tiles * T0
+    out = [op.astype(jnp.int32), args.astype(jnp.int32), dst.astype(jnp.int32),
+           const.astype(jnp.float32), length.astype(jnp.int32), output.astype(jnp.int32),
+           jnp.transpose(xt, (1, 0, 2)).reshape(n_inputs, N).astype(jnp.float32)]
+    if y is not None:
+        out += [y.reshape(N).astype(jnp.float64), scale.reshape(N).astype(jnp.float64),
+                mask.reshape(N).astype(jnp.int32)]
+    return out

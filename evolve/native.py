@@ -32,7 +32,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from evolve.ffibuild import build_library
+from evolve.ffibuild import build_library, operands
 from evolve.ops import C_HELPERS, CONST, OPCODE, OPS
 
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
@@ -349,27 +349,20 @@ def _target(opset: tuple[int, ...], n_registers: int, tile: int) -> str:
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
            opset=None, **_ignored):
     """``kernels.errors`` by the C++ kernel on the CPU: float64 [P, 3] per program."""
-    opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    name = _target(opset, n_registers, TILE)
-    n_tiles, n_inputs, T0 = xt.shape
-    N = n_tiles * T0
-    x = jnp.transpose(xt, (1, 0, 2)).reshape(n_inputs, N).astype(jnp.float32)
-    P = op.shape[0]
-    return jax.ffi.ffi_call(f"{name}_errors", jax.ShapeDtypeStruct((P, 3), jnp.float64))(
-        op.astype(jnp.int32), args.astype(jnp.int32), dst.astype(jnp.int32),
-        const.astype(jnp.float32), length.astype(jnp.int32), output.astype(jnp.int32), x,
-        y.reshape(N).astype(jnp.float64), scale.reshape(N).astype(jnp.float64),
-        mask.reshape(N).astype(jnp.int32))
+    name = _target(_opset(opset), n_registers, TILE)
+    return jax.ffi.ffi_call(f"{name}_errors", jax.ShapeDtypeStruct((op.shape[0], 3),
+                                                                    jnp.float64))(
+        *operands(op, args, dst, const, length, output, xt, y, scale, mask))
 
 
 def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, **_ignored):
     """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0]."""
-    opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    name = _target(opset, n_registers, TILE)
-    n_tiles, n_inputs, T0 = xt.shape
-    N = n_tiles * T0
-    x = jnp.transpose(xt, (1, 0, 2)).reshape(n_inputs, N).astype(jnp.float32)
-    P = op.shape[0]
-    return jax.ffi.ffi_call(f"{name}_outputs", jax.ShapeDtypeStruct((P, N), jnp.float32))(
-        op.astype(jnp.int32), args.astype(jnp.int32), dst.astype(jnp.int32),
-        const.astype(jnp.float32), length.astype(jnp.int32), output.astype(jnp.int32), x)
+    name = _target(_opset(opset), n_registers, TILE)
+    N = xt.shape[0] * xt.shape[2]
+    return jax.ffi.ffi_call(f"{name}_outputs", jax.ShapeDtypeStruct((op.shape[0], N),
+                                                                     jnp.float32))(
+        *operands(op, args, dst, const, length, output, xt))
+
+
+def _opset(opset) -> tuple[int, ...]:
+    return tuple(range(len(OPS))) if opset is None else tuple(opset)
