@@ -1,16 +1,19 @@
 """A CUDA evaluator kernel, called from the JAX program through XLA's FFI.
 
-The Pallas kernel (``evolve.kernels``) keeps a program's registers in the chip's registers
-too, but Triton moves every register value through each join of the branch trees that
-read and write a register chosen at run time; Nsight Compute counted 38 instructions per
-instruction and point. This kernel is plain CUDA C++, generated from the ops table for
-one op set and register count: a thread holds ``E`` points of each register in its own
-registers (``v[R][E]``, indexed only by constants), and each instruction reads its
-arguments and writes its result through ``switch`` statements on the block-uniform
-register index, so the compiler can jump rather than move every register.
+CUDA C++ generated from the ops table for one op set and register count. A block takes
+one program and ``TILES_PER_BLOCK`` tiles of ``THREADS * E`` points in turn: the program
+is loaded into shared memory once, each thread runs it on its ``E`` points of a tile, and
+the errors are reduced once for all the tiles (warp shuffles, then across the warps).
+Where a thread keeps its points' registers is ``REGISTERS`` (see ``source``): by default
+in shared memory indexed by the register number, which needs no branches but costs a
+shared-memory access per operand and point. Keeping them in the chip's registers needs a
+jump on every register index (run-time indices cannot name registers); with nvcc's
+``switch`` lowering ("regs") or our own PTX jump tables ("asm") that was slower on the
+H200 (``scripts/check_gpu.py --stages cuda`` measures all of them).
 
 Semantics are those of ``OPS[i].np_fn`` bit for bit on exactly rounded ops: ``__fadd_rn``
-and friends (never contracted into FMAs), IEEE division and square root, a single-rounding
+and friends (never contracted into FMAs), IEEE division (zero, infinite and NaN operands
+by rule, the rest by ``__fdiv_rn``) and square root, a single-rounding
 ``fmaf``, the IEEE 754-2019 min/max of the ops table; the transcendental ops use CUDA's
 libm (a few ULP, like the other GPU paths).
 
@@ -40,7 +43,7 @@ CUDA_OPS: dict[str, str] = {
     "add": "__fadd_rn(a, b)",
     "sub": "__fsub_rn(a, b)",
     "mul": "__fmul_rn(a, b)",
-    "div": "__fdiv_rn(a, b)",
+    "div": "ev_div(a, b)",
     "fma": "__fmaf_rn(a, b, c)",
     "neg": "(-a)",
     "abs": "fabsf(a)",
@@ -55,9 +58,22 @@ CUDA_OPS: dict[str, str] = {
     "tanh": "tanhf(a)",
 }
 
+# PTX spelling of the exactly rounded ops (d, a, b, c: operand names); the other ops are
+# computed in C++ into the temporaries t and moved into place.
+PTX_OPS: dict[str, str] = {
+    "add": "add.rn.f32 {d}, {a}, {b};",
+    "sub": "sub.rn.f32 {d}, {a}, {b};",
+    "mul": "mul.rn.f32 {d}, {a}, {b};",
+    "fma": "fma.rn.f32 {d}, {a}, {b}, {c};",
+    "neg": "neg.f32 {d}, {a};",
+    "abs": "abs.f32 {d}, {a};",
+    "sqrt": "sqrt.rn.f32 {d}, {a};",
+}
+
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
-REGISTERS = "smem"  # where registers live: "regs", "smem" or "smem4" (see ``source``)
+REGISTERS = "smem"  # where registers live: "smem", "smem4", "regs" or "asm" (see ``source``)
+TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -76,6 +92,22 @@ __device__ __forceinline__ float ev_max(float a, float b) {
     if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
     return (a > b || (a == b && !signbit(a))) ? a : b;
 }
+// IEEE division. Zero, infinite and NaN operands get their result by rule: the
+// division's own check sends them down its slow path (about a hundred instructions), and
+// random programs divide by zero registers, infinities and NaNs often.
+__device__ __forceinline__ float ev_div(float a, float b) {
+    const unsigned ua = __float_as_uint(a), ub = __float_as_uint(b);
+    const bool a_inf_nan = (ua & 0x7f800000u) == 0x7f800000u;
+    const bool b_inf_nan = (ub & 0x7f800000u) == 0x7f800000u;
+    const bool a_zero = (ua << 1) == 0u, b_zero = (ub << 1) == 0u;
+    if (a_inf_nan || b_inf_nan || a_zero || b_zero) {
+        const unsigned sign = (ua ^ ub) & 0x80000000u;
+        if (isnan(a) || isnan(b) || (a_inf_nan && b_inf_nan) || (a_zero && b_zero))
+            return __uint_as_float(0x7fffffffu);
+        return __uint_as_float(sign | ((a_inf_nan || b_zero) ? 0x7f800000u : 0u));
+    }
+    return __fdiv_rn(a, b);
+}
 __device__ __forceinline__ double nan_max(double m, double v) {
     return (v > m || isnan(v)) ? v : m;
 }
@@ -92,24 +124,109 @@ def _switch(index: str, body, n: int, indent: str) -> str:
     return "\n".join(lines)
 
 
+def _jump(index: int, targets: list[str]) -> list[str]:
+    """PTX lines of a jump table: ``brx.idx`` on operand ``index`` to ``targets``, each a
+    list of instructions that ends by going to the join."""
+    names = [f"L{k}" for k in range(len(targets))]
+    lines = ["{", f"ts: .branchtargets {', '.join(names)};", f"brx.idx %{index}, ts;"]
+    for name, body in zip(names, targets):
+        lines += [f"{name}:", *body, "bra.uni DONE;"]
+    return lines + ["DONE:", "}"]
+
+
+def _asm(lines: list[str], outputs: list[str], inputs: list[str]) -> str:
+    text = "".join(f'"{line}\\n\\t"\n                ' for line in lines)
+    return (f"asm({text}: {', '.join(outputs)}\n                : {', '.join(inputs)});")
+
+
+def _asm_step(ops: list[int], R: int, E: int) -> str:
+    """The body of the instruction loop for registers="asm": PTX jump tables move the
+    arguments out of and the result into the registers ``v[R][E]``, which stay in the
+    chip's registers because only the jump tables name them."""
+    RE = R * E
+    v_names = [f"v[{r}][{e}]" for r in range(R) for e in range(E)]
+    # 1. the arguments: a pair (index a * R + b), one argument (R * R + a) or none.
+    vin = [f'"f"({n})' for n in v_names]
+    reads = []
+    for k in range(R * R + R + 1):
+        if k < R * R:
+            ra, rb = divmod(k, R)
+            reads.append([f"mov.f32 %{e}, %{2 * E + ra * E + e};" for e in range(E)]
+                         + [f"mov.f32 %{E + e}, %{2 * E + rb * E + e};" for e in range(E)])
+        elif k < R * R + R:
+            reads.append([f"mov.f32 %{e}, %{2 * E + (k - R * R) * E + e};" for e in range(E)])
+        else:
+            reads.append([])
+    read_ab = _asm(_jump(2 * E + RE, reads),
+                   [f'"=f"(ra[{e}])' for e in range(E)] + [f'"=f"(rb[{e}])' for e in range(E)],
+                   vin + ['"r"(w.x)'])
+    read_c = _asm(_jump(E + RE, [[f"mov.f32 %{e}, %{E + r * E + e};" for e in range(E)]
+                                 for r in range(R)]),
+                  [f'"=f"(rc[{e}])' for e in range(E)], vin + ['"r"(w.z)'])
+    # 2. the op and destination (slot * R + d): the result straight into v[d].
+    A, B, C, T = RE, RE + E, RE + 2 * E, RE + 3 * E
+    writes = []
+    for o in ops:
+        for d in range(R):
+            ptx = PTX_OPS.get(OPS[o].name) if o != CONST else None
+            writes.append([(ptx.format(d=f"%{d * E + e}", a=f"%{A + e}", b=f"%{B + e}",
+                                       c=f"%{C + e}") if ptx else
+                            f"mov.f32 %{d * E + e}, %{T + e};") for e in range(E)])
+    write = _asm(_jump(T + E, writes), [f'"+f"({n})' for n in v_names],
+                 [f'"f"({x}[{e}])' for x in ("ra", "rb", "rc", "t") for e in range(E)]
+                 + ['"r"(w.y)'])
+    # the ops without a PTX spelling: computed into t first
+    slow = [o for o in ops if o == CONST or OPS[o].name not in PTX_OPS]
+    cases = "\n".join(
+        f"                case {o}: {{ for (int e = 0; e < E; ++e) {{ "
+        + ("t[e] = k; " if o == CONST else
+           f"const float a = ra[e], b = rb[e]; (void)a; (void)b; "
+           f"t[e] = {CUDA_OPS[OPS[o].name]}; ")
+        + "} break; }" for o in slow)
+    third = [o for o in ops if o != CONST and OPS[o].arity == 3]
+    return f"""            const int o = OPS_OF[(unsigned)w.y / R];
+            {read_ab}
+            if ({" || ".join(f"o == {o}" for o in third) or "false"}) {{
+                {read_c}
+            }}
+            const float k = __int_as_float(w.w); (void)k;
+            switch (o) {{
+{cases}
+                default: break;
+            }}
+            {write}"""
+
+
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
-           threads: int = THREADS, registers: str = "regs") -> str:
+           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK) -> str:
     """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
 
-    registers: where a thread keeps its points' registers: "regs" (the chip's registers,
-    read and written through ``switch`` statements), "smem" (shared memory, indexed by
-    the register number: no branches, a shared-memory access per operand and point) or
-    "smem4" (the same with a thread's points contiguous: one float4 access per operand
-    and four points)."""
-    if registers not in ("regs", "smem", "smem4"):
-        raise ValueError(f"registers must be 'regs', 'smem' or 'smem4', got {registers!r}")
+    registers: where a thread keeps its points' registers:
+
+    - "asm": the chip's registers (``v[R][E]``, indexed by constants only). An
+      instruction is two PTX jump tables (``brx.idx``): one on the pair of argument
+      registers, which copies their E values into the operand temporaries, and one on
+      (op, destination), whose case computes the E results straight into the
+      destination's registers (ops without a PTX spelling are computed before it);
+    - "regs": the chip's registers, with a jump per argument, op and destination;
+    - "smem": shared memory indexed by the register number (no jumps for registers, a
+      shared-memory access per operand and point);
+    - "smem4": the same with a thread's points contiguous (float4 accesses).
+
+    tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
+    and reducing the errors is paid once for all of them."""
+    if registers not in ("asm", "regs", "smem", "smem4"):
+        raise ValueError(f"registers must be 'asm', 'regs', 'smem' or 'smem4', got {registers!r}")
     if registers == "smem4" and points % 4:
         raise ValueError(f"registers='smem4' takes points a thread in fours, got {points}")
+    if tiles < 1:
+        raise ValueError(f"tiles a block must be at least 1, got {tiles}")
     R, E = n_registers, points
     ops = sorted(set(opset) | {CONST})
     missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
     if missing:
         raise ValueError(f"no CUDA spelling for ops {missing}")
+    in_regs = registers in ("asm", "regs")
 
     def read(name):
         return lambda r: f"for (int e = 0; e < E; ++e) {name}[e] = v[{r}][e];"
@@ -129,16 +246,20 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         elif registers == "regs":
             body = (f"for (int e = 0; e < E; ++e) {{ const float a = ra[e], b = rb[e], "
                     f"c = rc[e]; (void)a; (void)b; (void)c; t[e] = {CUDA_OPS[OPS[o].name]}; }}")
-        else:
+        elif registers == "smem":
             operands = "".join(f"const float {n} = S({i}, e); "
                                for n, i in list(zip("abc", ("ia", "ib", "ic")))[: OPS[o].arity])
             body = (f"for (int e = 0; e < E; ++e) {{ {operands}"
                     f"S(d, e) = {CUDA_OPS[OPS[o].name]}; }}")
-        cases.append(f"            case {o}: {{ {body} break; }}")
+        if registers != "asm":
+            cases.append(f"            case {o}: {{ {body} break; }}")
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
-    if registers == "regs":
-        init = "v[r][e]"
-        step = f"""        const int k = ARITY[o];
+    slot = ", ".join(str(ops.index(o)) if o in ops else "0" for o in range(len(OPS)))
+    if registers == "asm":
+        step = _asm_step(ops, R, E)
+    elif registers == "regs":
+        step = f"""        const int o = w.y / R, d = w.y % R, ia = w.x / R, ib = w.x % R, ic = w.z;
+        const int k = ARITY[OPS_OF[o]];
         float ra[E], rb[E], rc[E], t[E];
         if (k >= 1) {{
 {_switch("ia", read("ra"), R, "            ")}
@@ -149,37 +270,48 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         if (k >= 3) {{
 {_switch("ic", read("rc"), R, "            ")}
         }}
-        switch (o) {{
-{chr(10).join(cases)}
+        const float kc = __int_as_float(w.w);
+        switch (OPS_OF[o]) {{
+{chr(10).join(cases).replace("s_const[i]", "kc")}
             default: {{ for (int e = 0; e < E; ++e) t[e] = 0.0f; break; }}
         }}
 {_switch("d", lambda r: f"for (int e = 0; e < E; ++e) v[{r}][e] = t[e];", R, "        ")}"""
-        final = f"""    float out[E];
-{_switch("output[p]", read("out"), R, "    ")}"""
-        decl = "    float v[R][E];"
     else:
-        init = "S(r, e)"
-        step = f"""        switch (o) {{
-{chr(10).join(cases)}
+        step = f"""        const int o = OPS_OF[w.y / R], d = w.y % R, ia = w.x / R, ib = w.x % R, ic = w.z;
+        (void)ia; (void)ib; (void)ic;
+        switch (o) {{
+{chr(10).join(cases).replace("s_const[i]", "__int_as_float(w.w)")}
             default: break;
         }}"""
-        final = """    float out[E];
-    for (int e = 0; e < E; ++e) out[e] = S(output[p], e);"""
-        decl = "    float* s_reg = s_const + L;  // [R][THREADS * E]"
+    if in_regs:
+        init = "v[r][e]"
+        final = f"""        float out[E];
+{_switch("outreg", read("out"), R, "        ")}"""
+        decl = "    float v[R][E];"
+        if registers == "asm":  # the jump tables' operands, defined on every path
+            decl += "\n    float ra[E] = {}, rb[E] = {}, rc[E] = {}, t[E] = {};"
+    else:
+        init = "S(r, e)"
+        final = """        float out[E];
+        for (int e = 0; e < E; ++e) out[e] = S(outreg, e);"""
+        decl = "    float* s_reg = (float*)(s_prog + L);  // [R][THREADS * E]"
     kernel = f"""
 #define R {R}
 #define E {E}
 #define THREADS {threads}
+#define TILES {tiles}
 #define VEC {1 if registers == "smem4" else 0}
 #if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
 #define SV(r, q) (((float4*)(s_reg + (r) * (THREADS * E)))[threadIdx.x * (E / 4) + (q)])
-#define POINT(e) ((int64_t)blockIdx.x * THREADS * E + threadIdx.x * E + (e))
+#define POINT(e) (base + threadIdx.x * E + (e))
 #else  // point e of a thread is THREADS apart: scalar accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
-#define POINT(e) ((int64_t)blockIdx.x * THREADS * E + threadIdx.x + (int64_t)(e) * THREADS)
+#define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
 #endif
 __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
+__constant__ int SLOT[{len(OPS)}] = {{{slot}}};  // op -> its place in the op set
+__constant__ int OPS_OF[{len(ops)}] = {{{", ".join(map(str, ops))}}};  // and back
 
 __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const int32_t* __restrict__ op, const int32_t* __restrict__ args,
@@ -188,66 +320,73 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
         const double* __restrict__ scale, const int32_t* __restrict__ mask,
         int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
+    // The program, one int4 an instruction: the argument pair a * R + b, the op's slot
+    // in the op set times R plus the destination, the third argument, the constant's bits.
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    uint32_t* s_word = (uint32_t*)smem_raw;  // [L]: op | a << 8 | b << 14 | c << 20 | dst << 26
-    float* s_const = (float*)(s_word + L);  // [L]
+    int4* s_prog = (int4*)smem_raw;  // [L]
 {decl}
     const int64_t p = p0 + blockIdx.y;
     const int64_t row = p * L;
-    const int n = length[p];
-    for (int i = threadIdx.x; i < n; i += THREADS) {{  // the program, into shared memory
+    const int n = length[p], outreg = output[p];
+    for (int i = threadIdx.x; i < n; i += THREADS) {{
         const int64_t g = row + i;
-        s_word[i] = (uint32_t)op[g] | ((uint32_t)args[3 * g] << 8)
-            | ((uint32_t)args[3 * g + 1] << 14) | ((uint32_t)args[3 * g + 2] << 20)
-            | ((uint32_t)dst[g] << 26);
-        s_const[i] = cst[g];
+        const int o = op[g];
+        const int a = ARITY[o] >= 1 ? args[3 * g] : 0, b = ARITY[o] >= 2 ? args[3 * g + 1] : 0;
+        s_prog[i] = make_int4(o == {CONST} ? R * R : a * R + b, SLOT[o] * R + dst[g],
+                              args[3 * g + 2], __float_as_int(cst[g]));
     }}
-    #pragma unroll
-    for (int r = 0; r < R; ++r)
+    __syncthreads();
+    const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
+    const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
+    double mxs = 0.0, mx = 0.0, sq = 0.0;
+    for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
+        const int64_t base = tile * (THREADS * E);
+        #pragma unroll
+        for (int r = 0; r < R; ++r)
+            #pragma unroll
+            for (int e = 0; e < E; ++e) {{
+                const int64_t j = POINT(e);
+                {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
+            }}
+        {"#pragma unroll 1  // one copy of the jump tables" if registers == "asm" else ""}
+        for (int i = 0; i < n; ++i) {{
+            const int4 w = s_prog[i];
+{step}
+        }}
+{final}
         #pragma unroll
         for (int e = 0; e < E; ++e) {{
             const int64_t j = POINT(e);
-            {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
+            if (j < n_points && mask[j]) {{
+                double err = fabs((double)out[e] - y[j]);
+                if (isnan(err)) err = INFINITY;
+                mxs = nan_max(mxs, err * scale[j]);
+                mx = nan_max(mx, err);
+                sq += err * err;
+            }}
         }}
-    __syncthreads();
-    for (int i = 0; i < n; ++i) {{
-        const uint32_t w = s_word[i];
-        const int o = w & 255, ia = (w >> 8) & 63, ib = (w >> 14) & 63, ic = (w >> 20) & 63;
-        const int d = w >> 26;
-        (void)ia; (void)ib; (void)ic;
-{step}
     }}
-{final}
-    double mxs = 0.0, mx = 0.0, sq = 0.0;
+    // The block's reduction: within each warp by shuffles, then across the warps.
     #pragma unroll
-    for (int e = 0; e < E; ++e) {{
-        const int64_t j = POINT(e);
-        if (j < n_points && mask[j]) {{
-            double err = fabs((double)out[e] - y[j]);
-            if (isnan(err)) err = INFINITY;
-            mxs = nan_max(mxs, err * scale[j]);
-            mx = nan_max(mx, err);
-            sq += err * err;
-        }}
+    for (int off = 16; off > 0; off >>= 1) {{
+        mxs = nan_max(mxs, __shfl_down_sync(0xffffffffu, mxs, off));
+        mx = nan_max(mx, __shfl_down_sync(0xffffffffu, mx, off));
+        sq += __shfl_down_sync(0xffffffffu, sq, off);
     }}
-    __shared__ double s_mxs[THREADS], s_mx[THREADS], s_sq[THREADS];
-    s_mxs[threadIdx.x] = mxs; s_mx[threadIdx.x] = mx; s_sq[threadIdx.x] = sq;
+    __shared__ double s_red[THREADS / 32][3];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {{ s_red[warp][0] = mxs; s_red[warp][1] = mx; s_red[warp][2] = sq; }}
     __syncthreads();
-    for (int w = THREADS / 2; w > 0; w >>= 1) {{
-        if (threadIdx.x < w) {{
-            s_mxs[threadIdx.x] = nan_max(s_mxs[threadIdx.x], s_mxs[threadIdx.x + w]);
-            s_mx[threadIdx.x] = nan_max(s_mx[threadIdx.x], s_mx[threadIdx.x + w]);
-            s_sq[threadIdx.x] += s_sq[threadIdx.x + w];
-        }}
-        __syncthreads();
-    }}
     if (threadIdx.x == 0) {{
+        for (int q = 1; q < THREADS / 32; ++q) {{
+            mxs = nan_max(mxs, s_red[q][0]); mx = nan_max(mx, s_red[q][1]); sq += s_red[q][2];
+        }}
         double* s = stats + (p * gridDim.x + blockIdx.x) * 3;
-        s[0] = s_mxs[0]; s[1] = s_mx[0]; s[2] = s_sq[0];
+        s[0] = mxs; s[1] = mx; s[2] = sq;
     }}
 }}
 
-static const bool SMEM_REGISTERS = {"false" if registers == "regs" else "true"};
+static const bool SMEM_REGISTERS = {"false" if in_regs else "true"};
 
 static ffi::Error evolve_errors_impl(
         cudaStream_t stream, ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args,
@@ -259,11 +398,14 @@ static ffi::Error evolve_errors_impl(
     const int64_t N = y.element_count();
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
     const int64_t tiles = (N + THREADS * E - 1) / (THREADS * E);
+    const int64_t blocks = (tiles + TILES - 1) / TILES;
     if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
+    if (stats->element_count() != P * blocks * 3)
+        return ffi::Error::InvalidArgument("stats has the wrong shape for this kernel");
     for (int64_t p0 = 0; p0 < P; p0 += 65535) {{
         const int64_t rows = P - p0 < 65535 ? P - p0 : 65535;
-        dim3 grid((unsigned)tiles, (unsigned)rows);
-        const size_t smem = 2 * L * 4 + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
+        dim3 grid((unsigned)blocks, (unsigned)rows);
+        const size_t smem = L * 16 + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
         if (smem > 48 * 1024) {{
             cudaFuncSetAttribute(evolve_errors_cuda,
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
@@ -330,9 +472,9 @@ def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
 
 @lru_cache(maxsize=32)
 def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
-            arch: str, registers: str) -> str:
+            arch: str, registers: str, tiles: int) -> str:
     """Build (or find) the library for this op set and size; register its FFI target."""
-    src = source(opset, n_registers, points, threads, registers)
+    src = source(opset, n_registers, points, threads, registers, tiles)
     lib = ctypes.cdll.LoadLibrary(str(build(src, arch)))
     name = f"evolve_errors_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="CUDA")
@@ -340,12 +482,14 @@ def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, points=None, threads=None, registers=None, **_ignored):
+           opset=None, points=None, threads=None, registers=None, tiles=None, **_ignored):
     """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program."""
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
+    tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    name = _target(opset, n_registers, points, threads, _arch(), registers or REGISTERS)
-    blocks = -(-xt.shape[0] * xt.shape[2] // (threads * points))
+    name = _target(opset, n_registers, points, threads, _arch(), registers or REGISTERS, tiles)
+    n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
+    blocks = -(-n_tiles // tiles)
     stats = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((op.shape[0], blocks, 3),
                                                         jnp.float64))(
         *operands(op, args, dst, const, length, output, xt, y, scale, mask))

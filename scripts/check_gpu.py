@@ -531,8 +531,9 @@ def stage_cuda(args):
     rng = np.random.default_rng(4)
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
-    for label, ops, mode in (("exact", EXACT_OPS, "regs"), ("exact", EXACT_OPS, "smem"),
-                             ("all", [o for o in range(len(OPS)) if o != CONST], "smem")):
+    all_ops = [o for o in range(len(OPS)) if o != CONST]
+    for label, ops, mode in (("exact", EXACT_OPS, "asm"), ("exact", EXACT_OPS, "smem"),
+                             ("all", all_ops, "smem"), ("all", all_ops, "asm")):
         cuda.REGISTERS = mode
         label = f"{label}_{mode}"
         batch = bench_batch(200, 32, ops, seed=3)
@@ -555,30 +556,38 @@ def stage_cuda(args):
     # then: smem 4/128 1258, 8/128 1096, 2/256 921, 4/256 1180, 8/256 1065, 16/128 697,
     # 1/256 572; regs 4/128 533
     best = None
-    for mode, points, threads in (("smem4", 4, 128), ("smem4", 8, 128), ("smem4", 4, 256),
-                                  ("smem4", 4, 64), ("smem4", 8, 64), ("smem", 4, 128)):
+    # smem4 4/128 1060, 8/128 629, 4/256 1020, 4/64 1046, 8/64 632 (one tile a block)
+    # then (tiles a block): smem 4/128/1 1201, 4/128/8 1381, 8/128/8 1187, 4/256/8 1368;
+    # pair 4/128/8 660, 8/128/8 538, 2/128/8 619; regs 4/128/8 787
+    # asm (division by the compiler's IEEE routine): 4/128/8 1107, 4/256/8 1163,
+    # 2/128/8 972, 8/128/8 905, 4/64/8 1094, 4/128/2 1049, 4/128/32 1102
+    configs = [("asm", 4, 128, 8), ("asm", 4, 256, 8), ("asm", 2, 128, 8), ("asm", 8, 128, 8),
+               ("asm", 2, 256, 8), ("smem", 4, 128, 8), ("smem", 4, 256, 8)]
+    for mode, points, threads, tiles in configs:
         if time.time() - T_START > args.deadline:
-            emit(stage="cuda", config=[mode, points, threads], skipped="deadline")
+            emit(stage="cuda", config=[mode, points, threads, tiles], skipped="deadline")
             continue
         cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.REGISTERS = points, threads, mode
+        cuda.TILES_PER_BLOCK = tiles
         try:
             ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
             first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)
         except Exception as e:
-            emit(stage="cuda", config=[mode, points, threads],
+            emit(stage="cuda", config=[mode, points, threads, tiles],
                  error=f"{type(e).__name__}: {str(e)[:1500]}")
             continue
         gp = work / steady / 1e9
         emit(bench="cuda_errors", case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
                                         "ops": ",".join(ARITH_NAMES) + "+const",
                                         "device": dev.device_kind},
-             registers=mode, points_per_thread=points, threads=threads, metric="gpops", value=gp,
+             registers=mode, points_per_thread=points, threads=threads, tiles_per_block=tiles,
+             metric="gpops", value=gp,
              unit="GPops/s", seconds=steady, roofline_fp32=roofline(gp, dev.device_kind),
              compile_s=max(first - steady, 0.0))
         if best is None or gp > best[0]:
-            best = (gp, mode, points, threads)
+            best = (gp, mode, points, threads, tiles)
     if best:
-        cuda.REGISTERS, cuda.POINTS_PER_THREAD, cuda.THREADS = best[1:]
+        cuda.REGISTERS, cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = best[1:]
         emit(stage="cuda", fastest=best[1:], gpops=best[0])
 
 
@@ -593,7 +602,8 @@ def stage_ncu_cuda(args):
     run = device_call(ev, batch, x, np.exp2(x.astype(np.float64)))
     for _ in range(3):
         run()
-    emit(stage="ncu_cuda", config=[cuda.REGISTERS, cuda.POINTS_PER_THREAD, cuda.THREADS],
+    emit(stage="ncu_cuda", config=[cuda.REGISTERS, cuda.POINTS_PER_THREAD, cuda.THREADS,
+                                   cuda.TILES_PER_BLOCK],
          instructions=int(batch.length.sum()), points=N)
 
 

@@ -22,8 +22,25 @@ def test_source_holds_the_op_set_only(registers):
     src = cuda.source(ARITH, 8, registers=registers)
     for o in ARITH + (CONST,):
         assert f"case {o}:" in src
-    assert "__fdiv_rn" in src and "expf" not in src
+    assert "ev_div(a, b)" in src and "expf" not in src
     assert "#define R 8" in src
+
+
+def test_asm_jump_tables_cover_every_register_pair_and_destination():
+    R, E = 4, 2
+    src = cuda.source(ARITH, R, points=E, registers="asm")
+    # arguments: R * R pairs, R single arguments and "none"; (op, destination): 6 * R
+    assert f"L{R * R + R}:" in src and "brx.idx" in src
+    assert src.count("add.rn.f32") == R * E and src.count("fma.rn.f32") == R * E
+    assert "div.rn.f32" not in src and "case " + str(OPCODE["div"]) + ":" in src
+    assert "#pragma unroll 1" in src
+
+
+def test_tiles_a_block_set_the_grid():
+    src = cuda.source(ARITH, 8, tiles=3)
+    assert "#define TILES 3" in src
+    with pytest.raises(ValueError, match="tiles"):
+        cuda.source(ARITH, 8, tiles=0)
 
 
 def test_bad_options_are_refused():
@@ -39,4 +56,6 @@ def test_bad_options_are_refused():
 def test_source_compiles(tmp_path):
     lib = cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path)
     assert lib.is_file() and lib.stat().st_size > 0
+    asm = cuda.build(cuda.source(ARITH, 4, registers="asm"), "sm_90", out_dir=tmp_path)
+    assert asm.is_file() and asm != lib
     assert cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path) == lib  # cached
