@@ -70,6 +70,8 @@ PTX_OPS: dict[str, str] = {
     "sqrt": "sqrt.rn.f32 {d}, {a};",
 }
 
+# flags of the third word of an instruction in the "asm" kernel (its low bits: argument c)
+ASM_THIRD, ASM_CPP = 0x100, 0x200
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "smem"  # where registers live: "smem", "smem4", "regs" or "asm" (see ``source``)
@@ -162,40 +164,43 @@ def _asm_step(ops: list[int], R: int, E: int) -> str:
                    vin + ['"r"(w.x)'])
     read_c = _asm(_jump(E + RE, [[f"mov.f32 %{e}, %{E + r * E + e};" for e in range(E)]
                                  for r in range(R)]),
-                  [f'"=f"(rc[{e}])' for e in range(E)], vin + ['"r"(w.z)'])
+                  [f'"=f"(rc[{e}])' for e in range(E)], vin + [f'"r"(w.z & {ASM_THIRD - 1})'])
     # 2. the op and destination (slot * R + d): the result straight into v[d].
-    A, B, C, T = RE, RE + E, RE + 2 * E, RE + 3 * E
+    A, B, C, T, K = RE, RE + E, RE + 2 * E, RE + 3 * E, RE + 4 * E
     writes = []
     for o in ops:
         for d in range(R):
-            ptx = PTX_OPS.get(OPS[o].name) if o != CONST else None
+            if o == CONST:
+                writes.append([f"mov.b32 %{d * E + e}, %{K};" for e in range(E)])
+                continue
+            ptx = PTX_OPS.get(OPS[o].name)
             writes.append([(ptx.format(d=f"%{d * E + e}", a=f"%{A + e}", b=f"%{B + e}",
                                        c=f"%{C + e}") if ptx else
                             f"mov.f32 %{d * E + e}, %{T + e};") for e in range(E)])
-    write = _asm(_jump(T + E, writes), [f'"+f"({n})' for n in v_names],
+    write = _asm(_jump(T + E + 1, writes), [f'"+f"({n})' for n in v_names],
                  [f'"f"({x}[{e}])' for x in ("ra", "rb", "rc", "t") for e in range(E)]
-                 + ['"r"(w.y)'])
-    # the ops without a PTX spelling: computed into t first
-    slow = [o for o in ops if o == CONST or OPS[o].name not in PTX_OPS]
+                 + ['"r"(w.w)', '"r"(w.y)'])
+    # the ops without a PTX spelling: computed into t first, then moved by the table
     cases = "\n".join(
-        f"                case {o}: {{ for (int e = 0; e < E; ++e) {{ "
-        + ("t[e] = k; " if o == CONST else
-           f"const float a = ra[e], b = rb[e]; (void)a; (void)b; "
-           f"t[e] = {CUDA_OPS[OPS[o].name]}; ")
-        + "} break; }" for o in slow)
-    third = [o for o in ops if o != CONST and OPS[o].arity == 3]
-    return f"""            const int o = OPS_OF[(unsigned)w.y / R];
-            {read_ab}
-            if ({" || ".join(f"o == {o}" for o in third) or "false"}) {{
+        f"                    case {o}: {{ for (int e = 0; e < E; ++e) {{ "
+        f"const float a = ra[e], b = rb[e]; (void)a; (void)b; "
+        f"t[e] = {CUDA_OPS[OPS[o].name]}; }} break; }}" for o in _cpp_ops(ops))
+    return f"""            {read_ab}
+            if (w.z & {ASM_THIRD}) {{  // a third argument
                 {read_c}
             }}
-            const float k = __int_as_float(w.w); (void)k;
-            switch (o) {{
+            if (w.z & {ASM_CPP}) {{  // an op computed here
+                switch (OPS_OF[(unsigned)w.y / R]) {{
 {cases}
-                default: break;
+                    default: break;
+                }}
             }}
             {write}"""
 
+
+def _cpp_ops(ops: list[int]) -> list[int]:
+    """The ops of the "asm" kernel that C++ computes (no PTX spelling, not a literal)."""
+    return [o for o in ops if o != CONST and OPS[o].name not in PTX_OPS]
 
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
            threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK) -> str:
@@ -258,8 +263,9 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     if registers == "asm":
         step = _asm_step(ops, R, E)
     elif registers == "regs":
-        step = f"""        const int o = w.y / R, d = w.y % R, ia = w.x / R, ib = w.x % R, ic = w.z;
-        const int k = ARITY[OPS_OF[o]];
+        step = f"""        const unsigned u = w.x;
+        const int o = w.y, ia = u & 255u, ib = (u >> 8) & 255u, ic = (u >> 16) & 255u;
+        const int d = u >> 24, k = ARITY[o];
         float ra[E], rb[E], rc[E], t[E];
         if (k >= 1) {{
 {_switch("ia", read("ra"), R, "            ")}
@@ -271,13 +277,15 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 {_switch("ic", read("rc"), R, "            ")}
         }}
         const float kc = __int_as_float(w.w);
-        switch (OPS_OF[o]) {{
+        switch (o) {{
 {chr(10).join(cases).replace("s_const[i]", "kc")}
             default: {{ for (int e = 0; e < E; ++e) t[e] = 0.0f; break; }}
         }}
 {_switch("d", lambda r: f"for (int e = 0; e < E; ++e) v[{r}][e] = t[e];", R, "        ")}"""
     else:
-        step = f"""        const int o = OPS_OF[w.y / R], d = w.y % R, ia = w.x / R, ib = w.x % R, ic = w.z;
+        step = f"""        const unsigned u = w.x;
+        const int o = w.y, ia = u & 255u, ib = (u >> 8) & 255u, ic = (u >> 16) & 255u;
+        const int d = u >> 24;
         (void)ia; (void)ib; (void)ic;
         switch (o) {{
 {chr(10).join(cases).replace("s_const[i]", "__int_as_float(w.w)")}
@@ -295,6 +303,15 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         final = """        float out[E];
         for (int e = 0; e < E; ++e) out[e] = S(outreg, e);"""
         decl = "    float* s_reg = (float*)(s_prog + L);  // [R][THREADS * E]"
+    if registers == "asm":  # jump-table indices (see _asm_step)
+        cpp = " || ".join(f"o == {o}" for o in _cpp_ops(ops)) or "false"
+        pack = f"""        s_prog[i] = make_int4(k == 0 ? R * R + R : k == 1 ? R * R + a : a * R + b,
+                              SLOT[o] * R + dst[g],
+                              c | (k == 3 ? {ASM_THIRD} : 0) | ({cpp} ? {ASM_CPP} : 0),
+                              __float_as_int(cst[g]));"""
+    else:  # the register numbers a byte each, and the op
+        pack = """        s_prog[i] = make_int4(a | b << 8 | c << 16 | dst[g] << 24, o, 0,
+                              __float_as_int(cst[g]));"""
     kernel = f"""
 #define R {R}
 #define E {E}
@@ -320,8 +337,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
         const double* __restrict__ scale, const int32_t* __restrict__ mask,
         int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
-    // The program, one int4 an instruction: the argument pair a * R + b, the op's slot
-    // in the op set times R plus the destination, the third argument, the constant's bits.
+    // The program, one int4 an instruction (packed below), its last word the constant.
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int4* s_prog = (int4*)smem_raw;  // [L]
 {decl}
@@ -331,9 +347,10 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     for (int i = threadIdx.x; i < n; i += THREADS) {{
         const int64_t g = row + i;
         const int o = op[g];
-        const int a = ARITY[o] >= 1 ? args[3 * g] : 0, b = ARITY[o] >= 2 ? args[3 * g + 1] : 0;
-        s_prog[i] = make_int4(o == {CONST} ? R * R : a * R + b, SLOT[o] * R + dst[g],
-                              args[3 * g + 2], __float_as_int(cst[g]));
+        const int k = ARITY[o];
+        const int a = k >= 1 ? args[3 * g] : 0, b = k >= 2 ? args[3 * g + 1] : 0;
+        const int c = k >= 3 ? args[3 * g + 2] : 0;
+{pack}
     }}
     __syncthreads();
     const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);

@@ -591,6 +591,30 @@ def stage_cuda(args):
         emit(stage="cuda", fastest=best[1:], gpops=best[0])
 
 
+def stage_cuda_ops(args):
+    """Issue 6's benchmark with the CUDA kernel per op set (division's share of the cost)
+    for the default and the register-file ("asm") kernels."""
+    from evolve import cuda
+
+    P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
+    xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
+    yb = np.exp2(xb.astype(np.float64))
+    dev = jax.devices()[0]
+    for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
+        batch = bench_batch(P, L, [OPCODE[n] for n in names])
+        work = int(batch.length.sum()) * N
+        for mode in ("smem", "asm"):
+            cuda.REGISTERS = mode
+            ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
+            first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)
+            emit(bench="cuda_ops", case={"P": P, "L": L, "N": N, "ops": ",".join(names) + "+const",
+                                         "device": dev.device_kind},
+                 registers=mode, points_per_thread=cuda.POINTS_PER_THREAD,
+                 threads=cuda.THREADS, tiles_per_block=cuda.TILES_PER_BLOCK,
+                 metric="gpops", value=work / steady / 1e9, unit="GPops/s", seconds=steady)
+    cuda.REGISTERS = "smem"
+
+
 def stage_ncu_cuda(args):
     """A few launches of the CUDA kernel (module defaults) for Nsight Compute."""
     from evolve import cuda
@@ -720,7 +744,7 @@ def main():
               "bench": stage_bench, "sweep": stage_sweep,
               "lax": stage_lax, "arith": stage_arith, "multi": stage_multi,
               "verify": stage_verify, "ncu": stage_ncu,
-              "cuda": stage_cuda, "ncu_cuda": stage_ncu_cuda}
+              "cuda": stage_cuda, "cuda_ops": stage_cuda_ops, "ncu_cuda": stage_ncu_cuda}
     for name in args.stages.split(","):
         t0 = time.time()
         try:
