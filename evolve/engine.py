@@ -127,7 +127,7 @@ class Engine:
         self.fitter = ConstantFitter(problem.n_registers, problem.n_inputs,
                                      FitParams(iterations=params.fit_iterations,
                                                lawson=problem.error in ("max_ulp", "max_abs")),
-                                     devices=_cpu_devices(devices))
+                                     devices=_cpu_devices(devices), ops=problem.ops)
         self.latency = None
         if params.cost == "latency":
             from evolve.latency import LatencyCost

@@ -89,18 +89,26 @@ def _branches():
     return [const if i == CONST else make(op.jax_fn, op.arity) for i, op in enumerate(OPS)]
 
 
-def _tile_program(op, args, dst, const, length, output, xt, n_registers):
+def _tile_program(op, args, dst, const, length, output, xt, n_registers, opset=None):
     """One program on one tile of points: xt [n_inputs, T] -> output values [T].
 
     ``op args dst const`` are one program's rows; instructions at or past ``length``
-    are not run.
+    are not run. ``opset`` (sorted opcodes, CONST among them): the only ops the program
+    uses, so the switch has a branch for each of them only (less to compile); an op
+    outside it must not occur.
     """
     n_inputs, T = xt.shape
     regs = jnp.zeros((n_registers, T), xt.dtype).at[:n_inputs].set(xt)
     branches = _branches()
+    index = op
+    if opset is not None:
+        table = np.zeros(len(OPS), np.int32)
+        table[list(opset)] = np.arange(len(opset), dtype=np.int32)
+        branches = [branches[o] for o in opset]
+        index = jnp.asarray(table)[op]
 
     def step(i, regs):
-        v = lax.switch(op[i], branches, regs, args[i, 0], args[i, 1], args[i, 2],
+        v = lax.switch(index[i], branches, regs, args[i, 0], args[i, 1], args[i, 2],
                        const[i].astype(xt.dtype))
         return lax.dynamic_update_index_in_dim(regs, v, dst[i], 0)
 

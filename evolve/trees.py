@@ -72,11 +72,36 @@ def private_random(rng: random.Random) -> Iterator[None]:
         random.setstate(saved)
 
 
+_STREAMS: list[random.Random] = []  # the innermost is the one DEAP's gp module draws from
+
+
+@contextmanager
+def _gp_draws_from(rng: random.Random) -> Iterator[None]:
+    """Run a block in which DEAP's ``gp`` module (and literals) draw from ``rng``.
+
+    The same draws as ``private_random`` (the global ``random`` functions are the
+    methods of one ``random.Random``, so ``rng``'s methods give the same values from the
+    same state), without copying two Mersenne Twister states in and out per call: the
+    module's ``random`` name is pointed at ``rng`` for the block. Only ``deap.gp`` is
+    redirected, so use it for ``gp`` generators and operators only; not thread-safe.
+    """
+    saved = gp.random
+    gp.random = rng
+    _STREAMS.append(rng)
+    try:
+        yield
+    finally:
+        _STREAMS.pop()
+        gp.random = saved
+
+
 def _draw_literal(low: float, high: float) -> float:
-    # Called by DEAP when it creates a literal, under private_random: the global module
-    # holds the private stream then. A Python float that is exactly a float32 value, so
-    # DEAP's repr round-trips it and our const instruction holds the same bits.
-    return float(np.float32(random.uniform(low, high)))
+    # Called by DEAP when it creates a literal, under _gp_draws_from (the innermost
+    # stream) or private_random (the global module holds the private stream then). A
+    # Python float that is exactly a float32 value, so DEAP's repr round-trips it and our
+    # const instruction holds the same bits.
+    stream = _STREAMS[-1] if _STREAMS else random
+    return float(np.float32(stream.uniform(low, high)))
 
 
 # -- the primitive set ----------------------------------------------------------------
@@ -130,7 +155,7 @@ def random_trees(rng: random.Random, pset: gp.PrimitiveSet, n: int, min_depth: i
     """
     if not 0 <= min_depth <= max_depth:
         raise ValueError(f"need 0 <= min_depth <= max_depth, got {min_depth}, {max_depth}")
-    with private_random(rng):
+    with _gp_draws_from(rng):
         return [gp.PrimitiveTree(gp.genHalfAndHalf(pset, min_depth, max_depth))
                 for _ in range(n)]
 
@@ -152,8 +177,26 @@ def compile_tree(tree: gp.PrimitiveTree, pset: gp.PrimitiveSet) -> Callable[...,
 
 
 # -- compiling into a program ---------------------------------------------------------
+# id(node) -> (node, n_inputs, kind) for primitives and inputs, the nodes a primitive set
+# shares between its trees (the node is kept, so its id is not reused while cached)
+_KINDS: dict[int, tuple] = {}
+
+
 def _node_kind(node, n_inputs: int) -> tuple[str, int | float]:
     """("arg", index), ("const", value) or ("op", opcode), or a ValueError."""
+    hit = _KINDS.get(id(node))
+    if hit is not None and hit[0] is node and hit[1] == n_inputs:
+        return hit[2]
+    value = getattr(node, "value", None)
+    if type(value) is float and -_F32_MAX <= value <= _F32_MAX:  # a literal: the common case
+        return "const", _f32(value)
+    kind = _node_kind_slow(node, n_inputs)
+    if kind[0] != "const":
+        _KINDS[id(node)] = (node, n_inputs, kind)
+    return kind
+
+
+def _node_kind_slow(node, n_inputs: int) -> tuple[str, int | float]:
     if isinstance(node, gp.Primitive):
         if node.name not in OPCODE or OPS[OPCODE[node.name]].arity != node.arity:
             raise ValueError(f"primitive {node.name!r}/{node.arity} is not an op of ours; "
@@ -216,12 +259,28 @@ def _need(kinds, children) -> list[int]:
         elif kind == "const":
             need[i] = 1
         else:
+            ch = children[i]
+            if len(ch) == 1:
+                need[i] = max(1, need[ch[0]])
+                continue
+            if len(ch) == 2:  # the child needing more first (ties: in order)
+                a, b = ch if need[ch[0]] >= need[ch[1]] else (ch[1], ch[0])
+                need[i] = max(1, need[a], (kinds[a][0] != "arg") + need[b])
+                continue
             peak, held = 1, 0
-            for c in sorted(children[i], key=lambda c: -need[c]):
+            for c in _by_need(ch, need):
                 peak = max(peak, held + need[c])
                 held += kinds[c][0] != "arg"
             need[i] = peak
     return need
+
+
+def _by_need(items, need, nodes=None):
+    """``items`` by decreasing ``need`` of their node (``nodes[item]``, or the item itself),
+    ties in their order (a stable sort). Callers handle one or two children inline."""
+    items = list(items)
+    keys = [need[k] for k in items] if nodes is None else [need[nodes[k]] for k in items]
+    return [items[j] for j in sorted(range(len(items)), key=lambda j: -keys[j])]
 
 
 def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> Program:
@@ -259,10 +318,20 @@ def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> 
             dst = free.pop()
             instructions.append(Instruction(CONST, dst, (), what))
             return dst
-        regs = [0] * len(children[i])
-        order = sorted(range(len(children[i])), key=lambda j: -need[children[i][j]])
-        for j in order:
-            regs[j] = emit(children[i][j])
+        ch = children[i]
+        if len(ch) == 1:
+            regs = [emit(ch[0])]
+        elif len(ch) == 2:
+            if need[ch[1]] > need[ch[0]]:
+                second = emit(ch[1])
+                regs = [emit(ch[0]), second]
+            else:
+                first = emit(ch[0])
+                regs = [first, emit(ch[1])]
+        else:
+            regs = [0] * len(ch)
+            for j in _by_need(range(len(ch)), need, ch):
+                regs[j] = emit(ch[j])
         scratch = {r for r in regs if r >= n_inputs}
         free.extend(scratch)
         free.sort(reverse=True)
@@ -288,7 +357,12 @@ def program_nodes(tree: gp.PrimitiveTree, n_inputs: int) -> list[int]:
     def visit(i: int) -> None:
         if kinds[i][0] == "arg":
             return
-        for c in sorted(children[i], key=lambda c: -need[c]):
+        ch = children[i]
+        if len(ch) == 2 and need[ch[1]] > need[ch[0]]:
+            ch = (ch[1], ch[0])
+        elif len(ch) > 2:
+            ch = _by_need(ch, need)
+        for c in ch:
             visit(c)
         order.append(i)
 
@@ -422,7 +496,7 @@ def crossover(rng: random.Random, a: gp.PrimitiveTree, b: gp.PrimitiveTree) -> g
     """DEAP's one-point crossover (``cxOnePoint``): ``a`` with one of its subtrees
     replaced by one of ``b``'s. The parents are left unchanged."""
     child, other = gp.PrimitiveTree(list(a)), gp.PrimitiveTree(list(b))
-    with private_random(rng):
+    with _gp_draws_from(rng):
         return gp.cxOnePoint(child, other)[0]
 
 
@@ -439,7 +513,7 @@ def mutate(rng: random.Random, tree: gp.PrimitiveTree, pset: gp.PrimitiveSet, ki
     """
     child = gp.PrimitiveTree(list(tree))
     lo, hi = subtree_depth
-    with private_random(rng):
+    with _gp_draws_from(rng):
         if kind == "uniform":
             return gp.mutUniform(child, partial(gp.genFull, min_=lo, max_=hi), pset)[0]
         if kind == "node_replacement":

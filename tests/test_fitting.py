@@ -34,3 +34,51 @@ def test_fit_reaches_the_least_squares_polynomial():
     np.testing.assert_allclose(fitted, coeffs, rtol=0.05, atol=2e-3)
     np.testing.assert_array_equal(const[1], batch.const[1])  # nothing to fit
     assert const.dtype == np.float32
+
+
+def _poly_program(n_literals: int):
+    """sum_k c_k x^k (Horner), with ``n_literals`` literals."""
+    lines = ["r2 = 0.5"]
+    for _ in range(n_literals - 1):
+        lines += ["r3 = 0.25", "r2 = fma(r2, r0, r3)"]
+    return parse_program("\n".join(lines) + "\nreturn r2\n")
+
+
+def test_programs_are_fitted_with_their_own_slot_bucket():
+    """A program with 9 literals (16 slots) in the batch leaves the fit of the others as
+    it is alone, and the ops-restricted fitter gives the same bits as the full one."""
+    p = load_problem("exp2")
+    x = p.grid(64)
+    y, scale = p.targets(x)
+    small = [_poly_program(k) for k in (1, 3, 4)]
+    large = _poly_program(9)
+    full = ConstantFitter(p.n_registers)
+    alone, err_alone = full.fit(to_arrays(small, length=32), x, y, scale)
+    mixed, err_mixed = full.fit(to_arrays(small + [large], length=32), x, y, scale)
+    np.testing.assert_array_equal(mixed[:3], alone)
+    np.testing.assert_array_equal(err_mixed[:3], err_alone)
+    assert err_mixed[3] <= err_mixed[2] * 1.01  # more terms: at least as good
+    restricted = ConstantFitter(p.n_registers, ops=("fma", "const"))
+    again, err_again = restricted.fit(to_arrays(small + [large], length=32), x, y, scale)
+    np.testing.assert_array_equal(again, mixed)
+    np.testing.assert_array_equal(err_again, err_mixed)
+
+
+def test_empty_batch():
+    p = load_problem("exp2")
+    x = p.grid(16)
+    y, scale = p.targets(x)
+    batch = to_arrays([], length=8)
+    const, err = ConstantFitter(p.n_registers).fit(batch, x, y, scale)
+    assert const.shape == (0, 8) and err.shape == (0,)
+
+
+def test_ops_outside_the_fitter_ops_are_refused():
+    import pytest
+
+    p = load_problem("exp2")
+    x = p.grid(16)
+    y, scale = p.targets(x)
+    with pytest.raises(ValueError, match="fma"):
+        ConstantFitter(p.n_registers, ops=("add", "const")).fit(
+            to_arrays([_poly_program(2)], length=8), x, y, scale)

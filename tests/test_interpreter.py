@@ -193,3 +193,38 @@ def test_fma_is_single_rounding_in_jax(ev32):
 def test_bad_points_shape_is_a_clear_error(ev32):
     with pytest.raises(ValueError, match=r"shape \[N, 2\]"):
         ev32.outputs(to_arrays([Program((), 0)]), np.zeros((5, 3), np.float32))
+
+
+def test_to_arrays_matches_a_plain_loop():
+    """The vectorised to_arrays against the instruction-by-instruction definition, with
+    empty programs, three-argument ops, padding rows and repeated calls (cached rows)."""
+    from evolve.program import MAX_ARITY, f32_bits, from_arrays
+
+    rng = np.random.default_rng(3)
+    programs = [Program((), 1)]
+    for _ in range(40):
+        body = []
+        for _ in range(int(rng.integers(0, 12))):
+            op = int(rng.integers(0, len(OPS)))
+            args = tuple(int(a) for a in rng.integers(0, 6, OPS[op].arity))
+            body.append(Instruction(op, int(rng.integers(1, 6)), args,
+                                    float(rng.normal()) if op == CONST else 0.0))
+        programs.append(Program(tuple(body), int(rng.integers(0, 6))))
+    for _ in range(2):
+        batch = to_arrays(programs, length=16, size=64)
+        op = np.zeros((64, 16), np.int32)
+        args = np.zeros((64, 16, MAX_ARITY), np.int32)
+        const = np.zeros((64, 16), np.float32)
+        for p, prog in enumerate(programs):
+            for i, ins in enumerate(prog.instructions):
+                op[p, i] = ins.op
+                args[p, i, : len(ins.args)] = ins.args
+                const[p, i] = ins.value
+        np.testing.assert_array_equal(batch.op, op)
+        np.testing.assert_array_equal(batch.args, args)
+        np.testing.assert_array_equal(batch.const, const)
+        assert batch.const.dtype == np.float32 and batch.args.dtype == np.int32
+        assert from_arrays(batch)[: len(programs)] == programs
+    for v in (0.1, -0.0, 1e-46, 3.4028235e38, float("inf"), float("nan"), 2.0 ** -149):
+        assert f32_bits(v) == int(np.array(v, dtype=np.float32).view(np.uint32))
+        assert Instruction(CONST, 1, (), v)._key()[3] == f32_bits(np.float32(v))

@@ -350,3 +350,54 @@ def test_tree_to_sympy_matches_the_program():
             ok = np.isfinite(want) & np.isfinite(got) & (np.abs(nudged - got) <= 1e-9 * (
                 1 + np.abs(got)))
         np.testing.assert_allclose(got[ok], want[ok], rtol=1e-9, atol=1e-12, err_msg=str(tree))
+
+
+def test_variation_draws_as_under_private_random():
+    """crossover, mutate and random_trees redirect DEAP's gp module to the private
+    stream (no state copies): the same trees as drawing from the global module holding
+    that stream (private_random), the same stream state after, global state untouched."""
+    from evolve import trees
+
+    pset = primitive_set(SMOOTH, 2)
+
+    def run(fast: bool):
+        rng = random.Random(11)
+        if fast:
+            population = random_trees(rng, pset, 20, 1, 4)
+        else:
+            with private_random(rng):
+                population = [gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 4))
+                              for _ in range(20)]
+        out = []
+        for k in range(200):
+            a, b = population[k % 20], population[(3 * k + 1) % 20]
+            kind = trees.TREE_MUTATIONS[k % len(trees.TREE_MUTATIONS)]
+            if fast:
+                child = (trees.crossover(rng, a, b) if k % 3 == 0
+                         else trees.mutate(rng, a, pset, kind))
+            else:
+                with private_random(rng):
+                    c = gp.PrimitiveTree(list(a))
+                    if k % 3 == 0:
+                        child = gp.cxOnePoint(c, gp.PrimitiveTree(list(b)))[0]
+                    elif kind == "uniform":
+                        child = gp.mutUniform(c, lambda pset, type_: gp.genFull(pset, 0, 2),
+                                              pset)[0]
+                    elif kind == "node_replacement":
+                        child = gp.mutNodeReplacement(c, pset)[0]
+                    elif kind == "shrink":
+                        child = gp.mutShrink(c)[0]
+                    elif kind == "ephemeral":
+                        child = gp.mutEphemeral(c, "one")[0]
+                    else:
+                        child = gp.mutInsert(c, pset)[0]
+            population[k % 20] = child
+            out.append(str(child))
+        return out, rng.getstate()
+
+    random.seed(4)
+    before = random.getstate()
+    fast = run(True)
+    assert random.getstate() == before
+    assert fast == run(False)
+    assert gp.random is random
