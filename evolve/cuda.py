@@ -344,6 +344,13 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     const int64_t p = p0 + blockIdx.y;
     const int64_t row = p * L;
     const int n = length[p], outreg = output[p];
+    if (n < 0) {{  // a row padding the batch: nothing to run
+        if (threadIdx.x == 0) {{
+            double* s = stats + (p * gridDim.x + blockIdx.x) * 3;
+            s[0] = s[1] = s[2] = 0.0;
+        }}
+        return;
+    }}
     for (int i = threadIdx.x; i < n; i += THREADS) {{
         const int64_t g = row + i;
         const int o = op[g];

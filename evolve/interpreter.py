@@ -288,8 +288,11 @@ class Evaluator:
             widths = [(0, size - P), (0, length - L)][: a.ndim] + [(0, 0)] * max(a.ndim - 2, 0)
             return np.pad(a, widths, constant_values=value)
 
+        # The native and CUDA kernels skip rows of length -1 (padding); the others run
+        # them as empty programs.
+        skip = -1 if (self._native or self._cuda) else 0
         arrays = (pad(batch.op), pad(batch.args), pad(batch.dst), pad(batch.const),
-                  pad(batch.length), pad(batch.output))
+                  pad(batch.length, skip), pad(batch.output))
         return arrays, P
 
     def _tiles(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:

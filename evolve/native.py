@@ -405,6 +405,11 @@ static void run_program(const int32_t* op, const int32_t* args, const int32_t* d
                         const float* cst, int n, int outreg, const float* x, int n_inputs,
                         const double* y, const double* scale, const int32_t* mask,
                         int64_t N, double* stats, float* outputs) {{
+    if (n < 0) {{  // a row padding the batch: nothing to run
+        if (stats) {{ stats[0] = stats[1] = stats[2] = 0.0; }}
+        if (outputs) std::memset(outputs, 0, sizeof(float) * N);
+        return;
+    }}
     alignas(32) float regs[R][T];
 {scratch}    double mxs = 0.0, mx = 0.0, sq = 0.0;
 #if defined(__AVX2__)

@@ -167,3 +167,17 @@ def test_registers_read_before_written_start_every_tile_at_zero():
     got = ev.outputs(to_arrays([prog, never], length=4), x)
     np.testing.assert_array_equal(got[0], x[:, 0] + x[:, 0] * x[:, 0])
     np.testing.assert_array_equal(got[1], np.zeros(len(x), np.float32))
+
+
+def test_padding_rows_are_skipped_not_run(points):
+    rng = np.random.default_rng(5)
+    programs = [random_program(rng, EXACT, 5, R) for _ in range(9)]
+    ev = Evaluator(n_registers=R, n_inputs=2, backend="native")
+    arrays, P = ev._pad_batch(to_arrays(programs, length=8))
+    length = np.asarray(arrays[4])
+    assert P == 9 and len(length) > 9 and (length[9:] == -1).all() and (length[:9] == 5).all()
+    y = np.zeros(len(points))
+    got = ev.errors(to_arrays(programs, length=8), points, y)
+    one = [ev.errors(to_arrays([p], length=8), points, y) for p in programs[:3]]
+    for k in ("max_abs", "max_scaled", "mse"):
+        np.testing.assert_array_equal(got[k][:3], [o[k][0] for o in one])
