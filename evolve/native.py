@@ -15,15 +15,23 @@ cached in ``~/.cache/evolve/native`` under the hash of its source:
 - the transcendental ops (exp, exp2, log, sin, cos, tanh) call glibc's vector math
   library (libmvec, 8 floats a call, float32 arithmetic: up to 2-4 ULP off, 93-98 %
   correctly rounded, like numpy's own SIMD code) on the lanes it handles fast, by
-  default. ``EVOLVE_NATIVE_MATH=own`` selects our own AVX2 and FMA code (``_OWN_MATH``)
+  default. ``EVOLVE_NATIVE_MATH=own`` selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
   instead: each op computed in float64 from the exact argument (argument reduction, then
   a minimax polynomial or rational function) and rounded once to float32, within 1 ULP
   of the correctly rounded value on its fast range (``_MVEC``) and equal to it but for
   a fraction 2.6e-5 (sin), 3.9e-5 (cos), 7e-7 (log), 3e-8 (exp, exp2, tanh) of the
   floats there (every float of the fast range, against glibc's float64 functions
   rounded). The float64 arithmetic bounds ours to 1.05-1.4 Gelem/s per core in the
-  kernel on an AVX2 Zen 3, 0.55-0.7 times libmvec (tanh excepted: 1.2 times), so
-  libmvec is the default; ``scripts/bench_native_ops.py`` times both. Lanes outside the
+  kernel on an AVX2 Zen 3, 0.55-0.7 times libmvec (tanh excepted: 1.2 times).
+  ``EVOLVE_NATIVE_MATH=fast`` selects our float32 AVX2 and FMA code for exp, log, sin
+  and cos (``vecmath.FAST_MATH``, libmvec for the others): inlined, table-free, within 1 ULP
+  (exp, log) or 2 ULP (sin, cos) of the correctly rounded value, as accurate as libmvec
+  or more (exp: 1 ULP and 93 % correctly rounded on uniform arguments, libmvec 2 ULP and
+  51 %; log: 1 ULP and 96 %, libmvec 4 ULP and 94 %; sin, cos: 2 ULP and 75 % both), but
+  no faster: 0.85-1.15 times libmvec in the kernel on a shared 2-core Zen 3 (2.0-2.6
+  Gelem/s exp, 1.7-2.3 log, 1.8-2.0 sin, 1.6-1.7 cos per core), within the noise of
+  that machine but for cos (0.85). So libmvec is the default;
+  ``scripts/bench_native_ops.py`` times all three. Lanes outside the
   fast range (NaN, Inf, huge arguments, subnormal results) take rules (``_RULES``) or
   the scalar libm function. Without AVX2 and FMA: libmvec where glibc has it, else libm;
 - a register that a program reads before writing it starts each tile at zero; the
@@ -49,7 +57,9 @@ import jax.numpy as jnp
 
 from evolve.ffibuild import build_library, operands
 from evolve.ops import C_HELPERS, CONST, OPCODE, OPS
+from evolve.vecmath import FAST, FAST_MATH, OWN_MATH
 
+MATHS = ("libmvec", "fast", "own")  # the transcendental ops' implementations (_math)
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
 CACHE = Path(os.environ.get("EVOLVE_NATIVE_CACHE",
                             Path.home() / ".cache" / "evolve" / "native"))
@@ -123,161 +133,6 @@ struct KeepSubnormals {
 };
 """
 
-# Our float32 exp, exp2, log, sin, cos and tanh for AVX2 and FMA: each computed in float64
-# (4 lanes a vector, two halves per 8 floats) from the exact float64 value of the argument,
-# then rounded once to float32. The polynomials and the rational function of exp are
-# minimax fits of the relative error (Remez exchange in mpmath); the bound of each is in
-# its comment. With a float64 result off by at most ~4e-11 relatively, the float32
-# rounding is the correct one unless the exact value lies within that distance of a
-# midpoint between two floats (a few in 10^5 for sin and cos, fewer for the others).
-# The FMA units bound the speed (float64 lanes are half as many as float32 lanes), so
-# exp, exp2, tanh and log give part of the work to the divider (one float64 division a
-# lane). Each op runs as two passes over the tile: `reduce8` (the argument reduction, 8
-# floats to 8 doubles R and 8 doubles X of side data) and `finish8` (the polynomial, back
-# to float32): two short dependency chains keep more independent work in the CPU's
-# window than one long one (a third faster).
-_OWN_MATH = r"""
-#if EVOLVE_OWN_MATH
-#define EV_D(c) _mm256_set1_pd(c)
-#define EV_FMA _mm256_fmadd_pd
-#define EV_MAGIC EV_D(0x1.8p52)  // t = x + 1.5 * 2^52 rounds x to an integer k, in t's low bits
-
-static inline __m256d ev_lo(__m256 a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }
-static inline __m256d ev_hi(__m256 a) { return _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)); }
-static inline __m256 ev_pack(__m256d lo, __m256d hi) {
-    return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
-}
-// e^r = (E + O)/(E - O) for |r| <= ln2/2, E = 1 + e1 r^2 + e2 r^4, O = r (1/2 + o1 r^2)
-// (r O/E approximates tanh(r/2)): relative error below 7.6e-14. One division, which the
-// divider does while the FMA units work on other lanes.
-static inline void ev_exp_rational(__m256d r, __m256d* E, __m256d* O) {
-    const __m256d z = _mm256_mul_pd(r, r);
-    *E = EV_FMA(EV_FMA(EV_D(0x1.37d5a8f527ea4p-11), z, EV_D(0x1.b6d5a03b83133p-4)), z, EV_D(1.0));
-    *O = _mm256_mul_pd(r, EV_FMA(EV_D(0x1.86012b995fa28p-7), z, EV_D(0.5)));
-}
-// 2^k (E + O)/(E - O), with K = k << 52 added to the exponent bits of E + O (no
-// overflow or underflow in the fast ranges)
-static inline __m256d ev_exp_finish(__m256d r, __m256d K) {
-    __m256d E, O;
-    ev_exp_rational(r, &E, &O);
-    const __m256d N = _mm256_castsi256_pd(_mm256_add_epi64(
-        _mm256_castpd_si256(_mm256_add_pd(E, O)), _mm256_castpd_si256(K)));
-    return _mm256_div_pd(N, _mm256_sub_pd(E, O));
-}
-// sin r = r S(r^2) for |r| <= pi/2; relative error below 4.3e-11
-static inline __m256d ev_sin_poly(__m256d r) {
-    const __m256d z = _mm256_mul_pd(r, r);
-    __m256d p = EV_FMA(EV_D(-0x1.9a6b1ffd86d00p-26), z, EV_D(0x1.71722e692a0b8p-19));
-    p = EV_FMA(p, z, EV_D(-0x1.a017f843ef9ffp-13));
-    p = EV_FMA(p, z, EV_D(0x1.11110cf77ccd4p-7));
-    p = EV_FMA(p, z, EV_D(-0x1.5555554bd1a28p-3));
-    return _mm256_mul_pd(r, EV_FMA(p, z, EV_D(1.0)));
-}
-// 2 atanh(s) = s (2 + z Q(z)), z = s^2, for |s| <= 0.1716; relative error below 7.9e-12
-static inline __m256d ev_atanh2_poly(__m256d s) {
-    const __m256d z = _mm256_mul_pd(s, s);
-    __m256d q = EV_FMA(EV_D(0x1.e3ae88881f4e3p-3), z, EV_D(0x1.24359131dde5ep-2));
-    q = EV_FMA(q, z, EV_D(0x1.999a7cf9b8c06p-2));
-    q = EV_FMA(q, z, EV_D(0x1.5555550745368p-1));
-    return _mm256_mul_pd(s, EV_FMA(q, z, EV_D(2.0)));
-}
-
-// Argument reductions of 4 doubles: the reduced argument, and side data in *aux.
-// exp: x = k ln2 + r, |r| <= ln2/2 (|k| <= 150: the error of the one-double ln2 times k
-// stays below 4e-15); aux = k << 52 (from t = k + 1.5 * 2^52)
-static inline __m256d ev_exp_reduce(__m256d x, __m256d* aux) {
-    const __m256d t = EV_FMA(x, EV_D(0x1.71547652b82fep+0), EV_MAGIC);
-    *aux = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
-    return _mm256_fnmadd_pd(_mm256_sub_pd(t, EV_MAGIC), EV_D(0x1.62e42fefa39efp-1), x);
-}
-// exp2: x = k + f, |f| <= 1/2 (exact), r = f ln2
-static inline __m256d ev_exp2_reduce(__m256d x, __m256d* aux) {
-    const __m256d t = _mm256_add_pd(x, EV_MAGIC);
-    *aux = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
-    return _mm256_mul_pd(_mm256_sub_pd(x, _mm256_sub_pd(t, EV_MAGIC)), EV_D(0x1.62e42fefa39efp-1));
-}
-#define ev_exp2_finish ev_exp_finish
-// tanh: 2x = k ln2 + r, e^(2x) = s (E + O)/(E - O), s = 2^k (aux), and
-// tanh x = (s (E + O) - (E - O))/(s (E + O) + (E - O))
-//        = ((s + 1) O - (1 - s) E)/((s + 1) E - (1 - s) O): for k = 0, O/E, no cancellation
-static inline __m256d ev_tanh_reduce(__m256d x, __m256d* aux) {
-    const __m256d y = _mm256_add_pd(x, x);
-    const __m256d t = EV_FMA(y, EV_D(0x1.71547652b82fep+0), EV_MAGIC);
-    *aux = _mm256_castsi256_pd(_mm256_slli_epi64(
-        _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)), 52));
-    return _mm256_fnmadd_pd(_mm256_sub_pd(t, EV_MAGIC), EV_D(0x1.62e42fefa39efp-1), y);
-}
-static inline __m256d ev_tanh_finish(__m256d r, __m256d s) {
-    __m256d E, O;
-    ev_exp_rational(r, &E, &O);
-    const __m256d p = _mm256_add_pd(s, EV_D(1.0)), m = _mm256_sub_pd(EV_D(1.0), s);
-    // p O - m E: -0 for x = -0
-    const __m256d num = _mm256_fmsub_pd(p, O, _mm256_mul_pd(m, E));
-    return _mm256_div_pd(num, _mm256_fnmadd_pd(m, O, _mm256_mul_pd(p, E)));
-}
-// sin: x = k pi + r, |r| <= pi/2, with pi as two doubles (k pi exact to 1e-28 for
-// |x| < 8192, so r keeps its relative accuracy near the zeros); sin x = (-1)^k sin r =
-// sin((-1)^k r): the reduction flips the sign of r for odd k
-static inline __m256d ev_sin_reduce(__m256d x, __m256d* aux) {
-    const __m256d t = EV_FMA(x, EV_D(0x1.45f306dc9c883p-2), EV_MAGIC);
-    const __m256d k = _mm256_sub_pd(t, EV_MAGIC);
-    const __m256d r = _mm256_fnmadd_pd(k, EV_D(0x1.1a62633145c07p-53),
-                                       _mm256_fnmadd_pd(k, EV_D(0x1.921fb54442d18p+1), x));
-    (void)aux;
-    return _mm256_xor_pd(r, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 63)));
-}
-// cos: x = (k + 1/2) pi - r, |r| <= pi/2; cos x = (-1)^k sin r
-static inline __m256d ev_cos_reduce(__m256d x, __m256d* aux) {
-    const __m256d t = _mm256_add_pd(EV_FMA(x, EV_D(0x1.45f306dc9c883p-2), EV_D(-0.5)), EV_MAGIC);
-    const __m256d m = _mm256_add_pd(_mm256_sub_pd(t, EV_MAGIC), EV_D(0.5));
-    const __m256d r = EV_FMA(m, EV_D(0x1.1a62633145c07p-53),
-                             _mm256_fmsub_pd(m, EV_D(0x1.921fb54442d18p+1), x));
-    (void)aux;
-    return _mm256_xor_pd(r, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 63)));
-}
-#define EV_TWO_PASS(F) \
-static inline void ev_##F##_reduce8(__m256 a, double* R, double* X) { \
-    __m256d aux; \
-    _mm256_store_pd(R, ev_##F##_reduce(ev_lo(a), &aux)); _mm256_store_pd(X, aux); \
-    _mm256_store_pd(R + 4, ev_##F##_reduce(ev_hi(a), &aux)); _mm256_store_pd(X + 4, aux); \
-} \
-static inline __m256 ev_##F##_finish8(const double* R, const double* X) { \
-    return ev_pack(ev_##F##_finish(_mm256_load_pd(R), _mm256_load_pd(X)), \
-                   ev_##F##_finish(_mm256_load_pd(R + 4), _mm256_load_pd(X + 4))); \
-}
-#define EV_ONE_ARRAY(F) \
-static inline void ev_##F##_reduce8(__m256 a, double* R, double*) { \
-    __m256d aux; \
-    _mm256_store_pd(R, ev_##F##_reduce(ev_lo(a), &aux)); \
-    _mm256_store_pd(R + 4, ev_##F##_reduce(ev_hi(a), &aux)); \
-} \
-static inline __m256 ev_##F##_finish8(const double* R, const double*) { \
-    return ev_pack(ev_sin_poly(_mm256_load_pd(R)), ev_sin_poly(_mm256_load_pd(R + 4))); \
-}
-EV_TWO_PASS(exp) EV_TWO_PASS(exp2) EV_TWO_PASS(tanh) EV_ONE_ARRAY(sin) EV_ONE_ARRAY(cos)
-// log of normal positive floats: a = 2^e m, m in [sqrt(1/2), sqrt(2)), log a = e ln2 +
-// 2 atanh(s), s = (m - 1)/(m + 1) (a float64 division: faster than a reciprocal refined
-// by FMAs); X holds e
-static inline void ev_log_reduce8(__m256 a, double* R, double* X) {
-    const __m256i bits = _mm256_castps_si256(a);
-    const __m256i e = _mm256_srai_epi32(_mm256_sub_epi32(bits, _mm256_set1_epi32(0x3f3504f3)), 23);
-    const __m256 m = _mm256_castsi256_ps(_mm256_sub_epi32(bits, _mm256_slli_epi32(e, 23)));
-    const __m256d lo = ev_lo(m), hi = ev_hi(m);
-    _mm256_store_pd(R, _mm256_div_pd(_mm256_sub_pd(lo, EV_D(1.0)), _mm256_add_pd(lo, EV_D(1.0))));
-    _mm256_store_pd(R + 4, _mm256_div_pd(_mm256_sub_pd(hi, EV_D(1.0)), _mm256_add_pd(hi, EV_D(1.0))));
-    _mm256_store_pd(X, _mm256_cvtepi32_pd(_mm256_castsi256_si128(e)));
-    _mm256_store_pd(X + 4, _mm256_cvtepi32_pd(_mm256_extracti128_si256(e, 1)));
-}
-// e ln2 + 2 atanh(s): ln2 as one double (|e| <= 128: off by at most 3e-15)
-static inline __m256d ev_log_finish(__m256d s, __m256d e) {
-    return EV_FMA(e, EV_D(0x1.62e42fefa39efp-1), ev_atanh2_poly(s));
-}
-static inline __m256 ev_log_finish8(const double* R, const double* X) {
-    return ev_pack(ev_log_finish(_mm256_load_pd(R), _mm256_load_pd(X)),
-                   ev_log_finish(_mm256_load_pd(R + 4), _mm256_load_pd(X + 4)));
-}
-#endif
-"""
 
 
 def _c_expr(o: int, a: str, b: str, c: str) -> str:
@@ -286,16 +141,19 @@ def _c_expr(o: int, a: str, b: str, c: str) -> str:
 
 def _math() -> str:
     """The transcendental ops' implementation: $EVOLVE_NATIVE_MATH, "libmvec" (default:
-    glibc's, the faster) or "own" (ours, correctly rounded but for a few in 1e5, where the
-    compiler targets AVX2 and FMA)."""
+    glibc's), "fast" (ours in float32 for exp, log, sin, cos, libmvec for the rest:
+    within 1-2 ULP, as fast as libmvec within the noise, cos 0.85 times) or "own" (ours
+    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec). Ours
+    need a compiler that targets AVX2 and FMA; without, libmvec or libm."""
     math = os.environ.get("EVOLVE_NATIVE_MATH", "libmvec")
-    if math not in ("own", "libmvec"):
-        raise ValueError(f"EVOLVE_NATIVE_MATH must be 'own' or 'libmvec', got {math!r}")
+    if math not in MATHS:
+        raise ValueError(f"EVOLVE_NATIVE_MATH must be one of {', '.join(MATHS)}, got {math!r}")
     return math
 
 
 def _transcendental(o: int, math: str, decls: list[str]) -> str:
-    """The loop of a transcendental op over the tile: ours (AVX2 and FMA), else libmvec
+    """The loop of a transcendental op over the tile: ours ("own", or "fast" for the ops
+    of vecmath.FAST; AVX2 and FMA), else libmvec
     (AVX2 and glibc), else the scalar libm loop. In the vector paths, lanes outside the
     fast range (lo, hi) get NaN for NaN, the value of a rule of _RULES, or the scalar libm
     function."""
@@ -323,7 +181,9 @@ def _transcendental(o: int, math: str, decls: list[str]) -> str:
                 f"    for (int l = 0; left && l < 8; ++l)\n"
                 f"        if ((left >> l) & 1) D[j + l] = {lane};\n")
 
-    mvec = (f"for (int j = 0; j < T; j += 8) {{\n"
+    def vector(fn: str) -> str:  # fn(a) on the fast lanes of each 8 floats
+        return (
+            f"for (int j = 0; j < T; j += 8) {{\n"
             f"    const __m256 a = _mm256_load_ps(A + j);\n"
             f"    const __m256 ok = {in_range};\n"
             f"    const int fast = _mm256_movemask_ps(ok);\n"
@@ -334,7 +194,12 @@ def _transcendental(o: int, math: str, decls: list[str]) -> str:
             f" : a;\n"
             f"{special('keep')}"
             f"}}\n")
+
+    mvec = vector(fn)
     body = f"\n#if EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n"
+    if math == "fast" and op.name in FAST:
+        body = (f"\n#if EVOLVE_OWN_MATH\n{vector(f'ev_fast_{op.name}')}"
+                f"#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n")
     if math == "own":
         # pass 1: the reduction of every lane (a safe argument in the special ones, whose
         # vectors are kept); pass 2: the polynomials into D; then the special lanes
@@ -370,7 +235,7 @@ def _transcendental(o: int, math: str, decls: list[str]) -> str:
 def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
            math: str | None = None) -> str:
     """The C++ source of the kernel and its FFI handler for one op set and size; ``math``
-    ("own" or "libmvec", default ``_math()``) picks the transcendental ops' code."""
+    (one of MATHS, default ``_math()``) picks the transcendental ops' code."""
     R, T = n_registers, tile
     math = _math() if math is None else math
     ops = sorted(set(opset) | {CONST})
@@ -378,7 +243,9 @@ def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
                if any(name in OPS[o].c for o in ops if o != CONST)]
     own = math == "own" and any(not OPS[o].exact and OPS[o].name in _MVEC for o in ops)
     if own:
-        helpers.append(_OWN_MATH)
+        helpers.append(OWN_MATH)
+    if math == "fast" and any(not OPS[o].exact and OPS[o].name in FAST for o in ops):
+        helpers.append(FAST_MATH)
     decls, cases = [], []
     for o in ops:
         op = OPS[o]

@@ -17,13 +17,14 @@ Output, one JSON object per line::
     {"bench": "native_ops", "case": {...}, "metric": "gelem_per_s", "value": float,
      "unit": "Gelem/s", "baseline": "numpy", "baseline_value": float, "ratio": float}
 
-The transcendental ops are timed with our own code and with glibc's vector math library
-(``--math own,libmvec``: ``EVOLVE_NATIVE_MATH`` set to each in turn; "math" in the case
-says which), interleaved so that both see the same load. The machine may be shared: take
+The transcendental ops are timed with each implementation of ``EVOLVE_NATIVE_MATH``: our
+float32 code ("fast"; exp2 and tanh take libmvec there), glibc's vector math library
+("libmvec") and our float64 code ("own") (``--math fast,libmvec,own``: set to each in
+turn; "math" in the case says which), interleaved so that all see the same load. The machine may be shared: take
 the best of several runs, and pin to one core for steadier figures (``taskset -c 1``).
 
     .venv/bin/python scripts/bench_native_ops.py
-    .venv/bin/python scripts/bench_native_ops.py --ops sin,exp --math own
+    .venv/bin/python scripts/bench_native_ops.py --ops sin,exp --math fast,libmvec
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ def timed(fn, *args, **kwargs) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ops", default="sin,cos,exp,log,exp2,tanh,add,mul,div")
-    ap.add_argument("--math", default="own,libmvec",
-                    help="the transcendental ops' code to time, in turn: own, libmvec")
+    ap.add_argument("--math", default="fast,libmvec,own",
+                    help="the transcendental ops' code to time, in turn: fast, libmvec, own")
     ap.add_argument("--n", type=int, default=100_000, help="points")
     ap.add_argument("--programs", type=int, default=8, help="programs per batch (P)")
     ap.add_argument("--copies", type=int, default=16, help="copies of the op (C)")
