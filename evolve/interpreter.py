@@ -190,6 +190,7 @@ class Evaluator:
         if self.n_inputs > self.n_registers:
             raise ValueError(f"n_inputs={self.n_inputs} needs at least as many registers, "
                              f"got n_registers={self.n_registers}")
+        chosen = self.devices is not None
         self.devices = list(self.devices or jax.devices())
         if self.backend not in ("auto", "lax", "pallas", "cuda", "native"):
             raise ValueError(f"backend must be 'auto', 'lax', 'pallas', 'cuda' or 'native', "
@@ -211,6 +212,15 @@ class Evaluator:
             raise ValueError("backend='native' needs CPU devices and float32; use 'auto'")
         self._native = self.backend == "native" or (
             self.backend == "auto" and on_cpu and self.dtype == "float32" and _native_available())
+        # The native kernel shares the programs out among threads of its own, as they
+        # finish (XLA's host devices, one a core, each take a fixed half and wait for the
+        # slower): without devices given, one device and a thread a core.
+        self._threads = 1
+        if self._native:
+            cores = os.cpu_count() or 1
+            if not chosen:
+                self.devices = self.devices[:1]
+            self._threads = max(1, cores // len(self.devices))
         if self._pallas and self.n_registers > kernels.MAX_REGISTERS:
             raise ValueError(f"the Pallas kernel takes at most {kernels.MAX_REGISTERS} registers, "
                              f"got n_registers={self.n_registers}; use backend='lax'")
@@ -245,7 +255,8 @@ class Evaluator:
             from evolve import native
 
             return native.errors(op, args, dst, const, length, output, xt, y, scale, mask,
-                                 n_registers=self.n_registers, opset=self._opset)
+                                 n_registers=self.n_registers, opset=self._opset,
+                                 threads=self._threads)
         if self._pallas:
             return kernels.errors(op, args, dst, const, length, output, xt, y, scale, mask,
                                   **self._kernel_args)
@@ -260,7 +271,8 @@ class Evaluator:
             from evolve import native
 
             return native.outputs(op, args, dst, const, length, output, xt,
-                                  n_registers=self.n_registers, opset=self._opset)
+                                  n_registers=self.n_registers, opset=self._opset,
+                                  threads=self._threads)
         if self._pallas:
             return kernels.outputs(op, args, dst, const, length, output, xt,
                                    **self._kernel_args)

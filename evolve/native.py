@@ -54,6 +54,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from evolve.ffibuild import build_library, operands
 from evolve.ops import C_HELPERS, CONST, OPCODE, OPS
@@ -100,6 +101,9 @@ _PRELUDE = r"""
 #include <cmath>
 #include <cstring>
 #include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
 #include "xla/ffi/api/ffi.h"
 #if defined(__AVX2__) && defined(__GLIBC__) && !defined(EVOLVE_NO_MVEC)
 #include <immintrin.h>
@@ -365,41 +369,54 @@ static void run_program(const int32_t* op, const int32_t* args, const int32_t* d
     if (stats) {{ stats[0] = mxs; stats[1] = mx; stats[2] = sq; }}
 }}
 
+// fn(p) for every program p < P on `threads` threads (this one among them), programs
+// handed out one at a time so that a slow thread or a slow program holds no one up.
+template <class Fn>
+static void for_programs(int64_t P, int threads, Fn fn) {{
+    std::atomic<int64_t> next{{0}};
+    auto work = [&]() {{
+        KeepSubnormals keep;
+        for (int64_t p = next++; p < P; p = next++) fn(p);
+    }};
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads && t < P; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+}}
+
 static ffi::Error evolve_errors_impl(
         ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
         ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
         ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y, ffi::Buffer<ffi::F64> scale,
-        ffi::Buffer<ffi::S32> mask, ffi::ResultBuffer<ffi::F64> stats) {{
-    KeepSubnormals keep;
+        ffi::Buffer<ffi::S32> mask, int32_t threads, ffi::ResultBuffer<ffi::F64> stats) {{
     const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
     const int64_t N = y.element_count();
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
     if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
-    for (int64_t p = 0; p < P; ++p) {{
+    for_programs(P, threads, [&](int64_t p) {{
         run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
                     dst.typed_data() + p * L, cst.typed_data() + p * L,
                     length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
                     y.typed_data(), scale.typed_data(), mask.typed_data(), N,
                     stats->typed_data() + p * 3, nullptr);
-    }}
+    }});
     return ffi::Error::Success();
 }}
 
 static ffi::Error evolve_outputs_impl(
         ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
         ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
-        ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> out) {{
-    KeepSubnormals keep;
+        ffi::Buffer<ffi::F32> x, int32_t threads, ffi::ResultBuffer<ffi::F32> out) {{
     const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
     const int64_t N = P > 0 ? out->element_count() / P : 0;
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
     if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
-    for (int64_t p = 0; p < P; ++p) {{
+    for_programs(P, threads, [&](int64_t p) {{
         run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
                     dst.typed_data() + p * L, cst.typed_data() + p * L,
                     length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
                     nullptr, nullptr, nullptr, N, nullptr, out->typed_data() + p * N);
-    }}
+    }});
     return ffi::Error::Success();
 }}
 
@@ -409,6 +426,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
         .Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
         .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
         .Arg<ffi::Buffer<ffi::F32>>()
+        .Attr<int32_t>("threads")
         .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
@@ -418,6 +436,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
         .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
         .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F64>>().Arg<ffi::Buffer<ffi::F64>>()
         .Arg<ffi::Buffer<ffi::S32>>()
+        .Attr<int32_t>("threads")
         .Ret<ffi::Buffer<ffi::F64>>());
 """
 
@@ -445,8 +464,8 @@ def available() -> bool:
 
 def build(src: str, out_dir: Path = CACHE) -> Path:
     """Compile ``src`` into a shared library (cached by the hash of source and flags)."""
-    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-march=native", "-ffp-contract=off",
-             "-fno-math-errno"]
+    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-march=native",
+             "-ffp-contract=off", "-fno-math-errno"]
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("the native CPU evaluator needs a C++ compiler (g++ or clang++); "
@@ -475,21 +494,24 @@ def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "li
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, **_ignored):
-    """``kernels.errors`` by the C++ kernel on the CPU: float64 [P, 3] per program."""
+           opset=None, threads=1, **_ignored):
+    """``kernels.errors`` by the C++ kernel on the CPU: float64 [P, 3] per program, the
+    programs shared out among ``threads`` threads."""
     name = _target(_opset(opset), n_registers, TILE, _math())
     return jax.ffi.ffi_call(f"{name}_errors", jax.ShapeDtypeStruct((op.shape[0], 3),
                                                                     jnp.float64))(
-        *operands(op, args, dst, const, length, output, xt, y, scale, mask))
+        *operands(op, args, dst, const, length, output, xt, y, scale, mask),
+        threads=np.int32(threads))
 
 
-def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, **_ignored):
+def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, threads=1,
+            **_ignored):
     """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0]."""
     name = _target(_opset(opset), n_registers, TILE, _math())
     N = xt.shape[0] * xt.shape[2]
     return jax.ffi.ffi_call(f"{name}_outputs", jax.ShapeDtypeStruct((op.shape[0], N),
                                                                      jnp.float32))(
-        *operands(op, args, dst, const, length, output, xt))
+        *operands(op, args, dst, const, length, output, xt), threads=np.int32(threads))
 
 
 def _opset(opset) -> tuple[int, ...]:

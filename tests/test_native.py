@@ -5,6 +5,8 @@ within a few ULP with glibc's libmvec (EVOLVE_NATIVE_MATH=libmvec, the default),
 or 2 ULP with our float32 code ("fast"), within 1 ULP of the correctly rounded value and
 almost always equal to it with our float64 code ("own")."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -202,3 +204,20 @@ def test_padding_rows_are_skipped_not_run(points):
     one = [ev.errors(to_arrays([p], length=8), points, y) for p in programs[:3]]
     for k in ("max_abs", "max_scaled", "mse"):
         np.testing.assert_array_equal(got[k][:3], [o[k][0] for o in one])
+
+
+def test_threads_share_the_programs_and_change_nothing(points):
+    rng = np.random.default_rng(6)
+    batch = to_arrays([random_program(rng, EXACT + INEXACT, int(rng.integers(0, 9)), R)
+                       for _ in range(37)], length=8)
+    y = rng.normal(size=len(points))
+    one = Evaluator(n_registers=R, n_inputs=2, backend="native")
+    assert len(one.devices) == 1 and one._threads == (os.cpu_count() or 1)
+    one._threads = 1
+    many = Evaluator(n_registers=R, n_inputs=2, backend="native")
+    many._threads = 3  # more threads than cores, programs handed out as they finish
+    a, b = one.errors(batch, points, y), many.errors(batch, points, y)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(one.outputs(batch, points).view(np.uint32),
+                                  many.outputs(batch, points).view(np.uint32))
