@@ -39,8 +39,10 @@ cached in ``~/.cache/evolve/native`` under the hash of its source:
 - ``errors`` reduces outputs to the error statistics of ``kernels.errors`` in the kernel;
   ``outputs`` returns them (for fingerprints), so both agree, subnormals and all.
 
-The population is split across the host's CPU devices by the evaluator's ``shard_map``,
-one thread each. ``available()`` says whether a compiler is there.
+The kernel shares a batch's programs out among ``threads`` threads of its own, a program
+at a time as they finish (the evaluator gives it one XLA device and a thread a core,
+unless it was given devices: then each device's shard gets cores / devices threads).
+``available()`` says whether a compiler is there.
 """
 
 from __future__ import annotations
