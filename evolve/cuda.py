@@ -35,6 +35,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from evolve.cuda_asm import ASM_CPP, ASM_THIRD, asm_step, cpp_ops
 from evolve.ffibuild import build_library, operands
 from evolve.ops import CONST, OPS
 
@@ -58,20 +59,6 @@ CUDA_OPS: dict[str, str] = {
     "tanh": "tanhf(a)",
 }
 
-# PTX spelling of the exactly rounded ops (d, a, b, c: operand names); the other ops are
-# computed in C++ into the temporaries t and moved into place.
-PTX_OPS: dict[str, str] = {
-    "add": "add.rn.f32 {d}, {a}, {b};",
-    "sub": "sub.rn.f32 {d}, {a}, {b};",
-    "mul": "mul.rn.f32 {d}, {a}, {b};",
-    "fma": "fma.rn.f32 {d}, {a}, {b}, {c};",
-    "neg": "neg.f32 {d}, {a};",
-    "abs": "abs.f32 {d}, {a};",
-    "sqrt": "sqrt.rn.f32 {d}, {a};",
-}
-
-# flags of the third word of an instruction in the "asm" kernel (its low bits: argument c)
-ASM_THIRD, ASM_CPP = 0x100, 0x200
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "smem"  # where registers live: "smem", "smem4", "regs" or "asm" (see ``source``)
@@ -125,82 +112,6 @@ def _switch(index: str, body, n: int, indent: str) -> str:
     lines.append(f"{indent}}}")
     return "\n".join(lines)
 
-
-def _jump(index: int, targets: list[str]) -> list[str]:
-    """PTX lines of a jump table: ``brx.idx`` on operand ``index`` to ``targets``, each a
-    list of instructions that ends by going to the join."""
-    names = [f"L{k}" for k in range(len(targets))]
-    lines = ["{", f"ts: .branchtargets {', '.join(names)};", f"brx.idx %{index}, ts;"]
-    for name, body in zip(names, targets):
-        lines += [f"{name}:", *body, "bra.uni DONE;"]
-    return lines + ["DONE:", "}"]
-
-
-def _asm(lines: list[str], outputs: list[str], inputs: list[str]) -> str:
-    text = "".join(f'"{line}\\n\\t"\n                ' for line in lines)
-    return (f"asm({text}: {', '.join(outputs)}\n                : {', '.join(inputs)});")
-
-
-def _asm_step(ops: list[int], R: int, E: int) -> str:
-    """The body of the instruction loop for registers="asm": PTX jump tables move the
-    arguments out of and the result into the registers ``v[R][E]``, which stay in the
-    chip's registers because only the jump tables name them."""
-    RE = R * E
-    v_names = [f"v[{r}][{e}]" for r in range(R) for e in range(E)]
-    # 1. the arguments: a pair (index a * R + b), one argument (R * R + a) or none.
-    vin = [f'"f"({n})' for n in v_names]
-    reads = []
-    for k in range(R * R + R + 1):
-        if k < R * R:
-            ra, rb = divmod(k, R)
-            reads.append([f"mov.f32 %{e}, %{2 * E + ra * E + e};" for e in range(E)]
-                         + [f"mov.f32 %{E + e}, %{2 * E + rb * E + e};" for e in range(E)])
-        elif k < R * R + R:
-            reads.append([f"mov.f32 %{e}, %{2 * E + (k - R * R) * E + e};" for e in range(E)])
-        else:
-            reads.append([])
-    read_ab = _asm(_jump(2 * E + RE, reads),
-                   [f'"=f"(ra[{e}])' for e in range(E)] + [f'"=f"(rb[{e}])' for e in range(E)],
-                   vin + ['"r"(w.x)'])
-    read_c = _asm(_jump(E + RE, [[f"mov.f32 %{e}, %{E + r * E + e};" for e in range(E)]
-                                 for r in range(R)]),
-                  [f'"=f"(rc[{e}])' for e in range(E)], vin + [f'"r"(w.z & {ASM_THIRD - 1})'])
-    # 2. the op and destination (slot * R + d): the result straight into v[d].
-    A, B, C, T, K = RE, RE + E, RE + 2 * E, RE + 3 * E, RE + 4 * E
-    writes = []
-    for o in ops:
-        for d in range(R):
-            if o == CONST:
-                writes.append([f"mov.b32 %{d * E + e}, %{K};" for e in range(E)])
-                continue
-            ptx = PTX_OPS.get(OPS[o].name)
-            writes.append([(ptx.format(d=f"%{d * E + e}", a=f"%{A + e}", b=f"%{B + e}",
-                                       c=f"%{C + e}") if ptx else
-                            f"mov.f32 %{d * E + e}, %{T + e};") for e in range(E)])
-    write = _asm(_jump(T + E + 1, writes), [f'"+f"({n})' for n in v_names],
-                 [f'"f"({x}[{e}])' for x in ("ra", "rb", "rc", "t") for e in range(E)]
-                 + ['"r"(w.w)', '"r"(w.y)'])
-    # the ops without a PTX spelling: computed into t first, then moved by the table
-    cases = "\n".join(
-        f"                    case {o}: {{ for (int e = 0; e < E; ++e) {{ "
-        f"const float a = ra[e], b = rb[e]; (void)a; (void)b; "
-        f"t[e] = {CUDA_OPS[OPS[o].name]}; }} break; }}" for o in _cpp_ops(ops))
-    return f"""            {read_ab}
-            if (w.z & {ASM_THIRD}) {{  // a third argument
-                {read_c}
-            }}
-            if (w.z & {ASM_CPP}) {{  // an op computed here
-                switch (OPS_OF[(unsigned)w.y / R]) {{
-{cases}
-                    default: break;
-                }}
-            }}
-            {write}"""
-
-
-def _cpp_ops(ops: list[int]) -> list[int]:
-    """The ops of the "asm" kernel that C++ computes (no PTX spelling, not a literal)."""
-    return [o for o in ops if o != CONST and OPS[o].name not in PTX_OPS]
 
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
            threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK) -> str:
@@ -261,7 +172,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
     slot = ", ".join(str(ops.index(o)) if o in ops else "0" for o in range(len(OPS)))
     if registers == "asm":
-        step = _asm_step(ops, R, E)
+        step = asm_step(ops, R, E, CUDA_OPS)
     elif registers == "regs":
         step = f"""        const unsigned u = w.x;
         const int o = w.y, ia = u & 255u, ib = (u >> 8) & 255u, ic = (u >> 16) & 255u;
@@ -304,7 +215,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         for (int e = 0; e < E; ++e) out[e] = S(outreg, e);"""
         decl = "    float* s_reg = (float*)(s_prog + L);  // [R][THREADS * E]"
     if registers == "asm":  # jump-table indices (see _asm_step)
-        cpp = " || ".join(f"o == {o}" for o in _cpp_ops(ops)) or "false"
+        cpp = " || ".join(f"o == {o}" for o in cpp_ops(ops)) or "false"
         pack = f"""        s_prog[i] = make_int4(k == 0 ? R * R + R : k == 1 ? R * R + a : a * R + b,
                               SLOT[o] * R + dst[g],
                               c | (k == 3 ? {ASM_THIRD} : 0) | ({cpp} ? {ASM_CPP} : 0),
