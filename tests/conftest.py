@@ -10,14 +10,20 @@ accidental upcast in the evaluator fails a test instead of changing a ULP figure
 Hypothesis profiles: "default" (50 examples, no deadline: the first call of a jitted
 function compiles) and "ci" (more examples; .ci/run selects it). Pick one with the
 environment variable HYPOTHESIS_PROFILE.
+
+``scripts/`` is on ``sys.path``, so tests import the benchmark scripts by name.
 """
 
 import os
+import sys
+from pathlib import Path
 
 import jax
 from hypothesis import settings
 
 import evolve  # noqa: F401  (XLA flags, float64)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")

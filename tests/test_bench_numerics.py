@@ -2,12 +2,10 @@
 times computes what the program computes (C and JAX, bit for bit against run_numpy)."""
 
 import csv
-import functools
-import importlib.util
+import importlib
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +14,15 @@ import pytest
 from evolve import export
 from evolve.interpreter import run_numpy
 from evolve.problem import load_problem
+from test_export import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTS = ROOT / "docs" / "suite-h200"
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 
-@functools.cache
 def _script():
-    path = ROOT / "scripts" / "bench_numerics.py"
-    spec = importlib.util.spec_from_file_location("bench_numerics", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_numerics"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("bench_numerics")  # scripts/ is on sys.path (conftest)
 
 
 def _front(path: Path, rows: list[tuple]) -> None:
@@ -90,11 +83,7 @@ def test_timed_c_and_jax_equal_run_numpy_bit_for_bit(tmp_path):
             assert got.view(np.uint32).tolist() == want.view(np.uint32).tolist(), (cflags, c.name)
     # the jitted function is the one `evolve export --format jax` writes, bit for bit
     problem, c = entries[0]
-    path = tmp_path / "exported_exp2.py"
-    path.write_text(export.export(c.program, problem, "jax", name="g"))
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # tests may run generated code
+    module = load_module(export.export(c.program, problem, "jax", name="g"), tmp_path)
     x = np.linspace(0, 1, 1001, dtype=np.float32)
     want = run_numpy(c.program, x, problem.n_registers).view(np.uint32).tolist()
     assert np.asarray(s.jax_function(c.program)(x)).view(np.uint32).tolist() == want

@@ -1,15 +1,11 @@
 """scripts/bench_sr.py's judgement: exact recovery, R^2, model choice, problem sets.
 (The engines themselves run in the benchmark, not here.)"""
 
-import sys
-from pathlib import Path
 
+import bench_sr  # scripts/ is on sys.path (conftest)
 import numpy as np
 import pytest
 import sympy
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import bench_sr  # noqa: E402
 
 from evolve.problem import load_problem  # noqa: E402
 

@@ -1,8 +1,7 @@
 """The function-approximation problems in problems/: declared as stated, references right,
 baselines (Sollya minimax polynomials, data in problems/baselines/) reproducible."""
 
-import functools
-import importlib.util
+import importlib
 import json
 import math
 import shutil
@@ -155,14 +154,8 @@ def test_exp2_horner_reaches_one_ulp_at_degree_6_with_fma_and_never_without():
 
 # ---------------------------------------------------------------------------- the script
 
-@functools.cache
 def _script():
-    path = ROOT / "scripts" / "sollya_baselines.py"
-    spec = importlib.util.spec_from_file_location("sollya_baselines", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sollya_baselines"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("sollya_baselines")  # scripts/ is on sys.path (conftest)
 
 
 def test_script_parses_sollya_output_and_rejects_anything_else():
