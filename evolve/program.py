@@ -18,16 +18,21 @@ import numpy as np
 
 from evolve.ops import CONST, MAX_ARITY, OPS
 
-_F32_MAX = float(np.finfo(np.float32).max)
-_F32 = struct.Struct("f")
+F32_MAX = float(np.finfo(np.float32).max)
+_F32, _U32 = struct.Struct("f"), struct.Struct("I")
 
 
-_U32 = struct.Struct("I")
+def f32(x: float) -> float:
+    """``float(np.float32(x))``: ``x`` rounded to float32, as a Python float (through
+    ``struct``, which rounds as numpy and is faster, for a Python float in range)."""
+    if type(x) is float and -F32_MAX <= x <= F32_MAX:
+        return _F32.unpack(_F32.pack(x))[0]
+    return float(np.float32(x))
 
 
 def f32_bits(x: float) -> int:
     """The float32 bit pattern of ``x`` as an unsigned int."""
-    if type(x) is float and -_F32_MAX <= x <= _F32_MAX:  # finite: struct rounds as numpy
+    if type(x) is float and -F32_MAX <= x <= F32_MAX:
         return _U32.unpack(_F32.pack(x))[0]
     return int(np.array(x, dtype=np.float32).view(np.uint32))
 
@@ -42,12 +47,7 @@ class Instruction:
     value: float = 0.0
 
     def __post_init__(self):
-        value = self.value
-        if type(value) is float and -_F32_MAX <= value <= _F32_MAX:  # the common case
-            value = _F32.unpack(_F32.pack(value))[0]  # = float(np.float32(value)), faster
-        else:
-            value = float(np.float32(value))
-        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "value", f32(self.value))
         object.__setattr__(self, "args", tuple(int(a) for a in self.args))
 
     def _key(self):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import random
 import re
-import struct
 from contextlib import contextmanager
 from functools import partial
 from typing import Callable, Iterator, Sequence
@@ -37,7 +36,7 @@ import numpy as np
 from deap import gp
 
 from evolve.ops import CONST, OPCODE, OPS, opcode
-from evolve.program import Instruction, Program
+from evolve.program import F32_MAX, Instruction, Program, f32
 
 LITERAL = "literal"  # the name of the ephemeral constant in our primitive sets
 
@@ -101,7 +100,7 @@ def _draw_literal(low: float, high: float) -> float:
     # Python float that is exactly a float32 value, so DEAP's repr round-trips it and our
     # const instruction holds the same bits.
     stream = _STREAMS[-1] if _STREAMS else random
-    return float(np.float32(stream.uniform(low, high)))
+    return f32(stream.uniform(low, high))
 
 
 # -- the primitive set ----------------------------------------------------------------
@@ -188,8 +187,8 @@ def _node_kind(node, n_inputs: int) -> tuple[str, int | float]:
     if hit is not None and hit[0] is node and hit[1] == n_inputs:
         return hit[2]
     value = getattr(node, "value", None)
-    if type(value) is float and -_F32_MAX <= value <= _F32_MAX:  # a literal: the common case
-        return "const", _f32(value)
+    if type(value) is float and -F32_MAX <= value <= F32_MAX:  # a literal: the common case
+        return "const", f32(value)
     kind = _node_kind_slow(node, n_inputs)
     if kind[0] != "const":
         _KINDS[id(node)] = (node, n_inputs, kind)
@@ -203,8 +202,6 @@ def _node_kind_slow(node, n_inputs: int) -> tuple[str, int | float]:
                              "build trees with evolve.trees.primitive_set")
         return "op", OPCODE[node.name]
     value = node.value
-    if type(value) is float and -_F32_MAX <= value <= _F32_MAX:  # the common case, fast
-        return "const", _f32(value)
     if isinstance(value, str):
         index = value[3:]
         if value.startswith("ARG") and index.isdigit() and int(index) < n_inputs:
@@ -216,15 +213,6 @@ def _node_kind_slow(node, n_inputs: int) -> tuple[str, int | float]:
     if not np.isfinite(np.float32(value)):
         raise ValueError(f"literal {value!r} is not a finite float32")
     return "const", float(np.float32(value))
-
-
-_F32_MAX = float(np.finfo(np.float32).max)
-_F32 = struct.Struct("f")
-
-
-def _f32(value: float) -> float:
-    """``float(np.float32(value))`` for a Python float within float32 range, faster."""
-    return _F32.unpack(_F32.pack(value))[0]
 
 
 def _children(tree: Sequence) -> list[list[int]]:
@@ -260,27 +248,22 @@ def _need(kinds, children) -> list[int]:
             need[i] = 1
         else:
             ch = children[i]
-            if len(ch) == 1:
-                need[i] = max(1, need[ch[0]])
-                continue
-            if len(ch) == 2:  # the child needing more first (ties: in order)
-                a, b = ch if need[ch[0]] >= need[ch[1]] else (ch[1], ch[0])
-                need[i] = max(1, need[a], (kinds[a][0] != "arg") + need[b])
-                continue
             peak, held = 1, 0
-            for c in _by_need(ch, need):
-                peak = max(peak, held + need[c])
-                held += kinds[c][0] != "arg"
+            for j in _by_need(ch, need):
+                peak = max(peak, held + need[ch[j]])
+                held += kinds[ch[j]][0] != "arg"
             need[i] = peak
     return need
 
 
-def _by_need(items, need, nodes=None):
-    """``items`` by decreasing ``need`` of their node (``nodes[item]``, or the item itself),
-    ties in their order (a stable sort). Callers handle one or two children inline."""
-    items = list(items)
-    keys = [need[k] for k in items] if nodes is None else [need[nodes[k]] for k in items]
-    return [items[j] for j in sorted(range(len(items)), key=lambda j: -keys[j])]
+def _by_need(children, need) -> list[int]:
+    """The positions of ``children`` by decreasing ``need``, ties in argument order (a
+    stable sort; one and two children, nearly every node, without sorting)."""
+    if len(children) == 1:
+        return [0]
+    if len(children) == 2:
+        return [1, 0] if need[children[1]] > need[children[0]] else [0, 1]
+    return sorted(range(len(children)), key=lambda j: -need[children[j]])
 
 
 def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> Program:
@@ -319,19 +302,9 @@ def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> 
             instructions.append(Instruction(CONST, dst, (), what))
             return dst
         ch = children[i]
-        if len(ch) == 1:
-            regs = [emit(ch[0])]
-        elif len(ch) == 2:
-            if need[ch[1]] > need[ch[0]]:
-                second = emit(ch[1])
-                regs = [emit(ch[0]), second]
-            else:
-                first = emit(ch[0])
-                regs = [first, emit(ch[1])]
-        else:
-            regs = [0] * len(ch)
-            for j in _by_need(range(len(ch)), need, ch):
-                regs[j] = emit(ch[j])
+        regs = [0] * len(ch)
+        for j in _by_need(ch, need):
+            regs[j] = emit(ch[j])
         scratch = {r for r in regs if r >= n_inputs}
         free.extend(scratch)
         free.sort(reverse=True)
@@ -357,13 +330,8 @@ def program_nodes(tree: gp.PrimitiveTree, n_inputs: int) -> list[int]:
     def visit(i: int) -> None:
         if kinds[i][0] == "arg":
             return
-        ch = children[i]
-        if len(ch) == 2 and need[ch[1]] > need[ch[0]]:
-            ch = (ch[1], ch[0])
-        elif len(ch) > 2:
-            ch = _by_need(ch, need)
-        for c in ch:
-            visit(c)
+        for j in _by_need(children[i], need):
+            visit(children[i][j])
         order.append(i)
 
     visit(0)
@@ -447,7 +415,7 @@ def parse_tree(text: str, pset: gp.PrimitiveSet) -> gp.PrimitiveTree:
         kind, value, col = expect("an op, an input or a number")
         if kind == "num":
             v = float(value)
-            if not abs(v) <= _F32_MAX:
+            if not abs(v) <= F32_MAX:
                 raise TreeParseError(f"column {col}: {value} is not a finite float32")
             nodes.append(literal_node(pset, v))
         elif kind == "name" and value in prims:
