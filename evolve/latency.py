@@ -31,6 +31,10 @@ from evolve.ops import CONST, OPS
 from evolve.program import Instruction, Program, live
 
 
+# ns per point per unit of op weight below which a calibration is taken as noise
+PER_OP_FLOOR = 1e-3
+
+
 def live_instructions(program: Program, n_inputs: int) -> list[Instruction]:
     """The instructions whose value reaches the output, in order (``program.live``)."""
     return live(program)
@@ -103,17 +107,22 @@ class LatencyCost:
 
     def _calibrate(self) -> None:
         """``base`` (ns per point of a program that returns its input) and ``per_op`` (ns
-        per point per unit of op weight), from programs of the problem's own ops."""
+        per point per unit of op weight), from chains of each of the problem's own ops.
+
+        On a small block, dispatch overhead can hide a short chain's work in the machine's
+        noise (a chain timed no slower than the identity), so the chains are 32 ops long
+        and ``per_op`` is floored at ``PER_OP_FLOOR``: the estimate must keep growing with
+        the op count, or every inaccurate program would cost the same."""
         x0 = Program((), 0)
         self.base = self.time(x0)
         ops = [o for o in self.problem.opcodes if o != CONST]
         slopes = []
         for o in ops:
-            n = 8
+            n = 32
             body = tuple(Instruction(o, 0, (0,) * OPS[o].arity) for _ in range(n))
             t = self.time(Program(body, 0))
             slopes.append(max(t - self.base, 0.0) / (n * max(OPS[o].cost, 1e-9)))
-        self.per_op = float(np.median(slopes)) if slopes else 0.0
+        self.per_op = max(float(np.median(slopes)) if slopes else 0.0, PER_OP_FLOOR)
 
     def __call__(self, programs: list[Program], error: np.ndarray) -> np.ndarray:
         """Costs of ``programs`` given their errors: measured where the error meets the

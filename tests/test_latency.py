@@ -55,3 +55,13 @@ def test_engine_with_latency_cost():
     state, row = engine.step(state)
     assert engine.latency is not None and np.isfinite(state.cost).all()
     assert (state.cost > 0).all()
+
+
+def test_noise_cannot_flatten_the_estimate(monkeypatch):
+    # a machine so noisy that every chain times like the identity program
+    monkeypatch.setattr(LatencyCost, "time", lambda self, program: 5.0)
+    cost = LatencyCost(load_problem("exp2"), points=256, repeats=1)
+    assert cost.per_op == latency.PER_OP_FLOOR
+    fast, slow = (parse_program(t, n_registers=4) for t in (FAST, SLOW))
+    est = cost([fast, slow], np.array([50.0, 50.0]))
+    assert est[1] > est[0] > cost.base
