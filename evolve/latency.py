@@ -30,7 +30,6 @@ import numpy as np
 from evolve.ops import CONST, OPS
 from evolve.program import Instruction, Program, live
 
-
 # ns per point per unit of op weight below which a calibration is taken as noise
 PER_OP_FLOOR = 1e-3
 
