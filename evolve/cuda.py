@@ -35,7 +35,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from evolve.cuda_asm import ASM_CPP, ASM_THIRD, asm_step, cpp_ops
+from evolve.cuda_asm import ASM_CPP, ASM_FMA, asm_step, in_cpp, layout
 from evolve.ffibuild import build_library, operands
 from evolve.ops import CONST, OPS
 
@@ -81,21 +81,26 @@ __device__ __forceinline__ float ev_max(float a, float b) {
     if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
     return (a > b || (a == b && !signbit(a))) ? a : b;
 }
-// IEEE division. Zero, infinite and NaN operands get their result by rule: the
-// division's own check sends them down its slow path (about a hundred instructions), and
-// random programs divide by zero registers, infinities and NaNs often.
+// IEEE division. When an operand is zero, infinite or NaN, the division's own check
+// would send it down its slow path (about a hundred instructions), and random programs
+// divide by zero registers, infinities and NaNs often. For those the quotient is a
+// product: the special operand (its reciprocal, for the divisor; exact for 0, inf and NaN)
+// times the other's sign, or the two special operands multiplied. The division itself
+// runs on 1 / 1 for them, which passes its check; selects choose, with no branch.
+__device__ __forceinline__ float ev_rcp_special(float b) {  // 1/b for b = +-0, +-inf, NaN
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(b));
+    return r;
+}
 __device__ __forceinline__ float ev_div(float a, float b) {
-    const unsigned ua = __float_as_uint(a), ub = __float_as_uint(b);
-    const bool a_inf_nan = (ua & 0x7f800000u) == 0x7f800000u;
-    const bool b_inf_nan = (ub & 0x7f800000u) == 0x7f800000u;
-    const bool a_zero = (ua << 1) == 0u, b_zero = (ub << 1) == 0u;
-    if (a_inf_nan || b_inf_nan || a_zero || b_zero) {
-        const unsigned sign = (ua ^ ub) & 0x80000000u;
-        if (isnan(a) || isnan(b) || (a_inf_nan && b_inf_nan) || (a_zero && b_zero))
-            return __uint_as_float(0x7fffffffu);
-        return __uint_as_float(sign | ((a_inf_nan || b_zero) ? 0x7f800000u : 0u));
-    }
-    return __fdiv_rn(a, b);
+    const unsigned ma = __float_as_uint(a) & 0x7fffffffu, mb = __float_as_uint(b) & 0x7fffffffu;
+    const bool a_special = ma == 0u || ma >= 0x7f800000u;
+    const bool b_special = mb == 0u || mb >= 0x7f800000u;
+    const bool special = a_special || b_special;
+    const float q = __fdiv_rn(special ? 1.0f : a, special ? 1.0f : b);
+    const float sa = a_special ? a : copysignf(1.0f, a);
+    const float rb = b_special ? ev_rcp_special(b) : copysignf(1.0f, b);
+    return special ? __fmul_rn(sa, rb) : q;
 }
 __device__ __forceinline__ double nan_max(double m, double v) {
     return (v > m || isnan(v)) ? v : m;
@@ -170,7 +175,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         if registers != "asm":
             cases.append(f"            case {o}: {{ {body} break; }}")
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
-    slot = ", ".join(str(ops.index(o)) if o in ops else "0" for o in range(len(OPS)))
     if registers == "asm":
         step = asm_step(ops, R, E, CUDA_OPS)
     elif registers == "regs":
@@ -208,17 +212,21 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 {_switch("outreg", read("out"), R, "        ")}"""
         decl = "    float v[R][E];"
         if registers == "asm":  # the jump tables' operands, defined on every path
-            decl += "\n    float ra[E] = {}, rb[E] = {}, rc[E] = {}, t[E] = {};"
+            decl += "\n    float ta[E] = {}, tb[E] = {}, t[E] = {};"
     else:
         init = "S(r, e)"
         final = """        float out[E];
         for (int e = 0; e < E; ++e) out[e] = S(outreg, e);"""
         decl = "    float* s_reg = (float*)(s_prog + L);  // [R][THREADS * E]"
-    if registers == "asm":  # jump-table indices (see _asm_step)
-        cpp = " || ".join(f"o == {o}" for o in cpp_ops(ops)) or "false"
-        pack = f"""        s_prog[i] = make_int4(k == 0 ? R * R + R : k == 1 ? R * R + a : a * R + b,
-                              SLOT[o] * R + dst[g],
-                              c | (k == 3 ? {ASM_THIRD} : 0) | ({cpp} ? {ASM_CPP} : 0),
+    tables = ""
+    if registers == "asm":  # the first jump table's case, the destination, c and flags
+        base, _ = layout(ops, R)
+        tables = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
+        fma = " || ".join(f"o == {o}" for o in ops if OPS[o].name == "fma") or "false"
+        cpp = " || ".join(f"o == {o}" for o in ops if in_cpp(o) and OPS[o].name != "fma")
+        pack = f"""        s_prog[i] = make_int4(BASE[o] + (k >= 2 ? a * R + b : k == 1 ? a : 0), dst[g],
+                              c | ({fma} ? {ASM_FMA} : 0) | ({cpp or "false"} ? {ASM_CPP} : 0)
+                                | o << 16,
                               __float_as_int(cst[g]));"""
     else:  # the register numbers a byte each, and the op
         pack = """        s_prog[i] = make_int4(a | b << 8 | c << 16 | dst[g] << 24, o, 0,
@@ -238,9 +246,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 #define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
 #endif
 __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
-__constant__ int SLOT[{len(OPS)}] = {{{slot}}};  // op -> its place in the op set
-__constant__ int OPS_OF[{len(ops)}] = {{{", ".join(map(str, ops))}}};  // and back
-
+{tables}
 __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const int32_t* __restrict__ op, const int32_t* __restrict__ args,
         const int32_t* __restrict__ dst, const float* __restrict__ cst,

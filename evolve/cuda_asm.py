@@ -1,32 +1,39 @@
 """The "asm" register file of the CUDA kernel (``evolve.cuda``, ``registers="asm"``): a
-thread's registers stay in the chip's registers, and each instruction is two PTX jump
-tables (``brx.idx``), one on the pair of argument registers (copying their values into
-the operand temporaries) and one on (op, destination) (computing the result straight into
-the destination). The ops without a PTX spelling are computed in C++ first and moved by
-the second table. Slower than the shared-memory register file on the H200 (README).
+thread's registers stay in the chip's registers ``v[R][E]``, named only by PTX jump
+tables (``brx.idx``), since a run-time index cannot name a register.
+
+An instruction is two jumps. The first, on (op, arguments), computes the result into the
+temporaries ``t[E]`` straight from the argument registers for the ops with a PTX spelling
+(add, sub, mul, neg, abs, sqrt) and the literal; for the others (fma, division, min, max,
+the transcendental ops) it copies the arguments into ``ta``, ``tb`` and the op runs in C++
+(fma's third argument is a third, smaller table). The second jump, on the destination,
+moves ``t`` into it. An add over E points is thus about 2 E + 12 warp instructions.
+
+The first table's case for an instruction is computed once, when a block loads its
+program: ``BASE[op] + a * R + b`` (two arguments), ``BASE[op] + a`` (one), ``BASE[op]``
+(the literal), with the cases laid out by ``layout``.
 """
 
 from __future__ import annotations
 
 from evolve.ops import CONST, OPS
 
-# PTX spelling of the exactly rounded ops (d, a, b, c: operand names); the other ops are
-# computed in C++ into the temporaries t and moved into place.
+# PTX spelling of the exactly rounded ops computed in the first table (d, a, b: operands)
 PTX_OPS: dict[str, str] = {
     "add": "add.rn.f32 {d}, {a}, {b};",
     "sub": "sub.rn.f32 {d}, {a}, {b};",
     "mul": "mul.rn.f32 {d}, {a}, {b};",
-    "fma": "fma.rn.f32 {d}, {a}, {b}, {c};",
     "neg": "neg.f32 {d}, {a};",
     "abs": "abs.f32 {d}, {a};",
     "sqrt": "sqrt.rn.f32 {d}, {a};",
 }
 
-# flags of the third word of an instruction in the "asm" kernel (its low bits: argument c)
-ASM_THIRD, ASM_CPP = 0x100, 0x200
+# flags of the third word of an instruction in the "asm" kernel: its low byte is argument
+# c, its high half the op; FMA takes the third table, CPP the C++ switch
+ASM_FMA, ASM_CPP = 0x100, 0x200
 
 
-def _jump(index: int, targets: list[str]) -> list[str]:
+def _jump(index: int, targets: list[list[str]]) -> list[str]:
     """PTX lines of a jump table: ``brx.idx`` on operand ``index`` to ``targets``, each a
     list of instructions that ends by going to the join."""
     names = [f"L{k}" for k in range(len(targets))]
@@ -38,67 +45,103 @@ def _jump(index: int, targets: list[str]) -> list[str]:
 
 def _asm(lines: list[str], outputs: list[str], inputs: list[str]) -> str:
     text = "".join(f'"{line}\\n\\t"\n                ' for line in lines)
-    return (f"asm({text}: {', '.join(outputs)}\n                : {', '.join(inputs)});")
+    return (f"asm volatile({text}: {', '.join(outputs)}\n                : {', '.join(inputs)});")
+
+
+def in_cpp(o: int) -> bool:
+    """Whether op ``o`` is computed after the first table (its arguments copied out)."""
+    return o != CONST and OPS[o].name not in PTX_OPS
+
+
+def layout(ops: list[int], R: int) -> tuple[list[int], int]:
+    """(BASE, cases): the first case of each op of ``ops`` in the first table (indexed by
+    opcode; 0 for ops outside the set) and the table's size. Ops with a PTX spelling get
+    their own R * R (binary) or R (unary) cases, the literal one; the ops computed in C++
+    share R * R cases copying a pair of arguments and R copying one."""
+    base = [0] * len(OPS)
+    n = 0
+    for o in ops:
+        if not in_cpp(o):
+            base[o] = n
+            n += 1 if o == CONST else R ** OPS[o].arity
+    pair, single = n, n + R * R
+    for o in ops:
+        if in_cpp(o):
+            base[o] = pair if OPS[o].arity >= 2 else single
+    return base, single + R
 
 
 def asm_step(ops: list[int], R: int, E: int, cuda_ops: dict[str, str]) -> str:
-    """The body of the instruction loop for registers="asm": PTX jump tables move the
-    arguments out of and the result into the registers ``v[R][E]``, which stay in the
-    chip's registers because only the jump tables name them. ``cuda_ops``: the CUDA
-    spelling of each op, for the ops without a PTX one."""
+    """The body of the instruction loop for registers="asm" (instruction word ``w``: the
+    first table's case, the destination, argument c and flags, the literal's bits).
+    ``cuda_ops``: the CUDA spelling of each op, for the ops computed in C++."""
     RE = R * E
-    v_names = [f"v[{r}][{e}]" for r in range(R) for e in range(E)]
-    # 1. the arguments: a pair (index a * R + b), one argument (R * R + a) or none.
-    vin = [f'"f"({n})' for n in v_names]
-    reads = []
-    for k in range(R * R + R + 1):
-        if k < R * R:
-            ra, rb = divmod(k, R)
-            reads.append([f"mov.f32 %{e}, %{2 * E + ra * E + e};" for e in range(E)]
-                         + [f"mov.f32 %{E + e}, %{2 * E + rb * E + e};" for e in range(E)])
-        elif k < R * R + R:
-            reads.append([f"mov.f32 %{e}, %{2 * E + (k - R * R) * E + e};" for e in range(E)])
-        else:
-            reads.append([])
-    read_ab = _asm(_jump(2 * E + RE, reads),
-                   [f'"=f"(ra[{e}])' for e in range(E)] + [f'"=f"(rb[{e}])' for e in range(E)],
-                   vin + ['"r"(w.x)'])
-    read_c = _asm(_jump(E + RE, [[f"mov.f32 %{e}, %{E + r * E + e};" for e in range(E)]
-                                 for r in range(R)]),
-                  [f'"=f"(rc[{e}])' for e in range(E)], vin + [f'"r"(w.z & {ASM_THIRD - 1})'])
-    # 2. the op and destination (slot * R + d): the result straight into v[d].
-    A, B, C, T, K = RE, RE + E, RE + 2 * E, RE + 3 * E, RE + 4 * E
-    writes = []
+    T, A, B, V = 0, E, 2 * E, 3 * E  # operand numbers: t, ta, tb (in-out), then v[R][E]
+
+    def v(r, e):
+        return f"%{V + r * E + e}"
+
+    K, IDX = V + RE, V + RE + 1
+    cases: list[list[str]] = []
     for o in ops:
-        for d in range(R):
-            if o == CONST:
-                writes.append([f"mov.b32 %{d * E + e}, %{K};" for e in range(E)])
-                continue
-            ptx = PTX_OPS.get(OPS[o].name)
-            writes.append([(ptx.format(d=f"%{d * E + e}", a=f"%{A + e}", b=f"%{B + e}",
-                                       c=f"%{C + e}") if ptx else
-                            f"mov.f32 %{d * E + e}, %{T + e};") for e in range(E)])
-    write = _asm(_jump(T + E + 1, writes), [f'"+f"({n})' for n in v_names],
-                 [f'"f"({x}[{e}])' for x in ("ra", "rb", "rc", "t") for e in range(E)]
-                 + ['"r"(w.w)', '"r"(w.y)'])
-    # the ops without a PTX spelling: computed into t first, then moved by the table
-    cases = "\n".join(
-        f"                    case {o}: {{ for (int e = 0; e < E; ++e) {{ "
-        f"const float a = ra[e], b = rb[e]; (void)a; (void)b; "
-        f"t[e] = {cuda_ops[OPS[o].name]}; }} break; }}" for o in cpp_ops(ops))
-    return f"""            {read_ab}
-            if (w.z & {ASM_THIRD}) {{  // a third argument
-                {read_c}
-            }}
-            if (w.z & {ASM_CPP}) {{  // an op computed here
-                switch (OPS_OF[(unsigned)w.y / R]) {{
-{cases}
-                    default: break;
-                }}
-            }}
-            {write}"""
-
-
-def cpp_ops(ops: list[int]) -> list[int]:
-    """The ops of the "asm" kernel that C++ computes (no PTX spelling, not a literal)."""
-    return [o for o in ops if o != CONST and OPS[o].name not in PTX_OPS]
+        if in_cpp(o):
+            continue
+        if o == CONST:
+            cases.append([f"mov.f32 %{T + e}, %{K};" for e in range(E)])
+        elif OPS[o].arity == 2:
+            for a in range(R):
+                for b in range(R):
+                    cases.append([PTX_OPS[OPS[o].name].format(d=f"%{T + e}", a=v(a, e),
+                                                              b=v(b, e)) for e in range(E)])
+        else:
+            for a in range(R):
+                cases.append([PTX_OPS[OPS[o].name].format(d=f"%{T + e}", a=v(a, e), b="")
+                              for e in range(E)])
+    if any(in_cpp(o) for o in ops):
+        for a in range(R):
+            for b in range(R):
+                cases.append([f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)]
+                             + [f"mov.f32 %{B + e}, {v(b, e)};" for e in range(E)])
+        for a in range(R):
+            cases.append([f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)])
+    assert len(cases) == layout(ops, R)[1] or not any(in_cpp(o) for o in ops)
+    v_in = [f'"f"(v[{r}][{e}])' for r in range(R) for e in range(E)]
+    first = _asm(_jump(IDX, cases),
+                 [f'"+f"({x}[{e}])' for x in ("t", "ta", "tb") for e in range(E)],
+                 v_in + ['"f"(__int_as_float(w.w))', '"r"(w.x)'])
+    special = ""
+    fma = [o for o in ops if OPS[o].name == "fma"]
+    cpp = [o for o in ops if in_cpp(o) and OPS[o].name != "fma"]
+    if fma:  # t = fma(ta, tb, v[c]): a table on c
+        third = _asm(_jump(3 * E + RE, [[f"fma.rn.f32 %{e}, %{E + e}, %{2 * E + e}, "
+                                         f"%{3 * E + c * E + e};" for e in range(E)]
+                                        for c in range(R)]),
+                     [f'"+f"(t[{e}])' for e in range(E)],
+                     [f'"f"({x}[{e}])' for x in ("ta", "tb") for e in range(E)] + v_in
+                     + ['"r"(w.z & 255u)'])
+        special += f"""
+                if (w.z & {ASM_FMA}) {{  // fma: the third argument
+                    {third}
+                }}"""
+    if cpp:
+        body = "\n".join(
+            f"                    case {o}: {{ for (int e = 0; e < E; ++e) {{ "
+            f"const float a = ta[e], b = tb[e]; (void)a; (void)b; "
+            f"t[e] = {cuda_ops[OPS[o].name]}; }} break; }}" for o in cpp)
+        special += f"""
+                if (w.z & {ASM_CPP}) {{  // an op computed here
+                    switch (w.z >> 16) {{
+{body}
+                        default: break;
+                    }}
+                }}"""
+    if special:
+        special = f"""
+            if (w.z & {ASM_FMA | ASM_CPP}) {{{special}
+            }}"""
+    last = _asm(_jump(RE + E, [[f"mov.f32 {'%' + str(d * E + e)}, %{RE + e};" for e in range(E)]
+                               for d in range(R)]),
+                [f'"+f"(v[{r}][{e}])' for r in range(R) for e in range(E)],
+                [f'"f"(t[{e}])' for e in range(E)] + ['"r"(w.y)'])
+    return f"""            {first}{special}
+            {last}"""

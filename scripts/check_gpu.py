@@ -561,7 +561,8 @@ def stage_cuda(args):
     # pair 4/128/8 660, 8/128/8 538, 2/128/8 619; regs 4/128/8 787
     # asm (division by the compiler's IEEE routine): 4/128/8 1107, 4/256/8 1163,
     # 2/128/8 972, 8/128/8 905, 4/64/8 1094, 4/128/2 1049, 4/128/32 1102
-    configs = [("asm", 4, 128, 8), ("asm", 4, 256, 8), ("asm", 2, 128, 8), ("asm", 8, 128, 8),
+    # asm with two jumps an instruction (op and arguments, then destination): see README
+    configs = [("asm", 4, 128, 8), ("asm", 8, 128, 8), ("asm", 4, 256, 8), ("asm", 8, 64, 8),
                ("asm", 2, 256, 8), ("smem", 4, 128, 8), ("smem", 4, 256, 8)]
     for mode, points, threads, tiles in configs:
         if time.time() - T_START > args.deadline:

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from evolve import cuda
+from evolve import cuda, cuda_asm
 from evolve.interpreter import Evaluator
 from evolve.ops import CONST, OPCODE, OPS
 
@@ -26,14 +26,18 @@ def test_source_holds_the_op_set_only(registers):
     assert "#define R 8" in src
 
 
-def test_asm_jump_tables_cover_every_register_pair_and_destination():
+def test_asm_jump_tables_cover_every_register_combination():
     R, E = 4, 2
     src = cuda.source(ARITH, R, points=E, registers="asm")
-    # arguments: R * R pairs, R single arguments and "none"; (op, destination): 6 * R
-    assert f"L{R * R + R}:" in src and "brx.idx" in src
-    assert src.count("add.rn.f32") == R * E and src.count("fma.rn.f32") == R * E
+    # (op, arguments): the literal, R * R for each of add, sub, mul, then R * R argument
+    # pairs and R single arguments copied out for the ops computed in C++ (div, fma)
+    base, n = cuda_asm.layout(sorted(ARITH + (CONST,)), R)
+    assert n == 1 + 3 * R * R + R * R + R
+    assert base[OPCODE["div"]] == base[OPCODE["fma"]] == 1 + 3 * R * R
+    assert f"L{n - 1}:" in src and f"L{n}:" not in src and "brx.idx" in src
+    assert src.count("add.rn.f32") == R * R * E and src.count("fma.rn.f32") == R * E
     assert "div.rn.f32" not in src and "case " + str(OPCODE["div"]) + ":" in src
-    assert "#pragma unroll 1" in src
+    assert "#pragma unroll 1" in src and "SLOT" not in src
 
 
 def test_tiles_a_block_set_the_grid():
