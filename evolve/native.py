@@ -36,6 +36,10 @@ cached in ``~/.cache/evolve/native`` under the hash of its source:
   the scalar libm function. Without AVX2 and FMA: libmvec where glibc has it, else libm;
 - a register that a program reads before writing it starts each tile at zero; the
   others are not cleared between tiles;
+- constant folding: an instruction whose arguments are all constant (literals, unwritten
+  registers, values computed from those alone) is computed once, on one vector of copies
+  by the op's own code, and runs as a literal of that value (the same bits at every
+  point). A third of the transcendental instructions of random trees are such;
 - ``errors`` reduces outputs to the error statistics of ``kernels.errors`` in the kernel;
   ``outputs`` returns them (for fingerprints), so both agree, subnormals and all.
 
@@ -64,6 +68,7 @@ from evolve.vecmath import FAST, FAST_MATH, OWN_MATH
 
 MATHS = ("libmvec", "fast", "own")  # the transcendental ops' implementations (_math)
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
+FOLD_LANES = 8  # lanes of the constant-folding step: one AVX2 vector
 CACHE = Path(os.environ.get("EVOLVE_NATIVE_CACHE",
                             Path.home() / ".cache" / "evolve" / "native"))
 
@@ -270,12 +275,56 @@ def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
                if own else "")
     return _PRELUDE + "\n".join(helpers) + "\n" + "\n".join(decls) + f"""
 #define R {R}
+#define T {FOLD_LANES}
+// One instruction on FOLD_LANES copies of constant operands: the op's own code, so a
+// folded constant has the bits the tile loop would give every point.
+static void fold_step(int o, int i, const float* cst, const float* A, const float* B,
+                      const float* C, float* D) {{
+{scratch}    (void)A; (void)B; (void)C;
+    switch (o) {{
+{chr(10).join(cases)}
+        default: break;
+    }}
+}}
+#undef T
 #define T {T}
 static const int ARITY[{len(OPS)}] = {{{", ".join(str(o.arity) for o in OPS)}}};
 
+// Constant folding: an instruction whose arguments are all constant (literals, registers
+// never written but zero, and what is computed from them alone) computes the same value
+// at every point. It is computed once here, and becomes a literal of that value in
+// ``op``/``cst`` (copies of the program's); a third of a random tree's transcendental
+// instructions are such (sin(0.3), exp(log(0.5)) and the like).
+static void fold_constants(const int32_t* op_in, const int32_t* args, const int32_t* dst,
+                           const float* cst_in, int n, int n_inputs, int32_t* op,
+                           float* cst) {{
+    alignas(32) float value[R][{FOLD_LANES}];
+    alignas(32) float out[{FOLD_LANES}];
+    bool known[R];
+    for (int r = 0; r < R; ++r) {{
+        known[r] = r >= n_inputs;
+        for (int j = 0; j < {FOLD_LANES}; ++j) value[r][j] = 0.0f;
+    }}
+    for (int i = 0; i < n; ++i) {{
+        const int o = op_in[i], d = dst[i];
+        op[i] = o;
+        cst[i] = cst_in[i];
+        bool all = true;
+        for (int k = 0; k < ARITY[o]; ++k) all = all && known[args[3 * i + k]];
+        if (all) {{
+            fold_step(o, i, cst_in, value[args[3 * i]], value[args[3 * i + 1]],
+                      value[args[3 * i + 2]], out);
+            for (int j = 0; j < {FOLD_LANES}; ++j) value[d][j] = out[j];
+            op[i] = {CONST};
+            cst[i] = out[0];
+        }}
+        known[d] = all;
+    }}
+}}
+
 // One program on all points: max |out-y|*scale, max |out-y|, sum (out-y)^2.
-static void run_program(const int32_t* op, const int32_t* args, const int32_t* dst,
-                        const float* cst, int n, int outreg, const float* x, int n_inputs,
+static void run_program(const int32_t* op_in, const int32_t* args, const int32_t* dst,
+                        const float* cst_in, int n, int outreg, const float* x, int n_inputs,
                         const double* y, const double* scale, const int32_t* mask,
                         int64_t N, double* stats, float* outputs) {{
     if (n < 0) {{  // a row padding the batch: nothing to run
@@ -283,6 +332,11 @@ static void run_program(const int32_t* op, const int32_t* args, const int32_t* d
         if (outputs) std::memset(outputs, 0, sizeof(float) * N);
         return;
     }}
+    std::vector<int32_t> op_folded(n > 0 ? n : 1);
+    std::vector<float> cst_folded(n > 0 ? n : 1);
+    fold_constants(op_in, args, dst, cst_in, n, n_inputs, op_folded.data(), cst_folded.data());
+    const int32_t* op = op_folded.data();
+    const float* cst = cst_folded.data();
     alignas(32) float regs[R][T];
 {scratch}    double mxs = 0.0, mx = 0.0, sq = 0.0;
 #if defined(__AVX2__)

@@ -221,3 +221,34 @@ def test_threads_share_the_programs_and_change_nothing(points):
         np.testing.assert_array_equal(a[k], b[k])
     np.testing.assert_array_equal(one.outputs(batch, points).view(np.uint32),
                                   many.outputs(batch, points).view(np.uint32))
+
+
+@pytest.mark.parametrize("math", native.MATHS)
+def test_folded_constants_equal_the_same_values_computed_per_point(math, monkeypatch):
+    """An instruction of constant arguments is computed once (constant folding); its
+    value must have the bits the tile loop gives when the same values arrive as inputs."""
+    from evolve.ops import CONST, OPS
+
+    monkeypatch.setenv("EVOLVE_NATIVE_MATH", math)
+    rng = np.random.default_rng(11)
+    values = np.concatenate([
+        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e38, -3e38, 1e-40, 1e30, 88.7, -104.0,
+                  0.5, -1.5, 3.0], np.float32),
+        rng.uniform(-10, 10, 18).astype(np.float32)])
+    a, b = rng.permutation(values), rng.permutation(values)
+    ops = [o for o in range(len(OPS)) if o != CONST]
+    folded, per_point = [], []
+    for o in ops:
+        k = OPS[o].arity
+        for va, vb in zip(a, b):
+            lits = (Instruction(CONST, 2, (), float(va)), Instruction(CONST, 3, (), float(vb)))
+            folded.append(Program(lits + (Instruction(o, 4, (2, 3, 2)[:k]),), 4))
+            per_point.append((Program((Instruction(o, 4, (0, 1, 0)[:k]),), 4), va, vb))
+    ev = Evaluator(n_registers=R, n_inputs=2, backend="native")
+    n = native.TILE + 3
+    got = ev.outputs(to_arrays(folded, length=3), np.zeros((n, 2), np.float32))
+    for row, (prog, va, vb) in zip(got, per_point):
+        x = np.tile(np.array([[va, vb]], np.float32), (n, 1))
+        want = ev.outputs(to_arrays([prog], length=3), x)[0]
+        np.testing.assert_array_equal(row.view(np.uint32), want.view(np.uint32),
+                                      err_msg=f"{prog} on {va!r}, {vb!r}")
