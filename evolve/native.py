@@ -322,6 +322,53 @@ static void fold_constants(const int32_t* op_in, const int32_t* args, const int3
     }}
 }}
 
+// The error statistics' running state: max |out-y|*scale, max |out-y|, sum (out-y)^2
+// (and, with AVX2, four lanes of each and whether a scaled error was NaN).
+struct Stats {{
+    double mxs = 0.0, mx = 0.0, sq = 0.0;
+#if defined(__AVX2__)
+    __m256d vmxs = _mm256_setzero_pd(), vmx = _mm256_setzero_pd();
+    __m256d vsq = _mm256_setzero_pd(), vnan = _mm256_setzero_pd();
+#endif
+}};
+
+// One tile's outputs into the statistics. A function of its own, so that the
+// accumulators stay in registers for the loop (inside run_program's big switch they
+// were spilled, a store and a load an iteration).
+__attribute__((noinline)) static void reduce_tile(const float* out, const double* y,
+                                                  const double* scale, const int32_t* mask,
+                                                  int m, Stats& st) {{
+    int j = 0;
+#if defined(__AVX2__)
+    __m256d vmxs = st.vmxs, vmx = st.vmx, vsq = st.vsq, vnan = st.vnan;
+    for (; j + 4 <= m; j += 4) {{  // four points at a time, in float64
+        const __m256d o = _mm256_cvtps_pd(_mm_loadu_ps(out + j));
+        __m256d e = _mm256_andnot_pd(_mm256_set1_pd(-0.0),
+                                     _mm256_sub_pd(o, _mm256_loadu_pd(y + j)));
+        e = _mm256_blendv_pd(e, _mm256_set1_pd(INFINITY), _mm256_cmp_pd(e, e, _CMP_UNORD_Q));
+        const __m256i mk = _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i*)(mask + j)));
+        e = _mm256_and_pd(e, _mm256_castsi256_pd(
+            _mm256_xor_si256(_mm256_cmpeq_epi64(mk, _mm256_setzero_si256()),
+                             _mm256_set1_epi64x(-1))));
+        const __m256d sc = _mm256_mul_pd(e, _mm256_loadu_pd(scale + j));
+        vnan = _mm256_or_pd(vnan, _mm256_cmp_pd(sc, sc, _CMP_UNORD_Q));
+        vmxs = _mm256_max_pd(sc, vmxs);
+        vmx = _mm256_max_pd(e, vmx);
+        vsq = _mm256_add_pd(vsq, _mm256_mul_pd(e, e));
+    }}
+    st.vmxs = vmxs; st.vmx = vmx; st.vsq = vsq; st.vnan = vnan;
+#endif
+    for (; j < m; ++j) {{
+        if (!mask[j]) continue;
+        double err = std::fabs((double)out[j] - y[j]);
+        if (isnan(err)) err = INFINITY;
+        const double s = err * scale[j];
+        if (s > st.mxs || isnan(s)) st.mxs = s;
+        if (err > st.mx) st.mx = err;
+        st.sq += err * err;
+    }}
+}}
+
 // One program on all points: max |out-y|*scale, max |out-y|, sum (out-y)^2.
 static void run_program(const int32_t* op_in, const int32_t* args, const int32_t* dst,
                         const float* cst_in, int n, int outreg, const float* x, int n_inputs,
@@ -338,11 +385,7 @@ static void run_program(const int32_t* op_in, const int32_t* args, const int32_t
     const int32_t* op = op_folded.data();
     const float* cst = cst_folded.data();
     alignas(32) float regs[R][T];
-{scratch}    double mxs = 0.0, mx = 0.0, sq = 0.0;
-#if defined(__AVX2__)
-    __m256d vmxs = _mm256_setzero_pd(), vmx = _mm256_setzero_pd();
-    __m256d vsq = _mm256_setzero_pd(), vnan = _mm256_setzero_pd();
-#endif
+{scratch}    Stats st;
     // Registers other than the inputs start at zero; only those read before they are
     // written (the output included) need zeroing again for each tile.
     // (A bit a register; past 64 registers, all of them.)
@@ -383,44 +426,18 @@ static void run_program(const int32_t* op_in, const int32_t* args, const int32_t
             std::memcpy(outputs + t0, out, sizeof(float) * m);
             continue;
         }}
-        int j = 0;
-#if defined(__AVX2__)
-        for (; j + 4 <= m; j += 4) {{  // four points at a time, in float64
-            const __m256d o = _mm256_cvtps_pd(_mm_loadu_ps(out + j));
-            __m256d e = _mm256_andnot_pd(_mm256_set1_pd(-0.0),
-                                         _mm256_sub_pd(o, _mm256_loadu_pd(y + t0 + j)));
-            e = _mm256_blendv_pd(e, _mm256_set1_pd(INFINITY), _mm256_cmp_pd(e, e, _CMP_UNORD_Q));
-            const __m256i mk = _mm256_cvtepi32_epi64(
-                _mm_loadu_si128((const __m128i*)(mask + t0 + j)));
-            e = _mm256_and_pd(e, _mm256_castsi256_pd(
-                _mm256_xor_si256(_mm256_cmpeq_epi64(mk, _mm256_setzero_si256()),
-                                 _mm256_set1_epi64x(-1))));
-            const __m256d sc = _mm256_mul_pd(e, _mm256_loadu_pd(scale + t0 + j));
-            vnan = _mm256_or_pd(vnan, _mm256_cmp_pd(sc, sc, _CMP_UNORD_Q));
-            vmxs = _mm256_max_pd(sc, vmxs);
-            vmx = _mm256_max_pd(e, vmx);
-            vsq = _mm256_add_pd(vsq, _mm256_mul_pd(e, e));
-        }}
-#endif
-        for (; j < m; ++j) {{
-            if (!mask[t0 + j]) continue;
-            double err = std::fabs((double)out[j] - y[t0 + j]);
-            if (isnan(err)) err = INFINITY;
-            const double s = err * scale[t0 + j];
-            if (s > mxs || isnan(s)) mxs = s;
-            if (err > mx) mx = err;
-            sq += err * err;
-        }}
+        reduce_tile(out, y + t0, scale + t0, mask + t0, m, st);
     }}
+    double mxs = st.mxs, mx = st.mx, sq = st.sq;
 #if defined(__AVX2__)
     alignas(32) double a[4], b[4], c[4];
-    _mm256_store_pd(a, vmxs); _mm256_store_pd(b, vmx); _mm256_store_pd(c, vsq);
+    _mm256_store_pd(a, st.vmxs); _mm256_store_pd(b, st.vmx); _mm256_store_pd(c, st.vsq);
     for (int l = 0; l < 4; ++l) {{
         if (a[l] > mxs) mxs = a[l];
         if (b[l] > mx) mx = b[l];
         sq += c[l];
     }}
-    if (_mm256_movemask_pd(vnan)) mxs = NAN;
+    if (_mm256_movemask_pd(st.vnan)) mxs = NAN;
 #endif
     if (stats) {{ stats[0] = mxs; stats[1] = mx; stats[2] = sq; }}
 }}
