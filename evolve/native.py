@@ -40,6 +40,8 @@ cached in ``~/.cache/evolve/native`` under the hash of its source:
   registers, values computed from those alone) is computed once, on one vector of copies
   by the op's own code, and runs as a literal of that value (the same bits at every
   point). A third of the transcendental instructions of random trees are such;
+- literals (given or folded) get registers of their own past R (``SLOTS`` of them),
+  filled once a program instead of once a tile, and leave the tile loop;
 - ``errors`` reduces outputs to the error statistics of ``kernels.errors`` in the kernel;
   ``outputs`` returns them (for fingerprints), so both agree, subnormals and all.
 
@@ -69,6 +71,7 @@ from evolve.vecmath import FAST, FAST_MATH, OWN_MATH
 MATHS = ("libmvec", "fast", "own")  # the transcendental ops' implementations (_math)
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
 FOLD_LANES = 8  # lanes of the constant-folding step: one AVX2 vector
+SLOTS = 16  # registers of their own for a program's literals (filled once a program)
 CACHE = Path(os.environ.get("EVOLVE_NATIVE_CACHE",
                             Path.home() / ".cache" / "evolve" / "native"))
 
@@ -288,38 +291,57 @@ static void fold_step(int o, int i, const float* cst, const float* A, const floa
 }}
 #undef T
 #define T {T}
+#define SLOTS {SLOTS}
 static const int ARITY[{len(OPS)}] = {{{", ".join(str(o.arity) for o in OPS)}}};
 
-// Constant folding: an instruction whose arguments are all constant (literals, registers
-// never written but zero, and what is computed from them alone) computes the same value
-// at every point. It is computed once here, and becomes a literal of that value in
-// ``op``/``cst`` (copies of the program's); a third of a random tree's transcendental
-// instructions are such (sin(0.3), exp(log(0.5)) and the like).
-static void fold_constants(const int32_t* op_in, const int32_t* args, const int32_t* dst,
-                           const float* cst_in, int n, int n_inputs, int32_t* op,
-                           float* cst) {{
+// The program as the tile loop runs it. Constant folding: an instruction whose arguments
+// are all constant (literals, registers never written but zero, and what is computed
+// from them alone) computes the same value at every point; it is computed once here (a
+// third of a random tree's transcendental instructions are such: sin(0.3), exp(log(0.5))
+// and the like). Constant slots: a literal, given or folded, is written once into a
+// register of its own past the program's R (up to SLOTS of them), filled once for all
+// tiles, and the instructions that read it read that slot; it leaves the loop. Writes
+// the loop's instructions into op, args, dst, cst and the slots' values into
+// slot_value; returns their count, the output register and the slots' count.
+struct Prepared {{ int n, outreg, slots; }};
+static Prepared prepare(const int32_t* op_in, const int32_t* args_in, const int32_t* dst_in,
+                        const float* cst_in, int n, int outreg, int n_inputs, int32_t* op,
+                        int32_t* args, int32_t* dst, float* cst, float* slot_value) {{
     alignas(32) float value[R][{FOLD_LANES}];
     alignas(32) float out[{FOLD_LANES}];
     bool known[R];
+    int alias[R];  // where register r's value is read from: r, or its literal's slot
     for (int r = 0; r < R; ++r) {{
         known[r] = r >= n_inputs;
+        alias[r] = r;
         for (int j = 0; j < {FOLD_LANES}; ++j) value[r][j] = 0.0f;
     }}
+    int m = 0, slots = 0;
     for (int i = 0; i < n; ++i) {{
-        const int o = op_in[i], d = dst[i];
-        op[i] = o;
-        cst[i] = cst_in[i];
+        const int o = op_in[i], d = dst_in[i], k = ARITY[o];
+        const int32_t* a = args_in + 3 * i;
         bool all = true;
-        for (int k = 0; k < ARITY[o]; ++k) all = all && known[args[3 * i + k]];
+        for (int q = 0; q < k; ++q) all = all && known[a[q]];
+        float c = cst_in[i];
         if (all) {{
-            fold_step(o, i, cst_in, value[args[3 * i]], value[args[3 * i + 1]],
-                      value[args[3 * i + 2]], out);
+            fold_step(o, i, cst_in, value[a[0]], value[a[1]], value[a[2]], out);
             for (int j = 0; j < {FOLD_LANES}; ++j) value[d][j] = out[j];
-            op[i] = {CONST};
-            cst[i] = out[0];
+            c = out[0];
         }}
         known[d] = all;
+        if (all && slots < SLOTS) {{
+            slot_value[slots] = c;
+            alias[d] = R + slots++;
+            continue;
+        }}
+        op[m] = all ? {CONST} : o;
+        cst[m] = c;
+        dst[m] = d;
+        for (int q = 0; q < 3; ++q) args[3 * m + q] = q < k && !all ? alias[a[q]] : 0;
+        alias[d] = d;
+        ++m;
     }}
+    return Prepared{{m, alias[outreg], slots}};
 }}
 
 // The error statistics' running state: max |out-y|*scale, max |out-y|, sum (out-y)^2
@@ -370,8 +392,8 @@ __attribute__((noinline)) static void reduce_tile(const float* out, const double
 }}
 
 // One program on all points: max |out-y|*scale, max |out-y|, sum (out-y)^2.
-static void run_program(const int32_t* op_in, const int32_t* args, const int32_t* dst,
-                        const float* cst_in, int n, int outreg, const float* x, int n_inputs,
+static void run_program(const int32_t* op_in, const int32_t* args_in, const int32_t* dst_in,
+                        const float* cst_in, int n, int outreg_in, const float* x, int n_inputs,
                         const double* y, const double* scale, const int32_t* mask,
                         int64_t N, double* stats, float* outputs) {{
     if (n < 0) {{  // a row padding the batch: nothing to run
@@ -379,12 +401,22 @@ static void run_program(const int32_t* op_in, const int32_t* args, const int32_t
         if (outputs) std::memset(outputs, 0, sizeof(float) * N);
         return;
     }}
-    std::vector<int32_t> op_folded(n > 0 ? n : 1);
-    std::vector<float> cst_folded(n > 0 ? n : 1);
-    fold_constants(op_in, args, dst, cst_in, n, n_inputs, op_folded.data(), cst_folded.data());
-    const int32_t* op = op_folded.data();
-    const float* cst = cst_folded.data();
-    alignas(32) float regs[R][T];
+    const int size = n > 0 ? n : 1;
+    std::vector<int32_t> op_v(size), args_v(3 * size), dst_v(size);
+    std::vector<float> cst_v(size);
+    float slot_value[SLOTS];
+    const Prepared prep = prepare(op_in, args_in, dst_in, cst_in, n, outreg_in, n_inputs,
+                                  op_v.data(), args_v.data(), dst_v.data(), cst_v.data(),
+                                  slot_value);
+    const int32_t* op = op_v.data();
+    const int32_t* args = args_v.data();
+    const int32_t* dst = dst_v.data();
+    const float* cst = cst_v.data();
+    n = prep.n;
+    const int outreg = prep.outreg;
+    alignas(32) float regs[R + SLOTS][T];
+    for (int s = 0; s < prep.slots; ++s)
+        for (int j = 0; j < T; ++j) regs[R + s][j] = slot_value[s];
 {scratch}    Stats st;
     // Registers other than the inputs start at zero; only those read before they are
     // written (the output included) need zeroing again for each tile.

@@ -252,3 +252,24 @@ def test_folded_constants_equal_the_same_values_computed_per_point(math, monkeyp
         want = ev.outputs(to_arrays([prog], length=3), x)[0]
         np.testing.assert_array_equal(row.view(np.uint32), want.view(np.uint32),
                                       err_msg=f"{prog} on {va!r}, {vb!r}")
+
+
+def test_literals_in_slots_of_their_own_and_past_them():
+    """Literals leave the tile loop for registers of their own (up to native.SLOTS a
+    program; the rest stay in it): values, overwrites and a literal output unchanged."""
+    from evolve.interpreter import run_numpy
+    from evolve.text import parse_program
+
+    many = "".join(f"r2 = {0.25 * k}\nr3 = fma(r0, r2, r3)\nr4 = {k}.5\nr3 = add(r3, r4)\n"
+                   for k in range(native.SLOTS + 5)) + "return r3"
+    texts = [many,
+             "r1 = 0.25\nreturn r1",
+             "r1 = 3.0\nr2 = mul(r1, r0)\nr1 = sub(r2, r1)\nr2 = div(r1, r0)\nreturn r2",
+             "r1 = 2.0\nr1 = sqrt(r1)\nr2 = add(r1, r0)\nr1 = 0.5\nr2 = mul(r2, r1)\nreturn r2"]
+    programs = [parse_program(t, n_registers=R) for t in texts]
+    x = np.linspace(-3, 3, 2 * native.TILE + 5, dtype=np.float32)[:, None]
+    ev = Evaluator(n_registers=R, n_inputs=1, backend="native")
+    got = ev.outputs(to_arrays(programs, length=max(len(p) for p in programs)), x)
+    for row, prog in zip(got, programs):
+        want = run_numpy(prog, x, R)
+        np.testing.assert_array_equal(row, want, err_msg=str(prog))
