@@ -14,8 +14,8 @@ For each case (P programs, at most L instructions each, N points):
   programs are padded to L; the case reports the mean length. Points: N float32 values
   uniform in [-3, 3].
 - ours: ``Evaluator.errors`` (fused: outputs and error reduction) and ``Evaluator.outputs``
-  (the P x N values; skipped past 1 GB of output), timed after a warm-up call. The
-  compile time (first call less a steady call) is its own line.
+  (the P x N values; skipped past 1 GB of output). The compile time (first call less a
+  steady call) is its own line.
 - DEAP: trees compiled with ``gp.compile`` (not timed) to lambdas applied to the float32
   points, one tree after another on one core, outputs only.
 - Operon: the same trees rebuilt node for node as ``pyoperon.Tree`` (Operon stores them
@@ -27,6 +27,13 @@ For each case (P programs, at most L instructions each, N points):
 When a full pass would exceed ``--max-seconds`` for an engine, that engine is measured on
 the first k programs of the same workload, sized from a pilot run, and the case says
 ``"programs_measured": k``; nothing is extrapolated.
+
+The engines are timed round robin after their warm-up calls (ours errors, ours outputs,
+DEAP, Operon, the order turning each round), 3 to 7 rounds, so that every engine sees
+the same load: the machines drift 20-40 % within minutes, and an engine timed alone
+in a slow minute moved a ratio by half. ``value`` and ``baseline_value`` are the median
+rounds; the case adds the best round of each (``best_of_rounds``,
+``baseline_best_of_rounds``, ``ratio_best_of_rounds``) and ``rounds``.
 
 Output, one JSON object per line::
 
@@ -96,44 +103,40 @@ def points(N: int, seed: int) -> np.ndarray:
 
 
 # -- timing ---------------------------------------------------------------------------------
-def timed(run, budget_s: float, max_repeats: int = 5, times: list[float] | None = None,
-          warm: bool = False) -> tuple[float, float]:
-    """(first call seconds, median of steady calls): at least one steady call.
-
-    ``warm``: ``run`` has run already, skip the warm-up call; ``times``: steady times
-    measured already, counted in the median.
-    """
-    first = 0.0
-    if not warm:
-        t0 = time.perf_counter()
-        run()
-        first = time.perf_counter() - t0
-    times = list(times or [])
-    while True:
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= max_repeats or first + sum(times) + statistics.median(times) > budget_s:
-            return first, statistics.median(times)
-
-
-def measure(make_run, programs, n_points: int, pilot_k: int,
-            budget_s: float) -> tuple[int, float, float, float]:
-    """Time passes over the first k programs, k sized from a pilot on ``pilot_k`` of them.
-
-    ``make_run(k)`` prepares (untimed) and returns a function running the first k.
-    Returns (k, the pilot's first call and steady call in seconds, GPops/s on the first k).
-    """
+def sized(make_run, programs, pilot_k: int, budget_s: float):
+    """(k, run, the pilot's first call s, its steady call s): ``make_run(k)`` prepares
+    (untimed) and returns a function running the first k programs; k is sized from a
+    pilot on ``pilot_k`` of them so that a call takes about a quarter of ``budget_s``."""
     pilot_k = min(len(programs), pilot_k)
     run = make_run(pilot_k)
-    first, steady = timed(run, budget_s, max_repeats=1)
-    per_program = max(steady, 1e-9) / pilot_k
-    k = max(pilot_k, min(len(programs), int(budget_s / (4 * per_program))))
-    if k == pilot_k:
-        _, seconds = timed(run, budget_s - first, times=[steady], warm=True)
-    else:
-        _, seconds = timed(make_run(k), budget_s)
-    return k, first, steady, gpops(programs[:k], n_points, seconds)
+    t0 = time.perf_counter()
+    run()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run()
+    steady = time.perf_counter() - t0
+    k = max(pilot_k, min(len(programs), int(budget_s / (4 * max(steady, 1e-9) / pilot_k))))
+    if k != pilot_k:
+        run = make_run(k)
+        run()  # its warm-up
+    return k, run, first, steady
+
+
+def interleaved(runs: dict, budget_s: float, min_rounds: int = 3,
+                max_rounds: int = 7) -> dict[str, list[float]]:
+    """Seconds of each run, timed round robin (the order turning each round) so that all
+    engines see the same load: at least ``min_rounds``, at most ``max_rounds``, and no
+    new round once an engine has spent ``budget_s``."""
+    names = list(runs)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(max_rounds):
+        if r >= min_rounds and max(sum(t) for t in times.values()) > budget_s:
+            break
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            runs[n]()
+            times[n].append(time.perf_counter() - t0)
+    return times
 
 
 def gpops(programs, n_points: int, seconds: float) -> float:
@@ -141,8 +144,9 @@ def gpops(programs, n_points: int, seconds: float) -> float:
 
 
 # -- engines --------------------------------------------------------------------------------
-def bench_ours(programs, x, y, L, budget_s):
-    """Our evaluator: (k, compile s, GPops errors, k_out or 0, GPops outputs or None)."""
+def ours_runs(programs, x, y, L, budget_s):
+    """Our evaluator's runs: {"errors": (k, run), "outputs": (k, run) unless P x N floats
+    pass OUTPUT_BYTES_CAP}, and the compile time (a first call less a steady one)."""
     ev = Evaluator(n_registers=N_REGISTERS, n_inputs=1, dtype="float32")
 
     def errors_run(k):
@@ -154,18 +158,17 @@ def bench_ours(programs, x, y, L, budget_s):
         return lambda: ev.outputs(batch, x)
 
     pilot = 1000
-    k, first, steady, errors = measure(errors_run, programs, len(x), pilot, budget_s)
-    compile_s = max(first - steady, 0.0)  # the pilot's first call less a steady one
-
+    k, run, first, steady = sized(errors_run, programs, pilot, budget_s)
+    runs = {"errors": (k, run)}
     cap = min(len(programs), OUTPUT_BYTES_CAP // (4 * len(x)))
-    if cap < min(len(programs), pilot):
-        return k, compile_s, errors, 0, None
-    k_out, _, _, outputs = measure(outputs_run, programs[:cap], len(x), pilot, budget_s)
-    return k, compile_s, errors, k_out, outputs
+    if cap >= min(len(programs), pilot):
+        k_out, run_out, _, _ = sized(outputs_run, programs[:cap], pilot, budget_s)
+        runs["outputs"] = (k_out, run_out)
+    return runs, max(first - steady, 0.0)
 
 
-def bench_deap(trees, programs, x, budget_s):
-    """DEAP's usual path on one core: (k, GPops)."""
+def deap_run(trees, programs, x, budget_s):
+    """DEAP's usual path on one core: (k, run)."""
     pset = primitive_set(OPS, 1, literal_range=(-1.0, 1.0))
 
     def make_run(k):
@@ -178,8 +181,8 @@ def bench_deap(trees, programs, x, budget_s):
 
         return run
 
-    k, _, _, value = measure(make_run, programs, len(x), 100, budget_s)
-    return k, value
+    k, run, _, _ = sized(make_run, programs, 100, budget_s)
+    return k, run
 
 
 _OPERON = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "sin": "Sin",
@@ -204,8 +207,8 @@ def operon_tree(tree, variable_hash: int):
     return op.Tree(nodes).UpdateNodes()
 
 
-def bench_operon(trees, programs, x, budget_s):
-    """Operon's batch evaluation on all cores: (k, GPops, agreement with DEAP)."""
+def operon_run(trees, programs, x, budget_s):
+    """Operon's batch evaluation on all cores: (k, run, agreement with DEAP)."""
     import pyoperon as op
 
     data = np.ascontiguousarray(x.reshape(-1, 1))  # Dataset keeps a view: keep data alive
@@ -225,10 +228,11 @@ def bench_operon(trees, programs, x, budget_s):
             for c in chunks:
                 op.EvaluateTrees(c, dataset, rows, result[: len(c)], nthread)
 
+        run.keep = (dataset, data)  # the run holds what the dataset views
         return run
 
-    k, _, _, value = measure(make_run, programs, len(x), 1000, budget_s)
-    return k, value, agreement
+    k, run, _, _ = sized(make_run, programs, 1000, budget_s)
+    return k, run, agreement
 
 
 def operon_agreement(trees, dataset, data, vhash) -> float:
@@ -295,29 +299,37 @@ def main(argv=None) -> None:
                 "mean_tree_nodes": float(np.mean([len(t) for t in trees])),
                 "device": device, "loadavg_1m": os.getloadavg()[0]}
 
-        k, compile_s, errors, k_out, outputs = bench_ours(programs, x, y, L, args.max_seconds)
-        k_deap, deap = (bench_deap(trees, programs, x, args.max_seconds) if "deap" in wanted
-                        else (0, None))
-        k_op, operon, agreement = (bench_operon(trees, programs, x, args.max_seconds)
-                                   if "operon" in wanted else (0, None, None))
-
+        runs, compile_s = ours_runs(programs, x, y, L, args.max_seconds)
+        extra = {}
+        if "deap" in wanted:
+            runs["deap"] = deap_run(trees, programs, x, args.max_seconds)
+            extra["deap"] = {"baseline_path": "gp.compile lambdas on numpy float32, 1 core"}
+        if "operon" in wanted:
+            k_op, run_op, agreement = operon_run(trees, programs, x, args.max_seconds)
+            runs["operon"] = (k_op, run_op)
+            extra["operon"] = {"operon_agreement": agreement,
+                               "baseline_path": f"pyoperon.EvaluateTrees float32, "
+                               f"{os.cpu_count()} threads, exact trees"}
+        times = interleaved({n: run for n, (_, run) in runs.items()}, args.max_seconds)
+        value = {n: gpops(programs[:runs[n][0]], N, statistics.median(t))
+                 for n, t in times.items()}
+        best = {n: gpops(programs[:runs[n][0]], N, min(t)) for n, t in times.items()}
+        rounds = len(times["errors"])
         emit({**base, "path": "errors", "programs_measured": min(P, 1000)},
              "compile_time", compile_s, "s")
-        baselines = [
-            ("deap", deap, {"programs_measured": k_deap,
-                            "baseline_path": "gp.compile lambdas on numpy float32, 1 core"}),
-            ("operon", operon, {"programs_measured": k_op, "operon_agreement": agreement,
-                                "baseline_path": f"pyoperon.EvaluateTrees float32, "
-                                f"{os.cpu_count()} threads, exact trees"}),
-        ]
-        baselines = [b for b in baselines if b[0] in wanted] or [(None, None, {})]
-        for name, value, extra in baselines:
-            emit({**base, "path": "errors", "programs_measured_ours": k, **extra},
-                 "gpops", errors, "GPops/s", name, value)
-            if outputs is not None:
-                emit({**base, "path": "outputs", "programs_measured_ours": k_out, **extra},
-                     "gpops", outputs, "GPops/s", name, value)
-        if outputs is None:
+        paths = [p for p in ("errors", "outputs") if p in runs]
+        for name in [b for b in ("deap", "operon") if b in wanted] or [None]:
+            for path in paths:
+                case = {**base, "path": path, "programs_measured_ours": runs[path][0],
+                        "rounds": rounds, "best_of_rounds": best[path]}
+                if name:
+                    case.update(programs_measured=runs[name][0], **extra[name],
+                                baseline_best_of_rounds=best[name],
+                                ratio_best_of_rounds=best[path] / best[name])
+                emit(case, "gpops", value[path], "GPops/s", name,
+                     value[name] if name else None)
+        outputs = "outputs" in runs
+        if not outputs:
             print(f"note: P={P} N={N}: outputs path skipped (P x N floats exceed "
                   f"{OUTPUT_BYTES_CAP >> 20} MiB)", file=sys.stderr)
 

@@ -1,0 +1,30 @@
+"""scripts/bench_eval.py: the engines timed round robin, and the JSON lines it prints."""
+
+import json
+
+import bench_eval  # scripts/ is on sys.path (conftest)
+
+
+def test_rounds_turn_the_order_and_stop_at_the_budget():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = bench_eval.interleaved(runs, budget_s=1e9, min_rounds=3, max_rounds=4)
+    assert {n: len(t) for n, t in times.items()} == {"a": 4, "b": 4, "c": 4}
+    assert calls[:6] == ["a", "b", "c", "b", "c", "a"]
+    calls.clear()
+    times = bench_eval.interleaved(runs, budget_s=0.0, min_rounds=2, max_rounds=9)
+    assert len(times["a"]) == 2 and len(calls) == 6  # past the budget after the minimum
+
+
+def test_lines_follow_the_benchmark_convention(capsys):
+    bench_eval.main(["--cases", "20,8,1000", "--max-seconds", "0.5", "--baselines", "deap"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    keys = {"bench", "case", "metric", "value", "unit", "baseline", "baseline_value", "ratio"}
+    assert all(set(line) == keys for line in lines)
+    gp = [line for line in lines if line["metric"] == "gpops"]
+    assert {line["case"]["path"] for line in gp} == {"errors", "outputs"}
+    for line in gp:
+        assert line["baseline"] == "deap" and line["value"] > 0 and line["baseline_value"] > 0
+        assert line["ratio"] == line["value"] / line["baseline_value"]
+        assert line["case"]["rounds"] >= 3 and line["case"]["programs_measured"] == 20
+        assert line["case"]["ratio_best_of_rounds"] > 0
