@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from evolve import native
+from evolve import native, native_source
 from evolve.interpreter import Evaluator, run_numpy_batch
 from evolve.ops import OPCODE
 from evolve.program import Instruction, Program, to_arrays
@@ -52,7 +52,7 @@ def test_exact_ops_bit_for_bit(points):
     np.testing.assert_allclose(got["mse"], want["mse"], rtol=1e-12)
 
 
-@pytest.mark.parametrize("math", native.MATHS)
+@pytest.mark.parametrize("math", native_source.MATHS)
 def test_transcendental_ops_close(points, math, monkeypatch):
     monkeypatch.setenv("EVOLVE_NATIVE_MATH", math)
     rng = np.random.default_rng(2)
@@ -95,7 +95,7 @@ def _accuracy_points(name: str, rng: np.random.Generator) -> np.ndarray:
     """100k random floats over the op's fast range and the edges: zeros, tiny and
     subnormal inputs, the range's ends, multiples of pi/2, exp near its overflow and
     subnormal results, log near 1 and of subnormals, inf, nan, huge."""
-    lo, hi = native._MVEC[name][2:]
+    lo, hi = native_source._MVEC[name][2:]
     f32 = np.float32
     if name == "log":
         x = np.exp(rng.uniform(np.log(1.2e-38), np.log(3.3e38), 100_000))
@@ -170,7 +170,7 @@ def test_fast_transcendental_ops_within_2_ulp(monkeypatch):
     """Our float32 exp, log, sin, cos ("fast"): at most 1 ULP off (exp, log) or 2 (sin,
     cos), special values as numpy. Correctly rounded, measured: 96.3 % (log), 92.7 %
     (exp), 74.6 % (sin, cos: libmvec's 75 %; these points are mostly large arguments)."""
-    found = _ulps("fast", native.FAST, monkeypatch)
+    found = _ulps("fast", native_source.FAST, monkeypatch)
     bound = {"exp": (1, 0.9), "log": (1, 0.95), "sin": (2, 0.7), "cos": (2, 0.7)}
     for name, (ulps, rounded) in found.items():
         assert ulps <= bound[name][0], name
@@ -185,7 +185,7 @@ def test_registers_read_before_written_start_every_tile_at_zero():
     prog = parse_program("r3 = add(r3, r0)\nr4 = mul(r0, r0)\nr3 = add(r3, r4)\nreturn r3",
                          n_registers=R)
     never = parse_program("r1 = add(r0, r0)\nreturn r5", n_registers=R)
-    x = np.linspace(-2, 2, 3 * native.TILE + 17, dtype=np.float32)[:, None]
+    x = np.linspace(-2, 2, 3 * native_source.TILE + 17, dtype=np.float32)[:, None]
     ev = Evaluator(n_registers=R, n_inputs=1, backend="native")
     got = ev.outputs(to_arrays([prog, never], length=4), x)
     np.testing.assert_array_equal(got[0], x[:, 0] + x[:, 0] * x[:, 0])
@@ -223,7 +223,7 @@ def test_threads_share_the_programs_and_change_nothing(points):
                                   many.outputs(batch, points).view(np.uint32))
 
 
-@pytest.mark.parametrize("math", native.MATHS)
+@pytest.mark.parametrize("math", native_source.MATHS)
 def test_folded_constants_equal_the_same_values_computed_per_point(math, monkeypatch):
     """An instruction of constant arguments is computed once (constant folding); its
     value must have the bits the tile loop gives when the same values arrive as inputs."""
@@ -245,7 +245,7 @@ def test_folded_constants_equal_the_same_values_computed_per_point(math, monkeyp
             folded.append(Program(lits + (Instruction(o, 4, (2, 3, 2)[:k]),), 4))
             per_point.append((Program((Instruction(o, 4, (0, 1, 0)[:k]),), 4), va, vb))
     ev = Evaluator(n_registers=R, n_inputs=2, backend="native")
-    n = native.TILE + 3
+    n = native_source.TILE + 3
     got = ev.outputs(to_arrays(folded, length=3), np.zeros((n, 2), np.float32))
     for row, (prog, va, vb) in zip(got, per_point):
         x = np.tile(np.array([[va, vb]], np.float32), (n, 1))
@@ -255,19 +255,19 @@ def test_folded_constants_equal_the_same_values_computed_per_point(math, monkeyp
 
 
 def test_literals_in_slots_of_their_own_and_past_them():
-    """Literals leave the tile loop for registers of their own (up to native.SLOTS a
+    """Literals leave the tile loop for registers of their own (up to native_source.SLOTS a
     program; the rest stay in it): values, overwrites and a literal output unchanged."""
     from evolve.interpreter import run_numpy
     from evolve.text import parse_program
 
     many = "".join(f"r2 = {0.25 * k}\nr3 = fma(r0, r2, r3)\nr4 = {k}.5\nr3 = add(r3, r4)\n"
-                   for k in range(native.SLOTS + 5)) + "return r3"
+                   for k in range(native_source.SLOTS + 5)) + "return r3"
     texts = [many,
              "r1 = 0.25\nreturn r1",
              "r1 = 3.0\nr2 = mul(r1, r0)\nr1 = sub(r2, r1)\nr2 = div(r1, r0)\nreturn r2",
              "r1 = 2.0\nr1 = sqrt(r1)\nr2 = add(r1, r0)\nr1 = 0.5\nr2 = mul(r2, r1)\nreturn r2"]
     programs = [parse_program(t, n_registers=R) for t in texts]
-    x = np.linspace(-3, 3, 2 * native.TILE + 5, dtype=np.float32)[:, None]
+    x = np.linspace(-3, 3, 2 * native_source.TILE + 5, dtype=np.float32)[:, None]
     ev = Evaluator(n_registers=R, n_inputs=1, backend="native")
     got = ev.outputs(to_arrays(programs, length=max(len(p) for p in programs)), x)
     for row, prog in zip(got, programs):
