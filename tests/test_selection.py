@@ -6,11 +6,14 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given
+from deap import tools
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from evolve.selection import (
+    _finite,
+    _individuals,
     accuracy_first,
     front_indices,
     nsga2,
@@ -193,3 +196,15 @@ def test_accuracy_first():
     assert pareto_ranks(obj).tolist() == [2, 0, 1, 0, 0, 3]
     assert np.isinf(accuracy_first(np.array([0.0]), np.array([np.nan]), 1.0)[0, 1])
     assert accuracy_first(np.array([np.inf]), np.array([2.0]), 1.0).tolist() == [[np.inf] * 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=40))
+def test_front_indices_is_the_first_front_of_the_full_sort(rows):
+    """The first front by Jensen's sort equals the first front of DEAP's plain sort (ties
+    and repeated points included)."""
+    obj = np.array(rows, np.float64)
+    assert front_indices(obj).tolist() == np.flatnonzero(pareto_ranks(obj) == 0).tolist()
+    inds = _individuals(_finite(obj), range(len(obj)))
+    plain = tools.sortNondominated(inds, len(obj), first_front_only=True)[0]
+    assert front_indices(obj).tolist() == sorted(ind.index for ind in plain)
