@@ -125,10 +125,10 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     registers: where a thread keeps its points' registers:
 
     - "asm": the chip's registers (``v[R][E]``, indexed by constants only). An
-      instruction is two PTX jump tables (``brx.idx``): one on the pair of argument
-      registers, which copies their E values into the operand temporaries, and one on
-      (op, destination), whose case computes the E results straight into the
-      destination's registers (ops without a PTX spelling are computed before it);
+      instruction is two PTX jump tables (``brx.idx``, ``evolve.cuda_asm``): one on
+      (op, arguments), which computes the E results into temporaries (or copies the
+      arguments out, for the ops computed in C++), and one on the destination, which
+      moves them in;
     - "regs": the chip's registers, with a jump per argument, op and destination;
     - "smem": shared memory indexed by the register number (no jumps for registers, a
       shared-memory access per operand and point);
