@@ -61,7 +61,7 @@ CUDA_OPS: dict[str, str] = {
 
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
-REGISTERS = "smem"  # where registers live: "smem", "smem4", "regs" or "asm" (see ``source``)
+REGISTERS = "smem"  # where registers live: "smem", "smem4", "regs", "asm", "asm3" (``source``)
 TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
@@ -129,6 +129,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
       (op, arguments), which computes the E results into temporaries (or copies the
       arguments out, for the ops computed in C++), and one on the destination, which
       moves them in;
+    - "asm3": the same with three smaller tables: on the first argument (copied out), on
+      (op, second argument) and on the destination (a tenth of "asm"'s code);
     - "regs": the chip's registers, with a jump per argument, op and destination;
     - "smem": shared memory indexed by the register number (no jumps for registers, a
       shared-memory access per operand and point);
@@ -136,8 +138,9 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 
     tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
     and reducing the errors is paid once for all of them."""
-    if registers not in ("asm", "regs", "smem", "smem4"):
-        raise ValueError(f"registers must be 'asm', 'regs', 'smem' or 'smem4', got {registers!r}")
+    if registers not in ("asm", "asm3", "regs", "smem", "smem4"):
+        raise ValueError("registers must be 'asm', 'asm3', 'regs', 'smem' or 'smem4', "
+                         f"got {registers!r}")
     if registers == "smem4" and points % 4:
         raise ValueError(f"registers='smem4' takes points a thread in fours, got {points}")
     if tiles < 1:
@@ -147,7 +150,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
     if missing:
         raise ValueError(f"no CUDA spelling for ops {missing}")
-    in_regs = registers in ("asm", "regs")
+    jumps = registers in ("asm", "asm3")  # PTX jump tables
+    in_regs = jumps or registers == "regs"
 
     def read(name):
         return lambda r: f"for (int e = 0; e < E; ++e) {name}[e] = v[{r}][e];"
@@ -172,11 +176,11 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                                for n, i in list(zip("abc", ("ia", "ib", "ic")))[: OPS[o].arity])
             body = (f"for (int e = 0; e < E; ++e) {{ {operands}"
                     f"S(d, e) = {CUDA_OPS[OPS[o].name]}; }}")
-        if registers != "asm":
+        if not jumps:
             cases.append(f"            case {o}: {{ {body} break; }}")
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
-    if registers == "asm":
-        step = asm_step(ops, R, E, CUDA_OPS)
+    if jumps:
+        step = asm_step(ops, R, E, CUDA_OPS, tables=3 if registers == "asm3" else 2)
     elif registers == "regs":
         step = f"""        const unsigned u = w.x;
         const int o = w.y, ia = u & 255u, ib = (u >> 8) & 255u, ic = (u >> 16) & 255u;
@@ -211,7 +215,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         final = f"""        float out[E];
 {_switch("outreg", read("out"), R, "        ")}"""
         decl = "    float v[R][E];"
-        if registers == "asm":  # the jump tables' operands, defined on every path
+        if jumps:  # the jump tables' operands, defined on every path
             decl += "\n    float ta[E] = {}, tb[E] = {}, t[E] = {};"
     else:
         init = "S(r, e)"
@@ -219,15 +223,18 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         for (int e = 0; e < E; ++e) out[e] = S(outreg, e);"""
         decl = "    float* s_reg = (float*)(s_prog + L);  // [R][THREADS * E]"
     tables = ""
-    if registers == "asm":  # the first jump table's case, the destination, c and flags
-        base, _ = layout(ops, R)
+    if jumps:  # the jump tables' cases (evolve.cuda_asm), c, flags, the op
+        base, _ = layout(ops, R, 3 if registers == "asm3" else 2)
         tables = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
         fma = " || ".join(f"o == {o}" for o in ops if OPS[o].name == "fma") or "false"
         cpp = " || ".join(f"o == {o}" for o in ops if in_cpp(o) and OPS[o].name != "fma")
-        pack = f"""        s_prog[i] = make_int4(BASE[o] + (k >= 2 ? a * R + b : k == 1 ? a : 0), dst[g],
-                              c | ({fma} ? {ASM_FMA} : 0) | ({cpp or "false"} ? {ASM_CPP} : 0)
-                                | o << 16,
-                              __float_as_int(cst[g]));"""
+        flags = f"c | ({fma} ? {ASM_FMA} : 0) | ({cpp or 'false'} ? {ASM_CPP} : 0) | o << 16"
+        if registers == "asm":
+            pack = f"""        s_prog[i] = make_int4(BASE[o] + (k >= 2 ? a * R + b : k == 1 ? a : 0), dst[g],
+                              {flags}, __float_as_int(cst[g]));"""
+        else:
+            pack = f"""        s_prog[i] = make_int4(k >= 1 ? a : R, BASE[o] + (k >= 2 ? b : 0),
+                              {flags} | dst[g] << 24, __float_as_int(cst[g]));"""
     else:  # the register numbers a byte each, and the op
         pack = """        s_prog[i] = make_int4(a | b << 8 | c << 16 | dst[g] << 24, o, 0,
                               __float_as_int(cst[g]));"""
@@ -289,7 +296,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
                 const int64_t j = POINT(e);
                 {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
             }}
-        {"#pragma unroll 1  // one copy of the jump tables" if registers == "asm" else ""}
+        {"#pragma unroll 1  // one copy of the jump tables" if jumps else ""}
         for (int i = 0; i < n; ++i) {{
             const int4 w = s_prog[i];
 {step}

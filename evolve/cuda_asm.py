@@ -53,62 +53,99 @@ def in_cpp(o: int) -> bool:
     return o != CONST and OPS[o].name not in PTX_OPS
 
 
-def layout(ops: list[int], R: int) -> tuple[list[int], int]:
-    """(BASE, cases): the first case of each op of ``ops`` in the first table (indexed by
-    opcode; 0 for ops outside the set) and the table's size. Ops with a PTX spelling get
-    their own R * R (binary) or R (unary) cases, the literal one; the ops computed in C++
-    share R * R cases copying a pair of arguments and R copying one."""
+def layout(ops: list[int], R: int, tables: int = 2) -> tuple[list[int], int]:
+    """(BASE, cases): the first case of each op of ``ops`` in the table on the op
+    (indexed by opcode; 0 for ops outside the set) and the table's size.
+
+    tables=2, the table on (op, arguments): ops with a PTX spelling get their own R * R
+    (binary) or R (unary) cases, the literal one; the ops computed in C++ share R * R
+    cases copying a pair of arguments and R copying one.
+    tables=3, the table on (op, second argument), after a table on the first: a binary
+    op with a PTX spelling gets R cases, a unary one or the literal one; the ops computed
+    in C++ share R cases copying the second argument and one copying nothing."""
+    per = {2: R * R, 1: R} if tables == 2 else {2: R, 1: 1}
     base = [0] * len(OPS)
     n = 0
     for o in ops:
         if not in_cpp(o):
             base[o] = n
-            n += 1 if o == CONST else R ** OPS[o].arity
-    pair, single = n, n + R * R
+            n += 1 if o == CONST else per[OPS[o].arity]
+    pair, single = n, n + per[2]
     for o in ops:
         if in_cpp(o):
             base[o] = pair if OPS[o].arity >= 2 else single
-    return base, single + R
+    return base, single + per[1]
 
 
-def asm_step(ops: list[int], R: int, E: int, cuda_ops: dict[str, str]) -> str:
-    """The body of the instruction loop for registers="asm" (instruction word ``w``: the
-    first table's case, the destination, argument c and flags, the literal's bits).
-    ``cuda_ops``: the CUDA spelling of each op, for the ops computed in C++."""
+def asm_step(ops: list[int], R: int, E: int, cuda_ops: dict[str, str],
+             tables: int = 2) -> str:
+    """The body of the instruction loop for registers="asm" (``tables=2``) or "asm3"
+    (``tables=3``). The instruction word ``w``: for 2 tables, the (op, arguments) case,
+    the destination, argument c and flags (op above), the literal's bits; for 3 tables,
+    the first argument's case, the (op, second argument) case, c and flags (op, then the
+    destination, above), the literal's bits. ``cuda_ops``: the CUDA spelling of each op,
+    for the ops computed in C++."""
     RE = R * E
-    T, A, B, V = 0, E, 2 * E, 3 * E  # operand numbers: t, ta, tb (in-out), then v[R][E]
-
-    def v(r, e):
-        return f"%{V + r * E + e}"
-
-    K, IDX = V + RE, V + RE + 1
-    cases: list[list[str]] = []
-    for o in ops:
-        if in_cpp(o):
-            continue
-        if o == CONST:
-            cases.append([f"mov.f32 %{T + e}, %{K};" for e in range(E)])
-        elif OPS[o].arity == 2:
-            for a in range(R):
-                for b in range(R):
-                    cases.append([PTX_OPS[OPS[o].name].format(d=f"%{T + e}", a=v(a, e),
-                                                              b=v(b, e)) for e in range(E)])
-        else:
-            for a in range(R):
-                cases.append([PTX_OPS[OPS[o].name].format(d=f"%{T + e}", a=v(a, e), b="")
-                              for e in range(E)])
-    if any(in_cpp(o) for o in ops):
-        for a in range(R):
-            for b in range(R):
-                cases.append([f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)]
-                             + [f"mov.f32 %{B + e}, {v(b, e)};" for e in range(E)])
-        for a in range(R):
-            cases.append([f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)])
-    assert len(cases) == layout(ops, R)[1] or not any(in_cpp(o) for o in ops)
     v_in = [f'"f"(v[{r}][{e}])' for r in range(R) for e in range(E)]
-    first = _asm(_jump(IDX, cases),
-                 [f'"+f"({x}[{e}])' for x in ("t", "ta", "tb") for e in range(E)],
-                 v_in + ['"f"(__int_as_float(w.w))', '"r"(w.x)'])
+    any_cpp = any(in_cpp(o) for o in ops)
+    if tables == 2:
+        T, A, B, V = 0, E, 2 * E, 3 * E  # operand numbers: t, ta, tb (in-out), v[R][E]
+        K = V + RE
+
+        def v(r, e):
+            return f"%{V + r * E + e}"
+
+        cases: list[list[str]] = []
+        for o in ops:
+            if in_cpp(o):
+                continue
+            if o == CONST:
+                cases.append([f"mov.f32 %{T + e}, %{K};" for e in range(E)])
+                continue
+            ptx = PTX_OPS[OPS[o].name]
+            pairs = ([(a, b) for a in range(R) for b in range(R)] if OPS[o].arity == 2
+                     else [(a, 0) for a in range(R)])
+            cases += [[ptx.format(d=f"%{T + e}", a=v(a, e), b=v(b, e)) for e in range(E)]
+                      for a, b in pairs]
+        if any_cpp:
+            cases += [[f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)]
+                      + [f"mov.f32 %{B + e}, {v(b, e)};" for e in range(E)]
+                      for a in range(R) for b in range(R)]
+            cases += [[f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)] for a in range(R)]
+        first = _asm(_jump(K + 1, cases),
+                     [f'"+f"({x}[{e}])' for x in ("t", "ta", "tb") for e in range(E)],
+                     v_in + ['"f"(__int_as_float(w.w))', '"r"(w.x)'])
+        dest = "w.y"
+    else:
+        # the first argument into ta (R cases, and one copying nothing)
+        pre = _asm(_jump(E + RE, [[f"mov.f32 %{e}, %{E + a * E + e};" for e in range(E)]
+                                  for a in range(R)] + [[]]),
+                   [f'"+f"(ta[{e}])' for e in range(E)], v_in + ['"r"(w.x)'])
+        T, B, A, V = 0, E, 2 * E, 3 * E  # operand numbers: t, tb (in-out), ta, v[R][E]
+        K = V + RE
+
+        def v(r, e):
+            return f"%{V + r * E + e}"
+
+        cases = []
+        for o in ops:
+            if in_cpp(o):
+                continue
+            if o == CONST:
+                cases.append([f"mov.f32 %{T + e}, %{K};" for e in range(E)])
+                continue
+            ptx = PTX_OPS[OPS[o].name]
+            cases += [[ptx.format(d=f"%{T + e}", a=f"%{A + e}", b=v(b, e)) for e in range(E)]
+                      for b in range(R if OPS[o].arity == 2 else 1)]
+        if any_cpp:
+            cases += [[f"mov.f32 %{B + e}, {v(b, e)};" for e in range(E)] for b in range(R)]
+            cases.append([])
+        first = pre + "\n            " + _asm(
+            _jump(K + 1, cases), [f'"+f"({x}[{e}])' for x in ("t", "tb") for e in range(E)],
+            [f'"f"(ta[{e}])' for e in range(E)] + v_in
+            + ['"f"(__int_as_float(w.w))', '"r"(w.y)'])
+        dest = "w.z >> 24"
+    assert not any_cpp or len(cases) == layout(ops, R, tables)[1]
     special = ""
     fma = [o for o in ops if OPS[o].name == "fma"]
     cpp = [o for o in ops if in_cpp(o) and OPS[o].name != "fma"]
@@ -130,7 +167,7 @@ def asm_step(ops: list[int], R: int, E: int, cuda_ops: dict[str, str]) -> str:
             f"t[e] = {cuda_ops[OPS[o].name]}; }} break; }}" for o in cpp)
         special += f"""
                 if (w.z & {ASM_CPP}) {{  // an op computed here
-                    switch (w.z >> 16) {{
+                    switch ((w.z >> 16) & 255u) {{
 {body}
                         default: break;
                     }}
@@ -142,6 +179,6 @@ def asm_step(ops: list[int], R: int, E: int, cuda_ops: dict[str, str]) -> str:
     last = _asm(_jump(RE + E, [[f"mov.f32 {'%' + str(d * E + e)}, %{RE + e};" for e in range(E)]
                                for d in range(R)]),
                 [f'"+f"(v[{r}][{e}])' for r in range(R) for e in range(E)],
-                [f'"f"(t[{e}])' for e in range(E)] + ['"r"(w.y)'])
+                [f'"f"(t[{e}])' for e in range(E)] + [f'"r"({dest})'])
     return f"""            {first}{special}
             {last}"""

@@ -533,7 +533,8 @@ def stage_cuda(args):
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
     all_ops = [o for o in range(len(OPS)) if o != CONST]
     for label, ops, mode in (("exact", EXACT_OPS, "asm"), ("exact", EXACT_OPS, "smem"),
-                             ("all", all_ops, "smem"), ("all", all_ops, "asm")):
+                             ("all", all_ops, "smem"), ("all", all_ops, "asm"),
+                             ("exact", EXACT_OPS, "asm3"), ("all", all_ops, "asm3")):
         cuda.REGISTERS = mode
         label = f"{label}_{mode}"
         batch = bench_batch(200, 32, ops, seed=3)
@@ -562,8 +563,10 @@ def stage_cuda(args):
     # asm (division by the compiler's IEEE routine): 4/128/8 1107, 4/256/8 1163,
     # 2/128/8 972, 8/128/8 905, 4/64/8 1094, 4/128/2 1049, 4/128/32 1102
     # asm with two jumps an instruction (op and arguments, then destination): see README
-    configs = [("asm", 4, 128, 8), ("asm", 8, 128, 8), ("asm", 4, 256, 8), ("asm", 8, 64, 8),
-               ("asm", 2, 256, 8), ("smem", 4, 128, 8), ("smem", 4, 256, 8)]
+    # measured (docs/h200/cuda_asm2.jsonl): asm 4/128 1315, 8/128 1092, 4/256 1414, 8/64 1136,
+    # 2/256 1089; smem 4/128 1659, 4/256 1649. asm3 (three small tables): not yet measured
+    configs = [("asm3", 4, 128, 8), ("asm3", 4, 256, 8), ("asm3", 8, 128, 8),
+               ("asm", 4, 256, 8), ("smem", 4, 128, 8)]
     for mode, points, threads, tiles in configs:
         if time.time() - T_START > args.deadline:
             emit(stage="cuda", config=[mode, points, threads, tiles], skipped="deadline")
@@ -604,7 +607,7 @@ def stage_cuda_ops(args):
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
-        for mode in ("smem", "asm"):
+        for mode in ("smem", "asm", "asm3"):
             cuda.REGISTERS = mode
             ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
             first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)

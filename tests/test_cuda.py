@@ -40,6 +40,18 @@ def test_asm_jump_tables_cover_every_register_combination():
     assert "#pragma unroll 1" in src and "SLOT" not in src
 
 
+def test_asm3_tables_on_the_first_argument_the_op_and_second_then_the_destination():
+    R, E = 4, 2
+    src = cuda.source(ARITH, R, points=E, registers="asm3")
+    # (op, second argument): the literal, R for each of add, sub, mul, R second arguments
+    # copied out for div and fma and one copying nothing
+    base, n = cuda_asm.layout(sorted(ARITH + (CONST,)), R, tables=3)
+    assert n == 1 + 3 * R + R + 1 and base[OPCODE["div"]] == base[OPCODE["fma"]] == 1 + 3 * R
+    assert src.count("add.rn.f32") == R * E and src.count("fma.rn.f32") == R * E
+    assert src.count("brx.idx") == 4  # first argument, (op, second), c for fma, destination
+    assert "w.z >> 24" in src and "? a : R" in src
+
+
 def test_tiles_a_block_set_the_grid():
     src = cuda.source(ARITH, 8, tiles=3)
     assert "#define TILES 3" in src
@@ -62,4 +74,6 @@ def test_source_compiles(tmp_path):
     assert lib.is_file() and lib.stat().st_size > 0
     asm = cuda.build(cuda.source(ARITH, 4, registers="asm"), "sm_90", out_dir=tmp_path)
     assert asm.is_file() and asm != lib
+    asm3 = cuda.build(cuda.source(ARITH, 4, registers="asm3"), "sm_90", out_dir=tmp_path)
+    assert asm3.is_file() and asm3 not in (lib, asm)
     assert cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path) == lib  # cached
