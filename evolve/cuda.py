@@ -130,7 +130,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
       arguments out, for the ops computed in C++), and one on the destination, which
       moves them in;
     - "asm3": the same with three smaller tables: on the first argument (copied out), on
-      (op, second argument) and on the destination (a tenth of "asm"'s code);
+      (op, second argument) and on the destination (an eighth of "asm"'s table code);
     - "regs": the chip's registers, with a jump per argument, op and destination;
     - "smem": shared memory indexed by the register number (no jumps for registers, a
       shared-memory access per operand and point);
