@@ -88,58 +88,43 @@ def asm_step(ops: list[int], R: int, E: int, cuda_ops: dict[str, str],
     RE = R * E
     v_in = [f'"f"(v[{r}][{e}])' for r in range(R) for e in range(E)]
     any_cpp = any(in_cpp(o) for o in ops)
+    # operand numbers: t and the copied-out arguments (in-out), then v[R][E], the literal
+    # and the table's index; with 3 tables ta is an input, filled by the table before
+    T, V = 0, 3 * E
+    A, B = (E, 2 * E) if tables == 2 else (2 * E, E)
+    K = V + RE
+
+    def v(r, e):
+        return f"%{V + r * E + e}"
+
+    # the first argument: a register of the case (2 tables) or ta (3 tables)
+    firsts = ([lambda e, a=a: v(a, e) for a in range(R)] if tables == 2
+              else [lambda e: f"%{A + e}"])
+    cases: list[list[str]] = []
+    for o in ops:
+        if in_cpp(o):
+            continue
+        if o == CONST:
+            cases.append([f"mov.f32 %{T + e}, %{K};" for e in range(E)])
+            continue
+        ptx = PTX_OPS[OPS[o].name]
+        cases += [[ptx.format(d=f"%{T + e}", a=first(e), b=v(b, e)) for e in range(E)]
+                  for first in firsts for b in range(R if OPS[o].arity == 2 else 1)]
+    if any_cpp:  # copy the arguments out for the ops computed in C++
+        copy_a = ([[f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)] for a in range(R)]
+                  if tables == 2 else [[]])
+        cases += [ca + [f"mov.f32 %{B + e}, {v(b, e)};" for e in range(E)]
+                  for ca in copy_a for b in range(R)]
+        cases += copy_a
     if tables == 2:
-        T, A, B, V = 0, E, 2 * E, 3 * E  # operand numbers: t, ta, tb (in-out), v[R][E]
-        K = V + RE
-
-        def v(r, e):
-            return f"%{V + r * E + e}"
-
-        cases: list[list[str]] = []
-        for o in ops:
-            if in_cpp(o):
-                continue
-            if o == CONST:
-                cases.append([f"mov.f32 %{T + e}, %{K};" for e in range(E)])
-                continue
-            ptx = PTX_OPS[OPS[o].name]
-            pairs = ([(a, b) for a in range(R) for b in range(R)] if OPS[o].arity == 2
-                     else [(a, 0) for a in range(R)])
-            cases += [[ptx.format(d=f"%{T + e}", a=v(a, e), b=v(b, e)) for e in range(E)]
-                      for a, b in pairs]
-        if any_cpp:
-            cases += [[f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)]
-                      + [f"mov.f32 %{B + e}, {v(b, e)};" for e in range(E)]
-                      for a in range(R) for b in range(R)]
-            cases += [[f"mov.f32 %{A + e}, {v(a, e)};" for e in range(E)] for a in range(R)]
         first = _asm(_jump(K + 1, cases),
                      [f'"+f"({x}[{e}])' for x in ("t", "ta", "tb") for e in range(E)],
                      v_in + ['"f"(__int_as_float(w.w))', '"r"(w.x)'])
         dest = "w.y"
-    else:
-        # the first argument into ta (R cases, and one copying nothing)
+    else:  # the first argument into ta first (R cases, and one copying nothing)
         pre = _asm(_jump(E + RE, [[f"mov.f32 %{e}, %{E + a * E + e};" for e in range(E)]
                                   for a in range(R)] + [[]]),
                    [f'"+f"(ta[{e}])' for e in range(E)], v_in + ['"r"(w.x)'])
-        T, B, A, V = 0, E, 2 * E, 3 * E  # operand numbers: t, tb (in-out), ta, v[R][E]
-        K = V + RE
-
-        def v(r, e):
-            return f"%{V + r * E + e}"
-
-        cases = []
-        for o in ops:
-            if in_cpp(o):
-                continue
-            if o == CONST:
-                cases.append([f"mov.f32 %{T + e}, %{K};" for e in range(E)])
-                continue
-            ptx = PTX_OPS[OPS[o].name]
-            cases += [[ptx.format(d=f"%{T + e}", a=f"%{A + e}", b=v(b, e)) for e in range(E)]
-                      for b in range(R if OPS[o].arity == 2 else 1)]
-        if any_cpp:
-            cases += [[f"mov.f32 %{B + e}, {v(b, e)};" for e in range(E)] for b in range(R)]
-            cases.append([])
         first = pre + "\n            " + _asm(
             _jump(K + 1, cases), [f'"+f"({x}[{e}])' for x in ("t", "tb") for e in range(E)],
             [f'"f"(ta[{e}])' for e in range(E)] + v_in
