@@ -344,17 +344,23 @@ static void run_program(const int32_t* op_in, const int32_t* args_in, const int3
         if (outputs) std::memset(outputs, 0, sizeof(float) * N);
         return;
     }}
-    const int size = n > 0 ? n : 1;
-    std::vector<int32_t> op_v(size), args_v(3 * size), dst_v(size);
-    std::vector<float> cst_v(size);
+    // the prepared program (op, args 3 a row, dst; cst): buffers of the thread, kept from
+    // program to program
+    static thread_local std::vector<int32_t> words;
+    static thread_local std::vector<float> literals;
+    words.resize(5 * (size_t)(n > 0 ? n : 1));
+    literals.resize(n > 0 ? n : 1);
+    int32_t* op_p = words.data();
+    int32_t* args_p = op_p + n;
+    int32_t* dst_p = args_p + 3 * n;
+    float* cst_p = literals.data();
     float slot_value[SLOTS];
     const Prepared prep = prepare(op_in, args_in, dst_in, cst_in, n, outreg_in, n_inputs,
-                                  op_v.data(), args_v.data(), dst_v.data(), cst_v.data(),
-                                  slot_value);
-    const int32_t* op = op_v.data();
-    const int32_t* args = args_v.data();
-    const int32_t* dst = dst_v.data();
-    const float* cst = cst_v.data();
+                                  op_p, args_p, dst_p, cst_p, slot_value);
+    const int32_t* op = op_p;
+    const int32_t* args = args_p;
+    const int32_t* dst = dst_p;
+    const float* cst = cst_p;
     n = prep.n;
     const int outreg = prep.outreg;
     alignas(32) float regs[R + SLOTS][T];
@@ -432,22 +438,34 @@ static void for_programs(int64_t P, int threads, Fn fn) {{
     for (auto& t : pool) t.join();
 }}
 
+// Every program p of a batch: its statistics into stats[3 p..] (errors) or its outputs
+// into outputs[N p..] (outputs), on ``threads`` threads.
+static void run_batch(ffi::Buffer<ffi::S32>& op, ffi::Buffer<ffi::S32>& args,
+                      ffi::Buffer<ffi::S32>& dst, ffi::Buffer<ffi::F32>& cst,
+                      ffi::Buffer<ffi::S32>& length, ffi::Buffer<ffi::S32>& output,
+                      ffi::Buffer<ffi::F32>& x, int n_inputs, const double* y,
+                      const double* scale, const int32_t* mask, int64_t N, int threads,
+                      double* stats, float* outputs) {{
+    const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
+    for_programs(P, threads, [&](int64_t p) {{
+        run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
+                    dst.typed_data() + p * L, cst.typed_data() + p * L,
+                    length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
+                    y, scale, mask, N, stats ? stats + p * 3 : nullptr,
+                    outputs ? outputs + p * N : nullptr);
+    }});
+}}
+
 static ffi::Error evolve_errors_impl(
         ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
         ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
         ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y, ffi::Buffer<ffi::F64> scale,
         ffi::Buffer<ffi::S32> mask, int32_t threads, ffi::ResultBuffer<ffi::F64> stats) {{
-    const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
     const int64_t N = y.element_count();
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
     if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
-    for_programs(P, threads, [&](int64_t p) {{
-        run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
-                    dst.typed_data() + p * L, cst.typed_data() + p * L,
-                    length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
-                    y.typed_data(), scale.typed_data(), mask.typed_data(), N,
-                    stats->typed_data() + p * 3, nullptr);
-    }});
+    run_batch(op, args, dst, cst, length, output, x, n_inputs, y.typed_data(),
+              scale.typed_data(), mask.typed_data(), N, threads, stats->typed_data(), nullptr);
     return ffi::Error::Success();
 }}
 
@@ -455,16 +473,12 @@ static ffi::Error evolve_outputs_impl(
         ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
         ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
         ffi::Buffer<ffi::F32> x, int32_t threads, ffi::ResultBuffer<ffi::F32> out) {{
-    const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
+    const int64_t P = op.dimensions()[0];
     const int64_t N = P > 0 ? out->element_count() / P : 0;
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
     if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
-    for_programs(P, threads, [&](int64_t p) {{
-        run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
-                    dst.typed_data() + p * L, cst.typed_data() + p * L,
-                    length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
-                    nullptr, nullptr, nullptr, N, nullptr, out->typed_data() + p * N);
-    }});
+    run_batch(op, args, dst, cst, length, output, x, n_inputs, nullptr, nullptr, nullptr, N,
+              threads, nullptr, out->typed_data());
     return ffi::Error::Success();
 }}
 
