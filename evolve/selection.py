@@ -147,11 +147,7 @@ def front_indices(objectives: np.ndarray) -> np.ndarray:
     n = obj.shape[0]
     if n == 0:
         return np.zeros(0, np.int64)
-    individuals = _individuals(_finite(obj), range(n))
-    if obj.shape[1] >= 2:  # Jensen's sort (see _fronts): the run's front.csv every generation
-        front = tools.sortLogNondominated(individuals, n, first_front_only=True)
-    else:
-        front = tools.sortNondominated(individuals, n, first_front_only=True)[0]
+    front = _fronts(_individuals(_finite(obj), range(n)), 1)[0]  # the first front only
     return np.sort(np.array([ind.index for ind in front], np.int64))
 
 
