@@ -328,8 +328,7 @@ def main(argv=None) -> None:
                                 ratio_best_of_rounds=best[path] / best[name])
                 emit(case, "gpops", value[path], "GPops/s", name,
                      value[name] if name else None)
-        outputs = "outputs" in runs
-        if not outputs:
+        if "outputs" not in runs:
             print(f"note: P={P} N={N}: outputs path skipped (P x N floats exceed "
                   f"{OUTPUT_BYTES_CAP >> 20} MiB)", file=sys.stderr)
 
