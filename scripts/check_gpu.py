@@ -564,7 +564,8 @@ def stage_cuda(args):
     # 2/128/8 972, 8/128/8 905, 4/64/8 1094, 4/128/2 1049, 4/128/32 1102
     # asm with two jumps an instruction (op and arguments, then destination): see README
     # measured (docs/h200/cuda_asm2.jsonl): asm 4/128 1315, 8/128 1092, 4/256 1414, 8/64 1136,
-    # 2/256 1089; smem 4/128 1659, 4/256 1649. asm3 (three small tables): not yet measured
+    # 2/256 1089; smem 4/128 1659, 4/256 1649. asm3 (docs/h200/cuda_asm3.jsonl): 4/128 1278,
+    # 4/256 1260, 8/128 1016 (asm 4/256 1417, smem 4/128 1661 in the same run)
     configs = [("asm3", 4, 128, 8), ("asm3", 4, 256, 8), ("asm3", 8, 128, 8),
                ("asm", 4, 256, 8), ("smem", 4, 128, 8)]
     for mode, points, threads, tiles in configs:
@@ -733,6 +734,8 @@ def main():
     parser.add_argument("--backend", default="pallas", help="the multi stage's backend")
     parser.add_argument("--config", default="",
                         help="tile,warps,per_block[,read,write] for the kernel (the defaults)")
+    parser.add_argument("--cuda", default="",
+                        help="registers,points,threads,tiles for the CUDA kernel (ncu_cuda)")
     parser.add_argument("--choose", action="store_true",
                         help="use the fastest exact division and sweep config in later stages")
     args = parser.parse_args()
@@ -741,6 +744,12 @@ def main():
         kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK = map(int, c[:3])
         if len(c) == 5:
             kernels.REGISTER_READ, kernels.REGISTER_WRITE = c[3:]
+    if args.cuda:
+        from evolve import cuda
+
+        mode, *sizes = args.cuda.split(",")
+        cuda.REGISTERS = mode
+        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, sizes)
     d = jax.devices()
     emit(stage="env", jax=jax.__version__, devices=[x.device_kind for x in d],
          platform=d[0].platform, xla_flags=os.environ.get("XLA_FLAGS"))
