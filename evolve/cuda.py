@@ -5,11 +5,12 @@ one program and ``TILES_PER_BLOCK`` tiles of ``THREADS * E`` points in turn: the
 is loaded into shared memory once, each thread runs it on its ``E`` points of a tile, and
 the errors are reduced once for all the tiles (warp shuffles, then across the warps).
 Where a thread keeps its points' registers is ``REGISTERS`` (see ``source``): by default
-in shared memory indexed by the register number, which needs no branches but costs a
-shared-memory access per operand and point. Keeping them in the chip's registers needs a
-jump on every register index (run-time indices cannot name registers); with nvcc's
-``switch`` lowering ("regs") or our own PTX jump tables ("asm") that was slower on the
-H200 (``scripts/check_gpu.py --stages cuda`` measures all of them).
+in shared memory, which needs no branches but costs a shared-memory access per operand and
+point; the program's register numbers are turned into byte offsets there once a block, so
+that decoding an instruction is an add per operand and a jump on the op. Keeping them in
+the chip's registers needs a jump on every register index (run-time indices cannot name
+registers); with nvcc's ``switch`` lowering ("regs") or our own PTX jump tables ("asm")
+that was slower on the H200 (``scripts/check_gpu.py --stages cuda`` measures all of them).
 
 Semantics are those of ``OPS[i].np_fn`` bit for bit on exactly rounded ops: ``__fadd_rn``
 and friends (never contracted into FMAs), IEEE division (zero, infinite and NaN operands
@@ -132,8 +133,12 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     - "asm3": the same with three smaller tables: on the first argument (copied out), on
       (op, second argument) and on the destination (an eighth of "asm"'s table code);
     - "regs": the chip's registers, with a jump per argument, op and destination;
-    - "smem": shared memory indexed by the register number (no jumps for registers, a
-      shared-memory access per operand and point);
+    - "smem": shared memory (no jumps for registers, a shared-memory access per operand
+      and point). Each instruction is packed once a block into two int4: the byte offsets
+      of registers a, b and d in ``s_reg`` (CONST: its value in a's place) and the op, then
+      c's offset; so an operand is this thread's base plus the offset, its points
+      ``THREADS * 4`` bytes apart (immediate offsets). An instruction with op ``max(opset)
+      + 1`` after the last ends the loop, which keeps no count;
     - "smem4": the same with a thread's points contiguous (float4 accesses).
 
     tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
@@ -156,9 +161,13 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     def read(name):
         return lambda r: f"for (int e = 0; e < E; ++e) {name}[e] = v[{r}][e];"
 
+    stop = max(ops) + 1  # "smem": the op of the instruction after the last
     cases = []
     for o in ops:
-        if o == CONST:
+        if o == CONST and registers == "smem":  # the constant in place of the first operand
+            body = ("float* const pd = AT(w.z); const float k = __int_as_float(w.x); "
+                    "for (int e = 0; e < E; ++e) pd[e * THREADS] = k;")
+        elif o == CONST:
             body = ("const float k = s_const[i]; for (int e = 0; e < E; ++e) "
                     + ("t[e] = k;" if registers == "regs" else "S(d, e) = k;"))
         elif registers == "smem4":  # four points a shared-memory access (float4)
@@ -171,11 +180,12 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         elif registers == "regs":
             body = (f"for (int e = 0; e < E; ++e) {{ const float a = ra[e], b = rb[e], "
                     f"c = rc[e]; (void)a; (void)b; (void)c; t[e] = {CUDA_OPS[OPS[o].name]}; }}")
-        elif registers == "smem":
-            operands = "".join(f"const float {n} = S({i}, e); "
-                               for n, i in list(zip("abc", ("ia", "ib", "ic")))[: OPS[o].arity])
-            body = (f"for (int e = 0; e < E; ++e) {{ {operands}"
-                    f"S(d, e) = {CUDA_OPS[OPS[o].name]}; }}")
+        elif registers == "smem":  # byte offsets: point e of a register is e * THREADS on
+            names = list(zip("abc", ("w.x", "w.y", "q[1].x")))[: OPS[o].arity]
+            pointers = "".join(f"const float* const p{n} = AT({off}); " for n, off in names)
+            operands = "".join(f"const float {n} = p{n}[e * THREADS]; " for n, _ in names)
+            body = (f"{pointers}float* const pd = AT(w.z); for (int e = 0; e < E; ++e) "
+                    f"{{ {operands}pd[e * THREADS] = {CUDA_OPS[OPS[o].name]}; }}")
         if not jumps:
             cases.append(f"            case {o}: {{ {body} break; }}")
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
@@ -201,6 +211,12 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
             default: {{ for (int e = 0; e < E; ++e) t[e] = 0.0f; break; }}
         }}
 {_switch("d", lambda r: f"for (int e = 0; e < E; ++e) v[{r}][e] = t[e];", R, "        ")}"""
+    elif registers == "smem":  # w: byte offsets of a, b (a: CONST's value) and d; the op
+        step = f"""        switch (w.w) {{
+{chr(10).join(cases)}
+            case {stop}: goto done;  // the instruction after the last
+            default: break;
+        }}"""
     else:
         step = f"""        const unsigned u = w.x;
         const int o = w.y, ia = u & 255u, ib = (u >> 8) & 255u, ic = (u >> 16) & 255u;
@@ -222,6 +238,10 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         final = """        float out[E];
         for (int e = 0; e < E; ++e) out[e] = S(outreg, e);"""
         decl = "    float* s_reg = (float*)(s_prog + L);  // [R][THREADS * E]"
+        if registers == "smem":  # two int4 an instruction and a stop; this thread's point 0
+            decl = """    float* s_reg = (float*)(s_prog + 2 * (L + 1));  // [R][THREADS * E]
+    unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x);"""
+            final = "        done:\n" + final
     tables = ""
     if jumps:  # the jump tables' cases (evolve.cuda_asm), c, flags, the op
         base, _ = layout(ops, R, 3 if registers == "asm3" else 2)
@@ -235,9 +255,30 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         else:
             pack = f"""        s_prog[i] = make_int4(k >= 1 ? a : R, BASE[o] + (k >= 2 ? b : 0),
                               {flags} | dst[g] << 24, __float_as_int(cst[g]));"""
+    elif registers == "smem":  # byte offsets of the registers (CONST: the value for a)
+        # an op outside the set numbered like the stop runs as none, as other modes do
+        case = f"o == {stop} ? -1 : o" if stop < len(OPS) else "o"
+        pack = f"""        const int first = o == {CONST} ? __float_as_int(cst[g]) : a * (THREADS * E * 4);
+        s_prog[2 * i] = make_int4(first, b * (THREADS * E * 4), dst[g] * (THREADS * E * 4),
+                                  {case});
+        s_prog[2 * i + 1] = make_int4(c * (THREADS * E * 4), 0, 0, 0);"""
     else:  # the register numbers a byte each, and the op
         pack = """        s_prog[i] = make_int4(a | b << 8 | c << 16 | dst[g] << 24, o, 0,
                               __float_as_int(cst[g]));"""
+    # the program's shared memory: s_prog's bytes, its layout; what follows the packing loop
+    prog_bytes, prog, stop_pack = "L * 16", "[L]", ""
+    prog_comment = "The program, one int4 an instruction (packed below), its last word the constant."
+    loop = """for (int i = 0; i < n; ++i) {
+            const int4 w = s_prog[i];"""
+    if registers == "smem":  # two int4 an instruction and a stop after them, by pointer
+        prog_bytes, prog = "(L + 1) * 32", "[L + 1][2]: a, b, d, op; c (byte offsets)"
+        prog_comment = "The program, two int4 an instruction (packed below), then a stop."
+        stop_pack = f"""    if (threadIdx.x == 0) s_prog[2 * n] = make_int4(0, 0, 0, {stop});  // the stop
+"""
+        loop = """for (const int4* q = s_prog;; q += 2) {
+            const int4 w = q[0];"""
+    # "smem": a register's point 0 for this thread, by the register's byte offset
+    at = "#define AT(off) ((float*)(s_thread + (off)))\n" if registers == "smem" else ""
     kernel = f"""
 #define R {R}
 #define E {E}
@@ -252,7 +293,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
 #define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
 #endif
-__constant__ int ARITY[{len(OPS)}] = {{{arity}}};
+{at}__constant__ int ARITY[{len(OPS)}] = {{{arity}}};
 {tables}
 __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const int32_t* __restrict__ op, const int32_t* __restrict__ args,
@@ -261,9 +302,9 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
         const double* __restrict__ scale, const int32_t* __restrict__ mask,
         int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
-    // The program, one int4 an instruction (packed below), its last word the constant.
+    // {prog_comment}
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    int4* s_prog = (int4*)smem_raw;  // [L]
+    int4* s_prog = (int4*)smem_raw;  // {prog}
 {decl}
     const int64_t p = p0 + blockIdx.y;
     const int64_t row = p * L;
@@ -283,7 +324,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const int c = k >= 3 ? args[3 * g + 2] : 0;
 {pack}
     }}
-    __syncthreads();
+{stop_pack}    __syncthreads();
     const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
     const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
     double mxs = 0.0, mx = 0.0, sq = 0.0;
@@ -297,8 +338,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
                 {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
             }}
         {"#pragma unroll 1  // one copy of the jump tables" if jumps else ""}
-        for (int i = 0; i < n; ++i) {{
-            const int4 w = s_prog[i];
+        {loop}
 {step}
         }}
 {final}
@@ -353,7 +393,7 @@ static ffi::Error evolve_errors_impl(
     for (int64_t p0 = 0; p0 < P; p0 += 65535) {{
         const int64_t rows = P - p0 < 65535 ? P - p0 : 65535;
         dim3 grid((unsigned)blocks, (unsigned)rows);
-        const size_t smem = L * 16 + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
+        const size_t smem = {prog_bytes} + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
         if (smem > 48 * 1024) {{
             cudaFuncSetAttribute(evolve_errors_cuda,
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);

@@ -26,6 +26,27 @@ def test_source_holds_the_op_set_only(registers):
     assert "#define R 8" in src
 
 
+def test_smem_packs_byte_offsets_and_a_stop():
+    R, E, T = 8, 4, 128
+    src = cuda.source(ARITH, R, points=E, threads=T, registers="smem")
+    # registers as byte offsets into s_reg, two int4 an instruction, a stop after the last
+    assert "a * (THREADS * E * 4)" in src and "dst[g] * (THREADS * E * 4)" in src
+    assert "s_prog + 2 * (L + 1)" in src and "(L + 1) * 32 +" in src
+    assert "u >> 24" not in src and "S(d, e)" not in src and "S(outreg, e)" in src
+    stop = max(ARITH + (CONST,)) + 1
+    assert f"case {stop}: goto done;" in src and f"make_int4(0, 0, 0, {stop})" in src
+    assert f"o == {stop} ? -1 : o" in src  # the op numbered like the stop runs as none
+    assert "pd[e * THREADS] = __fadd_rn(a, b);" in src and "AT(q[1].x)" in src
+    assert "AT(w.x)" not in src.split(f"case {CONST}:")[1].split("case")[0]  # a's the value
+    full = cuda.source(tuple(range(len(OPS))), R, registers="smem")
+    assert f"case {len(OPS)}: goto done;" in full and "? -1 : o" not in full
+    # the other modes keep one int4 an instruction, the register numbers a byte each
+    for mode in ("smem4", "regs"):
+        other = cuda.source(ARITH, R, registers=mode)
+        assert "a | b << 8 | c << 16 | dst[g] << 24" in other and "L * 16 +" in other
+        assert "goto done" not in other and "AT(" not in other
+
+
 def test_asm_jump_tables_cover_every_register_combination():
     R, E = 4, 2
     src = cuda.source(ARITH, R, points=E, registers="asm")
@@ -72,6 +93,9 @@ def test_bad_options_are_refused():
 def test_source_compiles(tmp_path):
     lib = cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path)
     assert lib.is_file() and lib.stat().st_size > 0
+    full = cuda.build(cuda.source(tuple(range(len(OPS))), 3, points=2, threads=64),
+                      "sm_90", out_dir=tmp_path)  # smem: every op, another layout
+    assert full.is_file() and full != lib
     asm = cuda.build(cuda.source(ARITH, 4, registers="asm"), "sm_90", out_dir=tmp_path)
     assert asm.is_file() and asm != lib
     asm3 = cuda.build(cuda.source(ARITH, 4, registers="asm3"), "sm_90", out_dir=tmp_path)
