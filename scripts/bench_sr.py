@@ -191,18 +191,18 @@ def score(problem, expr, pred_test, y_test) -> dict:
 
 
 # -- engines --------------------------------------------------------------------------
-class Budget:
-    """Whole generations within a wall-clock budget that started at ``t0``. Made just
-    before the first generation; ``more()``, called after each, is true while another
-    generation, predicted to take as long as the one just run, would end in the budget."""
-
-    def __init__(self, t0: float, budget: float):
-        self.t0, self.budget, self.begun = t0, budget, time.perf_counter()
-
-    def more(self) -> bool:
+def run_generations(step, t0: float, budget: float) -> tuple[int, float]:
+    """Calls ``step()`` (one generation) at least once, then again while another
+    generation, predicted to take as long as the last, would end by ``t0 + budget``.
+    Returns the generations run and the seconds since ``t0`` when the last ended."""
+    generations, begun = 0, time.perf_counter()
+    while True:
+        step()
+        generations += 1
         now = time.perf_counter()
-        last, self.begun = now - self.begun, now
-        return now - self.t0 + last <= self.budget
+        last, begun = now - begun, now
+        if now - t0 + last > budget:
+            return generations, now - t0
 
 
 def select_model(errors, sizes, rule: str = "accurate") -> int:
@@ -244,13 +244,12 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
                           representation="tree", mating=args.mating)
     engine = Engine(problem, params)
     state = engine.init(seed)
-    generations, clock = 0, Budget(t0, budget)
-    while True:  # at least one generation
+
+    def step():
+        nonlocal state
         state, _ = engine.step(state)
-        generations += 1
-        if not clock.more():
-            break
-    searched = time.perf_counter() - t0
+
+    generations, searched = run_generations(step, t0, budget)
     idx = front_indices(np.stack([state.error, state.cost], axis=1))
     pick = int(idx[select_model(state.error[idx], state.cost[idx], args.select)])
     program = state.programs[pick]
@@ -316,13 +315,11 @@ def run_deap(problem, seed, budget, t0, args) -> dict:
     toolbox.decorate("mutate", limit)
     pop = toolbox.population(n=PEER_POPULATION)
     hof = tools.HallOfFame(1)
-    generations, clock = 0, Budget(t0, budget)
-    while True:
-        pop, _ = algorithms.eaSimple(pop, toolbox, 0.5, 0.1, 1, halloffame=hof, verbose=False)
-        generations += 1
-        if not clock.more():
-            break
-    searched = time.perf_counter() - t0
+
+    def step():
+        pop[:] = algorithms.eaSimple(pop, toolbox, 0.5, 0.1, 1, halloffame=hof, verbose=False)[0]
+
+    generations, searched = run_generations(step, t0, budget)
     best = hof[0]
     x_test, _ = problem.test_data()
     with np.errstate(all="ignore"):
@@ -380,19 +377,17 @@ def run_gplearn(problem, seed, budget, t0, args) -> dict:
     x = problem.points(problem.n_train).astype(np.float64)
     y, _ = problem.targets(x)
     exp = make_function(function=_gplearn_exp, name="exp", arity=1)
-    est = SymbolicRegressor(population_size=PEER_POPULATION, generations=1,
+    est = SymbolicRegressor(population_size=PEER_POPULATION, generations=0,
                             function_set=("add", "sub", "mul", "div", "sin", "cos", "log",
                                           "sqrt", exp),
                             const_range=(-1.0, 1.0), random_state=seed, n_jobs=1,
                             warm_start=True, verbose=0)
-    generations, clock = 0, Budget(t0, budget)
-    while True:
-        generations += 1
-        est.set_params(generations=generations)
+
+    def step():  # warm_start: one more generation on top of those grown
+        est.set_params(generations=est.generations + 1)
         est.fit(x, y)
-        if not clock.more():
-            break
-    searched = time.perf_counter() - t0
+
+    generations, searched = run_generations(step, t0, budget)
     x_test, _ = problem.test_data()
     pred = est.predict(x_test.astype(np.float64))
     syms = symbols(problem)

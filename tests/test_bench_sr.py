@@ -59,22 +59,17 @@ def test_problem_sets_expand():
         load_problem(name)
 
 
-def test_budget_predicts_the_next_generation(monkeypatch):
-    """Generations of 3 s in a 10 s budget that began 1 s before the first: the cell stops
-    after the third (it ends at 10 s; a fourth would end at 13 s), not at the first
-    boundary past the budget (13 s)."""
+def test_generations_end_within_the_budget(monkeypatch):
+    """Generations of 3 s in a 10 s budget that began 1 s before the first: three run
+    (the third ends at 10 s; a fourth would end at 13 s, past the budget)."""
     now = [1.0]
     monkeypatch.setattr(bench_sr.time, "perf_counter", lambda: now[0])
-    clock = bench_sr.Budget(0.0, 10.0)
-    generations = 0
-    while True:
+
+    def step():
         now[0] += 3.0
-        generations += 1
-        if not clock.more():
-            break
-    assert generations == 3 and now[0] == 10.0
-    # a generation that outgrows the rest ends the run at once
+
+    assert bench_sr.run_generations(step, 0.0, 10.0) == (3, 10.0)
+    # one generation always runs, even one that outgrows the budget
     now[0] = 0.0
-    clock = bench_sr.Budget(0.0, 10.0)
-    now[0] += 6.0
-    assert not clock.more()
+    assert bench_sr.run_generations(lambda: now.__setitem__(0, now[0] + 12.0), 0.0, 10.0) == (
+        1, 12.0)
