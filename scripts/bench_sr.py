@@ -474,6 +474,9 @@ def run_cell(engine: str, name: str, seed: int, args) -> dict:
     record = {"bench": "sr", "engine": engine, "problem": name, "set": problem_set(name),
               "seed": seed, "budget_s": args.budget, "noise": args.noise,
               "n_train": problem.n_train, "n_test": len(x_test)}
+    if engine == "evolve":  # the options that change our search
+        record["settings"] = {"population": args.population, "mating": args.mating,
+                              "select": args.select}
     t0 = time.perf_counter()
     try:
         result = RUNNERS[engine](problem, seed, args.budget, t0, args)
