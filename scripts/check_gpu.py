@@ -105,6 +105,18 @@ def bench_batch(P, L, ops, seed=0, p_const=0.2):
     return ProgramBatch(op, args, dst, const, length, output)
 
 
+def with_empty_programs(batch, outputs=(0, 5, 0, 7)):
+    """The batch with its first programs emptied (no instructions), returning an input
+    or a zero register: a tree that is a bare input compiles to such a program."""
+    k = len(outputs)
+    length, output = batch.length.copy(), batch.output.copy()
+    length[:k], output[:k] = 0, outputs
+    op, args, dst, const = (a.copy() for a in (batch.op, batch.args, batch.dst, batch.const))
+    for a in (op, args, dst, const):
+        a[:k] = 0
+    return ProgramBatch(op, args, dst, const, length, output)
+
+
 def special_points(rng, n, subnormal=False):
     x = rng.uniform(-3, 3, (n, 2)).astype(np.float32)
     sp = [[0.0, -0.0], [-0.0, 0.0], [np.inf, 1.0], [np.nan, 2.0], [1e38, 1e-30],
@@ -537,7 +549,7 @@ def stage_cuda(args):
                              ("exact", EXACT_OPS, "asm3"), ("all", all_ops, "asm3")):
         cuda.REGISTERS = mode
         label = f"{label}_{mode}"
-        batch = bench_batch(200, 32, ops, seed=3)
+        batch = with_empty_programs(bench_batch(200, 32, ops, seed=3))
         names = tuple(sorted({OPS[o].name for o in ops} | {"const"}))
         t0 = time.perf_counter()
         a = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names).errors(batch, x, y)
