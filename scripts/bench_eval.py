@@ -14,8 +14,11 @@ For each case (P programs, at most L instructions each, N points):
   programs are padded to L; the case reports the mean length. Points: N float32 values
   uniform in [-3, 3].
 - ours: ``Evaluator.errors`` (fused: outputs and error reduction) and ``Evaluator.outputs``
-  (the P x N values; skipped past 1 GB of output). The compile time (first call less a
-  steady call) is its own line.
+  (the P x N values; skipped past 1 GB of output), on JAX's default devices: on a GPU
+  machine the GPU kernel (run it there with ``--baselines none``). The compile time (first
+  call less a steady call) is its own line. ``roofline_fp32`` is our figure as a fraction
+  of the device's float32 peak (``evolve.roofline``; None where the peak is not known,
+  as on CPUs).
 - DEAP: trees compiled with ``gp.compile`` (not timed) to lambdas applied to the float32
   points, one tree after another on one core, outputs only.
 - Operon: the same trees rebuilt node for node as ``pyoperon.Tree`` (Operon stores them
@@ -71,6 +74,7 @@ from deap import gp  # noqa: E402
 
 from evolve.interpreter import Evaluator  # noqa: E402
 from evolve.program import to_arrays  # noqa: E402
+from evolve.roofline import fp32_fraction  # noqa: E402
 from evolve.trees import primitive_set, random_trees, registers_needed, tree_to_program  # noqa: E402
 
 OPS = ["add", "sub", "mul", "div", "sin", "cos", "exp", "log"]
@@ -321,7 +325,8 @@ def main(argv=None) -> None:
         for name in [b for b in ("deap", "operon") if b in wanted] or [None]:
             for path in paths:
                 case = {**base, "path": path, "programs_measured_ours": runs[path][0],
-                        "rounds": rounds, "best_of_rounds": best[path]}
+                        "rounds": rounds, "best_of_rounds": best[path],
+                        "roofline_fp32": fp32_fraction(value[path], dev.device_kind)}
                 if name:
                     case.update(programs_measured=runs[name][0], **extra[name],
                                 baseline_best_of_rounds=best[name],

@@ -47,6 +47,7 @@ from evolve import kernels  # noqa: E402
 from evolve.interpreter import Evaluator, run_numpy_batch  # noqa: E402
 from evolve.ops import CONST, OPCODE, OPS  # noqa: E402
 from evolve.program import Instruction, Program, ProgramBatch, to_arrays  # noqa: E402
+from evolve.roofline import fp32_fraction  # noqa: E402
 
 R = 8
 EXACT = [i for i, op in enumerate(OPS) if op.exact]
@@ -355,7 +356,6 @@ def stage_sweep(args):
 
 # Float32 peak of a device: FP32 lanes x clock, one op (an FMA counts one) per lane per
 # cycle. H100/H200 SXM: 132 SMs x 128 lanes x 1.98 GHz (the datasheets' 67 TFLOP/s / 2).
-FP32_PEAK_OPS = {"NVIDIA H200": 132 * 128 * 1.98e9, "NVIDIA H100 80GB HBM3": 132 * 128 * 1.98e9}
 ARITH_OPS = [OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")]
 ARITH_NAMES = ("add", "sub", "mul", "div", "fma")
 # (tile, warps, programs a block, specialised to the op set, register read, register write).
@@ -366,11 +366,6 @@ ARITH_SWEEP = [(512, 4, 1, True, "tree", "tree"), (512, 4, 1, True, "tree", "sel
                (2048, 8, 1, True, "tree", "select"), (2048, 4, 1, True, "tree", "select"),
                (256, 2, 1, True, "tree", "select"), (512, 4, 1, True, "select", "select"),
                (1024, 4, 4, True, "tree", "select"), (4096, 8, 1, True, "tree", "select")]
-
-
-def roofline(gpops, device_kind):
-    peak = FP32_PEAK_OPS.get(device_kind)
-    return None if peak is None else gpops * 1e9 / peak
 
 
 def arith_call(batch, N, tile, warps, per_block, special, read="tree", write="tree",
@@ -461,7 +456,7 @@ def stage_arith(args):
                  tile=tile, num_warps=warps, per_block=per_block, specialised=special,
                  read=read, write=write,
                  metric="gpops", value=gp, unit="GPops/s", seconds=steady,
-                 roofline_fp32=roofline(gp, dev.device_kind),
+                 roofline_fp32=fp32_fraction(gp, dev.device_kind),
                  compile_s=max(first - steady, 0.0))
             if label == "lengths_1_to_L" and (best is None or gp > best[0]):
                 best = (gp, cfg)
@@ -490,7 +485,7 @@ def stage_multi(args):
         emit(bench="multi_gpu", devices=n, backend=args.backend, case={"P": P, "L": L, "N": N},
              tile=kernels.TILE, num_warps=kernels.NUM_WARPS, per_block=kernels.PER_BLOCK,
              metric="gpops", value=gp, unit="GPops/s", seconds=steady, speedup=gp / base,
-             roofline_fp32_per_device=roofline(gp / n, devs[0].device_kind))
+             roofline_fp32_per_device=fp32_fraction(gp / n, devs[0].device_kind))
 
 
 SEED3_EXP2 = """\
@@ -600,7 +595,7 @@ def stage_cuda(args):
                                         "device": dev.device_kind},
              registers=mode, points_per_thread=points, threads=threads, tiles_per_block=tiles,
              metric="gpops", value=gp,
-             unit="GPops/s", seconds=steady, roofline_fp32=roofline(gp, dev.device_kind),
+             unit="GPops/s", seconds=steady, roofline_fp32=fp32_fraction(gp, dev.device_kind),
              compile_s=max(first - steady, 0.0))
         if best is None or gp > best[0]:
             best = (gp, mode, points, threads, tiles)
