@@ -274,7 +274,8 @@ def stage_bench(args):
         work = int(batch.length.sum()) * N
         first, steady = timed(device_call(ev, batch, x, y))
         case = {"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
-                "ops": "add,sub,mul,div,sin,cos,exp,log+const", "device": dev.device_kind}
+                "ops": "add,sub,mul,div,sin,cos,exp,log+const", "device": dev.device_kind,
+                "devices_sharded_over": len(jax.devices())}
         emit(bench="pallas_errors", path="device", case=case, metric="gpops",
              value=work / steady / 1e9, unit="GPops/s", seconds=steady,
              compile_s=max(first - steady, 0.0))
@@ -452,7 +453,8 @@ def stage_arith(args):
             gp = work / steady / 1e9
             emit(bench="arith_errors", programs=label,
                  case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
-                       "ops": ",".join(ARITH_NAMES) + "+const", "device": dev.device_kind},
+                       "ops": ",".join(ARITH_NAMES) + "+const", "device": dev.device_kind,
+                       "devices_sharded_over": len(jax.devices())},
                  tile=tile, num_warps=warps, per_block=per_block, specialised=special,
                  read=read, write=write,
                  metric="gpops", value=gp, unit="GPops/s", seconds=steady,
@@ -592,7 +594,8 @@ def stage_cuda(args):
         gp = work / steady / 1e9
         emit(bench="cuda_errors", case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
                                         "ops": ",".join(ARITH_NAMES) + "+const",
-                                        "device": dev.device_kind},
+                                        "device": dev.device_kind,
+                                        "devices_sharded_over": len(jax.devices())},
              registers=mode, points_per_thread=points, threads=threads, tiles_per_block=tiles,
              metric="gpops", value=gp,
              unit="GPops/s", seconds=steady, roofline_fp32=fp32_fraction(gp, dev.device_kind),
@@ -621,7 +624,8 @@ def stage_cuda_ops(args):
             ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
             first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)
             emit(bench="cuda_ops", case={"P": P, "L": L, "N": N, "ops": ",".join(names) + "+const",
-                                         "device": dev.device_kind},
+                                         "device": dev.device_kind,
+                                         "devices_sharded_over": len(jax.devices())},
                  registers=mode, points_per_thread=cuda.POINTS_PER_THREAD,
                  threads=cuda.THREADS, tiles_per_block=cuda.TILES_PER_BLOCK,
                  metric="gpops", value=work / steady / 1e9, unit="GPops/s", seconds=steady)
