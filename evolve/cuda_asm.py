@@ -7,7 +7,8 @@ temporaries ``t[E]`` straight from the argument registers for the ops with a PTX
 (add, sub, mul, neg, abs, sqrt) and the literal; for the others (fma, division, min, max,
 the transcendental ops) it copies the arguments into ``ta``, ``tb`` and the op runs in C++
 (fma's third argument is a third, smaller table). The second jump, on the destination,
-moves ``t`` into it. An add over E points is thus about 2 E + 12 warp instructions.
+moves ``t`` into it. An add over 4 points is about 28 warp instructions in the SASS (nvcc 13,
+sm_90), against about 43 with the earlier tables.
 
 The first table's case for an instruction is computed once, when a block loads its
 program: ``BASE[op] + a * R + b`` (two arguments), ``BASE[op] + a`` (one), ``BASE[op]``
@@ -161,7 +162,7 @@ def asm_step(ops: list[int], R: int, E: int, cuda_ops: dict[str, str],
         special = f"""
             if (w.z & {ASM_FMA | ASM_CPP}) {{{special}
             }}"""
-    last = _asm(_jump(RE + E, [[f"mov.f32 {'%' + str(d * E + e)}, %{RE + e};" for e in range(E)]
+    last = _asm(_jump(RE + E, [[f"mov.f32 %{d * E + e}, %{RE + e};" for e in range(E)]
                                for d in range(R)]),
                 [f'"+f"(v[{r}][{e}])' for r in range(R) for e in range(E)],
                 [f'"f"(t[{e}])' for e in range(E)] + [f'"r"({dest})'])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from evolve import native, native_source
 from evolve.interpreter import Evaluator, run_numpy, run_numpy_batch
-from evolve.ops import OPCODE
+from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import Instruction, Program, to_arrays
 from strategies import programs
 from test_interpreter import EXACT, INEXACT, random_program
@@ -230,8 +230,6 @@ def test_threads_share_the_programs_and_change_nothing(points):
 def test_folded_constants_equal_the_same_values_computed_per_point(math, monkeypatch):
     """An instruction of constant arguments is computed once (constant folding); its
     value must have the bits the tile loop gives when the same values arrive as inputs."""
-    from evolve.ops import CONST, OPS
-
     monkeypatch.setenv("EVOLVE_NATIVE_MATH", math)
     rng = np.random.default_rng(11)
     values = np.concatenate([
@@ -260,7 +258,6 @@ def test_folded_constants_equal_the_same_values_computed_per_point(math, monkeyp
 def test_literals_in_slots_of_their_own_and_past_them():
     """Literals leave the tile loop for registers of their own (up to native_source.SLOTS a
     program; the rest stay in it): values, overwrites and a literal output unchanged."""
-    from evolve.interpreter import run_numpy
     from evolve.text import parse_program
 
     many = "".join(f"r2 = {0.25 * k}\nr3 = fma(r0, r2, r3)\nr4 = {k}.5\nr3 = add(r3, r4)\n"
