@@ -3,8 +3,9 @@
 XLA's CPU code for the interpreter loop (``evolve.interpreter``, backend "lax") pays for
 the generality of a ``lax.switch`` at every instruction and runs ``sin`` and ``cos`` at a
 third of numpy's speed. This kernel is C++ generated from the ops table for one op set
-and register count (``evolve.native_source``), compiled with the machine's C++ compiler on first use (about 5 s) and
-cached in ``~/.cache/evolve/native`` under the hash of its source:
+and register count (``evolve.native_source``), compiled with the machine's C++ compiler
+on first use (about 5 s) and cached in ``~/.cache/evolve/native`` under the hash of its
+source:
 
 - a program runs on a tile of ``TILE`` points at a time, its registers a ``[R][TILE]``
   array that stays in the L1 cache; each instruction is one loop over the tile, which the
