@@ -36,6 +36,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from evolve import cuda_acc
 from evolve.cuda_asm import ASM_CPP, ASM_FMA, asm_step, in_cpp, layout
 from evolve.ffibuild import build_library, operands
 from evolve.ops import CONST, OPS
@@ -62,7 +63,7 @@ CUDA_OPS: dict[str, str] = {
 
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
-REGISTERS = "smem"  # where registers live: "smem", "smem4", "regs", "asm", "asm3" (``source``)
+REGISTERS = "smem"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
@@ -139,15 +140,25 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
       c's offset; so an operand is this thread's base plus the offset, its points
       ``THREADS * 4`` bytes apart (immediate offsets). An instruction with op ``max(opset)
       + 1`` after the last ends the loop, which keeps no count;
-    - "smem4": the same with a thread's points contiguous (float4 accesses).
+    - "smem4": the same with a thread's points contiguous (float4 accesses);
+    - "acc": shared memory, a thread's points four by four (16-byte accesses), and the
+      last result kept in the chip's registers: each instruction's variant (where its
+      arguments come from, whether its result is stored) and the registers to set at the
+      start of a tile come from ``cuda_acc.plan``, computed before the kernel runs.
 
     tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
     and reducing the errors is paid once for all of them."""
-    if registers not in ("asm", "asm3", "regs", "smem", "smem4"):
-        raise ValueError("registers must be 'asm', 'asm3', 'regs', 'smem' or 'smem4', "
+    if registers not in ("acc", "asm", "asm3", "regs", "smem", "smem4"):
+        raise ValueError("registers must be 'acc', 'asm', 'asm3', 'regs', 'smem' or 'smem4', "
                          f"got {registers!r}")
-    if registers == "smem4" and points % 4:
-        raise ValueError(f"registers='smem4' takes points a thread in fours, got {points}")
+    if registers in ("smem4", "acc") and points % 4:
+        raise ValueError(f"registers={registers!r} takes points a thread in fours, got {points}")
+    if registers == "acc" and (n_registers > cuda_acc.MAX_REGISTERS
+                               or n_registers * threads * points * 4 > 0xFFFF):
+        raise ValueError(f"registers='acc' addresses at most {cuda_acc.MAX_REGISTERS} "
+                         "registers and 64 KB of them (registers x threads x points x 4 "
+                         f"bytes), got {n_registers} x {threads} x {points}: use fewer "
+                         "points or threads, or registers='smem'")
     if tiles < 1:
         raise ValueError(f"tiles a block must be at least 1, got {tiles}")
     R, E = n_registers, points
@@ -163,7 +174,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 
     stop = max(ops) + 1  # "smem": the op of the instruction after the last
     cases = []
-    for o in ops:
+    for o in ops if registers != "acc" else ():  # "acc": cuda_acc.cases
         if o == CONST and registers == "smem":  # the constant in place of the first operand
             body = ("float* const pd = AT(w.z); const float k = __int_as_float(w.x); "
                     "for (int e = 0; e < E; ++e) pd[e * THREADS] = k;")
@@ -217,6 +228,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
             case {stop}: goto done;  // the instruction after the last
             default: break;
         }}"""
+    elif registers == "acc":  # w: byte offsets of a (CONST: its value), b and c, d; the case
+        step = cuda_acc.step(ops, E, threads, CUDA_OPS)
     else:
         step = f"""        const unsigned u = w.x;
         const int o = w.y, ia = u & 255u, ib = (u >> 8) & 255u, ic = (u >> 16) & 255u;
@@ -242,6 +255,24 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
             decl = """    float* s_reg = (float*)(s_prog + 2 * (L + 1));  // [R][THREADS * E]
     unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x);"""
             final = "        done:\n" + final
+        if registers == "acc":  # an int4 an instruction and a stop; this thread's points 0-3
+            decl = """    float* s_reg = (float*)(s_prog + (L + 1));  // [R][E / 4][THREADS][4]
+    unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x * 4);
+    const unsigned s_base = (unsigned)__cvta_generic_to_shared(s_thread);  // for PTX
+    const unsigned need = (unsigned)init[p0 + blockIdx.y];  // registers to set, OUT_FROM_ACC
+    float acc[E];  // the last result
+    #pragma unroll
+    for (int e = 0; e < E; ++e) acc[e] = 0.0f;"""
+            if not all(cuda_acc.in_ptx(o) for o in ops):
+                decl += "\n    float ta[E], tb[E];  // arguments of an op computed in C++"
+            final = f"""        done:
+        float out[E];
+        if (need & {cuda_acc.OUT_FROM_ACC}u) {{
+            #pragma unroll
+            for (int e = 0; e < E; ++e) out[e] = acc[e];
+        }} else {{
+            LD(out, outreg * STRIDE);
+        }}"""
     tables = ""
     if jumps:  # the jump tables' cases (evolve.cuda_asm), c, flags, the op
         base, _ = layout(ops, R, 3 if registers == "asm3" else 2)
@@ -255,6 +286,13 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         else:
             pack = f"""        s_prog[i] = make_int4(k >= 1 ? a : R, BASE[o] + (k >= 2 ? b : 0),
                               {flags} | dst[g] << 24, __float_as_int(cst[g]));"""
+    elif registers == "acc":  # byte offsets (c's above b's), the case of op and variant
+        acc_base, nop, acc_stop = cuda_acc.layout(ops)
+        tables = (f"__constant__ int BASE[{len(OPS)}] = "
+                  f"{{{', '.join(map(str, acc_base))}}};\n")
+        pack = f"""        const int first = o == {CONST} ? __float_as_int(cst[g]) : a * STRIDE;
+        s_prog[i] = make_int4(first, b * STRIDE | (c * STRIDE) << 16, dst[g] * STRIDE,
+                              BASE[o] < 0 ? {nop} : BASE[o] + plan[g]);"""
     elif registers == "smem":  # byte offsets of the registers (CONST: the value for a)
         # an op outside the set numbered like the stop runs as none, as other modes do
         case = f"o == {stop} ? -1 : o" if stop < len(OPS) else "o"
@@ -277,29 +315,70 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 """
         loop = """for (const int4* q = s_prog;; q += 2) {
             const int4 w = q[0];"""
+    if registers == "acc":  # an int4 an instruction and a stop after them, by pointer
+        prog_bytes, prog = "(L + 1) * 16", "[L + 1]: a, b | c << 16, d, case"
+        prog_comment = "The program, an int4 an instruction (packed below), then a stop."
+        stop_pack = f"""    if (threadIdx.x == 0) s_prog[n] = make_int4(0, 0, 0, {acc_stop});  // the stop
+"""
+        loop = """for (const int4* q = s_prog;; ++q) {
+            const int4 w = *q;"""
     # "smem": a register's point 0 for this thread, by the register's byte offset
     at = "#define AT(off) ((float*)(s_thread + (off)))\n" if registers == "smem" else ""
+    fill = f"""        #pragma unroll
+        for (int r = 0; r < R; ++r)
+            #pragma unroll
+            for (int e = 0; e < E; ++e) {{
+                const int64_t j = POINT(e);
+                {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
+            }}"""
+    plan_params, plan_args, plan_binds = "", "", ""
+    if registers == "acc":  # E / 4 float4 a register and thread, THREADS * 16 bytes apart
+        at = """#define STRIDE (THREADS * E * 4)  // bytes a register
+#define POINT(e) (base + ((e) >> 2) * (THREADS * 4) + threadIdx.x * 4 + ((e) & 3))
+#define LD(v, off) do { const float4* p_ = (const float4*)(s_thread + (off)); \\
+    _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) { const float4 t_ = p_[q_ * THREADS]; \\
+        v[4 * q_] = t_.x; v[4 * q_ + 1] = t_.y; v[4 * q_ + 2] = t_.z; v[4 * q_ + 3] = t_.w; } \\
+    } while (0)
+#define ST(off, v) do { float4* p_ = (float4*)(s_thread + (off)); \\
+    _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) \\
+        p_[q_ * THREADS] = make_float4(v[4 * q_], v[4 * q_ + 1], v[4 * q_ + 2], v[4 * q_ + 3]); \\
+    } while (0)
+"""
+        fill = """        #pragma unroll
+        for (int r = 0; r < R; ++r)
+            if ((need >> r) & 1u) {  // read before written: the input, or zero
+                float v_[E];
+                #pragma unroll
+                for (int e = 0; e < E; ++e) {
+                    const int64_t j = POINT(e);
+                    v_[e] = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
+                }
+                ST(r * STRIDE, v_);
+            }"""
+        plan_params = "const int32_t* __restrict__ plan, const int32_t* __restrict__ init,\n        "
+        plan_args = "plan.typed_data(), init.typed_data(), "
+        plan_binds = "ffi::Buffer<ffi::S32> plan, ffi::Buffer<ffi::S32> init,\n        "
     kernel = f"""
 #define R {R}
 #define E {E}
 #define THREADS {threads}
 #define TILES {tiles}
 #define VEC {1 if registers == "smem4" else 0}
-#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
+{at}#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
 #define SV(r, q) (((float4*)(s_reg + (r) * (THREADS * E)))[threadIdx.x * (E / 4) + (q)])
 #define POINT(e) (base + threadIdx.x * E + (e))
-#else  // point e of a thread is THREADS apart: scalar accesses, conflict-free
+#elif !defined(STRIDE)  // point e of a thread is THREADS apart: scalar accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
 #define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
 #endif
-{at}__constant__ int ARITY[{len(OPS)}] = {{{arity}}};
+__constant__ int ARITY[{len(OPS)}] = {{{arity}}};
 {tables}
 __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const int32_t* __restrict__ op, const int32_t* __restrict__ args,
         const int32_t* __restrict__ dst, const float* __restrict__ cst,
         const int32_t* __restrict__ length, const int32_t* __restrict__ output,
-        const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
+        {plan_params}const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
         const double* __restrict__ scale, const int32_t* __restrict__ mask,
         int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
     // {prog_comment}
@@ -330,14 +409,8 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     double mxs = 0.0, mx = 0.0, sq = 0.0;
     for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
         const int64_t base = tile * (THREADS * E);
-        #pragma unroll
-        for (int r = 0; r < R; ++r)
-            #pragma unroll
-            for (int e = 0; e < E; ++e) {{
-                const int64_t j = POINT(e);
-                {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
-            }}
-        {"#pragma unroll 1  // one copy of the jump tables" if jumps else ""}
+{fill}
+        {"#pragma unroll 1  // one copy of the jump tables" if jumps or registers == "acc" else ""}
         {loop}
 {step}
         }}
@@ -379,7 +452,7 @@ static const bool SMEM_REGISTERS = {"false" if in_regs else "true"};
 static ffi::Error evolve_errors_impl(
         cudaStream_t stream, ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args,
         ffi::Buffer<ffi::S32> dst, ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length,
-        ffi::Buffer<ffi::S32> output, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y,
+        ffi::Buffer<ffi::S32> output, {plan_binds}ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y,
         ffi::Buffer<ffi::F64> scale, ffi::Buffer<ffi::S32> mask,
         ffi::ResultBuffer<ffi::F64> stats) {{
     const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
@@ -400,7 +473,7 @@ static ffi::Error evolve_errors_impl(
         }}
         evolve_errors_cuda<<<grid, THREADS, smem, stream>>>(
             op.typed_data(), args.typed_data(), dst.typed_data(), cst.typed_data(),
-            length.typed_data(), output.typed_data(), x.typed_data(), n_inputs,
+            length.typed_data(), output.typed_data(), {plan_args}x.typed_data(), n_inputs,
             y.typed_data(), scale.typed_data(), mask.typed_data(), N, (int)L, p0,
             stats->typed_data());
     }}
@@ -415,6 +488,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
         .Ctx<ffi::PlatformStream<cudaStream_t>>()
         .Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
         .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
+        {".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()" if plan_args else ""}
         .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F64>>().Arg<ffi::Buffer<ffi::F64>>()
         .Arg<ffi::Buffer<ffi::S32>>()
         .Ret<ffi::Buffer<ffi::F64>>());
@@ -475,11 +549,15 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
     tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    name = _target(opset, n_registers, points, threads, _arch(), registers or REGISTERS, tiles)
+    registers = registers or REGISTERS
+    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)
+    data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
+    if registers == "acc":  # where each instruction's arguments are, whether it stores
+        runs = [o == CONST or o in opset for o in range(len(OPS))]
+        data[6:6] = cuda_acc.plan(op, args, dst, length, output, runs)
     stats = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((op.shape[0], blocks, 3),
-                                                        jnp.float64))(
-        *operands(op, args, dst, const, length, output, xt, y, scale, mask))
+                                                        jnp.float64))(*data)
     return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),
                       jnp.sum(stats[..., 2], axis=1)], axis=1)

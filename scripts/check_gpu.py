@@ -539,9 +539,10 @@ def stage_cuda(args):
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
     all_ops = [o for o in range(len(OPS)) if o != CONST]
-    for label, ops, mode in (("exact", EXACT_OPS, "asm"), ("exact", EXACT_OPS, "smem"),
-                             ("all", all_ops, "smem"), ("all", all_ops, "asm"),
-                             ("exact", EXACT_OPS, "asm3"), ("all", all_ops, "asm3")):
+    for label, ops, mode in (("exact", EXACT_OPS, "acc"), ("all", all_ops, "acc"),
+                             ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "smem"),
+                             ("all", all_ops, "smem"), ("exact", EXACT_OPS, "asm"),
+                             ("all", all_ops, "asm")):
         cuda.REGISTERS = mode
         label = f"{label}_{mode}"
         batch = with_empty_programs(bench_batch(200, 32, ops, seed=3))
@@ -574,8 +575,8 @@ def stage_cuda(args):
     # 2/256 1089; smem 4/128 1659, 4/256 1649. asm3 (docs/h200/cuda_asm3.jsonl): 4/128 1278,
     # 4/256 1260, 8/128 1016 (asm 4/256 1417, smem 4/128 1661 in the same run)
     # smem with byte offsets (two int4 an instruction, no loop count): see README
-    configs = [("smem", 4, 128, 8), ("smem", 8, 128, 8), ("smem", 4, 256, 8),
-               ("asm", 4, 128, 8)]
+    configs = [("acc", 4, 128, 8), ("smem", 4, 128, 8), ("acc", 8, 128, 8),
+               ("acc", 4, 256, 8), ("acc", 4, 128, 16), ("acc", 8, 64, 8)]
     for mode, points, threads, tiles in configs:
         if time.time() - T_START > args.deadline:
             emit(stage="cuda", config=[mode, points, threads, tiles], skipped="deadline")
@@ -617,7 +618,7 @@ def stage_cuda_ops(args):
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
-        for mode in ("smem", "asm"):
+        for mode in ("acc", "smem"):
             cuda.REGISTERS = mode
             ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
             first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)

@@ -100,4 +100,7 @@ def test_source_compiles(tmp_path):
     assert asm.is_file() and asm != lib
     asm3 = cuda.build(cuda.source(ARITH, 4, registers="asm3"), "sm_90", out_dir=tmp_path)
     assert asm3.is_file() and asm3 not in (lib, asm)
+    for ops in (ARITH, tuple(range(len(OPS)))):  # the PTX cases, and C++ for the others
+        acc = cuda.build(cuda.source(ops, 8, registers="acc"), "sm_90", out_dir=tmp_path)
+        assert acc.is_file() and acc not in (lib, asm, asm3)
     assert cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path) == lib  # cached

@@ -1,0 +1,258 @@
+"""The "acc" register file of the CUDA kernel (``evolve.cuda``, ``registers="acc"``):
+registers in shared memory, as in "smem", but the last instruction's result stays in the
+chip's registers (the accumulator) and goes to shared memory only when a later
+instruction other than the next reads it.
+
+Shared-memory bandwidth is what bounds the "smem" kernel: two loads and a store a point
+and instruction. In random programs an operand is the previous instruction's result about
+one time in eight, and more than half of all results are never read again, or read only by
+the next instruction (``scripts/check_gpu.py``'s benchmark: 45 % of results need storing).
+
+``plan`` decides, before the kernel runs and for every instruction, where each operand
+comes from and whether the result is stored (its *variant*, bits below), and which
+registers a program reads before writing them (only those are set at the start of each
+tile, to the inputs or zero). It is a backward pass over the program, vectorised over the
+population in JAX, so the kernel only follows flags. ``cases`` writes the kernel's switch:
+one case for each op and variant, with a thread's points contiguous so that an operand is
+one 16-byte shared-memory access for four points.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evolve.ops import CONST, OPS
+
+# variant bits of an instruction
+STORE = 1  # write the result to shared memory (a later instruction reads it there)
+FROM_ACC = (2, 4, 8)  # argument a, b, c is the accumulator (the previous result)
+OUT_FROM_ACC = 1 << 31  # bit of ``init``: the output is the last result, in the accumulator
+MAX_REGISTERS = 31  # registers a bit each in ``init``, below OUT_FROM_ACC
+
+
+def layout(ops: list[int]) -> tuple[list[int], int, int]:
+    """(BASE, NOP, STOP): the first case of each op of ``ops`` (indexed by opcode, -1 for
+    ops outside the set), the case of an op outside the set (it does nothing) and the
+    case that ends the program. An op of arity k has 2 ** (k + 1) variants."""
+    base = [-1] * len(OPS)
+    n = 0
+    for o in sorted(set(ops) | {CONST}):
+        base[o] = n
+        n += 2 ** (OPS[o].arity + 1)
+    return base, n, n + 1
+
+
+def plan(op, args, dst, length, output, runs):
+    """Variants [P, L] (int32, bits STORE and FROM_ACC) and init [P] (int32: bit r,
+    register r is read before it is written; OUT_FROM_ACC) of a batch of programs.
+
+    runs: bool [len(OPS)], whether the kernel runs the op (an op outside the set does
+    nothing: it neither writes its destination nor the accumulator)."""
+    arity = jnp.asarray([o.arity for o in OPS], jnp.int32)
+    runs = jnp.asarray(runs, bool)
+    op, args, dst = (jnp.asarray(a, jnp.int32) for a in (op, args, dst))
+    length, output = jnp.asarray(length, jnp.int32), jnp.asarray(output, jnp.int32)
+    P, L = op.shape
+    k = arity[op]
+    writes = runs[op]
+    one = jnp.uint32(1)
+    # the previous instruction's destination, when it left its result in the accumulator
+    prev = jnp.concatenate([jnp.full((P, 1), -1, jnp.int32),
+                            jnp.where(writes, dst, -1)[:, :-1]], axis=1)
+    last = jnp.clip(length - 1, 0, max(L - 1, 0))
+    rows = jnp.arange(P)
+    if L:
+        out_acc = (length >= 1) & writes[rows, last] & (dst[rows, last] == output)
+    else:
+        out_acc = jnp.zeros(P, bool)
+    need0 = jnp.where(out_acc, jnp.uint32(0), one << output.astype(jnp.uint32))
+
+    def step(need, xs):
+        i, o_k, a3, d, pv, w = xs
+        live = i < length
+        bit = one << d.astype(jnp.uint32)
+        store = live & w & ((need & bit) != 0)
+        need = jnp.where(live & w, need & ~bit, need)
+        variant = store.astype(jnp.int32)
+        for j in range(3):
+            has = live & w & (o_k > j)
+            acc = has & (a3[:, j] == pv)
+            variant = variant | jnp.where(acc, FROM_ACC[j], 0)
+            need = jnp.where(has & ~acc, need | (one << a3[:, j].astype(jnp.uint32)), need)
+        return need, variant
+
+    xs = (jnp.arange(L, dtype=jnp.int32), k.T, jnp.transpose(args, (1, 0, 2)), dst.T, prev.T, writes.T)
+    need, variants = jax.lax.scan(step, need0, xs, reverse=True)
+    init = need | jnp.where(out_acc, jnp.uint32(OUT_FROM_ACC), jnp.uint32(0))
+    return variants.T, jax.lax.bitcast_convert_type(init, jnp.int32)
+
+
+# PTX of the ops the cases compute themselves, elementwise on f32 registers d, a, b, c
+PTX_OPS: dict[str, list[str]] = {
+    "add": ["add.rn.f32 {d}, {a}, {b};"],
+    "sub": ["sub.rn.f32 {d}, {a}, {b};"],
+    "mul": ["mul.rn.f32 {d}, {a}, {b};"],
+    "fma": ["fma.rn.f32 {d}, {a}, {b}, {c};"],
+    "neg": ["neg.f32 {d}, {a};"],
+    "abs": ["abs.f32 {d}, {a};"],
+    "sqrt": ["sqrt.rn.f32 {d}, {a};"],
+    # IEEE division; zero, infinite and NaN operands by rule, as ev_div in evolve.cuda
+    # does: the product of the special operand (the divisor's reciprocal) and the other's
+    # sign, the division itself run on 1 / 1 for them
+    "div": ["and.b32 x_m, {a}, 0x7fffffff;", "add.s32 x_m, x_m, -1;",
+            "setp.gt.u32 x_pa, x_m, 0x7f7ffffe;",
+            "and.b32 x_m, {b}, 0x7fffffff;", "add.s32 x_m, x_m, -1;",
+            "setp.gt.u32 x_pb, x_m, 0x7f7ffffe;", "or.pred x_ps, x_pa, x_pb;",
+            "selp.f32 x_n, 0f3F800000, {a}, x_ps;", "selp.f32 x_q, 0f3F800000, {b}, x_ps;",
+            "div.rn.f32 x_q, x_n, x_q;",
+            "and.b32 x_m, {a}, 0x80000000;", "or.b32 x_m, x_m, 0x3f800000;",
+            "selp.b32 x_n, {a}, x_m, x_pa;",
+            "rcp.approx.ftz.f32 x_r, {b};",
+            "and.b32 x_m, {b}, 0x80000000;", "or.b32 x_m, x_m, 0x3f800000;",
+            "selp.b32 x_r, x_r, x_m, x_pb;",
+            "mul.rn.f32 x_n, x_n, x_r;", "selp.f32 {d}, x_n, x_q, x_ps;"],
+}
+
+
+def in_ptx(o: int) -> bool:
+    """Whether the case of op ``o`` computes it (else it copies the arguments out for C++)."""
+    return o == CONST or OPS[o].name in PTX_OPS
+
+
+def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
+    """The body of the instruction loop (CUDA C++ around a PTX jump table): a ``brx.idx``
+    on the instruction's case to code for that op and variant, which reads each argument
+    from ``acc`` or shared memory (a 16-byte load for four points), leaves the result in
+    ``acc`` and stores it when the variant says so. ``w``: byte offsets of a (the literal's
+    bits for CONST), b (c's in the high half), d; the case. Ops without a PTX spelling
+    here (min, max, the transcendental ones) copy their arguments out and run in C++.
+
+    nvcc lowers a ``switch`` to a tree of compares (six levels for 50 cases), which is
+    why the jump is written in PTX."""
+    base, nop, stop = layout(ops)
+    cpp = [o for o in sorted(set(ops)) if not in_ptx(o)]
+    out = [f"acc[{e}]" for e in range(E)]
+    if cpp:
+        out += [f"t{n}[{e}]" for n in "ab" for e in range(E)] + ["pend"]
+    ACC, TA, TB, PEND = 0, E, 2 * E, 3 * E
+    W = len(out)  # then w.x, w.y, w.z, w.w, the thread's shared-memory address
+    WX, WY, WZ, WW, BASE_ = (f"%{W + i}" for i in range(5))
+    chunk = threads * 16  # bytes between a thread's groups of four points
+
+    def load(name, offset, regs):
+        lines = [f"add.u32 x_{name}, {BASE_}, {offset};"]
+        for q in range(E // 4):
+            imm = f"+{q * chunk}" if q else ""
+            lines.append(f"ld.shared.v4.f32 {{{', '.join(regs[4 * q:4 * q + 4])}}}, "
+                         f"[x_{name}{imm}];")
+        return lines
+
+    acc = [f"%{ACC + e}" for e in range(E)]
+    targets: list[list[str]] = [[] for _ in range(stop)]
+    for o in sorted(set(ops) | {CONST}):
+        k = OPS[o].arity
+        for v in range(2 ** (k + 1)):
+            body = []
+            if o == CONST:
+                body += [f"mov.b32 {acc[e]}, {WX};" for e in range(E)]
+            else:
+                regs = []
+                for j, n in enumerate("abc"[:k]):
+                    if v & FROM_ACC[j]:
+                        regs.append(acc)
+                        continue
+                    r = [f"x_{n}{e}" for e in range(E)]
+                    if j == 0:
+                        off = WX
+                    elif j == 1 and k < 3:
+                        off = WY  # c is zero: b's offset is the whole word
+                    elif j == 1:
+                        body.append(f"and.b32 x_b, {WY}, 65535;")
+                        off = "x_b"
+                    else:
+                        body.append(f"shr.u32 x_c, {WY}, 16;")
+                        off = "x_c"
+                    body += load(n, off, r)
+                    regs.append(r)
+                if in_ptx(o):
+                    for e in range(E):
+                        names = dict(zip("abc", (r[e] for r in regs)), d=acc[e])
+                        body += [line.format(**names) for line in PTX_OPS[OPS[o].name]]
+                else:  # copied out; C++ computes acc and stores it
+                    for n, r in zip("ab", regs):
+                        body += [f"mov.f32 %{(TA if n == 'a' else TB) + e}, {r[e]};"
+                                 for e in range(E)]
+                    body.append(f"mov.u32 %{PEND}, {o + 1 << 1 | (v & STORE)};")
+            if v & STORE and (o == CONST or in_ptx(o)):
+                body.append(f"add.u32 x_d, {BASE_}, {WZ};")
+                for q in range(E // 4):
+                    imm = f"+{q * chunk}" if q else ""
+                    body.append(f"st.shared.v4.f32 [x_d{imm}], "
+                                f"{{{', '.join(acc[4 * q:4 * q + 4])}}};")
+            targets[base[o] + v] = body
+    targets[nop] = []
+    regs_decl = [".reg .pred x_pa, x_pb, x_ps;",
+                 ".reg .b32 x_a, x_b, x_c, x_d, x_m;",
+                 ".reg .f32 x_n, x_q, x_r;",
+                 f".reg .f32 {', '.join(f'x_{n}{e}' for n in 'abc' for e in range(E))};"]
+    names = [f"L{i}" for i in range(len(targets))]
+    lines = ["{", *regs_decl, f"ts: .branchtargets {', '.join(names)};", f"brx.idx {WW}, ts;"]
+    for name, body in zip(names, targets):
+        lines += [f"{name}:", *body, "bra.uni DONE;"]
+    lines += ["DONE:", "}"]
+    text = "".join(f'"{line}\\n\\t"\n                ' for line in lines)
+    outputs = ", ".join(f'"+f"({x})' if x != "pend" else '"+r"(pend)' for x in out)
+    inputs = '"r"(w.x), "r"(w.y), "r"(w.z), "r"(w.w), "r"(s_base)'
+    code = f"""        if (w.w == {stop}) goto done;  // the instruction after the last
+"""
+    if cpp:
+        code += "        unsigned pend = 0;\n"
+    code += f"""        asm volatile({text}: {outputs}
+                : {inputs});"""
+    if cpp:
+        body = "\n".join(
+            f"            case {o + 1}: {{ for (int e = 0; e < E; ++e) {{ const float a = ta[e], "
+            f"b = tb[e]; (void)a; (void)b; acc[e] = {cuda_ops[OPS[o].name]}; }} break; }}"
+            for o in cpp)
+        code += f"""
+        if (pend) {{  // an op computed here
+            switch (pend >> 1) {{
+{body}
+                default: break;
+            }}
+            if (pend & 1u) ST(w.z, acc);
+        }}"""
+    return code
+
+
+def simulate(op, args, dst, length, output, variants, init, n_registers):
+    """Check a plan symbolically (numpy, one program a row): every read finds the current
+    value of its register where the plan says it is. Returns, per program, the place the
+    output is read from ("acc" or "smem") or raises AssertionError naming the first read
+    that would see a stale value. Registers hold version numbers; a tile starts with the
+    registers of ``init`` set (version 0) and the others unset (None)."""
+    places = []
+    for p in range(len(length)):
+        current = [0] * n_registers  # the version each register holds now
+        smem = [0 if (int(init[p]) >> r) & 1 else None for r in range(n_registers)]
+        acc = None  # (register, version)
+        for i in range(int(length[p])):
+            o, v, d = int(op[p, i]), int(variants[p, i]), int(dst[p, i])
+            for j in range(OPS[o].arity):
+                r = int(args[p, i, j])
+                seen = acc if v & FROM_ACC[j] else (r, smem[r])
+                assert seen == (r, current[r]), (p, i, j, r, seen, current[r])
+            current[d] += 1
+            acc = (d, current[d])
+            if v & STORE:
+                smem[d] = current[d]
+        r = int(output[p])
+        if np.uint32(np.int32(init[p])) & np.uint32(OUT_FROM_ACC):
+            assert acc == (r, current[r]), (p, "output", acc, current[r])
+            places.append("acc")
+        else:
+            assert smem[r] == current[r], (p, "output", smem[r], current[r])
+            places.append("smem")
+    return places

@@ -1,0 +1,113 @@
+"""The accumulator plan of the CUDA kernel (evolve.cuda_acc): computed in JAX, so it is
+checked here on the CPU; the kernel that follows it runs only on CUDA GPUs
+(scripts/check_gpu.py --stages cuda checks it there against the Pallas kernel)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evolve import cuda, cuda_acc
+from evolve.ops import CONST, OPCODE, OPS
+from evolve.program import Instruction, Program, to_arrays
+from tests.strategies import programs
+
+ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))
+RUNS = np.ones(len(OPS), bool)
+
+
+def plan(progs, L=None):
+    b = to_arrays(progs, length=L)
+    variants, init = cuda_acc.plan(b.op, b.args, b.dst, b.length, b.output, RUNS)
+    return b, np.asarray(variants), np.asarray(init)
+
+
+def ins(name, dst, *args, value=0.0):
+    return Instruction(OPCODE[name], dst, tuple(args), value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(programs(n_registers=5, max_length=14), min_size=1, max_size=6))
+def test_every_read_finds_the_current_value(progs):
+    b, variants, init = plan(progs)
+    places = cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init, 5)
+    for p, prog in enumerate(progs):
+        last = prog.instructions[-1] if prog.instructions else None
+        assert places[p] == ("acc" if last and last.dst == prog.output else "smem")
+
+
+def test_a_chain_stores_nothing_and_reads_the_accumulator():
+    # r1 = x + x; r2 = r1 * r1; r3 = fma(r2, r0, r2); return r3: each result is read
+    # only by the next instruction, so nothing is stored and only r0 is set at the start
+    prog = Program((ins("add", 1, 0, 0), ins("mul", 2, 1, 1), ins("fma", 3, 2, 0, 2)), 3)
+    _, variants, init = plan([prog])
+    acc = cuda_acc.FROM_ACC
+    assert variants[0, :3].tolist() == [0, acc[0] | acc[1], acc[0] | acc[2]]
+    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+
+
+def test_results_read_later_are_stored_and_unread_registers_not_set():
+    # r1 = 2.5; r2 = x - r1; r4 = r1 / r2; return r4: r1 is read two instructions on (so
+    # stored), r2 by the next (accumulator); r3 and the output's old value are never read
+    prog = Program((ins("const", 1, value=2.5), ins("sub", 2, 0, 1), ins("div", 4, 1, 2)), 4)
+    _, variants, init = plan([prog])
+    assert variants[0, :3].tolist() == [cuda_acc.STORE, cuda_acc.FROM_ACC[1],
+                                    cuda_acc.FROM_ACC[1]]
+    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+
+
+def test_empty_and_padded_programs_read_the_output_register():
+    progs = [Program((), 3), Program((ins("add", 1, 0, 0),), 0)]
+    b, variants, init = plan(progs, L=4)
+    assert np.all(variants[:, 1:] == 0)  # padding
+    assert init.tolist() == [1 << 3, 1]  # r3 set (zero), x kept: the output is r0
+    assert cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init,
+                             4) == ["smem", "smem"]
+
+
+def test_ops_outside_the_set_leave_the_accumulator_alone():
+    # sub is not run: its destination keeps its value and the next add reads r1 from
+    # shared memory, so the first add's result is stored
+    prog = Program((ins("add", 1, 0, 0), ins("sub", 2, 1, 1), ins("add", 3, 1, 2)), 3)
+    runs = RUNS.copy()
+    runs[OPCODE["sub"]] = False
+    b = to_arrays([prog])
+    variants, init = cuda_acc.plan(b.op, b.args, b.dst, b.length, b.output, runs)
+    assert np.asarray(variants)[0, :3].tolist() == [cuda_acc.STORE, 0, 0]
+    assert np.uint32(np.asarray(init)[0]) == (1 | 1 << 2 | cuda_acc.OUT_FROM_ACC)
+
+
+def test_layout_gives_each_op_its_variants():
+    base, nop, stop = cuda_acc.layout(list(ARITH))
+    # the literal 2 variants, add/sub/mul/div 8 each, fma 16
+    assert nop == 2 + 4 * 8 + 16 and stop == nop + 1
+    assert sorted(b for b in base if b >= 0) == [0, 2, 10, 18, 26, 34]
+    assert base[OPCODE["sin"]] == -1 and base[CONST] == 0
+
+
+def test_acc_source_jumps_to_a_case_for_each_variant():
+    src = cuda.source(ARITH, 8, points=8, registers="acc")
+    _, nop, stop = cuda_acc.layout(list(ARITH))
+    assert f"L{stop - 1}:" in src and f"L{stop}:" not in src and src.count("brx.idx") == 1
+    assert f"if (w.w == {stop}) goto done;" in src and "switch" not in src.split("asm")[1]
+    # half the variants store, 8 points a thread in two 16-byte accesses 2,048 bytes apart
+    assert src.count("st.shared.v4.f32") == nop // 2 * 2 and "[x_d+2048]" in src
+    assert src.count("add.rn.f32") == 8 * 8 and src.count("div.rn.f32") == 8 * 8
+    assert "((unsigned)w.y >> 16)" not in src and "shr.u32 x_c" in src  # fma's c
+    assert "pend" not in src  # every op of the set has a PTX spelling
+
+
+def test_acc_runs_ops_without_ptx_in_cpp():
+    ops = tuple(sorted(OPCODE[n] for n in ("add", "min", "sin")))
+    src = cuda.source(ops, 8, registers="acc")
+    assert "if (pend) {" in src and "ev_min(a, b)" in src and "sinf(a)" in src
+    base, _, _ = cuda_acc.layout(list(ops))
+    # min's variant 1 (store) hands C++ its op and the store bit
+    assert f"mov.u32 %{3 * 4}, {(OPCODE['min'] + 1) << 1 | 1};" in src
+
+
+def test_acc_refuses_register_files_it_cannot_address():
+    with pytest.raises(ValueError, match="registers"):
+        cuda.source(ARITH, 40, registers="acc")
+    with pytest.raises(ValueError, match="points"):
+        cuda.source(ARITH, 8, points=2, registers="acc")
