@@ -320,8 +320,12 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         prog_comment = "The program, an int4 an instruction (packed below), then a stop."
         stop_pack = f"""    if (threadIdx.x == 0) s_prog[n] = make_int4(0, 0, 0, {acc_stop});  // the stop
 """
-        loop = """for (const int4* q = s_prog;; ++q) {
-            const int4 w = *q;"""
+        # the next instruction is loaded before this one runs (volatile asm: kept before)
+        loop = """int4 w = s_prog[0];
+        for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + 1);; q += 16) {
+            int4 next;
+            asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                         : "=r"(next.x), "=r"(next.y), "=r"(next.z), "=r"(next.w) : "r"(q));"""
     # "smem": a register's point 0 for this thread, by the register's byte offset
     at = "#define AT(off) ((float*)(s_thread + (off)))\n" if registers == "smem" else ""
     fill = f"""        #pragma unroll
@@ -334,7 +338,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     plan_params, plan_args, plan_binds = "", "", ""
     if registers == "acc":  # E / 4 float4 a register and thread, THREADS * 16 bytes apart
         at = """#define STRIDE (THREADS * E * 4)  // bytes a register
-#define POINT(e) (base + ((e) >> 2) * (THREADS * 4) + threadIdx.x * 4 + ((e) & 3))
 #define LD(v, off) do { const float4* p_ = (const float4*)(s_thread + (off)); \\
     _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) { const float4 t_ = p_[q_ * THREADS]; \\
         v[4 * q_] = t_.x; v[4 * q_ + 1] = t_.y; v[4 * q_ + 2] = t_.z; v[4 * q_ + 3] = t_.w; } \\
@@ -368,7 +371,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
 #define SV(r, q) (((float4*)(s_reg + (r) * (THREADS * E)))[threadIdx.x * (E / 4) + (q)])
 #define POINT(e) (base + threadIdx.x * E + (e))
-#elif !defined(STRIDE)  // point e of a thread is THREADS apart: scalar accesses, conflict-free
+#else  // point e of a thread is THREADS apart: scalar accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
 #define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
 #endif

@@ -224,7 +224,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
             }}
             if (pend & 1u) ST(w.z, acc);
         }}"""
-    return code
+    return code + "\n        w = next;"
 
 
 def simulate(op, args, dst, length, output, variants, init, n_registers):

@@ -543,6 +543,8 @@ def stage_cuda(args):
                              ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "smem"),
                              ("all", all_ops, "smem"), ("exact", EXACT_OPS, "asm"),
                              ("all", all_ops, "asm")):
+        if args.modes and mode not in args.modes.split(","):
+            continue
         cuda.REGISTERS = mode
         label = f"{label}_{mode}"
         batch = with_empty_programs(bench_batch(200, 32, ops, seed=3))
@@ -578,6 +580,8 @@ def stage_cuda(args):
     configs = [("acc", 4, 128, 8), ("smem", 4, 128, 8), ("acc", 8, 128, 8),
                ("acc", 4, 256, 8), ("acc", 4, 128, 16), ("acc", 8, 64, 8)]
     for mode, points, threads, tiles in configs:
+        if args.modes and mode not in args.modes.split(","):
+            continue
         if time.time() - T_START > args.deadline:
             emit(stage="cuda", config=[mode, points, threads, tiles], skipped="deadline")
             continue
@@ -747,6 +751,9 @@ def main():
                         help="tile,warps,per_block[,read,write] for the kernel (the defaults)")
     parser.add_argument("--cuda", default="",
                         help="registers,points,threads,tiles for the CUDA kernel (ncu_cuda)")
+    parser.add_argument("--modes", default="",
+                        help="the CUDA kernel's register modes to check and time (cuda stage; "
+                             "default all)")
     parser.add_argument("--choose", action="store_true",
                         help="use the fastest exact division and sweep config in later stages")
     args = parser.parse_args()
