@@ -264,7 +264,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     #pragma unroll
     for (int e = 0; e < E; ++e) acc[e] = 0.0f;"""
             if not all(cuda_acc.in_ptx(o) for o in ops):
-                decl += "\n    float ta[E], tb[E];  // arguments of an op computed in C++"
+                decl += ("\n    float ta[E], tb[E];  // arguments of an op computed in C++"
+                         "\n    unsigned pend;  // its op and store bit")
             final = f"""        done:
         float out[E];
         if (need & {cuda_acc.OUT_FROM_ACC}u) {{
@@ -320,20 +321,17 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         prog_comment = "The program, an int4 an instruction (packed below), then a stop."
         stop_pack = f"""    if (threadIdx.x == 0) s_prog[n] = make_int4(0, 0, 0, {acc_stop});  // the stop
 """
-        # the next instruction is loaded before this one runs (volatile asm: kept before)
-        loop = """int4 w = s_prog[0];
-        for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + 1);; q += 16) {
-            int4 next;
-            asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                         : "=r"(next.x), "=r"(next.y), "=r"(next.z), "=r"(next.w) : "r"(q));"""
+        # two instructions a turn, each loading the next (cuda_acc.step)
+        loop = """int4 w = s_prog[0], v;
+        for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + 1);; q += 32) {"""
     # "smem": a register's point 0 for this thread, by the register's byte offset
     at = "#define AT(off) ((float*)(s_thread + (off)))\n" if registers == "smem" else ""
     fill = f"""        #pragma unroll
         for (int r = 0; r < R; ++r)
             #pragma unroll
             for (int e = 0; e < E; ++e) {{
-                const int64_t j = POINT(e);
-                {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
+                const bool real = full || j0 + e * PSTEP < n_points;
+                {init} = (r < n_inputs && real) ? x[r * n_points + j0 + e * PSTEP] : 0.0f;
             }}"""
     plan_params, plan_args, plan_binds = "", "", ""
     if registers == "acc":  # E / 4 float4 a register and thread, THREADS * 16 bytes apart
@@ -353,8 +351,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                 float v_[E];
                 #pragma unroll
                 for (int e = 0; e < E; ++e) {
-                    const int64_t j = POINT(e);
-                    v_[e] = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
+                    const bool real = full || j0 + e * PSTEP < n_points;
+                    v_[e] = (r < n_inputs && real) ? x[r * n_points + j0 + e * PSTEP] : 0.0f;
                 }
                 ST(r * STRIDE, v_);
             }"""
@@ -369,10 +367,12 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 #define VEC {1 if registers == "smem4" else 0}
 {at}#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
+#define PSTEP 1
 #define SV(r, q) (((float4*)(s_reg + (r) * (THREADS * E)))[threadIdx.x * (E / 4) + (q)])
 #define POINT(e) (base + threadIdx.x * E + (e))
 #else  // point e of a thread is THREADS apart: scalar accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
+#define PSTEP THREADS
 #define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
 #endif
 __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
@@ -412,22 +412,35 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     double mxs = 0.0, mx = 0.0, sq = 0.0;
     for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
         const int64_t base = tile * (THREADS * E);
+        const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
+        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
 {fill}
         {"#pragma unroll 1  // one copy of the jump tables" if jumps or registers == "acc" else ""}
         {loop}
 {step}
         }}
 {final}
-        #pragma unroll
-        for (int e = 0; e < E; ++e) {{
-            const int64_t j = POINT(e);
-            if (j < n_points && mask[j]) {{
-                double err = fabs((double)out[e] - y[j]);
-                if (isnan(err)) err = INFINITY;
-                mxs = nan_max(mxs, err * scale[j]);
-                mx = nan_max(mx, err);
-                sq += err * err;
-            }}
+        // the errors of the tile's points; points masked out count as zero (max and sum
+        // start at zero), points past the end not at all (only in the last tile)
+        const double* const yb = y + j0;
+        const double* const sb = scale + j0;
+        const int32_t* const mb = mask + j0;
+        auto point = [&](int e) {{
+            const double d = fabs((double)out[e] - yb[e * PSTEP]);
+            const double err = isnan(d) ? (double)INFINITY : d;  // never NaN from here on
+            const bool in = mb[e * PSTEP] != 0;
+            const double em = in ? err : 0.0;
+            mxs = nan_max(mxs, in ? err * sb[e * PSTEP] : 0.0);
+            mx = em > mx ? em : mx;
+            sq += em * em;
+        }};
+        if (full) {{
+            #pragma unroll
+            for (int e = 0; e < E; ++e) point(e);
+        }} else {{
+            #pragma unroll
+            for (int e = 0; e < E; ++e)
+                if (j0 + e * PSTEP < n_points) point(e);
         }}
     }}
     // The block's reduction: within each warp by shuffles, then across the warps.

@@ -101,10 +101,10 @@ PTX_OPS: dict[str, list[str]] = {
     # IEEE division; zero, infinite and NaN operands by rule, as ev_div in evolve.cuda
     # does: the product of the special operand (the divisor's reciprocal) and the other's
     # sign, the division itself run on 1 / 1 for them
-    "div": ["and.b32 x_m, {a}, 0x7fffffff;", "add.s32 x_m, x_m, -1;",
-            "setp.gt.u32 x_pa, x_m, 0x7f7ffffe;",
-            "and.b32 x_m, {b}, 0x7fffffff;", "add.s32 x_m, x_m, -1;",
-            "setp.gt.u32 x_pb, x_m, 0x7f7ffffe;", "or.pred x_ps, x_pa, x_pb;",
+    "div": ["abs.f32 x_n, {a};", "setp.geu.f32 x_pa, x_n, 0f7F800000;",  # inf, NaN
+            "setp.eq.or.f32 x_pa, {a}, 0f00000000, x_pa;",  # or zero
+            "abs.f32 x_n, {b};", "setp.geu.f32 x_pb, x_n, 0f7F800000;",
+            "setp.eq.or.f32 x_pb, {b}, 0f00000000, x_pb;", "or.pred x_ps, x_pa, x_pb;",
             "selp.f32 x_n, 0f3F800000, {a}, x_ps;", "selp.f32 x_q, 0f3F800000, {b}, x_ps;",
             "div.rn.f32 x_q, x_n, x_q;",
             "and.b32 x_m, {a}, 0x80000000;", "or.b32 x_m, x_m, 0x3f800000;",
@@ -137,7 +137,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     if cpp:
         out += [f"t{n}[{e}]" for n in "ab" for e in range(E)] + ["pend"]
     ACC, TA, TB, PEND = 0, E, 2 * E, 3 * E
-    W = len(out)  # then w.x, w.y, w.z, w.w, the thread's shared-memory address
+    W = len(out)  # then the word's x, y, z, w, the thread's shared-memory address
     WX, WY, WZ, WW, BASE_ = (f"%{W + i}" for i in range(5))
     chunk = threads * 16  # bytes between a thread's groups of four points
 
@@ -204,27 +204,36 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     lines += ["DONE:", "}"]
     text = "".join(f'"{line}\\n\\t"\n                ' for line in lines)
     outputs = ", ".join(f'"+f"({x})' if x != "pend" else '"+r"(pend)' for x in out)
-    inputs = '"r"(w.x), "r"(w.y), "r"(w.z), "r"(w.w), "r"(s_base)'
-    code = f"""        if (w.w == {stop}) goto done;  // the instruction after the last
+    cpp_body = "\n".join(
+        f"            case {o + 1}: {{ for (int e = 0; e < E; ++e) {{ const float a = ta[e], "
+        f"b = tb[e]; (void)a; (void)b; acc[e] = {cuda_ops[OPS[o].name]}; }} break; }}"
+        for o in cpp)
+    code = ""
+    # two instructions a turn, in words w and v, so that loading the next one into the
+    # other word (before this one runs: volatile asm keeps the order) needs no copy
+    for word, other, at in (("w", "v", "q"), ("v", "w", "q + 16")):
+        code += f"""        asm volatile("ld.shared.v4.u32 {{%0, %1, %2, %3}}, [%4];"
+                     : "=r"({other}.x), "=r"({other}.y), "=r"({other}.z), "=r"({other}.w)
+                     : "r"({at}));
+        if ({word}.w == {stop}) goto done;  // the instruction after the last
 """
-    if cpp:
-        code += "        unsigned pend = 0;\n"
-    code += f"""        asm volatile({text}: {outputs}
-                : {inputs});"""
-    if cpp:
-        body = "\n".join(
-            f"            case {o + 1}: {{ for (int e = 0; e < E; ++e) {{ const float a = ta[e], "
-            f"b = tb[e]; (void)a; (void)b; acc[e] = {cuda_ops[OPS[o].name]}; }} break; }}"
-            for o in cpp)
-        code += f"""
-        if (pend) {{  // an op computed here
+        if cpp:
+            code += "        pend = 0;\n"
+        inputs = (f'"r"({word}.x), "r"({word}.y), "r"({word}.z), "r"({word}.w), '
+                  '"r"(s_base)')
+        code += f"""        asm volatile({text}: {outputs}
+                : {inputs});
+"""
+        if cpp:
+            code += f"""        if (pend) {{  // an op computed here
             switch (pend >> 1) {{
-{body}
+{cpp_body}
                 default: break;
             }}
-            if (pend & 1u) ST(w.z, acc);
-        }}"""
-    return code + "\n        w = next;"
+            if (pend & 1u) ST({word}.z, acc);
+        }}
+"""
+    return code.rstrip("\n")
 
 
 def simulate(op, args, dst, length, output, variants, init, n_registers):
