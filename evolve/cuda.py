@@ -330,8 +330,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         for (int r = 0; r < R; ++r)
             #pragma unroll
             for (int e = 0; e < E; ++e) {{
-                const bool real = full || j0 + e * PSTEP < n_points;
-                {init} = (r < n_inputs && real) ? x[r * n_points + j0 + e * PSTEP] : 0.0f;
+                const int64_t j = j0 + e * PSTEP;
+                {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
             }}"""
     plan_params, plan_args, plan_binds = "", "", ""
     if registers == "acc":  # E / 4 float4 a register and thread, THREADS * 16 bytes apart
@@ -359,6 +359,40 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         plan_params = "const int32_t* __restrict__ plan, const int32_t* __restrict__ init,\n        "
         plan_args = "plan.typed_data(), init.typed_data(), "
         plan_binds = "ffi::Buffer<ffi::S32> plan, ffi::Buffer<ffi::S32> init,\n        "
+    errors = """        #pragma unroll
+        for (int e = 0; e < E; ++e) {
+            const int64_t j = j0 + e * PSTEP;
+            if (j < n_points && mask[j]) {
+                double err = fabs((double)out[e] - y[j]);
+                if (isnan(err)) err = INFINITY;
+                mxs = nan_max(mxs, err * scale[j]);
+                mx = nan_max(mx, err);
+                sq += err * err;
+            }
+        }"""
+    if registers == "acc":
+        # a tile's errors: "acc" takes the pointers once, checks bounds only in the last tile
+        # and counts points masked out as zero (max and sum start at zero) by selects
+        errors = """        const double* const yb = y + j0;
+        const double* const sb = scale + j0;
+        const int32_t* const mb = mask + j0;
+        auto point = [&](int e) {
+            const double d = fabs((double)out[e] - yb[e * PSTEP]);
+            const double err = isnan(d) ? (double)INFINITY : d;  // never NaN from here on
+            const bool in = mb[e * PSTEP] != 0;
+            const double em = in ? err : 0.0;
+            mxs = nan_max(mxs, in ? err * sb[e * PSTEP] : 0.0);
+            mx = em > mx ? em : mx;
+            sq += em * em;
+        };
+        if (full) {
+            #pragma unroll
+            for (int e = 0; e < E; ++e) point(e);
+        } else {
+            #pragma unroll
+            for (int e = 0; e < E; ++e)
+                if (j0 + e * PSTEP < n_points) point(e);
+        }"""
     kernel = f"""
 #define R {R}
 #define E {E}
@@ -420,28 +454,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
 {step}
         }}
 {final}
-        // the errors of the tile's points; points masked out count as zero (max and sum
-        // start at zero), points past the end not at all (only in the last tile)
-        const double* const yb = y + j0;
-        const double* const sb = scale + j0;
-        const int32_t* const mb = mask + j0;
-        auto point = [&](int e) {{
-            const double d = fabs((double)out[e] - yb[e * PSTEP]);
-            const double err = isnan(d) ? (double)INFINITY : d;  // never NaN from here on
-            const bool in = mb[e * PSTEP] != 0;
-            const double em = in ? err : 0.0;
-            mxs = nan_max(mxs, in ? err * sb[e * PSTEP] : 0.0);
-            mx = em > mx ? em : mx;
-            sq += em * em;
-        }};
-        if (full) {{
-            #pragma unroll
-            for (int e = 0; e < E; ++e) point(e);
-        }} else {{
-            #pragma unroll
-            for (int e = 0; e < E; ++e)
-                if (j0 + e * PSTEP < n_points) point(e);
-        }}
+{errors}
     }}
     // The block's reduction: within each warp by shuffles, then across the warps.
     #pragma unroll
@@ -572,7 +585,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
     if registers == "acc":  # where each instruction's arguments are, whether it stores
         runs = [o == CONST or o in opset for o in range(len(OPS))]
-        data[6:6] = cuda_acc.plan(op, args, dst, length, output, runs)
+        data[6:6] = cuda_acc.plan(op, args, dst, length, output, runs, xt.shape[1])
     stats = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((op.shape[0], blocks, 3),
                                                         jnp.float64))(*data)
     return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),

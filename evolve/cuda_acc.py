@@ -25,31 +25,40 @@ import numpy as np
 
 from evolve.ops import CONST, OPS
 
-# variant bits of an instruction
+# an instruction's variant: STORE + 2 * (source of a + 3 * source of b + 9 * source of c)
 STORE = 1  # write the result to shared memory (a later instruction reads it there)
-FROM_ACC = (2, 4, 8)  # argument a, b, c is the accumulator (the previous result)
+SMEM, ACC, ZERO = 0, 1, 2  # where an argument is: shared memory, the accumulator (the
+# previous result), or nowhere: a register never written, past the inputs, holds zero
 OUT_FROM_ACC = 1 << 31  # bit of ``init``: the output is the last result, in the accumulator
 MAX_REGISTERS = 31  # registers a bit each in ``init``, below OUT_FROM_ACC
+
+
+def sources(variant: int, arity: int) -> list[int]:
+    """Where each argument of an instruction of this variant is (SMEM, ACC or ZERO)."""
+    s = variant >> 1
+    return [s // 3 ** j % 3 for j in range(arity)]
 
 
 def layout(ops: list[int]) -> tuple[list[int], int, int]:
     """(BASE, NOP, STOP): the first case of each op of ``ops`` (indexed by opcode, -1 for
     ops outside the set), the case of an op outside the set (it does nothing) and the
-    case that ends the program. An op of arity k has 2 ** (k + 1) variants."""
+    case that ends the program. An op of arity k has 2 * 3 ** k variants."""
     base = [-1] * len(OPS)
     n = 0
     for o in sorted(set(ops) | {CONST}):
         base[o] = n
-        n += 2 ** (OPS[o].arity + 1)
+        n += 2 * 3 ** OPS[o].arity
     return base, n, n + 1
 
 
-def plan(op, args, dst, length, output, runs):
-    """Variants [P, L] (int32, bits STORE and FROM_ACC) and init [P] (int32: bit r,
-    register r is read before it is written; OUT_FROM_ACC) of a batch of programs.
+def plan(op, args, dst, length, output, runs, n_inputs):
+    """Variants [P, L] (int32, see STORE) and init [P] (int32: bit r, register r is read
+    from shared memory before it is written; OUT_FROM_ACC) of a batch of programs.
 
     runs: bool [len(OPS)], whether the kernel runs the op (an op outside the set does
-    nothing: it neither writes its destination nor the accumulator)."""
+    nothing: it neither writes its destination nor the accumulator). Registers from
+    ``n_inputs`` on start at zero: reading one that no instruction has written yet is
+    reading ZERO."""
     arity = jnp.asarray([o.arity for o in OPS], jnp.int32)
     runs = jnp.asarray(runs, bool)
     op, args, dst = (jnp.asarray(a, jnp.int32) for a in (op, args, dst))
@@ -67,10 +76,20 @@ def plan(op, args, dst, length, output, runs):
         out_acc = (length >= 1) & writes[rows, last] & (dst[rows, last] == output)
     else:
         out_acc = jnp.zeros(P, bool)
+    inputs = (one << jnp.uint32(n_inputs)) - one
+    steps = jnp.arange(L, dtype=jnp.int32)
+
+    def written(done, xs):  # registers holding something else than zero before each one
+        i, d, w = xs
+        now = done | jnp.where((i < length) & w, one << d.astype(jnp.uint32), jnp.uint32(0))
+        return now, done
+
+    _, before = jax.lax.scan(written, jnp.full(P, inputs, jnp.uint32),
+                             (steps, dst.T, writes.T))
     need0 = jnp.where(out_acc, jnp.uint32(0), one << output.astype(jnp.uint32))
 
     def step(need, xs):
-        i, o_k, a3, d, pv, w = xs
+        i, o_k, a3, d, pv, w, nonzero = xs
         live = i < length
         bit = one << d.astype(jnp.uint32)
         store = live & w & ((need & bit) != 0)
@@ -78,12 +97,14 @@ def plan(op, args, dst, length, output, runs):
         variant = store.astype(jnp.int32)
         for j in range(3):
             has = live & w & (o_k > j)
-            acc = has & (a3[:, j] == pv)
-            variant = variant | jnp.where(acc, FROM_ACC[j], 0)
-            need = jnp.where(has & ~acc, need | (one << a3[:, j].astype(jnp.uint32)), need)
+            r = a3[:, j].astype(jnp.uint32)
+            zero = ((nonzero >> r) & one) == 0
+            src = jnp.where(a3[:, j] == pv, ACC, jnp.where(zero, ZERO, SMEM))
+            variant = variant + jnp.where(has, 2 * 3 ** j * src, 0)
+            need = jnp.where(has & (src == SMEM), need | (one << r), need)
         return need, variant
 
-    xs = (jnp.arange(L, dtype=jnp.int32), k.T, jnp.transpose(args, (1, 0, 2)), dst.T, prev.T, writes.T)
+    xs = (steps, k.T, jnp.transpose(args, (1, 0, 2)), dst.T, prev.T, writes.T, before)
     need, variants = jax.lax.scan(step, need0, xs, reverse=True)
     init = need | jnp.where(out_acc, jnp.uint32(OUT_FROM_ACC), jnp.uint32(0))
     return variants.T, jax.lax.bitcast_convert_type(init, jnp.int32)
@@ -136,7 +157,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     out = [f"acc[{e}]" for e in range(E)]
     if cpp:
         out += [f"t{n}[{e}]" for n in "ab" for e in range(E)] + ["pend"]
-    ACC, TA, TB, PEND = 0, E, 2 * E, 3 * E
+    A0, TA, TB, PEND = 0, E, 2 * E, 3 * E  # operand numbers of acc, ta, tb, pend
     W = len(out)  # then the word's x, y, z, w, the thread's shared-memory address
     WX, WY, WZ, WW, BASE_ = (f"%{W + i}" for i in range(5))
     chunk = threads * 16  # bytes between a thread's groups of four points
@@ -149,19 +170,21 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
                          f"[x_{name}{imm}];")
         return lines
 
-    acc = [f"%{ACC + e}" for e in range(E)]
+    acc = [f"%{A0 + e}" for e in range(E)]
     targets: list[list[str]] = [[] for _ in range(stop)]
     for o in sorted(set(ops) | {CONST}):
         k = OPS[o].arity
-        for v in range(2 ** (k + 1)):
+        for v in range(2 * 3 ** k):
             body = []
             if o == CONST:
                 body += [f"mov.b32 {acc[e]}, {WX};" for e in range(E)]
             else:
                 regs = []
-                for j, n in enumerate("abc"[:k]):
-                    if v & FROM_ACC[j]:
-                        regs.append(acc)
+                for (j, n), src in zip(enumerate("abc"[:k]), sources(v, k)):
+                    if src != SMEM:
+                        if src == ZERO and ["x_z"] * E not in regs:
+                            body.append("mov.f32 x_z, 0f00000000;")
+                        regs.append(acc if src == ACC else ["x_z"] * E)
                         continue
                     r = [f"x_{n}{e}" for e in range(E)]
                     if j == 0:
@@ -195,7 +218,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     targets[nop] = []
     regs_decl = [".reg .pred x_pa, x_pb, x_ps;",
                  ".reg .b32 x_a, x_b, x_c, x_d, x_m;",
-                 ".reg .f32 x_n, x_q, x_r;",
+                 ".reg .f32 x_n, x_q, x_r, x_z;",
                  f".reg .f32 {', '.join(f'x_{n}{e}' for n in 'abc' for e in range(E))};"]
     names = [f"L{i}" for i in range(len(targets))]
     lines = ["{", *regs_decl, f"ts: .branchtargets {', '.join(names)};", f"brx.idx {WW}, ts;"]
@@ -236,12 +259,13 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     return code.rstrip("\n")
 
 
-def simulate(op, args, dst, length, output, variants, init, n_registers):
+def simulate(op, args, dst, length, output, variants, init, n_registers, n_inputs):
     """Check a plan symbolically (numpy, one program a row): every read finds the current
     value of its register where the plan says it is. Returns, per program, the place the
     output is read from ("acc" or "smem") or raises AssertionError naming the first read
     that would see a stale value. Registers hold version numbers; a tile starts with the
-    registers of ``init`` set (version 0) and the others unset (None)."""
+    registers of ``init`` set (version 0) and the others unset (None); version 0 of a
+    register past the inputs is zero."""
     places = []
     for p in range(len(length)):
         current = [0] * n_registers  # the version each register holds now
@@ -249,10 +273,11 @@ def simulate(op, args, dst, length, output, variants, init, n_registers):
         acc = None  # (register, version)
         for i in range(int(length[p])):
             o, v, d = int(op[p, i]), int(variants[p, i]), int(dst[p, i])
-            for j in range(OPS[o].arity):
+            for j, src in enumerate(sources(v, OPS[o].arity)):
                 r = int(args[p, i, j])
-                seen = acc if v & FROM_ACC[j] else (r, smem[r])
+                seen = {SMEM: (r, smem[r]), ACC: acc, ZERO: (r, 0)}[src]
                 assert seen == (r, current[r]), (p, i, j, r, seen, current[r])
+                assert src != ZERO or r >= n_inputs, (p, i, j, "an input read as zero")
             current[d] += 1
             acc = (d, current[d])
             if v & STORE:

@@ -14,11 +14,12 @@ from tests.strategies import programs
 
 ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))
 RUNS = np.ones(len(OPS), bool)
+S, A, Z = cuda_acc.SMEM, cuda_acc.ACC, cuda_acc.ZERO
 
 
-def plan(progs, L=None):
-    b = to_arrays(progs, length=L)
-    variants, init = cuda_acc.plan(b.op, b.args, b.dst, b.length, b.output, RUNS)
+def plan(progs, L=None, size=None, n_inputs=1, runs=RUNS):
+    b = to_arrays(progs, length=L, size=size)
+    variants, init = cuda_acc.plan(b.op, b.args, b.dst, b.length, b.output, runs, n_inputs)
     return b, np.asarray(variants), np.asarray(init)
 
 
@@ -26,14 +27,23 @@ def ins(name, dst, *args, value=0.0):
     return Instruction(OPCODE[name], dst, tuple(args), value)
 
 
+def variant(*sources, store=False):
+    return int(store) + 2 * sum(s * 3 ** j for j, s in enumerate(sources))
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(programs(n_registers=5, max_length=14), min_size=1, max_size=6))
 def test_every_read_finds_the_current_value(progs):
-    b, variants, init = plan(progs)
-    places = cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init, 5)
+    b, variants, init = plan(progs, L=16, size=6, n_inputs=2)
+    places = cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init, 5, 2)
     for p, prog in enumerate(progs):
         last = prog.instructions[-1] if prog.instructions else None
         assert places[p] == ("acc" if last and last.dst == prog.output else "smem")
+
+
+def test_variants_number_the_sources_densely():
+    seen = {tuple(cuda_acc.sources(v, 3)) + (v & 1,) for v in range(2 * 27)}
+    assert len(seen) == 54 and cuda_acc.sources(variant(A, Z, S), 3) == [A, Z, S]
 
 
 def test_a_chain_stores_nothing_and_reads_the_accumulator():
@@ -41,8 +51,7 @@ def test_a_chain_stores_nothing_and_reads_the_accumulator():
     # only by the next instruction, so nothing is stored and only r0 is set at the start
     prog = Program((ins("add", 1, 0, 0), ins("mul", 2, 1, 1), ins("fma", 3, 2, 0, 2)), 3)
     _, variants, init = plan([prog])
-    acc = cuda_acc.FROM_ACC
-    assert variants[0, :3].tolist() == [0, acc[0] | acc[1], acc[0] | acc[2]]
+    assert variants[0, :3].tolist() == [variant(S, S), variant(A, A), variant(A, S, A)]
     assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
 
 
@@ -51,9 +60,22 @@ def test_results_read_later_are_stored_and_unread_registers_not_set():
     # stored), r2 by the next (accumulator); r3 and the output's old value are never read
     prog = Program((ins("const", 1, value=2.5), ins("sub", 2, 0, 1), ins("div", 4, 1, 2)), 4)
     _, variants, init = plan([prog])
-    assert variants[0, :3].tolist() == [cuda_acc.STORE, cuda_acc.FROM_ACC[1],
-                                    cuda_acc.FROM_ACC[1]]
+    assert variants[0, :3].tolist() == [variant(store=True), variant(S, A), variant(S, A)]
     assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+
+
+def test_registers_never_written_are_read_as_zero():
+    # r1 = r5 * x; r2 = r1 - r6; r5 = r2 + r2; r3 = r5 * r5; return r3: r5 and r6 hold
+    # their zeros where the first two read them, so only x is set at the start
+    prog = Program((ins("mul", 1, 5, 0), ins("sub", 2, 1, 6), ins("add", 5, 2, 2),
+                    ins("mul", 3, 5, 5)), 3)
+    _, variants, init = plan([prog])
+    assert variants[0, :4].tolist() == [variant(Z, S), variant(A, Z), variant(A, A),
+                                        variant(A, A)]
+    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+    # with two inputs r1 is x's partner, not zero: "r2 = r1 - r6" then reads it
+    _, variants, init = plan([Program((ins("sub", 2, 1, 6),), 2)], n_inputs=2)
+    assert variants[0, 0] == variant(S, Z) and np.uint32(init[0]) == (2 | cuda_acc.OUT_FROM_ACC)
 
 
 def test_empty_and_padded_programs_read_the_output_register():
@@ -62,26 +84,25 @@ def test_empty_and_padded_programs_read_the_output_register():
     assert np.all(variants[:, 1:] == 0)  # padding
     assert init.tolist() == [1 << 3, 1]  # r3 set (zero), x kept: the output is r0
     assert cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init,
-                             4) == ["smem", "smem"]
+                             4, 1) == ["smem", "smem"]
 
 
 def test_ops_outside_the_set_leave_the_accumulator_alone():
-    # sub is not run: its destination keeps its value and the next add reads r1 from
-    # shared memory, so the first add's result is stored
+    # sub is not run: r2 keeps its zero and the add reads r1 from shared memory, so the
+    # first add's result is stored
     prog = Program((ins("add", 1, 0, 0), ins("sub", 2, 1, 1), ins("add", 3, 1, 2)), 3)
     runs = RUNS.copy()
     runs[OPCODE["sub"]] = False
-    b = to_arrays([prog])
-    variants, init = cuda_acc.plan(b.op, b.args, b.dst, b.length, b.output, runs)
-    assert np.asarray(variants)[0, :3].tolist() == [cuda_acc.STORE, 0, 0]
-    assert np.uint32(np.asarray(init)[0]) == (1 | 1 << 2 | cuda_acc.OUT_FROM_ACC)
+    _, variants, init = plan([prog], runs=runs)
+    assert variants[0, :3].tolist() == [variant(S, S, store=True), 0, variant(S, Z)]
+    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
 
 
 def test_layout_gives_each_op_its_variants():
     base, nop, stop = cuda_acc.layout(list(ARITH))
-    # the literal 2 variants, add/sub/mul/div 8 each, fma 16
-    assert nop == 2 + 4 * 8 + 16 and stop == nop + 1
-    assert sorted(b for b in base if b >= 0) == [0, 2, 10, 18, 26, 34]
+    # the literal 2 variants, add/sub/mul/div 18 each, fma 54
+    assert nop == 2 + 4 * 18 + 54 and stop == nop + 1
+    assert sorted(b for b in base if b >= 0) == [0, 2, 20, 38, 56, 74]
     assert base[OPCODE["sin"]] == -1 and base[CONST] == 0
 
 
@@ -94,7 +115,8 @@ def test_acc_source_jumps_to_a_case_for_each_variant():
     assert '"r"(q + 16)' in src and "q += 32" in src
     # half the variants store, 8 points a thread in two 16-byte accesses 2,048 bytes apart
     assert src.count("st.shared.v4.f32") == 2 * (nop // 2 * 2) and "[x_d+2048]" in src
-    assert src.count("add.rn.f32") == 2 * 8 * 8 and src.count("div.rn.f32") == 2 * 8 * 8
+    assert src.count("add.rn.f32") == 2 * 18 * 8 and src.count("div.rn.f32") == 2 * 18 * 8
+    assert "mov.f32 x_z, 0f00000000;" in src  # a register never written: zero
     assert "shr.u32 x_c" in src and "and.b32 x_b" in src  # fma's b and c share a word
     assert "pend" not in src  # every op of the set has a PTX spelling
 
