@@ -137,11 +137,6 @@ PTX_OPS: dict[str, list[str]] = {
 }
 
 
-# ops whose PTX is long: their variants only gather the arguments, then jump to one body
-# (two: storing the result or not), which keeps the kernel's code small
-SHARED = ("div",)
-
-
 def in_ptx(o: int) -> bool:
     """Whether the case of op ``o`` computes it (else it copies the arguments out for C++)."""
     return o == CONST or OPS[o].name in PTX_OPS
@@ -176,10 +171,6 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
         return lines
 
     acc = [f"%{A0 + e}" for e in range(E)]
-    store = [f"add.u32 x_d, {BASE_}, {WZ};"] + [
-        f"st.shared.v4.f32 [x_d{f'+{q * chunk}' if q else ''}], "
-        f"{{{', '.join(acc[4 * q:4 * q + 4])}}};" for q in range(E // 4)]
-    shared: list[str] = []
     targets: list[list[str]] = [[] for _ in range(stop)]
     for o in sorted(set(ops) | {CONST}):
         k = OPS[o].arity
@@ -208,13 +199,6 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
                         off = "x_c"
                     body += load(n, off, r)
                     regs.append(r)
-                if OPS[o].name in SHARED:  # the arguments into x_a, x_b; the shared body
-                    for n, r in zip("ab", regs):
-                        body += [f"mov.f32 x_{n}{e}, {r[e]};" for e in range(E)
-                                 if r[e] != f"x_{n}{e}"]
-                    body.append(f"bra.uni S{o}_{v & STORE};")
-                    targets[base[o] + v] = body
-                    continue
                 if in_ptx(o):
                     for e in range(E):
                         names = dict(zip("abc", (r[e] for r in regs)), d=acc[e])
@@ -225,15 +209,13 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
                                  for e in range(E)]
                     body.append(f"mov.u32 %{PEND}, {o + 1 << 1 | (v & STORE)};")
             if v & STORE and (o == CONST or in_ptx(o)):
-                body += store
-            targets[base[o] + v] = body + ["bra.uni DONE;"]
-    targets[nop] = ["bra.uni DONE;"]
-    for o in sorted(set(ops)):  # the bodies the variants of a long op share
-        if OPS[o].name in SHARED:
-            for st in (0, 1):
-                body = [line.format(a=f"x_a{e}", b=f"x_b{e}", d=acc[e])
-                        for e in range(E) for line in PTX_OPS[OPS[o].name]]
-                shared += [f"S{o}_{st}:", *body, *(store if st else []), "bra.uni DONE;"]
+                body.append(f"add.u32 x_d, {BASE_}, {WZ};")
+                for q in range(E // 4):
+                    imm = f"+{q * chunk}" if q else ""
+                    body.append(f"st.shared.v4.f32 [x_d{imm}], "
+                                f"{{{', '.join(acc[4 * q:4 * q + 4])}}};")
+            targets[base[o] + v] = body
+    targets[nop] = []
     regs_decl = [".reg .pred x_pa, x_pb, x_ps;",
                  ".reg .b32 x_a, x_b, x_c, x_d, x_m;",
                  ".reg .f32 x_n, x_q, x_r, x_z;",
@@ -241,8 +223,8 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     names = [f"L{i}" for i in range(len(targets))]
     lines = ["{", *regs_decl, f"ts: .branchtargets {', '.join(names)};", f"brx.idx {WW}, ts;"]
     for name, body in zip(names, targets):
-        lines += [f"{name}:", *body]
-    lines += [*shared, "DONE:", "}"]
+        lines += [f"{name}:", *body, "bra.uni DONE;"]
+    lines += ["DONE:", "}"]
     text = "".join(f'"{line}\\n\\t"\n                ' for line in lines)
     outputs = ", ".join(f'"+f"({x})' if x != "pend" else '"+r"(pend)' for x in out)
     cpp_body = "\n".join(
