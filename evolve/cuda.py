@@ -5,12 +5,16 @@ one program and ``TILES_PER_BLOCK`` tiles of ``THREADS * E`` points in turn: the
 is loaded into shared memory once, each thread runs it on its ``E`` points of a tile, and
 the errors are reduced once for all the tiles (warp shuffles, then across the warps).
 Where a thread keeps its points' registers is ``REGISTERS`` (see ``source``): by default
-in shared memory, which needs no branches but costs a shared-memory access per operand and
-point; the program's register numbers are turned into byte offsets there once a block, so
-that decoding an instruction is an add per operand and a jump on the op. Keeping them in
-the chip's registers needs a jump on every register index (run-time indices cannot name
-registers); with nvcc's ``switch`` lowering ("regs") or our own PTX jump tables ("asm")
-that was slower on the H200 (``scripts/check_gpu.py --stages cuda`` measures all of them).
+("acc") in shared memory, 16 bytes (four points) an access, with the last result kept in
+the chip's registers; a plan computed in JAX before the kernel runs (``evolve.cuda_acc``)
+says for each instruction where its arguments are (shared memory, that accumulator, or a
+register never written, which holds zero) and whether its result must be stored, and the
+kernel jumps once an instruction (a PTX jump table) to code for that op and variant.
+"smem" is the plain shared-memory register file (an access per operand and point; the
+fallback when "acc" cannot address the registers). Keeping them in the chip's registers
+needs a jump on every register index (run-time indices cannot name registers); with nvcc's
+``switch`` lowering ("regs") or our own PTX jump tables ("asm") that was slower on the H200
+(``scripts/check_gpu.py --stages cuda`` measures them).
 
 Semantics are those of ``OPS[i].np_fn`` bit for bit on exactly rounded ops: ``__fadd_rn``
 and friends (never contracted into FMAs), IEEE division (zero, infinite and NaN operands
@@ -63,7 +67,7 @@ CUDA_OPS: dict[str, str] = {
 
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 128  # threads a block: a block's tile is THREADS * E points
-REGISTERS = "smem"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
+REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
@@ -153,8 +157,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                          f"got {registers!r}")
     if registers in ("smem4", "acc") and points % 4:
         raise ValueError(f"registers={registers!r} takes points a thread in fours, got {points}")
-    if registers == "acc" and (n_registers > cuda_acc.MAX_REGISTERS
-                               or n_registers * threads * points * 4 > 0xFFFF):
+    if registers == "acc" and not acc_fits(n_registers, threads, points):
         raise ValueError(f"registers='acc' addresses at most {cuda_acc.MAX_REGISTERS} "
                          "registers and 64 KB of them (registers x threads x points x 4 "
                          f"bytes), got {n_registers} x {threads} x {points}: use fewer "
@@ -525,6 +528,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
     return _PRELUDE + kernel
 
 
+def acc_fits(n_registers: int, threads: int, points: int) -> bool:
+    """Whether registers="acc" can address this register file (``source`` says why not)."""
+    return (n_registers <= cuda_acc.MAX_REGISTERS and points % 4 == 0
+            and n_registers * threads * points * 4 <= 0xFFFF)
+
+
 def nvcc() -> str | None:
     """The nvcc to build with: $EVOLVE_NVCC, $CUDA_HOME/bin/nvcc or the PATH's."""
     for cand in (os.environ.get("EVOLVE_NVCC"),
@@ -579,6 +588,8 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
     registers = registers or REGISTERS
+    if registers == "acc" and not acc_fits(n_registers, threads, points):
+        registers = "smem"  # more registers than "acc" addresses: the plain shared memory
     name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)

@@ -93,7 +93,8 @@ def test_bad_options_are_refused():
 def test_source_compiles(tmp_path):
     lib = cuda.build(cuda.source(ARITH, 4), "sm_90", out_dir=tmp_path)
     assert lib.is_file() and lib.stat().st_size > 0
-    full = cuda.build(cuda.source(tuple(range(len(OPS))), 3, points=2, threads=64),
+    full = cuda.build(cuda.source(tuple(range(len(OPS))), 3, points=2, threads=64,
+                                  registers="smem"),
                       "sm_90", out_dir=tmp_path)  # smem: every op, another layout
     assert full.is_file() and full != lib
     asm = cuda.build(cuda.source(ARITH, 4, registers="asm"), "sm_90", out_dir=tmp_path)

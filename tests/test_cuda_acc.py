@@ -130,6 +130,13 @@ def test_acc_runs_ops_without_ptx_in_cpp():
     assert f"mov.u32 %{3 * 4}, {(OPCODE['min'] + 1) << 1 | 1};" in src
 
 
+def test_the_default_falls_back_to_smem_where_acc_cannot_address_the_registers():
+    assert cuda.REGISTERS == "acc" and cuda.acc_fits(8, 128, 4)
+    assert not cuda.acc_fits(40, 128, 4)  # past the 31 bits of init
+    assert not cuda.acc_fits(16, 256, 4)  # c's byte offset past 16 bits
+    assert not cuda.acc_fits(8, 128, 2)  # points in fours
+
+
 def test_acc_refuses_register_files_it_cannot_address():
     with pytest.raises(ValueError, match="registers"):
         cuda.source(ARITH, 40, registers="acc")
