@@ -84,8 +84,11 @@ def plan(op, args, dst, length, output, runs, n_inputs):
         now = done | jnp.where((i < length) & w, one << d.astype(jnp.uint32), jnp.uint32(0))
         return now, done
 
+    # both passes unrolled (32 steps a turn): a few fused kernels on a GPU, not a loop of
+    # small ones
+    unroll = max(1, min(L, 32))
     _, before = jax.lax.scan(written, jnp.full(P, inputs, jnp.uint32),
-                             (steps, dst.T, writes.T))
+                             (steps, dst.T, writes.T), unroll=unroll)
     need0 = jnp.where(out_acc, jnp.uint32(0), one << output.astype(jnp.uint32))
 
     def step(need, xs):
@@ -105,7 +108,7 @@ def plan(op, args, dst, length, output, runs, n_inputs):
         return need, variant
 
     xs = (steps, k.T, jnp.transpose(args, (1, 0, 2)), dst.T, prev.T, writes.T, before)
-    need, variants = jax.lax.scan(step, need0, xs, reverse=True)
+    need, variants = jax.lax.scan(step, need0, xs, reverse=True, unroll=unroll)
     init = need | jnp.where(out_acc, jnp.uint32(OUT_FROM_ACC), jnp.uint32(0))
     return variants.T, jax.lax.bitcast_convert_type(init, jnp.int32)
 
