@@ -66,7 +66,7 @@ CUDA_OPS: dict[str, str] = {
 }
 
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
-THREADS = 128  # threads a block: a block's tile is THREADS * E points
+THREADS = 256  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
@@ -534,6 +534,16 @@ def acc_fits(n_registers: int, threads: int, points: int) -> bool:
             and n_registers * threads * points * 4 <= 0xFFFF)
 
 
+def fitted(n_registers: int, points: int, threads: int, registers: str) -> tuple[str, int]:
+    """(registers, threads) to run with: "acc" with smaller blocks (down to 128 threads)
+    where its byte offsets cannot reach every register, "smem" where that does not help."""
+    while registers == "acc" and threads > 128 and not acc_fits(n_registers, threads, points):
+        threads //= 2
+    if registers == "acc" and not acc_fits(n_registers, threads, points):
+        registers = "smem"
+    return registers, threads
+
+
 def nvcc() -> str | None:
     """The nvcc to build with: $EVOLVE_NVCC, $CUDA_HOME/bin/nvcc or the PATH's."""
     for cand in (os.environ.get("EVOLVE_NVCC"),
@@ -587,9 +597,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
     tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    registers = registers or REGISTERS
-    if registers == "acc" and not acc_fits(n_registers, threads, points):
-        registers = "smem"  # more registers than "acc" addresses: the plain shared memory
+    registers, threads = fitted(n_registers, points, threads, registers or REGISTERS)
     name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)

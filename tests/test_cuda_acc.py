@@ -107,7 +107,7 @@ def test_layout_gives_each_op_its_variants():
 
 
 def test_acc_source_jumps_to_a_case_for_each_variant():
-    src = cuda.source(ARITH, 8, points=8, registers="acc")
+    src = cuda.source(ARITH, 8, points=8, threads=128, registers="acc")
     _, nop, stop = cuda_acc.layout(list(ARITH))
     # two instructions a turn (words w and v), each with its copy of the jump table
     assert f"L{stop - 1}:" in src and f"L{stop}:" not in src and src.count("brx.idx") == 2
@@ -130,11 +130,16 @@ def test_acc_runs_ops_without_ptx_in_cpp():
     assert f"mov.u32 %{3 * 4}, {(OPCODE['min'] + 1) << 1 | 1};" in src
 
 
-def test_the_default_falls_back_to_smem_where_acc_cannot_address_the_registers():
+def test_the_default_falls_back_to_smaller_blocks_then_smem():
     assert cuda.REGISTERS == "acc" and cuda.acc_fits(8, 128, 4)
     assert not cuda.acc_fits(40, 128, 4)  # past the 31 bits of init
     assert not cuda.acc_fits(16, 256, 4)  # c's byte offset past 16 bits
     assert not cuda.acc_fits(8, 128, 2)  # points in fours
+    assert cuda.fitted(8, 4, 256, "acc") == ("acc", 256)
+    assert cuda.fitted(16, 4, 256, "acc") == ("acc", 128)  # 16 x 128 x 16 bytes fit
+    assert cuda.fitted(31, 4, 256, "acc") == ("acc", 128)
+    assert cuda.fitted(40, 4, 256, "acc") == ("smem", 128)
+    assert cuda.fitted(40, 4, 256, "smem") == ("smem", 256)  # other modes as asked
 
 
 def test_acc_refuses_register_files_it_cannot_address():
