@@ -539,6 +539,7 @@ def stage_cuda(args):
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
     all_ops = [o for o in range(len(OPS)) if o != CONST]
+    default = cuda.REGISTERS
     for label, ops, mode in (("exact", EXACT_OPS, "acc"), ("all", all_ops, "acc"),
                              ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "smem"),
                              ("all", all_ops, "smem"), ("exact", EXACT_OPS, "asm"),
@@ -557,6 +558,7 @@ def stage_cuda(args):
         emit(stage="cuda", check=f"errors_vs_pallas_{label}_ops", equal=res, of=len(batch.length),
              mse_max_rel=float(np.nanmax(np.abs(a["mse"] - b["mse"]) / np.maximum(
                  np.abs(b["mse"]), 1e-300))), first_call_s=first)
+    cuda.REGISTERS = default
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     batch = bench_batch(P, L, ARITH_OPS)
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
@@ -621,6 +623,7 @@ def stage_cuda_ops(args):
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     yb = np.exp2(xb.astype(np.float64))
     dev = jax.devices()[0]
+    default = cuda.REGISTERS
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
@@ -634,7 +637,7 @@ def stage_cuda_ops(args):
                  registers=mode, points_per_thread=cuda.POINTS_PER_THREAD,
                  threads=cuda.THREADS, tiles_per_block=cuda.TILES_PER_BLOCK,
                  metric="gpops", value=work / steady / 1e9, unit="GPops/s", seconds=steady)
-    cuda.REGISTERS = "smem"
+    cuda.REGISTERS = default
 
 
 def stage_ncu_cuda(args):
