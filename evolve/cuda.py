@@ -603,7 +603,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
     if registers == "acc":  # where each instruction's arguments are, whether it stores
-        runs = [o == CONST or o in opset for o in range(len(OPS))]
+        runs = tuple(o == CONST or o in opset for o in range(len(OPS)))
         data[6:6] = cuda_acc.plan(op, args, dst, length, output, runs, xt.shape[1])
     stats = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((op.shape[0], blocks, 3),
                                                         jnp.float64))(*data)

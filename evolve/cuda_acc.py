@@ -19,6 +19,8 @@ one 16-byte shared-memory access for four points.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,11 +53,12 @@ def layout(ops: list[int]) -> tuple[list[int], int, int]:
     return base, n, n + 1
 
 
-def plan(op, args, dst, length, output, runs, n_inputs):
+@partial(jax.jit, static_argnames=("runs", "n_inputs"))
+def plan(op, args, dst, length, output, runs: tuple[bool, ...], n_inputs: int):
     """Variants [P, L] (int32, see STORE) and init [P] (int32: bit r, register r is read
     from shared memory before it is written; OUT_FROM_ACC) of a batch of programs.
 
-    runs: bool [len(OPS)], whether the kernel runs the op (an op outside the set does
+    runs: a bool for each op of the table, whether the kernel runs it (an op outside the set does
     nothing: it neither writes its destination nor the accumulator). Registers from
     ``n_inputs`` on start at zero: reading one that no instruction has written yet is
     reading ZERO."""

@@ -13,7 +13,7 @@ from evolve.program import Instruction, Program, to_arrays
 from tests.strategies import programs
 
 ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))
-RUNS = np.ones(len(OPS), bool)
+RUNS = (True,) * len(OPS)
 S, A, Z = cuda_acc.SMEM, cuda_acc.ACC, cuda_acc.ZERO
 
 
@@ -31,11 +31,13 @@ def variant(*sources, store=False):
     return int(store) + 2 * sum(s * 3 ** j for j, s in enumerate(sources))
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(programs(n_registers=5, max_length=14), min_size=1, max_size=6))
-def test_every_read_finds_the_current_value(progs):
-    b, variants, init = plan(progs, L=16, size=6, n_inputs=2)
-    places = cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init, 5, 2)
+@settings(max_examples=150, deadline=None)
+@given(st.lists(programs(n_registers=5, max_length=14), min_size=1, max_size=6),
+       st.integers(1, 3))
+def test_every_read_finds_the_current_value(progs, n_inputs):
+    b, variants, init = plan(progs, L=16, size=6, n_inputs=n_inputs)
+    places = cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init, 5,
+                               n_inputs)
     for p, prog in enumerate(progs):
         last = prog.instructions[-1] if prog.instructions else None
         assert places[p] == ("acc" if last and last.dst == prog.output else "smem")
@@ -91,8 +93,7 @@ def test_ops_outside_the_set_leave_the_accumulator_alone():
     # sub is not run: r2 keeps its zero and the add reads r1 from shared memory, so the
     # first add's result is stored
     prog = Program((ins("add", 1, 0, 0), ins("sub", 2, 1, 1), ins("add", 3, 1, 2)), 3)
-    runs = RUNS.copy()
-    runs[OPCODE["sub"]] = False
+    runs = tuple(o != OPCODE["sub"] for o in range(len(OPS)))
     _, variants, init = plan([prog], runs=runs)
     assert variants[0, :3].tolist() == [variant(S, S, store=True), 0, variant(S, Z)]
     assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
