@@ -1,20 +1,20 @@
-"""The "acc" register file of the CUDA kernel (``evolve.cuda``, ``registers="acc"``):
-registers in shared memory, as in "smem", but the last instruction's result stays in the
-chip's registers (the accumulator) and goes to shared memory only when a later
-instruction other than the next reads it.
+"""The "acc" register file of the CUDA kernel (``evolve.cuda``, ``registers="acc"``, the
+default): registers in shared memory, as in "smem", but the last instruction's result
+stays in the chip's registers (the accumulator) and goes to shared memory only when a
+later instruction other than the next reads it.
 
 Shared-memory bandwidth is what bounds the "smem" kernel: two loads and a store a point
-and instruction. In random programs an operand is the previous instruction's result about
-one time in eight, and more than half of all results are never read again, or read only by
-the next instruction (``scripts/check_gpu.py``'s benchmark: 45 % of results need storing).
+and instruction. In ``scripts/check_gpu.py``'s benchmark 12 % of the arguments are the
+previous result, 33 % are registers no instruction has written yet (zero: no load at
+all), and only 45 % of the results need storing.
 
-``plan`` decides, before the kernel runs and for every instruction, where each operand
-comes from and whether the result is stored (its *variant*, bits below), and which
-registers a program reads before writing them (only those are set at the start of each
+``plan`` decides, before the kernel runs and for every instruction, where each argument
+is and whether the result is stored (its *variant*, below), and which registers a program
+reads from shared memory before writing them (only those are set at the start of each
 tile, to the inputs or zero). It is a backward pass over the program, vectorised over the
-population in JAX, so the kernel only follows flags. ``cases`` writes the kernel's switch:
-one case for each op and variant, with a thread's points contiguous so that an operand is
-one 16-byte shared-memory access for four points.
+population in JAX, so the kernel only follows flags. ``step`` writes the kernel's
+instruction loop: a PTX jump table with code for each op and variant, a thread's four
+points of a register one 16-byte shared-memory access. ``simulate`` checks a plan.
 """
 
 from __future__ import annotations
@@ -149,12 +149,13 @@ def in_ptx(o: int) -> bool:
 
 
 def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
-    """The body of the instruction loop (CUDA C++ around a PTX jump table): a ``brx.idx``
-    on the instruction's case to code for that op and variant, which reads each argument
-    from ``acc`` or shared memory (a 16-byte load for four points), leaves the result in
-    ``acc`` and stores it when the variant says so. ``w``: byte offsets of a (the literal's
-    bits for CONST), b (c's in the high half), d; the case. Ops without a PTX spelling
-    here (min, max, the transcendental ones) copy their arguments out and run in C++.
+    """The body of the instruction loop (CUDA C++ around PTX jump tables), two
+    instructions a turn (words ``w`` and ``v``): a ``brx.idx`` on the instruction's case
+    to code for that op and variant, which takes each argument from ``acc``, shared memory
+    (a 16-byte load for four points) or zero, leaves the result in ``acc`` and stores it
+    when the variant says so. A word: byte offsets of a (the literal's bits for CONST), b
+    (c's in the high half), d; the case. Ops without a PTX spelling here (min, max, the
+    transcendental ones) copy their arguments out and run in C++.
 
     nvcc lowers a ``switch`` to a tree of compares (six levels for 50 cases), which is
     why the jump is written in PTX."""
