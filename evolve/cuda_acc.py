@@ -72,7 +72,7 @@ def plan(op, args, dst, length, output, runs: tuple[bool, ...], n_inputs: int):
     one = jnp.uint32(1)
     # the previous instruction's destination, when it left its result in the accumulator
     prev = jnp.concatenate([jnp.full((P, 1), -1, jnp.int32),
-                            jnp.where(writes, dst, -1)[:, :-1]], axis=1)
+                            jnp.where(writes, dst, -1)[:, :-1]], axis=1)[:, :L]
     last = jnp.clip(length - 1, 0, max(L - 1, 0))
     rows = jnp.arange(P)
     if L:

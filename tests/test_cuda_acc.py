@@ -87,6 +87,8 @@ def test_empty_and_padded_programs_read_the_output_register():
     assert init.tolist() == [1 << 3, 1]  # r3 set (zero), x kept: the output is r0
     assert cuda_acc.simulate(b.op, b.args, b.dst, b.length, b.output, variants, init,
                              4, 1) == ["smem", "smem"]
+    _, variants, init = plan([Program((), 3)], L=0)  # a batch with no columns at all
+    assert variants.shape == (1, 0) and init.tolist() == [1 << 3]
 
 
 def test_ops_outside_the_set_leave_the_accumulator_alone():
