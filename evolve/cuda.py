@@ -177,7 +177,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 
     stop = max(ops) + 1  # "smem": the op of the instruction after the last
     cases = []
-    for o in ops if registers != "acc" else ():  # "acc": cuda_acc.cases
+    for o in ops if registers != "acc" else ():  # "acc": cuda_acc.step
         if o == CONST and registers == "smem":  # the constant in place of the first operand
             body = ("float* const pd = AT(w.z); const float k = __int_as_float(w.x); "
                     "for (int e = 0; e < E; ++e) pd[e * THREADS] = k;")
@@ -348,7 +348,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         p_[q_ * THREADS] = make_float4(v[4 * q_], v[4 * q_ + 1], v[4 * q_ + 2], v[4 * q_ + 3]); \\
     } while (0)
 """
-        fill = """        #pragma unroll
+        fill = """        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
+        #pragma unroll
         for (int r = 0; r < R; ++r)
             if ((need >> r) & 1u) {  // read before written: the input, or zero
                 float v_[E];
@@ -450,7 +451,6 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
     for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
         const int64_t base = tile * (THREADS * E);
         const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
-        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
 {fill}
         {"#pragma unroll 1  // one copy of the jump tables" if jumps or registers == "acc" else ""}
         {loop}
