@@ -69,6 +69,7 @@ POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 256  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
+FOLD = False  # "acc": fold constant instructions once a block (cuda_acc.fold; not yet run on a GPU)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -125,7 +126,8 @@ def _switch(index: str, body, n: int, indent: str) -> str:
 
 
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
-           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK) -> str:
+           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK,
+           fold: bool = False) -> str:
     """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
 
     registers: where a thread keeps its points' registers:
@@ -151,7 +153,10 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
       start of a tile come from ``cuda_acc.plan``, computed before the kernel runs.
 
     tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
-    and reducing the errors is paid once for all of them."""
+    and reducing the errors is paid once for all of them.
+
+    fold: ("acc" only) compute instructions of constant arguments once a block
+    (``cuda_acc.fold``)."""
     if registers not in ("acc", "asm", "asm3", "regs", "smem", "smem4"):
         raise ValueError("registers must be 'acc', 'asm', 'asm3', 'regs', 'smem' or 'smem4', "
                          f"got {registers!r}")
@@ -164,6 +169,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                          "points or threads, or registers='smem'")
     if tiles < 1:
         raise ValueError(f"tiles a block must be at least 1, got {tiles}")
+    if fold and registers != "acc":
+        raise ValueError(f"constant folding is a part of registers='acc', got {registers!r}")
     R, E = n_registers, points
     ops = sorted(set(opset) | {CONST})
     missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
@@ -445,6 +452,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
 {pack}
     }}
 {stop_pack}    __syncthreads();
+{cuda_acc.fold(ops, CUDA_OPS) if fold else ""}
     const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
     const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
     double mxs = 0.0, mx = 0.0, sq = 0.0;
@@ -582,9 +590,9 @@ def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
 
 @lru_cache(maxsize=32)
 def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
-            arch: str, registers: str, tiles: int) -> str:
+            arch: str, registers: str, tiles: int, fold: bool = False) -> str:
     """Build (or find) the library for this op set and size; register its FFI target."""
-    src = source(opset, n_registers, points, threads, registers, tiles)
+    src = source(opset, n_registers, points, threads, registers, tiles, fold)
     lib = ctypes.cdll.LoadLibrary(str(build(src, arch)))
     name = f"evolve_errors_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="CUDA")
@@ -598,7 +606,8 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
     registers, threads = fitted(n_registers, points, threads, registers or REGISTERS)
-    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
+    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles,
+                   FOLD and registers == "acc")
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)

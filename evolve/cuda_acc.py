@@ -297,3 +297,47 @@ def simulate(op, args, dst, length, output, variants, init, n_registers, n_input
             assert smem[r] == current[r], (p, "output", smem[r], current[r])
             places.append("smem")
     return places
+
+
+def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
+    """CUDA C++ run by one thread of a block after the program is packed: constant folding.
+    An instruction whose arguments are all constant (literals, registers past the inputs
+    not written yet, and results computed from those alone) gives every point the same
+    value; it is computed here once, by the op's own CUDA code, and its word becomes the
+    literal's (the CONST case of the same store bit), so the plan's variants stay right.
+    Our CPU kernel (``evolve.native``) folds the same way. Off by default
+    (``evolve.cuda.FOLD``): built and compiled, not yet run on a GPU."""
+    base, _, _ = layout(ops)
+    cases = "\n".join(
+        f"                case {o}: {{ const float a = ra, b = rb, c = rc; (void)a; (void)b; "
+        f"(void)c; v = {cuda_ops[OPS[o].name]}; break; }}"
+        for o in sorted(set(ops)) if o != CONST)
+    return f"""    if (threadIdx.x == 0) {{  // constant folding (cuda_acc.fold)
+        float cv[R];  // the constant registers' values
+        #pragma unroll
+        for (int r = 0; r < R; ++r) cv[r] = 0.0f;
+        unsigned isc = (R >= 32 ? ~0u : (1u << R) - 1u) & ~((1u << n_inputs) - 1u);
+        for (int i = 0; i < n; ++i) {{
+            const int64_t g = row + i;
+            const int o = op[g], d = dst[g], k = ARITY[o];
+            if (o == {CONST}) {{ cv[d] = cst[g]; isc |= 1u << d; continue; }}
+            if (BASE[o] < 0) continue;  // an op outside the set does nothing
+            const int a = k >= 1 ? args[3 * g] : 0, b = k >= 2 ? args[3 * g + 1] : 0;
+            const int c = k >= 3 ? args[3 * g + 2] : 0;
+            const unsigned reads = (k >= 1 ? 1u << a : 0u) | (k >= 2 ? 1u << b : 0u)
+                                   | (k >= 3 ? 1u << c : 0u);
+            if ((isc & reads) != reads) {{ isc &= ~(1u << d); continue; }}  // not constant
+            const float ra = cv[a], rb = cv[b], rc = cv[c];
+            float v = 0.0f;
+            switch (o) {{
+{cases}
+                default: break;
+            }}
+            cv[d] = v;
+            isc |= 1u << d;
+            s_prog[i] = make_int4(__float_as_int(v), 0, s_prog[i].z,
+                                  {base[CONST]} + (plan[g] & {STORE}));
+        }}
+    }}
+    __syncthreads();
+"""

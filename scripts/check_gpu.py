@@ -528,6 +528,14 @@ def stage_verify(args):
              describe=cert.describe())
 
 
+def use_mode(mode):
+    """Set the CUDA kernel's register mode; "acc+fold" is "acc" with constant folding."""
+    from evolve import cuda
+
+    cuda.REGISTERS, _, fold = mode.partition("+")
+    cuda.FOLD = fold == "fold"
+
+
 def stage_cuda(args):
     """The CUDA kernel (evolve.cuda): the same errors as the Pallas kernel on random
     programs (exact ops bit for bit in the max columns), then issue 6's benchmark with a
@@ -541,12 +549,14 @@ def stage_cuda(args):
     all_ops = [o for o in range(len(OPS)) if o != CONST]
     default = cuda.REGISTERS
     for label, ops, mode in (("exact", EXACT_OPS, "acc"), ("all", all_ops, "acc"),
-                             ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "smem"),
+                             ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "acc+fold"),
+                             ("all", all_ops, "acc+fold"), ("arith", ARITH_OPS, "acc+fold"),
+                             ("exact", EXACT_OPS, "smem"),
                              ("all", all_ops, "smem"), ("exact", EXACT_OPS, "asm"),
                              ("all", all_ops, "asm")):
         if args.modes and mode not in args.modes.split(","):
             continue
-        cuda.REGISTERS = mode
+        use_mode(mode)
         label = f"{label}_{mode}"
         batch = with_empty_programs(bench_batch(200, 32, ops, seed=3))
         names = tuple(sorted({OPS[o].name for o in ops} | {"const"}))
@@ -558,7 +568,7 @@ def stage_cuda(args):
         emit(stage="cuda", check=f"errors_vs_pallas_{label}_ops", equal=res, of=len(batch.length),
              mse_max_rel=float(np.nanmax(np.abs(a["mse"] - b["mse"]) / np.maximum(
                  np.abs(b["mse"]), 1e-300))), first_call_s=first)
-    cuda.REGISTERS = default
+    use_mode(default)
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     batch = bench_batch(P, L, ARITH_OPS)
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
@@ -581,15 +591,16 @@ def stage_cuda(args):
     # smem with byte offsets (two int4 an instruction, no loop count): see README
     # acc (docs/h200/cuda_acc*.jsonl): 4/256/8 2324 to 2348, 4/128/8 2277 to 2282,
     # 8/128/8 2315 to 2342, 4/128/16 2243 to 2251, 8/64/8 2281 to 2284
-    configs = [("acc", 4, 256, 8), ("smem", 4, 128, 8), ("acc", 4, 128, 8),
-               ("acc", 8, 128, 8)]
+    configs = [("acc", 4, 256, 8), ("acc+fold", 4, 256, 8), ("smem", 4, 128, 8),
+               ("acc", 4, 128, 8), ("acc", 8, 128, 8)]
     for mode, points, threads, tiles in configs:
         if args.modes and mode not in args.modes.split(","):
             continue
         if time.time() - T_START > args.deadline:
             emit(stage="cuda", config=[mode, points, threads, tiles], skipped="deadline")
             continue
-        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.REGISTERS = points, threads, mode
+        cuda.POINTS_PER_THREAD, cuda.THREADS = points, threads
+        use_mode(mode)
         cuda.TILES_PER_BLOCK = tiles
         try:
             ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
@@ -610,7 +621,8 @@ def stage_cuda(args):
         if best is None or gp > best[0]:
             best = (gp, mode, points, threads, tiles)
     if best:
-        cuda.REGISTERS, cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = best[1:]
+        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = best[2:]
+        use_mode(best[1])
         emit(stage="cuda", fastest=best[1:], gpops=best[0])
 
 
@@ -627,8 +639,10 @@ def stage_cuda_ops(args):
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
-        for mode in ("acc", "smem"):
-            cuda.REGISTERS = mode
+        for mode in ("acc", "acc+fold", "smem"):
+            if args.modes and mode not in args.modes.split(","):
+                continue
+            use_mode(mode)
             ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
             first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)
             emit(bench="cuda_ops", case={"P": P, "L": L, "N": N, "ops": ",".join(names) + "+const",
@@ -637,7 +651,7 @@ def stage_cuda_ops(args):
                  registers=mode, points_per_thread=cuda.POINTS_PER_THREAD,
                  threads=cuda.THREADS, tiles_per_block=cuda.TILES_PER_BLOCK,
                  metric="gpops", value=work / steady / 1e9, unit="GPops/s", seconds=steady)
-    cuda.REGISTERS = default
+    use_mode(default)
 
 
 def stage_ncu_cuda(args):
@@ -755,7 +769,8 @@ def main():
     parser.add_argument("--config", default="",
                         help="tile,warps,per_block[,read,write] for the kernel (the defaults)")
     parser.add_argument("--cuda", default="",
-                        help="registers,points,threads,tiles for the CUDA kernel (ncu_cuda)")
+                        help="registers,points,threads,tiles for the CUDA kernel (ncu_cuda; "
+                             "registers acc+fold: acc with constant folding)")
     parser.add_argument("--modes", default="",
                         help="the CUDA kernel's register modes to check and time (cuda stage; "
                              "default all)")
@@ -771,7 +786,7 @@ def main():
         from evolve import cuda
 
         mode, *sizes = args.cuda.split(",")
-        cuda.REGISTERS = mode
+        use_mode(mode)
         cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, sizes)
     d = jax.devices()
     emit(stage="env", jax=jax.__version__, devices=[x.device_kind for x in d],

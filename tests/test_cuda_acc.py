@@ -145,6 +145,20 @@ def test_the_default_falls_back_to_smaller_blocks_then_smem():
     assert cuda.fitted(40, 4, 256, "smem") == ("smem", 256)  # other modes as asked
 
 
+def test_fold_computes_constant_instructions_once_a_block_with_the_ops_own_code():
+    src = cuda.source(ARITH, 8, registers="acc", fold=True)
+    fold = src.split("constant folding (cuda_acc.fold)")[1].split("__syncthreads();")[0]
+    for name, spelling in (("add", "__fadd_rn(a, b)"), ("div", "ev_div(a, b)"),
+                           ("fma", "__fmaf_rn(a, b, c)")):
+        assert f"case {OPCODE[name]}: {{" in fold and spelling in fold
+    # the folded word is the literal's case with the instruction's store bit
+    assert f"{cuda_acc.layout(list(ARITH))[0][CONST]} + (plan[g] & {cuda_acc.STORE})" in fold
+    assert "constant folding" not in cuda.source(ARITH, 8, registers="acc")
+    assert cuda.FOLD is False  # not yet run on a GPU
+    with pytest.raises(ValueError, match="folding"):
+        cuda.source(ARITH, 8, registers="smem", fold=True)
+
+
 def test_acc_refuses_register_files_it_cannot_address():
     with pytest.raises(ValueError, match="registers"):
         cuda.source(ARITH, 40, registers="acc")
