@@ -184,7 +184,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 
     stop = max(ops) + 1  # "smem": the op of the instruction after the last
     cases = []
-    for o in ops if registers != "acc" else ():  # "acc": cuda_acc.step
+    for o in ops if registers != "acc" else ():  # "acc": cuda_acc.parts
         if o == CONST and registers == "smem":  # the constant in place of the first operand
             body = ("float* const pd = AT(w.z); const float k = __int_as_float(w.x); "
                     "for (int e = 0; e < E; ++e) pd[e * THREADS] = k;")
@@ -238,8 +238,8 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
             case {stop}: goto done;  // the instruction after the last
             default: break;
         }}"""
-    elif registers == "acc":  # w: byte offsets of a (CONST: its value), b and c, d; the case
-        step = cuda_acc.step(ops, E, threads, CUDA_OPS)
+    elif registers == "acc":  # cuda_acc.parts
+        step = ""
     else:
         step = f"""        const unsigned u = w.x;
         const int o = w.y, ia = u & 255u, ib = (u >> 8) & 255u, ic = (u >> 16) & 255u;
@@ -265,25 +265,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
             decl = """    float* s_reg = (float*)(s_prog + 2 * (L + 1));  // [R][THREADS * E]
     unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x);"""
             final = "        done:\n" + final
-        if registers == "acc":  # an int4 an instruction and a stop; this thread's points 0-3
-            decl = """    float* s_reg = (float*)(s_prog + (L + 1));  // [R][E / 4][THREADS][4]
-    unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x * 4);
-    const unsigned s_base = (unsigned)__cvta_generic_to_shared(s_thread);  // for PTX
-    const unsigned need = (unsigned)init[p0 + blockIdx.y];  // registers to set, OUT_FROM_ACC
-    float acc[E];  // the last result
-    #pragma unroll
-    for (int e = 0; e < E; ++e) acc[e] = 0.0f;"""
-            if not all(cuda_acc.in_ptx(o) for o in ops):
-                decl += ("\n    float ta[E], tb[E];  // arguments of an op computed in C++"
-                         "\n    unsigned pend;  // its op and store bit")
-            final = f"""        done:
-        float out[E];
-        if (need & {cuda_acc.OUT_FROM_ACC}u) {{
-            #pragma unroll
-            for (int e = 0; e < E; ++e) out[e] = acc[e];
-        }} else {{
-            LD(out, outreg * STRIDE);
-        }}"""
     tables = ""
     if jumps:  # the jump tables' cases (evolve.cuda_asm), c, flags, the op
         base, _ = layout(ops, R, 3 if registers == "asm3" else 2)
@@ -297,13 +278,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         else:
             pack = f"""        s_prog[i] = make_int4(k >= 1 ? a : R, BASE[o] + (k >= 2 ? b : 0),
                               {flags} | dst[g] << 24, __float_as_int(cst[g]));"""
-    elif registers == "acc":  # byte offsets (c's above b's), the case of op and variant
-        acc_base, nop, acc_stop = cuda_acc.layout(ops)
-        tables = (f"__constant__ int BASE[{len(OPS)}] = "
-                  f"{{{', '.join(map(str, acc_base))}}};\n")
-        pack = f"""        const int first = o == {CONST} ? __float_as_int(cst[g]) : a * STRIDE;
-        s_prog[i] = make_int4(first, b * STRIDE | (c * STRIDE) << 16, dst[g] * STRIDE,
-                              BASE[o] < 0 ? {nop} : BASE[o] + plan[g]);"""
     elif registers == "smem":  # byte offsets of the registers (CONST: the value for a)
         # an op outside the set numbered like the stop runs as none, as other modes do
         case = f"o == {stop} ? -1 : o" if stop < len(OPS) else "o"
@@ -326,14 +300,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 """
         loop = """for (const int4* q = s_prog;; q += 2) {
             const int4 w = q[0];"""
-    if registers == "acc":  # an int4 an instruction and a stop after them, by pointer
-        prog_bytes, prog = "(L + 1) * 16", "[L + 1]: a, b | c << 16, d, case"
-        prog_comment = "The program, an int4 an instruction (packed below), then a stop."
-        stop_pack = f"""    if (threadIdx.x == 0) s_prog[n] = make_int4(0, 0, 0, {acc_stop});  // the stop
-"""
-        # two instructions a turn, each loading the next (cuda_acc.step)
-        loop = """int4 w = s_prog[0], v;
-        for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + 1);; q += 32) {"""
     # "smem": a register's point 0 for this thread, by the register's byte offset
     at = "#define AT(off) ((float*)(s_thread + (off)))\n" if registers == "smem" else ""
     fill = f"""        #pragma unroll
@@ -343,33 +309,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                 const int64_t j = j0 + e * PSTEP;
                 {init} = (r < n_inputs && j < n_points) ? x[r * n_points + j] : 0.0f;
             }}"""
-    plan_params, plan_args, plan_binds = "", "", ""
-    if registers == "acc":  # E / 4 float4 a register and thread, THREADS * 16 bytes apart
-        at = """#define STRIDE (THREADS * E * 4)  // bytes a register
-#define LD(v, off) do { const float4* p_ = (const float4*)(s_thread + (off)); \\
-    _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) { const float4 t_ = p_[q_ * THREADS]; \\
-        v[4 * q_] = t_.x; v[4 * q_ + 1] = t_.y; v[4 * q_ + 2] = t_.z; v[4 * q_ + 3] = t_.w; } \\
-    } while (0)
-#define ST(off, v) do { float4* p_ = (float4*)(s_thread + (off)); \\
-    _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) \\
-        p_[q_ * THREADS] = make_float4(v[4 * q_], v[4 * q_ + 1], v[4 * q_ + 2], v[4 * q_ + 3]); \\
-    } while (0)
-"""
-        fill = """        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
-        #pragma unroll
-        for (int r = 0; r < R; ++r)
-            if ((need >> r) & 1u) {  // read before written: the input, or zero
-                float v_[E];
-                #pragma unroll
-                for (int e = 0; e < E; ++e) {
-                    const bool real = full || j0 + e * PSTEP < n_points;
-                    v_[e] = (r < n_inputs && real) ? x[r * n_points + j0 + e * PSTEP] : 0.0f;
-                }
-                ST(r * STRIDE, v_);
-            }"""
-        plan_params = "const int32_t* __restrict__ plan, const int32_t* __restrict__ init,\n        "
-        plan_args = "plan.typed_data(), init.typed_data(), "
-        plan_binds = "ffi::Buffer<ffi::S32> plan, ffi::Buffer<ffi::S32> init,\n        "
     errors = """        #pragma unroll
         for (int e = 0; e < E; ++e) {
             const int64_t j = j0 + e * PSTEP;
@@ -381,29 +320,11 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                 sq += err * err;
             }
         }"""
-    if registers == "acc":
-        # a tile's errors: "acc" takes the pointers once, checks bounds only in the last tile
-        # and counts points masked out as zero (max and sum start at zero) by selects
-        errors = """        const double* const yb = y + j0;
-        const double* const sb = scale + j0;
-        const int32_t* const mb = mask + j0;
-        auto point = [&](int e) {
-            const double d = fabs((double)out[e] - yb[e * PSTEP]);
-            const double err = isnan(d) ? (double)INFINITY : d;  // never NaN from here on
-            const bool in = mb[e * PSTEP] != 0;
-            const double em = in ? err : 0.0;
-            mxs = nan_max(mxs, in ? err * sb[e * PSTEP] : 0.0);
-            mx = em > mx ? em : mx;
-            sq += em * em;
-        };
-        if (full) {
-            #pragma unroll
-            for (int e = 0; e < E; ++e) point(e);
-        } else {
-            #pragma unroll
-            for (int e = 0; e < E; ++e)
-                if (j0 + e * PSTEP < n_points) point(e);
-        }"""
+    plan_params, plan_args, plan_binds, fold_code = "", "", "", ""
+    if registers == "acc":  # its parts of the template (evolve.cuda_acc)
+        (step, decl, final, tables, pack, prog_bytes, prog, prog_comment, stop_pack, loop, at,
+         fill, errors, plan_params, plan_args, plan_binds, fold_code) = cuda_acc.parts(
+            ops, E, threads, fold, CUDA_OPS)
     kernel = f"""
 #define R {R}
 #define E {E}
@@ -452,7 +373,7 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
 {pack}
     }}
 {stop_pack}    __syncthreads();
-{cuda_acc.fold(ops, CUDA_OPS) if fold else ""}
+{fold_code}
     const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
     const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
     double mxs = 0.0, mx = 0.0, sq = 0.0;

@@ -341,3 +341,93 @@ def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
     }}
     __syncthreads();
 """
+
+
+def parts(ops: list[int], E: int, threads: int, fold_constants: bool,
+          cuda_ops: dict[str, str]) -> tuple[str, ...]:
+    """The "acc" mode's parts of ``evolve.cuda.source``'s kernel template, in its order:
+    step, decl, final, tables, pack, prog_bytes, prog, prog_comment, stop_pack, loop, at,
+    fill, errors, plan_params, plan_args, plan_binds, fold_code."""
+    base, nop, stop = layout(ops)
+    decl = """    float* s_reg = (float*)(s_prog + (L + 1));  // [R][E / 4][THREADS][4]
+    unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x * 4);
+    const unsigned s_base = (unsigned)__cvta_generic_to_shared(s_thread);  // for PTX
+    const unsigned need = (unsigned)init[p0 + blockIdx.y];  // registers to set, OUT_FROM_ACC
+    float acc[E];  // the last result
+    #pragma unroll
+    for (int e = 0; e < E; ++e) acc[e] = 0.0f;"""
+    if not all(in_ptx(o) for o in ops):
+        decl += ("\n    float ta[E], tb[E];  // arguments of an op computed in C++"
+                 "\n    unsigned pend;  // its op and store bit")
+    final = f"""        done:
+        float out[E];
+        if (need & {OUT_FROM_ACC}u) {{
+            #pragma unroll
+            for (int e = 0; e < E; ++e) out[e] = acc[e];
+        }} else {{
+            LD(out, outreg * STRIDE);
+        }}"""
+    # byte offsets (c's above b's), the case of op and variant
+    tables = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
+    pack = f"""        const int first = o == {CONST} ? __float_as_int(cst[g]) : a * STRIDE;
+        s_prog[i] = make_int4(first, b * STRIDE | (c * STRIDE) << 16, dst[g] * STRIDE,
+                              BASE[o] < 0 ? {nop} : BASE[o] + plan[g]);"""
+    # an int4 an instruction and a stop after them, by pointer
+    prog_bytes, prog = "(L + 1) * 16", "[L + 1]: a, b | c << 16, d, case"
+    prog_comment = "The program, an int4 an instruction (packed below), then a stop."
+    stop_pack = f"""    if (threadIdx.x == 0) s_prog[n] = make_int4(0, 0, 0, {stop});  // the stop
+"""
+    # two instructions a turn, each loading the next (step)
+    loop = """int4 w = s_prog[0], v;
+        for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + 1);; q += 32) {"""
+    # E / 4 float4 a register and thread, THREADS * 16 bytes apart
+    at = """#define STRIDE (THREADS * E * 4)  // bytes a register
+#define LD(v, off) do { const float4* p_ = (const float4*)(s_thread + (off)); \\
+    _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) { const float4 t_ = p_[q_ * THREADS]; \\
+        v[4 * q_] = t_.x; v[4 * q_ + 1] = t_.y; v[4 * q_ + 2] = t_.z; v[4 * q_ + 3] = t_.w; } \\
+    } while (0)
+#define ST(off, v) do { float4* p_ = (float4*)(s_thread + (off)); \\
+    _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) \\
+        p_[q_ * THREADS] = make_float4(v[4 * q_], v[4 * q_ + 1], v[4 * q_ + 2], v[4 * q_ + 3]); \\
+    } while (0)
+"""
+    fill = """        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
+        #pragma unroll
+        for (int r = 0; r < R; ++r)
+            if ((need >> r) & 1u) {  // read before written: the input, or zero
+                float v_[E];
+                #pragma unroll
+                for (int e = 0; e < E; ++e) {
+                    const bool real = full || j0 + e * PSTEP < n_points;
+                    v_[e] = (r < n_inputs && real) ? x[r * n_points + j0 + e * PSTEP] : 0.0f;
+                }
+                ST(r * STRIDE, v_);
+            }"""
+    # a tile's errors: the pointers taken once, bounds checked only in the last tile, and
+    # points masked out counted as zero (max and sum start at zero) by selects
+    errors = """        const double* const yb = y + j0;
+        const double* const sb = scale + j0;
+        const int32_t* const mb = mask + j0;
+        auto point = [&](int e) {
+            const double d = fabs((double)out[e] - yb[e * PSTEP]);
+            const double err = isnan(d) ? (double)INFINITY : d;  // never NaN from here on
+            const bool in = mb[e * PSTEP] != 0;
+            const double em = in ? err : 0.0;
+            mxs = nan_max(mxs, in ? err * sb[e * PSTEP] : 0.0);
+            mx = em > mx ? em : mx;
+            sq += em * em;
+        };
+        if (full) {
+            #pragma unroll
+            for (int e = 0; e < E; ++e) point(e);
+        } else {
+            #pragma unroll
+            for (int e = 0; e < E; ++e)
+                if (j0 + e * PSTEP < n_points) point(e);
+        }"""
+    plan_params = "const int32_t* __restrict__ plan, const int32_t* __restrict__ init,\n        "
+    plan_args = "plan.typed_data(), init.typed_data(), "
+    plan_binds = "ffi::Buffer<ffi::S32> plan, ffi::Buffer<ffi::S32> init,\n        "
+    return (step(ops, E, threads, cuda_ops), decl, final, tables, pack, prog_bytes, prog,
+            prog_comment, stop_pack, loop, at, fill, errors, plan_params, plan_args, plan_binds,
+            fold(ops, cuda_ops) if fold_constants else "")
