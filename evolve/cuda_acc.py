@@ -14,7 +14,9 @@ reads from shared memory before writing them (only those are set at the start of
 tile, to the inputs or zero). It is a backward pass over the program, vectorised over the
 population in JAX, so the kernel only follows flags. ``step`` writes the kernel's
 instruction loop: a PTX jump table with code for each op and variant, a thread's four
-points of a register one 16-byte shared-memory access. ``simulate`` checks a plan.
+points of a register one 16-byte shared-memory access; ``parts`` the mode's other pieces of
+``evolve.cuda.source``'s template; ``fold`` the optional constant folding. ``simulate``
+checks a plan.
 """
 
 from __future__ import annotations
