@@ -343,15 +343,15 @@ class FECache:
         max_hits = state["max_hits"]
         cache = cls(int(state["capacity"]), None if max_hits is None else int(max_hits),
                     float(state["audit_rate"]))
-        fps = np.asarray(state["fingerprints"], np.uint8)
+        fps = _integers(state["fingerprints"], np.uint8, "fingerprints")
         n = fps.shape[0] if fps.ndim == 2 else -1
         if fps.ndim != 2 or fps.shape[1] != FINGERPRINT_BYTES or n > cache.capacity:
             raise ValueError(f"cache state: fingerprints must be uint8 [n, {FINGERPRINT_BYTES}] "
                              f"with n <= capacity={cache.capacity}, got shape {fps.shape}")
-        hit_counts = np.asarray(state["hit_counts"], np.int64)
+        hit_counts = _integers(state["hit_counts"], np.int64, "hit_counts")
         scalars = np.asarray(state["scalars"], np.float64)
         present = np.asarray(state["scalar_present"], bool)
-        lengths = np.asarray(state["array_lengths"], np.int64)
+        lengths = _integers(state["array_lengths"], np.int64, "array_lengths")
         is_f32 = np.asarray(state["array_float32"], bool)
         data = np.asarray(state["array_data"], np.float64)
         scalar_names = list(state["scalar_names"])
@@ -378,3 +378,14 @@ class FECache:
         cache._audits_total = int(state["audits_total"])
         cache._false_hits_total = int(state["false_hits_total"])
         return cache
+
+
+def _integers(values: Any, dtype: Any, what: str) -> np.ndarray:
+    """``values`` as ``dtype``, or ValueError when they are not integers in its range (a
+    damaged checkpoint: a cast would turn NaN or 1e300 into some number silently)."""
+    a = np.asarray(values)
+    info = np.iinfo(dtype)
+    if a.size and (a.dtype.kind not in "iu" or a.min() < info.min or a.max() > info.max):
+        raise ValueError(f"cache state: {what} must be integers in [{info.min}, {info.max}], "
+                         f"got {a.dtype} values; the checkpoint is damaged")
+    return a.astype(dtype)

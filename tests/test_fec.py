@@ -366,3 +366,12 @@ def test_from_state_rejects_damaged_state():
     state["hit_counts"] = np.zeros(3, np.int64)
     with pytest.raises(ValueError, match="damaged"):
         FECache.from_state(state)
+    cache = FECache(capacity=2)
+    cache.insert(_key(1), {"e": 1.0})
+    for name, bad in (("fingerprints", cache.to_state()["fingerprints"] * 1e300),
+                      ("fingerprints", np.full((1, 16), 300)),
+                      ("hit_counts", np.array([np.nan]))):
+        state = cache.to_state()
+        state[name] = bad
+        with pytest.raises(ValueError, match=f"{name} must be integers"):
+            FECache.from_state(state)
