@@ -219,29 +219,6 @@ def input_dependent(program: Program, n_inputs: int) -> list[bool]:
     return flags
 
 
-def input_dependent_counts(batch: ProgramBatch, n_inputs: int) -> np.ndarray:
-    """For each program of a batch, how many of its instructions depend on an input (as
-    ``input_dependent``), vectorised over the programs: the work that is not constant,
-    which a kernel folding constants (``evolve.native``) runs at every point."""
-    P, L = batch.op.shape
-    rows = np.arange(P)
-    arity = np.array([o.arity for o in OPS])[batch.op]
-    width = max(int(batch.args.max(initial=0)), int(batch.dst.max(initial=0)),
-                int(batch.output.max(initial=0)), n_inputs - 1) + 1
-    dep = np.zeros((P, width), bool)
-    dep[:, :n_inputs] = True
-    counts = np.zeros(P, np.int64)
-    for i in range(L):
-        live = i < batch.length
-        d = np.zeros(P, bool)
-        for j in range(MAX_ARITY):
-            d |= (arity[:, i] > j) & dep[rows, batch.args[:, i, j]]
-        counts += live & d
-        dst = batch.dst[:, i]
-        dep[rows, dst] = np.where(live, d, dep[rows, dst])
-    return counts
-
-
 def live(program: Program) -> list[Instruction]:
     """The instructions that can affect the returned register, in order."""
     return [ins for ins, u in zip(program.instructions, used(program)) if u]

@@ -46,7 +46,14 @@ import evolve  # noqa: E402,F401  (XLA flags before jax starts)
 from evolve import kernels  # noqa: E402
 from evolve.interpreter import Evaluator, run_numpy_batch  # noqa: E402
 from evolve.ops import CONST, OPCODE, OPS  # noqa: E402
-from evolve.program import Instruction, Program, ProgramBatch, input_dependent_counts, to_arrays  # noqa: E402
+from evolve.program import (  # noqa: E402
+    Instruction,
+    Program,
+    ProgramBatch,
+    from_arrays,
+    input_dependent,
+    to_arrays,
+)
 from evolve.roofline import fp32_fraction  # noqa: E402
 
 R = 8
@@ -528,6 +535,12 @@ def stage_verify(args):
              describe=cert.describe())
 
 
+def input_dependent_work(batch, N):
+    """Input-dependent instructions x points: what a kernel folding constants (as
+    evolve.native does) still runs at every point."""
+    return N * sum(sum(input_dependent(p, 1)) for p in from_arrays(batch))
+
+
 def use_mode(mode):
     """Set the CUDA kernel's register mode; "acc+fold" is "acc" with constant folding."""
     from evolve import cuda
@@ -574,8 +587,7 @@ def stage_cuda(args):
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     yb = np.exp2(xb.astype(np.float64))
     work = int(batch.length.sum()) * N
-    # what a kernel folding constants still runs at every point (evolve.native does)
-    dep_work = int(input_dependent_counts(batch, 1).sum()) * N
+    dep_work = input_dependent_work(batch, N)
     dev = jax.devices()[0]
     # measured before (GPops/s): regs 8/128 467, 4/128 502, 4/256 411, 16/128 305
     # then: smem 4/128 1258, 8/128 1096, 2/256 921, 4/256 1180, 8/256 1065, 16/128 697,
@@ -642,7 +654,7 @@ def stage_cuda_ops(args):
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
-        dep_work = int(input_dependent_counts(batch, 1).sum()) * N
+        dep_work = input_dependent_work(batch, N)
         for mode in ("acc", "acc+fold", "smem"):
             if args.modes and mode not in args.modes.split(","):
                 continue

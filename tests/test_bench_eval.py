@@ -29,4 +29,3 @@ def test_lines_follow_the_benchmark_convention(capsys):
         assert line["case"]["rounds"] >= 3 and line["case"]["programs_measured"] == 20
         assert line["case"]["ratio_best_of_rounds"] > 0
         assert "roofline_fp32" in line["case"]  # None here: a CPU has no peak in the table
-

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from evolve.interpreter import Evaluator, run_numpy, run_numpy_batch
 from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import Instruction, Program, to_arrays
-from tests.strategies import programs as program_strategy
 
 R = 6
 FLUSH = jax.devices()[0].platform == "cpu"
@@ -229,16 +228,3 @@ def test_to_arrays_matches_a_plain_loop():
     for v in (0.1, -0.0, 1e-46, 3.4028235e38, float("inf"), float("nan"), 2.0 ** -149):
         assert f32_bits(v) == int(np.array(v, dtype=np.float32).view(np.uint32))
         assert Instruction(CONST, 1, (), v)._key()[3] == f32_bits(np.float32(v))
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(program_strategy(n_registers=6, max_length=12), min_size=1, max_size=8),
-       st.integers(1, 3))
-def test_input_dependent_counts_match_the_per_program_rule(progs, n_inputs):
-    """The vectorised count of input-dependent instructions (check_gpu's rate of the work
-    a constant-folding kernel still runs at every point) against ``input_dependent``."""
-    from evolve.program import input_dependent, input_dependent_counts
-
-    counts = input_dependent_counts(to_arrays(progs, length=16, size=10), n_inputs)
-    want = [sum(input_dependent(p, n_inputs)) for p in progs] + [0] * (10 - len(progs))
-    assert counts.tolist() == want
