@@ -15,8 +15,7 @@ tile, to the inputs or zero). It is a backward pass over the program, vectorised
 population in JAX, so the kernel only follows flags. ``step`` writes the kernel's
 instruction loop: a PTX jump table with code for each op and variant, a thread's four
 points of a register one 16-byte shared-memory access; ``parts`` the mode's other pieces of
-``evolve.cuda.source``'s template; ``fold`` the optional constant folding. ``simulate``
-checks a plan.
+``evolve.cuda.source``'s template; ``fold`` the optional constant folding.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from evolve.ops import CONST, OPS
 
@@ -266,39 +264,6 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
         }}
 """
     return code.rstrip("\n")
-
-
-def simulate(op, args, dst, length, output, variants, init, n_registers, n_inputs):
-    """Check a plan symbolically (numpy, one program a row): every read finds the current
-    value of its register where the plan says it is. Returns, per program, the place the
-    output is read from ("acc" or "smem") or raises AssertionError naming the first read
-    that would see a stale value. Registers hold version numbers; a tile starts with the
-    registers of ``init`` set (version 0) and the others unset (None); version 0 of a
-    register past the inputs is zero."""
-    places = []
-    for p in range(len(length)):
-        current = [0] * n_registers  # the version each register holds now
-        smem = [0 if (int(init[p]) >> r) & 1 else None for r in range(n_registers)]
-        acc = None  # (register, version)
-        for i in range(int(length[p])):
-            o, v, d = int(op[p, i]), int(variants[p, i]), int(dst[p, i])
-            for j, src in enumerate(sources(v, OPS[o].arity)):
-                r = int(args[p, i, j])
-                seen = {SMEM: (r, smem[r]), ACC: acc, ZERO: (r, 0)}[src]
-                assert seen == (r, current[r]), (p, i, j, r, seen, current[r])
-                assert src != ZERO or r >= n_inputs, (p, i, j, "an input read as zero")
-            current[d] += 1
-            acc = (d, current[d])
-            if v & STORE:
-                smem[d] = current[d]
-        r = int(output[p])
-        if np.uint32(np.int32(init[p])) & np.uint32(OUT_FROM_ACC):
-            assert acc == (r, current[r]), (p, "output", acc, current[r])
-            places.append("acc")
-        else:
-            assert smem[r] == current[r], (p, "output", smem[r], current[r])
-            places.append("smem")
-    return places
 
 
 def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
