@@ -560,7 +560,7 @@ def stage_cuda(args):
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
     all_ops = [o for o in range(len(OPS)) if o != CONST]
-    default = cuda.REGISTERS
+    default = cuda.REGISTERS + ("+fold" if cuda.FOLD else "")  # put back after
     for label, ops, mode in (("exact", EXACT_OPS, "acc"), ("all", all_ops, "acc"),
                              ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "acc+fold"),
                              ("all", all_ops, "acc+fold"), ("arith", ARITH_OPS, "acc+fold"),
@@ -650,7 +650,7 @@ def stage_cuda_ops(args):
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     yb = np.exp2(xb.astype(np.float64))
     dev = jax.devices()[0]
-    default = cuda.REGISTERS
+    default = cuda.REGISTERS + ("+fold" if cuda.FOLD else "")  # put back after
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
