@@ -25,7 +25,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from evolve.ops import CONST, OPS
+from evolve.ops import CONST, MAX_ARITY, OPS
 
 # an instruction's variant: STORE + 2 * (source of a + 3 * source of b + 9 * source of c)
 STORE = 1  # write the result to shared memory (a later instruction reads it there)
@@ -101,7 +101,7 @@ def plan(op, args, dst, length, output, runs: tuple[bool, ...], n_inputs: int):
         store = live & w & ((need & bit) != 0)
         need = jnp.where(live & w, need & ~bit, need)
         variant = store.astype(jnp.int32)
-        for j in range(3):
+        for j in range(MAX_ARITY):
             has = live & w & (o_k > j)
             r = a3[:, j].astype(jnp.uint32)
             zero = ((nonzero >> r) & one) == 0
