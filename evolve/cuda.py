@@ -69,7 +69,7 @@ POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 256  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
-FOLD = False  # "acc": fold constant instructions once a block (cuda_acc.fold; not yet run on a GPU)
+FOLD = False  # "acc": run only what depends on an input and reaches the output (cuda_acc.plan)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -126,8 +126,8 @@ def _switch(index: str, body, n: int, indent: str) -> str:
 
 
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
-           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK,
-           fold: bool = False) -> str:
+           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK
+           ) -> str:
     """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
 
     registers: where a thread keeps its points' registers:
@@ -153,10 +153,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
       start of a tile come from ``cuda_acc.plan``, computed before the kernel runs.
 
     tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
-    and reducing the errors is paid once for all of them.
-
-    fold: ("acc" only) compute instructions of constant arguments once a block
-    (``cuda_acc.fold``)."""
+    and reducing the errors is paid once for all of them."""
     if registers not in ("acc", "asm", "asm3", "regs", "smem", "smem4"):
         raise ValueError("registers must be 'acc', 'asm', 'asm3', 'regs', 'smem' or 'smem4', "
                          f"got {registers!r}")
@@ -169,8 +166,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                          "points or threads, or registers='smem'")
     if tiles < 1:
         raise ValueError(f"tiles a block must be at least 1, got {tiles}")
-    if fold and registers != "acc":
-        raise ValueError(f"constant folding is a part of registers='acc', got {registers!r}")
     R, E = n_registers, points
     ops = sorted(set(opset) | {CONST})
     missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
@@ -320,18 +315,28 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                 sq += err * err;
             }
         }"""
-    plan_params, plan_args, plan_binds, fold_code = "", "", "", ""
+    pack = f"""    for (int i = threadIdx.x; i < n; i += THREADS) {{
+        const int64_t g = row + i;
+        const int o = op[g];
+        const int k = ARITY[o];
+        const int a = k >= 1 ? args[3 * g] : 0, b = k >= 2 ? args[3 * g + 1] : 0;
+        const int c = k >= 3 ? args[3 * g + 2] : 0;
+{pack}
+    }}
+{stop_pack}    __syncthreads();"""
+    p = dict(at=at, tables=tables, kernels="", params="", prog_comment=prog_comment, prog=prog,
+             decl=decl, pack=pack, fill=fill, loop=loop, step=step, final=final, errors=errors,
+             prog_bytes=prog_bytes, handler_params="", results="", pre_launch="",
+             launch_args="", binds="", rets="")
     if registers == "acc":  # its parts of the template (evolve.cuda_acc)
-        (step, decl, final, tables, pack, prog_bytes, prog, prog_comment, stop_pack, loop, at,
-         fill, errors, plan_params, plan_args, plan_binds, fold_code) = cuda_acc.parts(
-            ops, E, threads, fold, CUDA_OPS)
+        p.update(cuda_acc.parts(ops, E, threads, CUDA_OPS))
     kernel = f"""
 #define R {R}
 #define E {E}
 #define THREADS {threads}
 #define TILES {tiles}
 #define VEC {1 if registers == "smem4" else 0}
-{at}#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
+{p['at']}#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
 #define PSTEP 1
 #define SV(r, q) (((float4*)(s_reg + (r) * (THREADS * E)))[threadIdx.x * (E / 4) + (q)])
@@ -342,18 +347,18 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 #define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
 #endif
 __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
-{tables}
-__global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
+{p['tables']}
+{p['kernels']}__global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         const int32_t* __restrict__ op, const int32_t* __restrict__ args,
         const int32_t* __restrict__ dst, const float* __restrict__ cst,
         const int32_t* __restrict__ length, const int32_t* __restrict__ output,
-        {plan_params}const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
+        {p['params']}const float* __restrict__ x, int n_inputs, const double* __restrict__ y,
         const double* __restrict__ scale, const int32_t* __restrict__ mask,
         int64_t n_points, int L, int64_t p0, double* __restrict__ stats) {{
-    // {prog_comment}
+    // {p['prog_comment']}
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    int4* s_prog = (int4*)smem_raw;  // {prog}
-{decl}
+    int4* s_prog = (int4*)smem_raw;  // {p['prog']}
+{p['decl']}
     const int64_t p = p0 + blockIdx.y;
     const int64_t row = p * L;
     const int n = length[p], outreg = output[p];
@@ -364,29 +369,21 @@ __global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
         }}
         return;
     }}
-    for (int i = threadIdx.x; i < n; i += THREADS) {{
-        const int64_t g = row + i;
-        const int o = op[g];
-        const int k = ARITY[o];
-        const int a = k >= 1 ? args[3 * g] : 0, b = k >= 2 ? args[3 * g + 1] : 0;
-        const int c = k >= 3 ? args[3 * g + 2] : 0;
-{pack}
-    }}
-{stop_pack}    __syncthreads();
-{fold_code}
+{p['pack']}
+
     const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
     const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
     double mxs = 0.0, mx = 0.0, sq = 0.0;
     for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
         const int64_t base = tile * (THREADS * E);
         const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
-{fill}
+{p['fill']}
         {"#pragma unroll 1  // one copy of the jump tables" if jumps or registers == "acc" else ""}
-        {loop}
-{step}
+        {p['loop']}
+{p['step']}
         }}
-{final}
-{errors}
+{p['final']}
+{p['errors']}
     }}
     // The block's reduction: within each warp by shuffles, then across the warps.
     #pragma unroll
@@ -413,9 +410,9 @@ static const bool SMEM_REGISTERS = {"false" if in_regs else "true"};
 static ffi::Error evolve_errors_impl(
         cudaStream_t stream, ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args,
         ffi::Buffer<ffi::S32> dst, ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length,
-        ffi::Buffer<ffi::S32> output, {plan_binds}ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y,
+        ffi::Buffer<ffi::S32> output, {p['handler_params']}ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y,
         ffi::Buffer<ffi::F64> scale, ffi::Buffer<ffi::S32> mask,
-        ffi::ResultBuffer<ffi::F64> stats) {{
+        ffi::ResultBuffer<ffi::F64> stats{p['results']}) {{
     const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
     const int64_t N = y.element_count();
     const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
@@ -424,17 +421,17 @@ static ffi::Error evolve_errors_impl(
     if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
     if (stats->element_count() != P * blocks * 3)
         return ffi::Error::InvalidArgument("stats has the wrong shape for this kernel");
-    for (int64_t p0 = 0; p0 < P; p0 += 65535) {{
+{p['pre_launch']}    for (int64_t p0 = 0; p0 < P; p0 += 65535) {{
         const int64_t rows = P - p0 < 65535 ? P - p0 : 65535;
         dim3 grid((unsigned)blocks, (unsigned)rows);
-        const size_t smem = {prog_bytes} + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
+        const size_t smem = {p['prog_bytes']} + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
         if (smem > 48 * 1024) {{
             cudaFuncSetAttribute(evolve_errors_cuda,
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         }}
         evolve_errors_cuda<<<grid, THREADS, smem, stream>>>(
             op.typed_data(), args.typed_data(), dst.typed_data(), cst.typed_data(),
-            length.typed_data(), output.typed_data(), {plan_args}x.typed_data(), n_inputs,
+            length.typed_data(), output.typed_data(), {p['launch_args']}x.typed_data(), n_inputs,
             y.typed_data(), scale.typed_data(), mask.typed_data(), N, (int)L, p0,
             stats->typed_data());
     }}
@@ -449,10 +446,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
         .Ctx<ffi::PlatformStream<cudaStream_t>>()
         .Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
         .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
-        {".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()" if plan_args else ""}
+        {p['binds']}
         .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F64>>().Arg<ffi::Buffer<ffi::F64>>()
         .Arg<ffi::Buffer<ffi::S32>>()
-        .Ret<ffi::Buffer<ffi::F64>>());
+        .Ret<ffi::Buffer<ffi::F64>>(){p['rets']});
 """
     return _PRELUDE + kernel
 
@@ -463,12 +460,15 @@ def acc_fits(n_registers: int, threads: int, points: int) -> bool:
             and n_registers * threads * points * 4 <= 0xFFFF)
 
 
-def fitted(n_registers: int, points: int, threads: int, registers: str) -> tuple[str, int]:
+def fitted(n_registers: int, points: int, threads: int, registers: str,
+           length: int = 0) -> tuple[str, int]:
     """(registers, threads) to run with: "acc" with smaller blocks (down to 128 threads)
-    where its byte offsets cannot reach every register, "smem" where that does not help."""
+    where its byte offsets cannot reach every register, "smem" where that does not help
+    or the programs are longer than ``cuda_acc.MAX_LENGTH``."""
     while registers == "acc" and threads > 128 and not acc_fits(n_registers, threads, points):
         threads //= 2
-    if registers == "acc" and not acc_fits(n_registers, threads, points):
+    if registers == "acc" and (not acc_fits(n_registers, threads, points)
+                               or length > cuda_acc.MAX_LENGTH):
         registers = "smem"
     return registers, threads
 
@@ -511,9 +511,9 @@ def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
 
 @lru_cache(maxsize=32)
 def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
-            arch: str, registers: str, tiles: int, fold: bool = False) -> str:
+            arch: str, registers: str, tiles: int) -> str:
     """Build (or find) the library for this op set and size; register its FFI target."""
-    src = source(opset, n_registers, points, threads, registers, tiles, fold)
+    src = source(opset, n_registers, points, threads, registers, tiles)
     lib = ctypes.cdll.LoadLibrary(str(build(src, arch)))
     name = f"evolve_errors_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="CUDA")
@@ -526,16 +526,17 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
     tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    registers, threads = fitted(n_registers, points, threads, registers or REGISTERS)
-    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles,
-                   FOLD and registers == "acc")
+    registers, threads = fitted(n_registers, points, threads, registers or REGISTERS,
+                                op.shape[1])
+    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
-    if registers == "acc":  # where each instruction's arguments are, whether it stores
-        runs = tuple(o == CONST or o in opset for o in range(len(OPS)))
-        data[6:6] = cuda_acc.plan(op, args, dst, length, output, runs, xt.shape[1])
-    stats = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct((op.shape[0], blocks, 3),
-                                                        jnp.float64))(*data)
+    shapes = [jax.ShapeDtypeStruct((op.shape[0], blocks, 3), jnp.float64)]
+    if registers == "acc":  # the words to run, and a table for the constants
+        data[6:6] = cuda_acc.plan(op, args, dst, const, length, output, opset, xt.shape[1],
+                                  threads * points * 4, FOLD)
+        shapes.append(jax.ShapeDtypeStruct((op.shape[0], 3 * op.shape[1] + 1), jnp.float32))
+    stats = jax.ffi.ffi_call(name, shapes)(*data)[0]
     return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),
                       jnp.sum(stats[..., 2], axis=1)], axis=1)

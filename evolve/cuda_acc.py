@@ -29,14 +29,17 @@ from evolve.ops import CONST, MAX_ARITY, OPS
 
 # an instruction's variant: STORE + 2 * (source of a + 3 * source of b + 9 * source of c)
 STORE = 1  # write the result to shared memory (a later instruction reads it there)
-SMEM, ACC, ZERO = 0, 1, 2  # where an argument is: shared memory, the accumulator (the
-# previous result), or nowhere: a register never written, past the inputs, holds zero
-OUT_FROM_ACC = 1 << 31  # bit of ``init``: the output is the last result, in the accumulator
-MAX_REGISTERS = 31  # registers a bit each in ``init``, below OUT_FROM_ACC
+SMEM, ACC, KONST = 0, 1, 2  # where an argument is: shared memory, the accumulator (the
+# previous result), or the program's table of constants: a register that holds the same
+# value at every point (zero, for one past the inputs no instruction has written yet)
+OUT_FROM_ACC = 1 << 31  # bits of ``init``: the output is the last result, in the accumulator
+OUT_KONST = 1 << 30  # the output is a constant: the table's last entry
+MAX_REGISTERS = 30  # registers a bit each in ``init``, below OUT_KONST
+MAX_LENGTH = (0xFFFF // 4 + 1) // 3  # instructions: the table's byte offsets fit 16 bits
 
 
 def sources(variant: int, arity: int) -> list[int]:
-    """Where each argument of an instruction of this variant is (SMEM, ACC or ZERO)."""
+    """Where each argument of an instruction of this variant is (SMEM, ACC or KONST)."""
     s = variant >> 1
     return [s // 3 ** j % 3 for j in range(arity)]
 
@@ -53,67 +56,118 @@ def layout(ops: list[int]) -> tuple[list[int], int, int]:
     return base, n, n + 1
 
 
-@partial(jax.jit, static_argnames=("runs", "n_inputs"))
-def plan(op, args, dst, length, output, runs: tuple[bool, ...], n_inputs: int):
-    """Variants [P, L] (int32, see STORE) and init [P] (int32: bit r, register r is read
-    from shared memory before it is written; OUT_FROM_ACC) of a batch of programs.
+def _bit(r):
+    return jnp.uint32(1) << r.astype(jnp.uint32)
 
-    runs: a bool for each op of the table, whether the kernel runs it (an op outside the set does
-    nothing: it neither writes its destination nor the accumulator). Registers from
-    ``n_inputs`` on start at zero: reading one that no instruction has written yet is
-    reading ZERO."""
+
+@partial(jax.jit, static_argnames=("opset", "stride", "fold"))
+def plan(op, args, dst, const, length, output, opset: tuple[int, ...], n_inputs: int,
+         stride: int, fold: bool):
+    """The words the kernel runs, [P, L + 1, 4] int32, and init, [P] int32, for a batch
+    of programs. init: bit r, register r is read from shared memory before it is written
+    (a tile starts by setting it to its input); OUT_FROM_ACC; OUT_KONST.
+
+    A word is an instruction to run, in order, then the stop (case STOP): the byte offset
+    of argument a (in the register file, ``stride`` bytes a register, or in the table of
+    constants; a literal's bits, for CONST), b's and c's (the low and high 16 bits), the
+    destination's, and the case (``layout``'s base of the op plus the variant). An op
+    outside ``opset`` does nothing and has no word.
+
+    fold: the words are only the instructions that depend on an input and that the
+    output depends on. An instruction whose arguments are all constants computes a
+    constant; the kernel's fold (a thread a program, with the ops' own code) computes it
+    once and puts it in the table wherever a kept instruction, or the output, reads it.
+    Without ``fold`` every instruction runs and the constants are the registers never
+    written."""
+    base, _, stop = layout(list(opset))
+    runs = jnp.asarray([o == CONST or o in opset for o in range(len(OPS))], bool)
     arity = jnp.asarray([o.arity for o in OPS], jnp.int32)
-    runs = jnp.asarray(runs, bool)
     op, args, dst = (jnp.asarray(a, jnp.int32) for a in (op, args, dst))
     length, output = jnp.asarray(length, jnp.int32), jnp.asarray(output, jnp.int32)
     P, L = op.shape
-    k = arity[op]
-    writes = runs[op]
-    one = jnp.uint32(1)
-    # the previous instruction's destination, when it left its result in the accumulator
-    prev = jnp.concatenate([jnp.full((P, 1), -1, jnp.int32),
-                            jnp.where(writes, dst, -1)[:, :-1]], axis=1)[:, :L]
-    last = jnp.clip(length - 1, 0, max(L - 1, 0))
-    rows = jnp.arange(P)
-    if L:
-        out_acc = (length >= 1) & writes[rows, last] & (dst[rows, last] == output)
-    else:
-        out_acc = jnp.zeros(P, bool)
-    inputs = (one << jnp.uint32(n_inputs)) - one
+    none = jnp.uint32(0)
     steps = jnp.arange(L, dtype=jnp.int32)
+    writes = runs[op] & (steps[None, :] < length[:, None])  # the instruction runs
+    has = [writes & (arity[op] > j) for j in range(MAX_ARITY)]  # it reads argument j
+    reads = jnp.zeros((P, L), jnp.uint32)
+    for j in range(MAX_ARITY):
+        reads = reads | jnp.where(has[j], _bit(args[..., j]), none)
+    d_bits = _bit(dst)
+    inputs = _bit(jnp.asarray(n_inputs, jnp.int32)) - jnp.uint32(1)
+    unroll = max(1, min(L, 32))  # the passes unrolled: a few fused kernels on a GPU
 
-    def written(done, xs):  # registers holding something else than zero before each one
-        i, d, w = xs
-        now = done | jnp.where((i < length) & w, one << d.astype(jnp.uint32), jnp.uint32(0))
-        return now, done
+    def forward(carry, xs):  # registers written, and registers holding constants
+        written, konst = carry
+        w, d, r = xs
+        constant = (konst & r) == r  # its arguments all constants (a literal has none)
+        after = jnp.where(constant, konst | d, konst & ~d)
+        return ((jnp.where(w, written | d, written), jnp.where(w, after, konst)),
+                (written, konst, constant))
 
-    # both passes unrolled (32 steps a turn): a few fused kernels on a GPU, not a loop of
-    # small ones
-    unroll = max(1, min(L, 32))
-    _, before = jax.lax.scan(written, jnp.full(P, inputs, jnp.uint32),
-                             (steps, dst.T, writes.T), unroll=unroll)
-    need0 = jnp.where(out_acc, jnp.uint32(0), one << output.astype(jnp.uint32))
+    (written_end, konst_end), (written, konst, constant) = jax.lax.scan(
+        forward, (jnp.full(P, inputs), jnp.full(P, ~inputs)), (writes.T, d_bits.T, reads.T),
+        unroll=unroll)
 
-    def step(need, xs):
-        i, o_k, a3, d, pv, w, nonzero = xs
-        live = i < length
-        bit = one << d.astype(jnp.uint32)
-        store = live & w & ((need & bit) != 0)
-        need = jnp.where(live & w, need & ~bit, need)
-        variant = store.astype(jnp.int32)
+    def backward(needed, xs):  # what the output depends on
+        w, d, r = xs
+        use = w & ((needed & d) != 0)
+        return jnp.where(use, (needed & ~d) | r, needed), use
+
+    _, used = jax.lax.scan(backward, _bit(output), (writes.T, d_bits.T, reads.T),
+                           reverse=True, unroll=unroll)
+    out_bit = _bit(output)
+    if fold:
+        keep = writes & used.T & ~constant.T
+        konst, out_konst = konst.T, (konst_end & out_bit) != 0
+    else:
+        keep, konst, out_konst = writes, ~written.T, (~written_end & out_bit) != 0
+    # the previous kept instruction's destination: its result is in the accumulator
+    kept_at = jnp.where(keep, steps[None, :], -1)
+    before = jnp.concatenate([jnp.full((P, 1), -1, jnp.int32), kept_at[:, :-1]], axis=1)
+    prev = jax.lax.cummax(before, axis=1)[:, :L] if L else before[:, :0]
+    prev_dst = jnp.where(prev >= 0, jnp.take_along_axis(dst, jnp.maximum(prev, 0), 1), -1)
+    final = jnp.max(kept_at, axis=1, initial=-1)
+    final_dst = (jnp.take_along_axis(dst, jnp.maximum(final, 0)[:, None], 1)[:, 0] if L
+                 else final)
+    out_acc = ~out_konst & (final >= 0) & (final_dst == output)
+
+    def step(need, xs):  # stores, and registers read from shared memory before written
+        kp, d, kb, pd, a3, h3 = xs
+        store = kp & ((need & d) != 0)
+        need = jnp.where(kp, need & ~d, need)
+        variant, srcs = store.astype(jnp.int32), []
         for j in range(MAX_ARITY):
-            has = live & w & (o_k > j)
-            r = a3[:, j].astype(jnp.uint32)
-            zero = ((nonzero >> r) & one) == 0
-            src = jnp.where(a3[:, j] == pv, ACC, jnp.where(zero, ZERO, SMEM))
-            variant = variant + jnp.where(has, 2 * 3 ** j * src, 0)
-            need = jnp.where(has & (src == SMEM), need | (one << r), need)
-        return need, variant
+            r = a3[:, j]
+            bit = _bit(r)
+            src = jnp.where((kb & bit) != 0, KONST, jnp.where(r == pd, ACC, SMEM))
+            h = kp & h3[:, j]
+            variant = variant + jnp.where(h, 2 * 3 ** j * src, 0)
+            need = jnp.where(h & (src == SMEM), need | bit, need)
+            srcs.append(src)
+        return need, (variant, jnp.stack(srcs, axis=1))
 
-    xs = (steps, k.T, jnp.transpose(args, (1, 0, 2)), dst.T, prev.T, writes.T, before)
-    need, variants = jax.lax.scan(step, need0, xs, reverse=True, unroll=unroll)
-    init = need | jnp.where(out_acc, jnp.uint32(OUT_FROM_ACC), jnp.uint32(0))
-    return variants.T, jax.lax.bitcast_convert_type(init, jnp.int32)
+    need0 = jnp.where(out_acc | out_konst, none, out_bit)
+    xs = (keep.T, d_bits.T, konst.T, prev_dst.T, jnp.transpose(args, (1, 0, 2)),
+          jnp.stack(has, axis=2).transpose(1, 0, 2))
+    need, (variants, srcs) = jax.lax.scan(step, need0, xs, reverse=True, unroll=unroll)
+    variants, srcs = variants.T, jnp.transpose(srcs, (1, 0, 2))  # [P, L], [P, L, 3]
+    # the words: byte offsets of the arguments where they are read, of the destination
+    slot = jnp.arange(MAX_ARITY, dtype=jnp.int32)
+    offsets = jnp.where(srcs == SMEM, args * stride,
+                        jnp.where(srcs == KONST, (3 * steps[None, :, None] + slot[None, None]) * 4, 0))
+    offsets = jnp.where(jnp.stack(has, axis=2), offsets, 0)
+    literal = jax.lax.bitcast_convert_type(jnp.asarray(const, jnp.float32), jnp.int32)
+    words = jnp.stack([jnp.where(op == CONST, literal, offsets[..., 0]),
+                       offsets[..., 1] | offsets[..., 2] << 16, dst * stride,
+                       jnp.asarray(base, jnp.int32)[op] + variants], axis=2)
+    # kept instructions in order, then the stop; the others go past the end
+    at = jnp.where(keep, jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1, L + 1)
+    rows = jnp.arange(P)[:, None]
+    out = jnp.zeros((P, L + 2, 4), jnp.int32).at[rows, at].set(words)
+    out = out.at[jnp.arange(P), keep.sum(axis=1)].set(jnp.asarray([0, 0, 0, stop], jnp.int32))
+    init = (need | jnp.where(out_acc, jnp.uint32(OUT_FROM_ACC), none)
+            | jnp.where(out_konst, jnp.uint32(OUT_KONST), none))
+    return out[:, :L + 1], jax.lax.bitcast_convert_type(init, jnp.int32)
 
 
 # PTX of the ops the cases compute themselves, elementwise on f32 registers d, a, b, c
@@ -165,8 +219,8 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     if cpp:
         out += [f"t{n}[{e}]" for n in "ab" for e in range(E)] + ["pend"]
     A0, TA, TB, PEND = 0, E, 2 * E, 3 * E  # operand numbers of acc, ta, tb, pend
-    W = len(out)  # then the word's x, y, z, w, the thread's shared-memory address
-    WX, WY, WZ, WW, BASE_ = (f"%{W + i}" for i in range(5))
+    W = len(out)  # then the word's x, y, z, w, the thread's shared-memory address, the table's
+    WX, WY, WZ, WW, BASE_, KBASE = (f"%{W + i}" for i in range(6))
     chunk = threads * 16  # bytes between a thread's groups of four points
 
     def load(name, offset, regs):
@@ -188,12 +242,9 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
             else:
                 regs = []
                 for (j, n), src in zip(enumerate("abc"[:k]), sources(v, k)):
-                    if src != SMEM:
-                        if src == ZERO and ["x_z"] * E not in regs:
-                            body.append("mov.f32 x_z, 0f00000000;")
-                        regs.append(acc if src == ACC else ["x_z"] * E)
+                    if src == ACC:
+                        regs.append(acc)
                         continue
-                    r = [f"x_{n}{e}" for e in range(E)]
                     if j == 0:
                         off = WX
                     elif j == 1 and k < 3:
@@ -204,6 +255,12 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
                     else:
                         body.append(f"shr.u32 x_c, {WY}, 16;")
                         off = "x_c"
+                    if src == KONST:  # one value for every point
+                        body += [f"add.u32 x_k, {KBASE}, {off};",
+                                 f"ld.shared.f32 x_{n}k, [x_k];"]
+                        regs.append([f"x_{n}k"] * E)
+                        continue
+                    r = [f"x_{n}{e}" for e in range(E)]
                     body += load(n, off, r)
                     regs.append(r)
                 if in_ptx(o):
@@ -224,8 +281,8 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
             targets[base[o] + v] = body
     targets[nop] = []
     regs_decl = [".reg .pred x_pa, x_pb, x_ps;",
-                 ".reg .b32 x_a, x_b, x_c, x_d, x_m;",
-                 ".reg .f32 x_n, x_q, x_r, x_z;",
+                 ".reg .b32 x_a, x_b, x_c, x_d, x_k, x_m;",
+                 ".reg .f32 x_n, x_q, x_r, x_ak, x_bk, x_ck;",
                  f".reg .f32 {', '.join(f'x_{n}{e}' for n in 'abc' for e in range(E))};"]
     names = [f"L{i}" for i in range(len(targets))]
     lines = ["{", *regs_decl, f"ts: .branchtargets {', '.join(names)};", f"brx.idx {WW}, ts;"]
@@ -250,7 +307,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
         if cpp:
             code += "        pend = 0;\n"
         inputs = (f'"r"({word}.x), "r"({word}.y), "r"({word}.z), "r"({word}.w), '
-                  '"r"(s_base)')
+                  '"r"(s_base), "r"(k_base)')
         code += f"""        asm volatile({text}: {outputs}
                 : {inputs});
 """
@@ -267,88 +324,106 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
 
 
 def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
-    """CUDA C++ run by one thread of a block after the program is packed: constant folding.
-    An instruction whose arguments are all constant (literals, registers past the inputs
-    not written yet, and results computed from those alone) gives every point the same
-    value; it is computed here once, by the op's own CUDA code, and its word becomes the
-    literal's (the CONST case of the same store bit), so the plan's variants stay right.
-    Our CPU kernel (``evolve.native``) folds the same way. Off by default
-    (``evolve.cuda.FOLD``): built and compiled, not yet run on a GPU."""
-    base, _, _ = layout(ops)
+    """The fold kernel, run before the evaluation kernel, a thread a program: row p of
+    ``konst`` ([P, 3 L + 1] floats) gets, at 3 i + j, the value of argument j of
+    instruction i where that argument is a constant (``plan``'s KONST), and at 3 L the
+    output's value where it is one. Constants are computed once a program here, by the
+    ops' own CUDA code, so the kernel sees the bits it would have computed at every point.
+    Registers past the inputs start at zero; an op outside the set does nothing."""
     cases = "\n".join(
-        f"                case {o}: {{ const float a = ra, b = rb, c = rc; (void)a; (void)b; "
+        f"            case {o}: {{ const float a = ra, b = rb, c = rc; (void)a; (void)b; "
         f"(void)c; v = {cuda_ops[OPS[o].name]}; break; }}"
         for o in sorted(set(ops)) if o != CONST)
-    return f"""    if (threadIdx.x == 0) {{  // constant folding (cuda_acc.fold)
-        float cv[R];  // the constant registers' values
-        #pragma unroll
-        for (int r = 0; r < R; ++r) cv[r] = 0.0f;
-        unsigned isc = (R >= 32 ? ~0u : (1u << R) - 1u) & ~((1u << n_inputs) - 1u);
-        for (int i = 0; i < n; ++i) {{
-            const int64_t g = row + i;
-            const int o = op[g], d = dst[g], k = ARITY[o];
-            if (o == {CONST}) {{ cv[d] = cst[g]; isc |= 1u << d; continue; }}
-            if (BASE[o] < 0) continue;  // an op outside the set does nothing
-            const int a = k >= 1 ? args[3 * g] : 0, b = k >= 2 ? args[3 * g + 1] : 0;
-            const int c = k >= 3 ? args[3 * g + 2] : 0;
-            const unsigned reads = (k >= 1 ? 1u << a : 0u) | (k >= 2 ? 1u << b : 0u)
-                                   | (k >= 3 ? 1u << c : 0u);
-            if ((isc & reads) != reads) {{ isc &= ~(1u << d); continue; }}  // not constant
-            const float ra = cv[a], rb = cv[b], rc = cv[c];
-            float v = 0.0f;
-            switch (o) {{
-{cases}
-                default: break;
+    return f"""__global__ void evolve_fold(
+        const int32_t* __restrict__ op, const int32_t* __restrict__ args,
+        const int32_t* __restrict__ dst, const float* __restrict__ cst,
+        const int32_t* __restrict__ length, const int32_t* __restrict__ output, int n_inputs,
+        int64_t P, int L, float* __restrict__ konst) {{
+    const int64_t p = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= P) return;
+    float* const t = konst + p * (3 * L + 1);
+    for (int i = 0; i <= 3 * L; ++i) t[i] = 0.0f;
+    float cv[R];  // the registers' values, where they are constants
+    #pragma unroll
+    for (int r = 0; r < R; ++r) cv[r] = 0.0f;
+    unsigned isc = ~((1u << n_inputs) - 1u);  // registers holding constants
+    const int n = length[p];
+    for (int i = 0; i < n; ++i) {{
+        const int64_t g = p * L + i;
+        const int o = op[g], d = dst[g], k = ARITY[o];
+        if (o == {CONST}) {{ cv[d] = cst[g]; isc |= 1u << d; continue; }}
+        if (BASE[o] < 0) continue;  // an op outside the set does nothing
+        float ra = 0.0f, rb = 0.0f, rc = 0.0f;
+        bool constant = true;
+        for (int j = 0; j < k; ++j) {{
+            const int r = args[3 * g + j];
+            if ((isc >> r) & 1u) {{
+                t[3 * i + j] = cv[r];
+                if (j == 0) ra = cv[r]; else if (j == 1) rb = cv[r]; else rc = cv[r];
+            }} else {{
+                constant = false;
             }}
-            cv[d] = v;
-            isc |= 1u << d;
-            s_prog[i] = make_int4(__float_as_int(v), 0, s_prog[i].z,
-                                  {base[CONST]} + (plan[g] & {STORE}));
         }}
+        if (!constant) {{ isc &= ~(1u << d); continue; }}
+        float v = 0.0f;
+        switch (o) {{
+{cases}
+            default: break;
+        }}
+        cv[d] = v;
+        isc |= 1u << d;
     }}
-    __syncthreads();
+    const int out = output[p];
+    if (n >= 0 && ((isc >> out) & 1u)) t[3 * L] = cv[out];
+}}
 """
 
 
-def parts(ops: list[int], E: int, threads: int, fold_constants: bool,
-          cuda_ops: dict[str, str]) -> tuple[str, ...]:
-    """The "acc" mode's parts of ``evolve.cuda.source``'s kernel template, in its order:
-    step, decl, final, tables, pack, prog_bytes, prog, prog_comment, stop_pack, loop, at,
-    fill, errors, plan_params, plan_args, plan_binds, fold_code."""
-    base, nop, stop = layout(ops)
-    decl = """    float* s_reg = (float*)(s_prog + (L + 1));  // [R][E / 4][THREADS][4]
+def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dict[str, str]:
+    """The "acc" mode's parts of ``evolve.cuda.source``'s kernel template, by name."""
+    base, _, _ = layout(ops)
+    p = {}
+    p["decl"] = """    float* const s_konst = (float*)(s_prog + (L + 1));  // [3 L + 1] the constants
+    float* s_reg = s_konst + ((3 * L + 4) & ~3);  // [R][E / 4][THREADS][4]
     unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x * 4);
     const unsigned s_base = (unsigned)__cvta_generic_to_shared(s_thread);  // for PTX
-    const unsigned need = (unsigned)init[p0 + blockIdx.y];  // registers to set, OUT_FROM_ACC
+    const unsigned k_base = (unsigned)__cvta_generic_to_shared(s_konst);
+    const unsigned need = (unsigned)init[p0 + blockIdx.y];  // registers to set, OUT_ bits
     float acc[E];  // the last result
     #pragma unroll
     for (int e = 0; e < E; ++e) acc[e] = 0.0f;"""
     if not all(in_ptx(o) for o in ops):
-        decl += ("\n    float ta[E], tb[E];  // arguments of an op computed in C++"
-                 "\n    unsigned pend;  // its op and store bit")
-    final = f"""        done:
+        p["decl"] += ("\n    float ta[E], tb[E];  // arguments of an op computed in C++"
+                      "\n    unsigned pend;  // its op and store bit")
+    p["final"] = f"""        done:
         float out[E];
         if (need & {OUT_FROM_ACC}u) {{
             #pragma unroll
             for (int e = 0; e < E; ++e) out[e] = acc[e];
+        }} else if (need & {OUT_KONST}u) {{
+            #pragma unroll
+            for (int e = 0; e < E; ++e) out[e] = s_konst[3 * L];
         }} else {{
             LD(out, outreg * STRIDE);
         }}"""
-    # byte offsets (c's above b's), the case of op and variant
-    tables = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
-    pack = f"""        const int first = o == {CONST} ? __float_as_int(cst[g]) : a * STRIDE;
-        s_prog[i] = make_int4(first, b * STRIDE | (c * STRIDE) << 16, dst[g] * STRIDE,
-                              BASE[o] < 0 ? {nop} : BASE[o] + plan[g]);"""
-    # an int4 an instruction and a stop after them, by pointer
-    prog_bytes, prog = "(L + 1) * 16", "[L + 1]: a, b | c << 16, d, case"
-    prog_comment = "The program, an int4 an instruction (packed below), then a stop."
-    stop_pack = f"""    if (threadIdx.x == 0) s_prog[n] = make_int4(0, 0, 0, {stop});  // the stop
-"""
+    p["tables"] = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
+    p["kernels"] = fold(ops, cuda_ops)
+    # the words (cuda_acc.plan) and the constants (the fold kernel), copied in
+    p["pack"] = """    {
+        const int4* const wp = (const int4*)words + p * (L + 1);
+        for (int i = threadIdx.x; i <= L; i += THREADS) s_prog[i] = wp[i];
+        const float* const kp = konst + p * (3 * L + 1);
+        for (int i = threadIdx.x; i <= 3 * L; i += THREADS) s_konst[i] = kp[i];
+    }
+    __syncthreads();"""
+    p["prog_bytes"] = "((L + 1) * 16 + ((3 * L + 4) & ~3) * 4)"
+    p["prog"] = "[L + 1]: a, b | c << 16, d, case (cuda_acc.plan); then the constants"
+    p["prog_comment"] = "The program's words, an int4 an instruction, then a stop."
     # two instructions a turn, each loading the next (step)
-    loop = """int4 w = s_prog[0], v;
+    p["loop"] = """int4 w = s_prog[0], v;
         for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + 1);; q += 32) {"""
     # E / 4 float4 a register and thread, THREADS * 16 bytes apart
-    at = """#define STRIDE (THREADS * E * 4)  // bytes a register
+    p["at"] = """#define STRIDE (THREADS * E * 4)  // bytes a register
 #define LD(v, off) do { const float4* p_ = (const float4*)(s_thread + (off)); \\
     _Pragma("unroll") for (int q_ = 0; q_ < E / 4; ++q_) { const float4 t_ = p_[q_ * THREADS]; \\
         v[4 * q_] = t_.x; v[4 * q_ + 1] = t_.y; v[4 * q_ + 2] = t_.z; v[4 * q_ + 3] = t_.w; } \\
@@ -358,10 +433,10 @@ def parts(ops: list[int], E: int, threads: int, fold_constants: bool,
         p_[q_ * THREADS] = make_float4(v[4 * q_], v[4 * q_ + 1], v[4 * q_ + 2], v[4 * q_ + 3]); \\
     } while (0)
 """
-    fill = """        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
+    p["fill"] = """        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
         #pragma unroll
         for (int r = 0; r < R; ++r)
-            if ((need >> r) & 1u) {  // read before written: the input, or zero
+            if ((need >> r) & 1u) {  // read before written: an input
                 float v_[E];
                 #pragma unroll
                 for (int e = 0; e < E; ++e) {
@@ -372,7 +447,7 @@ def parts(ops: list[int], E: int, threads: int, fold_constants: bool,
             }"""
     # a tile's errors: the pointers taken once, bounds checked only in the last tile, and
     # points masked out counted as zero (max and sum start at zero) by selects
-    errors = """        const double* const yb = y + j0;
+    p["errors"] = """        const double* const yb = y + j0;
         const double* const sb = scale + j0;
         const int32_t* const mb = mask + j0;
         auto point = [&](int e) {
@@ -392,9 +467,20 @@ def parts(ops: list[int], E: int, threads: int, fold_constants: bool,
             for (int e = 0; e < E; ++e)
                 if (j0 + e * PSTEP < n_points) point(e);
         }"""
-    plan_params = "const int32_t* __restrict__ plan, const int32_t* __restrict__ init,\n        "
-    plan_args = "plan.typed_data(), init.typed_data(), "
-    plan_binds = "ffi::Buffer<ffi::S32> plan, ffi::Buffer<ffi::S32> init,\n        "
-    return (step(ops, E, threads, cuda_ops), decl, final, tables, pack, prog_bytes, prog,
-            prog_comment, stop_pack, loop, at, fill, errors, plan_params, plan_args, plan_binds,
-            fold(ops, cuda_ops) if fold_constants else "")
+    p["params"] = ("const int32_t* __restrict__ words, const int32_t* __restrict__ init,\n"
+                   "        const float* __restrict__ konst, ")
+    p["launch_args"] = "words.typed_data(), init.typed_data(), konst->typed_data(), "
+    p["handler_params"] = "ffi::Buffer<ffi::S32> words, ffi::Buffer<ffi::S32> init,\n        "
+    p["results"] = ", ffi::ResultBuffer<ffi::F32> konst"
+    p["pre_launch"] = """    if (konst->element_count() != P * (3 * L + 1) || words.element_count() != P * (L + 1) * 4)
+        return ffi::Error::InvalidArgument("words or konst have the wrong shape");
+    if (P > 0)  // the constants, a thread a program
+        evolve_fold<<<(unsigned)((P + 127) / 128), 128, 0, stream>>>(
+            op.typed_data(), args.typed_data(), dst.typed_data(), cst.typed_data(),
+            length.typed_data(), output.typed_data(), n_inputs, P, (int)L,
+            konst->typed_data());
+"""
+    p["binds"] = ".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()"
+    p["rets"] = ".Ret<ffi::Buffer<ffi::F32>>()"
+    p["step"] = step(ops, E, threads, cuda_ops)
+    return p

@@ -9,51 +9,89 @@ from hypothesis import strategies as st
 
 from evolve import cuda, cuda_acc
 from evolve.ops import CONST, OPCODE, OPS
-from evolve.program import Instruction, Program, to_arrays
+from evolve.interpreter import run_numpy
+from evolve.program import Instruction, Program, input_dependent, to_arrays, used
 from tests.strategies import programs
 
 ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))
-RUNS = (True,) * len(OPS)
-S, A, Z = cuda_acc.SMEM, cuda_acc.ACC, cuda_acc.ZERO
+EXACT = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma", "neg", "min")))
+S, A, K = cuda_acc.SMEM, cuda_acc.ACC, cuda_acc.KONST
+STRIDE = 4096  # bytes a register: 256 threads x 4 points x 4 bytes
 
 
-def plan(progs, L=None, size=None, n_inputs=1, runs=RUNS):
+def plan(progs, L=None, size=None, n_inputs=1, opset=ARITH, fold=False):
     b = to_arrays(progs, length=L, size=size)
-    variants, init = cuda_acc.plan(b.op, b.args, b.dst, b.length, b.output, runs, n_inputs)
-    return b, np.asarray(variants), np.asarray(init)
+    words, init = cuda_acc.plan(b.op, b.args, b.dst, b.const, b.length, b.output, opset,
+                                n_inputs, STRIDE, fold)
+    return b, np.asarray(words), np.asarray(init).view(np.uint32)
 
 
-def simulate(op, args, dst, length, output, variants, init, n_registers, n_inputs):
-    """Check a plan symbolically (numpy, one program a row): every read finds the current
-    value of its register where the plan says it is. Returns, per program, the place the
-    output is read from ("acc" or "smem") or raises AssertionError naming the first read
-    that would see a stale value. Registers hold version numbers; a tile starts with the
-    registers of ``init`` set (version 0) and the others unset (None); version 0 of a
-    register past the inputs is zero."""
-    places = []
-    for p in range(len(length)):
-        current = [0] * n_registers  # the version each register holds now
-        smem = [0 if (int(init[p]) >> r) & 1 else None for r in range(n_registers)]
-        acc = None  # (register, version)
-        for i in range(int(length[p])):
-            o, v, d = int(op[p, i]), int(variants[p, i]), int(dst[p, i])
-            for j, src in enumerate(cuda_acc.sources(v, OPS[o].arity)):
-                r = int(args[p, i, j])
-                seen = {S: (r, smem[r]), A: acc, Z: (r, 0)}[src]
-                assert seen == (r, current[r]), (p, i, j, r, seen, current[r])
-                assert src != Z or r >= n_inputs, (p, i, j, "an input read as zero")
-            current[d] += 1
-            acc = (d, current[d])
-            if v & cuda_acc.STORE:
-                smem[d] = current[d]
-        r = int(output[p])
-        if np.uint32(np.int32(init[p])) & np.uint32(cuda_acc.OUT_FROM_ACC):
-            assert acc == (r, current[r]), (p, "output", acc, current[r])
-            places.append("acc")
+def table(prog, L, n_inputs, n_registers, opset):
+    """The fold kernel's row for one program (evolve.cuda_acc.fold), in numpy."""
+    t = np.zeros(3 * L + 1, np.float32)
+    cv = np.zeros(n_registers, np.float32)
+    konst = set(range(n_inputs, n_registers))
+    for i, ins in enumerate(prog.instructions):
+        if ins.op == CONST:
+            cv[ins.dst] = ins.value
+            konst.add(ins.dst)
+            continue
+        if ins.op not in opset:
+            continue
+        for j, r in enumerate(ins.args):
+            if r in konst:
+                t[3 * i + j] = cv[r]
+        if all(r in konst for r in ins.args):
+            cv[ins.dst] = OPS[ins.op].np_fn(*(cv[[r]] for r in ins.args))[0]
+            konst.add(ins.dst)
         else:
-            assert smem[r] == current[r], (p, "output", smem[r], current[r])
-            places.append("smem")
-    return places
+            konst.discard(ins.dst)
+    if prog.output in konst:
+        t[3 * L] = cv[prog.output]
+    return t
+
+
+def emulate(words, init, t, output, x, n_registers, opset):
+    """The kernel's loop over one program's words, in numpy, on points x [N, n_inputs]:
+    raises AssertionError where it would read shared memory never written."""
+    base, _, stop = cuda_acc.layout(list(opset))
+    cases = {base[o] + v: (o, v) for o in opset + (CONST,) for v in range(2 * 3 ** OPS[o].arity)}
+    smem = [None] * n_registers
+    for r in range(n_registers):
+        if (int(init) >> r) & 1:
+            assert r < x.shape[1], ("a register past the inputs set at the start", r)
+            smem[r] = x[:, r]
+    acc = None
+    for word in words:
+        wx, wy, wz, case = (int(v) for v in word)
+        if case == stop:
+            break
+        o, v = cases[case]
+        if o == CONST:
+            acc = np.full(len(x), np.int32(wx).view(np.float32))
+        else:
+            vals = []
+            for j, src in enumerate(cuda_acc.sources(v, OPS[o].arity)):
+                off = wx if j == 0 else (wy & 0xFFFF if j == 1 else wy >> 16)
+                if src == S:
+                    assert off % STRIDE == 0 and smem[off // STRIDE] is not None, (word, j)
+                    vals.append(smem[off // STRIDE])
+                elif src == A:
+                    assert acc is not None
+                    vals.append(acc)
+                else:
+                    vals.append(np.full(len(x), t[off // 4], np.float32))
+            acc = np.asarray(OPS[o].np_fn(*vals), np.float32)
+        if v & cuda_acc.STORE:
+            smem[wz // STRIDE] = acc
+    else:
+        raise AssertionError("no stop word")
+    if np.uint32(init) & np.uint32(cuda_acc.OUT_FROM_ACC):
+        return acc
+    if np.uint32(init) & np.uint32(cuda_acc.OUT_KONST):
+        return np.full(len(x), t[-1], np.float32)
+    assert smem[output] is not None, ("the output read where it was never stored", output)
+    return smem[output]
 
 
 def ins(name, dst, *args, value=0.0):
@@ -64,74 +102,158 @@ def variant(*sources, store=False):
     return int(store) + 2 * sum(s * 3 ** j for j, s in enumerate(sources))
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(programs(n_registers=5, max_length=14), min_size=1, max_size=6),
-       st.integers(1, 3))
-def test_every_read_finds_the_current_value(progs, n_inputs):
-    b, variants, init = plan(progs, L=16, size=6, n_inputs=n_inputs)
-    places = simulate(b.op, b.args, b.dst, b.length, b.output, variants, init, 5,
-                               n_inputs)
+def cases(words, opset=ARITH):
+    """The (op name, variant) of each word up to the stop."""
+    base, _, stop = cuda_acc.layout(list(opset))
+    out = []
+    for w in words[:, 3]:
+        if w == stop:
+            return out
+        o = max(o for o in range(len(OPS)) if 0 <= base[o] <= w)
+        out.append((OPS[o].name, int(w) - base[o]))
+    raise AssertionError("no stop word")
+
+
+NAMES = ("add", "sub", "mul", "div", "fma", "neg", "min", "const")
+
+
+def points(n_inputs, seed=0):
+    rng = np.random.default_rng(seed)
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e30, -1e-40, 3e38],
+                       np.float32)
+    x = rng.uniform(-3, 3, (40, n_inputs)).astype(np.float32)
+    x[:10, 0] = special
+    return x
+
+
+def same(a, b):
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return bool(np.all((a.view(np.uint32) == b.view(np.uint32)) | (np.isnan(a) & np.isnan(b))))
+
+
+def check(progs, n_inputs=1, opset=ARITH, fold=False, L=None, n_registers=5, size=None):
+    """Plan, fold and emulate every program; compare with the reference interpreter run
+    on the program without the ops outside ``opset`` (the kernel does not run them)."""
+    b, words, init = plan(progs, L=L, size=size, n_inputs=n_inputs, opset=opset, fold=fold)
+    x = points(n_inputs)
     for p, prog in enumerate(progs):
-        last = prog.instructions[-1] if prog.instructions else None
-        assert places[p] == ("acc" if last and last.dst == prog.output else "smem")
+        t = table(prog, b.op.shape[1], n_inputs, n_registers, opset)
+        got = emulate(words[p], init[p], t, prog.output, x, n_registers, opset)
+        runs = Program(tuple(i for i in prog.instructions if i.op == CONST or i.op in opset),
+                       prog.output)
+        assert same(got, run_numpy(runs, x, n_registers)), (p, prog)
+    return b, words, init
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(programs(n_registers=5, max_length=14, ops=NAMES), min_size=1, max_size=5),
+       st.integers(1, 3), st.booleans(), st.booleans())
+def test_the_words_compute_what_the_reference_interpreter_does(progs, n_inputs, fold, every):
+    opset = EXACT if every else ARITH  # ARITH leaves neg and min out: they do nothing
+    _, words, _ = check(progs, n_inputs, opset, fold, L=16, size=6)
+    if fold and every:  # only what depends on an input and reaches the output runs
+        for p, prog in enumerate(progs):
+            kept = [d and u for d, u in zip(input_dependent(prog, n_inputs), used(prog))]
+            assert len(cases(words[p], opset)) == sum(kept)
 
 
 def test_variants_number_the_sources_densely():
     seen = {tuple(cuda_acc.sources(v, 3)) + (v & 1,) for v in range(2 * 27)}
-    assert len(seen) == 54 and cuda_acc.sources(variant(A, Z, S), 3) == [A, Z, S]
+    assert len(seen) == 54 and cuda_acc.sources(variant(A, K, S), 3) == [A, K, S]
 
 
 def test_a_chain_stores_nothing_and_reads_the_accumulator():
     # r1 = x + x; r2 = r1 * r1; r3 = fma(r2, r0, r2); return r3: each result is read
     # only by the next instruction, so nothing is stored and only r0 is set at the start
     prog = Program((ins("add", 1, 0, 0), ins("mul", 2, 1, 1), ins("fma", 3, 2, 0, 2)), 3)
-    _, variants, init = plan([prog])
-    assert variants[0, :3].tolist() == [variant(S, S), variant(A, A), variant(A, S, A)]
-    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+    for fold in (False, True):
+        _, words, init = check([prog], fold=fold)
+        assert cases(words[0]) == [("add", variant(S, S)), ("mul", variant(A, A)),
+                                   ("fma", variant(A, S, A))]
+        assert init[0] == 1 | cuda_acc.OUT_FROM_ACC
+    # byte offsets: a's in x, b's and c's in the halves of y (in the register file, or
+    # in the table: r6 is never written), the destination's in z
+    prog = Program((ins("mul", 1, 0, 0), ins("add", 2, 0, 0), ins("sub", 3, 0, 0),
+                    ins("fma", 4, 3, 1, 2), ins("fma", 5, 1, 4, 6)), 5)
+    _, words, _ = check([prog], n_registers=8)
+    assert cases(words[0])[3:] == [("fma", variant(A, S, S)), ("fma", variant(S, A, K))]
+    assert words[0, 3, 1:3].tolist() == [STRIDE | 2 * STRIDE << 16, 4 * STRIDE]
+    assert words[0, 4, :2].tolist() == [STRIDE, (3 * 4 + 2) * 4 << 16]
 
 
-def test_results_read_later_are_stored_and_unread_registers_not_set():
+def test_results_read_later_are_stored_and_literals_folded_into_the_table():
     # r1 = 2.5; r2 = x - r1; r4 = r1 / r2; return r4: r1 is read two instructions on (so
     # stored), r2 by the next (accumulator); r3 and the output's old value are never read
     prog = Program((ins("const", 1, value=2.5), ins("sub", 2, 0, 1), ins("div", 4, 1, 2)), 4)
-    _, variants, init = plan([prog])
-    assert variants[0, :3].tolist() == [variant(store=True), variant(S, A), variant(S, A)]
-    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+    _, words, init = check([prog])
+    assert cases(words[0]) == [("const", variant(store=True)), ("sub", variant(S, A)),
+                               ("div", variant(S, A))]
+    assert words[0, 0, 0] == np.float32(2.5).view(np.int32)
+    assert init[0] == 1 | cuda_acc.OUT_FROM_ACC
+    # folded: the literal is no instruction; both reads of r1 find 2.5 in the table
+    _, words, init = check([prog], fold=True)
+    assert cases(words[0]) == [("sub", variant(S, K)), ("div", variant(K, A))]
+    assert words[0, 0, 1] == (3 * 1 + 1) * 4 and words[0, 1, 0] == (3 * 2 + 0) * 4
+    t = table(prog, 3, 1, 5, ARITH)
+    assert t[3 * 1 + 1] == t[3 * 2 + 0] == 2.5
 
 
-def test_registers_never_written_are_read_as_zero():
+def test_registers_never_written_are_read_from_the_table_as_zero():
     # r1 = r5 * x; r2 = r1 - r6; r5 = r2 + r2; r3 = r5 * r5; return r3: r5 and r6 hold
     # their zeros where the first two read them, so only x is set at the start
     prog = Program((ins("mul", 1, 5, 0), ins("sub", 2, 1, 6), ins("add", 5, 2, 2),
                     ins("mul", 3, 5, 5)), 3)
-    _, variants, init = plan([prog])
-    assert variants[0, :4].tolist() == [variant(Z, S), variant(A, Z), variant(A, A),
-                                        variant(A, A)]
-    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+    _, words, init = check([prog], n_registers=8)
+    assert cases(words[0]) == [("mul", variant(K, S)), ("sub", variant(A, K)),
+                               ("add", variant(A, A)), ("mul", variant(A, A))]
+    assert init[0] == 1 | cuda_acc.OUT_FROM_ACC
     # with two inputs r1 is x's partner, not zero: "r2 = r1 - r6" then reads it
-    _, variants, init = plan([Program((ins("sub", 2, 1, 6),), 2)], n_inputs=2)
-    assert variants[0, 0] == variant(S, Z) and np.uint32(init[0]) == (2 | cuda_acc.OUT_FROM_ACC)
+    _, words, init = check([Program((ins("sub", 2, 1, 6),), 2)], n_inputs=2, n_registers=8)
+    assert cases(words[0]) == [("sub", variant(S, K))] and init[0] == 2 | cuda_acc.OUT_FROM_ACC
 
 
-def test_empty_and_padded_programs_read_the_output_register():
+def test_folding_drops_constants_and_dead_code():
+    # r1 = 3; r2 = r1 * r1 (9, a constant); r3 = x + r2; r4 = x * x (never read);
+    # r5 = r3 / r2; return r5: two instructions run, reading 9 from the table
+    prog = Program((ins("const", 1, value=3.0), ins("mul", 2, 1, 1), ins("add", 3, 0, 2),
+                    ins("mul", 4, 0, 0), ins("div", 5, 3, 2)), 5)
+    _, words, init = check([prog], n_registers=6, fold=True)
+    assert cases(words[0]) == [("add", variant(S, K)), ("div", variant(A, K))]
+    t = table(prog, 5, 1, 6, ARITH)
+    assert t[3 * 2 + 1] == t[3 * 4 + 1] == 9.0 and init[0] == 1 | cuda_acc.OUT_FROM_ACC
+    _, words, _ = check([prog], n_registers=6)  # without folding all five run
+    assert len(cases(words[0])) == 5
+
+
+def test_a_constant_output_is_the_tables_last_entry():
+    prog = Program((ins("const", 1, value=2.0), ins("add", 2, 1, 1)), 2)
+    _, words, init = check([prog], fold=True)
+    assert cases(words[0]) == [] and init[0] == cuda_acc.OUT_KONST
+    assert table(prog, 2, 1, 5, ARITH)[-1] == 4.0
+    _, words, init = check([prog])
+    assert cases(words[0]) == [("const", 0), ("add", variant(A, A))]
+    assert init[0] == cuda_acc.OUT_FROM_ACC
+
+
+def test_empty_and_padded_programs():
     progs = [Program((), 3), Program((ins("add", 1, 0, 0),), 0)]
-    b, variants, init = plan(progs, L=4)
-    assert np.all(variants[:, 1:] == 0)  # padding
-    assert init.tolist() == [1 << 3, 1]  # r3 set (zero), x kept: the output is r0
-    assert simulate(b.op, b.args, b.dst, b.length, b.output, variants, init,
-                             4, 1) == ["smem", "smem"]
-    _, variants, init = plan([Program((), 3)], L=0)  # a batch with no columns at all
-    assert variants.shape == (1, 0) and init.tolist() == [1 << 3]
+    for fold in (False, True):
+        b, words, init = check(progs, L=4, fold=fold)
+        # r3 is never written: a constant (zero); the output r0 is x, set at the start
+        assert init.tolist() == [cuda_acc.OUT_KONST, 1]
+        assert cases(words[0]) == [] and len(cases(words[1])) == (0 if fold else 1)
+    _, words, init = plan([Program((), 3)], L=0)  # a batch with no columns at all
+    assert words.shape == (1, 1, 4) and cases(words[0]) == []
+    assert init.tolist() == [cuda_acc.OUT_KONST]
 
 
-def test_ops_outside_the_set_leave_the_accumulator_alone():
-    # sub is not run: r2 keeps its zero and the add reads r1 from shared memory, so the
-    # first add's result is stored
+def test_ops_outside_the_set_have_no_word():
+    # sub is not run: r2 keeps its zero; the second add reads r1 from the accumulator
     prog = Program((ins("add", 1, 0, 0), ins("sub", 2, 1, 1), ins("add", 3, 1, 2)), 3)
-    runs = tuple(o != OPCODE["sub"] for o in range(len(OPS)))
-    _, variants, init = plan([prog], runs=runs)
-    assert variants[0, :3].tolist() == [variant(S, S, store=True), 0, variant(S, Z)]
-    assert np.uint32(init[0]) == (1 | cuda_acc.OUT_FROM_ACC)
+    opset = tuple(o for o in ARITH if o != OPCODE["sub"])
+    _, words, init = check([prog], opset=opset)
+    assert cases(words[0], opset) == [("add", variant(S, S)), ("add", variant(A, K))]
+    assert init[0] == 1 | cuda_acc.OUT_FROM_ACC
 
 
 def test_layout_gives_each_op_its_variants():
@@ -152,7 +274,8 @@ def test_acc_source_jumps_to_a_case_for_each_variant():
     # half the variants store, 8 points a thread in two 16-byte accesses 2,048 bytes apart
     assert src.count("st.shared.v4.f32") == 2 * (nop // 2 * 2) and "[x_d+2048]" in src
     assert src.count("add.rn.f32") == 2 * 18 * 8 and src.count("div.rn.f32") == 2 * 18 * 8
-    assert "mov.f32 x_z, 0f00000000;" in src  # a register never written: zero
+    # a constant: one value for all points, from the table
+    assert "add.u32 x_k, %13, %8;" in src and "ld.shared.f32 x_bk, [x_k];" in src
     assert "shr.u32 x_c" in src and "and.b32 x_b" in src  # fma's b and c share a word
     assert "pend" not in src  # every op of the set has a PTX spelling
 
@@ -168,28 +291,31 @@ def test_acc_runs_ops_without_ptx_in_cpp():
 
 def test_the_default_falls_back_to_smaller_blocks_then_smem():
     assert cuda.REGISTERS == "acc" and cuda.acc_fits(8, 128, 4)
-    assert not cuda.acc_fits(40, 128, 4)  # past the 31 bits of init
+    assert not cuda.acc_fits(31, 128, 4)  # past the 30 register bits of init
     assert not cuda.acc_fits(16, 256, 4)  # c's byte offset past 16 bits
     assert not cuda.acc_fits(8, 128, 2)  # points in fours
     assert cuda.fitted(8, 4, 256, "acc") == ("acc", 256)
     assert cuda.fitted(16, 4, 256, "acc") == ("acc", 128)  # 16 x 128 x 16 bytes fit
-    assert cuda.fitted(31, 4, 256, "acc") == ("acc", 128)
-    assert cuda.fitted(40, 4, 256, "acc") == ("smem", 128)
+    assert cuda.fitted(30, 4, 256, "acc") == ("acc", 128)
+    assert cuda.fitted(31, 4, 256, "acc") == ("smem", 128)
     assert cuda.fitted(40, 4, 256, "smem") == ("smem", 256)  # other modes as asked
+    # programs too long for the table's 16-bit offsets
+    assert cuda.fitted(8, 4, 256, "acc", cuda_acc.MAX_LENGTH) == ("acc", 256)
+    assert cuda.fitted(8, 4, 256, "acc", cuda_acc.MAX_LENGTH + 1) == ("smem", 256)
+    assert (3 * cuda_acc.MAX_LENGTH - 1) * 4 <= 0xFFFF < (3 * cuda_acc.MAX_LENGTH + 2) * 4
 
 
-def test_fold_computes_constant_instructions_once_a_block_with_the_ops_own_code():
-    src = cuda.source(ARITH, 8, registers="acc", fold=True)
-    fold = src.split("constant folding (cuda_acc.fold)")[1].split("__syncthreads();")[0]
+def test_the_fold_kernel_computes_constants_with_the_ops_own_code():
+    src = cuda.source(ARITH, 8, registers="acc")
+    fold = src.split("__global__ void evolve_fold(")[1].split("__global__")[0]
     for name, spelling in (("add", "__fadd_rn(a, b)"), ("div", "ev_div(a, b)"),
                            ("fma", "__fmaf_rn(a, b, c)")):
         assert f"case {OPCODE[name]}: {{" in fold and spelling in fold
-    # the folded word is the literal's case with the instruction's store bit
-    assert f"{cuda_acc.layout(list(ARITH))[0][CONST]} + (plan[g] & {cuda_acc.STORE})" in fold
-    assert "constant folding" not in cuda.source(ARITH, 8, registers="acc")
+    assert "t[3 * i + j] = cv[r];" in fold and "t[3 * L] = cv[out];" in fold
+    # the handler runs it, a thread a program, before the kernel copies its row in
+    assert "evolve_fold<<<(unsigned)((P + 127) / 128), 128, 0, stream>>>" in src
+    assert "s_konst[i] = kp[i];" in src and ".Ret<ffi::Buffer<ffi::F32>>()" in src
     assert cuda.FOLD is False  # not yet run on a GPU
-    with pytest.raises(ValueError, match="folding"):
-        cuda.source(ARITH, 8, registers="smem", fold=True)
 
 
 def test_acc_refuses_register_files_it_cannot_address():
