@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evolve import cuda, cuda_acc
-from evolve.ops import CONST, OPCODE, OPS
 from evolve.interpreter import run_numpy
+from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import Instruction, Program, input_dependent, to_arrays, used
 from tests.strategies import programs
 
