@@ -69,7 +69,6 @@ POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 256  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
-PROGRAMS_PER_BLOCK = 4  # "acc": programs a block runs in turn on each of its tiles
 FOLD = True  # "acc": run only what depends on an input and reaches the output (cuda_acc.plan)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
@@ -113,16 +112,6 @@ __device__ __forceinline__ float ev_div(float a, float b) {
 __device__ __forceinline__ double nan_max(double m, double v) {
     return (v > m || isnan(v)) ? v : m;
 }
-// A warp's errors reduced by shuffles: lane 0 ends with the warp's max scaled error, max
-// error and sum of squares.
-__device__ __forceinline__ void warp_errors(double& mxs, double& mx, double& sq) {
-    #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-        mxs = nan_max(mxs, __shfl_down_sync(0xffffffffu, mxs, off));
-        mx = nan_max(mx, __shfl_down_sync(0xffffffffu, mx, off));
-        sq += __shfl_down_sync(0xffffffffu, sq, off);
-    }
-}
 """
 
 
@@ -137,8 +126,8 @@ def _switch(index: str, body, n: int, indent: str) -> str:
 
 
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
-           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK,
-           programs: int = 1) -> str:
+           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK
+           ) -> str:
     """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
 
     registers: where a thread keeps its points' registers:
@@ -164,10 +153,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
       start of a tile come from ``cuda_acc.plan``, computed before the kernel runs.
 
     tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
-    and reducing the errors is paid once for all of them.
-
-    programs: ("acc" only) programs a block runs in turn on each tile, so that a tile's
-    targets, scales and mask are read from L2 once for all of them (then from L1)."""
+    and reducing the errors is paid once for all of them."""
     if registers not in ("acc", "asm", "asm3", "regs", "smem", "smem4"):
         raise ValueError("registers must be 'acc', 'asm', 'asm3', 'regs', 'smem' or 'smem4', "
                          f"got {registers!r}")
@@ -180,9 +166,6 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
                          "points or threads, or registers='smem'")
     if tiles < 1:
         raise ValueError(f"tiles a block must be at least 1, got {tiles}")
-    if programs < 1 or (programs > 1 and registers != "acc"):
-        raise ValueError("programs a block must be at least 1, and more than one only with "
-                         f"registers='acc', got {programs} with {registers!r}")
     R, E = n_registers, points
     ops = sorted(set(opset) | {CONST})
     missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
@@ -346,54 +329,12 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
              prog_bytes=prog_bytes, handler_params="", results="", pre_launch="",
              launch_args="", binds="", rets="")
     if registers == "acc":  # its parts of the template (evolve.cuda_acc)
-        p.update(cuda_acc.parts(ops, E, threads, programs, CUDA_OPS))
-    else:  # a program a block: its tiles in turn, then the block's reduction
-        p["body"] = f"""    const int64_t p = p0 + blockIdx.y;
-    const int64_t row = p * L;
-    const int n = length[p], outreg = output[p];
-    if (n < 0) {{  // a row padding the batch: nothing to run
-        if (threadIdx.x == 0) {{
-            double* s = stats + (p * gridDim.x + blockIdx.x) * 3;
-            s[0] = s[1] = s[2] = 0.0;
-        }}
-        return;
-    }}
-{p['pack']}
-
-    const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
-    const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
-    double mxs = 0.0, mx = 0.0, sq = 0.0;
-    for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
-        const int64_t base = tile * (THREADS * E);
-        const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
-{p['fill']}
-        {"#pragma unroll 1  // one copy of the jump tables" if jumps else ""}
-        {p['loop']}
-{p['step']}
-        }}
-{p['final']}
-{p['errors']}
-    }}
-    // The block's reduction: within each warp by shuffles, then across the warps.
-    warp_errors(mxs, mx, sq);
-    __shared__ double s_red[THREADS / 32][3];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) {{ s_red[warp][0] = mxs; s_red[warp][1] = mx; s_red[warp][2] = sq; }}
-    __syncthreads();
-    if (threadIdx.x == 0) {{
-        for (int q = 1; q < THREADS / 32; ++q) {{
-            mxs = nan_max(mxs, s_red[q][0]); mx = nan_max(mx, s_red[q][1]); sq += s_red[q][2];
-        }}
-        double* s = stats + (p * gridDim.x + blockIdx.x) * 3;
-        s[0] = mxs; s[1] = mx; s[2] = sq;
-    }}
-"""
+        p.update(cuda_acc.parts(ops, E, threads, CUDA_OPS))
     kernel = f"""
 #define R {R}
 #define E {E}
 #define THREADS {threads}
 #define TILES {tiles}
-#define PROGS {programs}
 #define VEC {1 if registers == "smem4" else 0}
 {p['at']}#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
@@ -418,7 +359,51 @@ __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int4* s_prog = (int4*)smem_raw;  // {p['prog']}
 {p['decl']}
-{p['body']}}}
+    const int64_t p = p0 + blockIdx.y;
+    const int64_t row = p * L;
+    const int n = length[p], outreg = output[p];
+    if (n < 0) {{  // a row padding the batch: nothing to run
+        if (threadIdx.x == 0) {{
+            double* s = stats + (p * gridDim.x + blockIdx.x) * 3;
+            s[0] = s[1] = s[2] = 0.0;
+        }}
+        return;
+    }}
+{p['pack']}
+
+    const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
+    const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
+    double mxs = 0.0, mx = 0.0, sq = 0.0;
+    for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
+        const int64_t base = tile * (THREADS * E);
+        const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
+{p['fill']}
+        {"#pragma unroll 1  // one copy of the jump tables" if jumps or registers == "acc" else ""}
+        {p['loop']}
+{p['step']}
+        }}
+{p['final']}
+{p['errors']}
+    }}
+    // The block's reduction: within each warp by shuffles, then across the warps.
+    #pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {{
+        mxs = nan_max(mxs, __shfl_down_sync(0xffffffffu, mxs, off));
+        mx = nan_max(mx, __shfl_down_sync(0xffffffffu, mx, off));
+        sq += __shfl_down_sync(0xffffffffu, sq, off);
+    }}
+    __shared__ double s_red[THREADS / 32][3];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {{ s_red[warp][0] = mxs; s_red[warp][1] = mx; s_red[warp][2] = sq; }}
+    __syncthreads();
+    if (threadIdx.x == 0) {{
+        for (int q = 1; q < THREADS / 32; ++q) {{
+            mxs = nan_max(mxs, s_red[q][0]); mx = nan_max(mx, s_red[q][1]); sq += s_red[q][2];
+        }}
+        double* s = stats + (p * gridDim.x + blockIdx.x) * 3;
+        s[0] = mxs; s[1] = mx; s[2] = sq;
+    }}
+}}
 
 static const bool SMEM_REGISTERS = {"false" if in_regs else "true"};
 
@@ -436,10 +421,9 @@ static ffi::Error evolve_errors_impl(
     if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
     if (stats->element_count() != P * blocks * 3)
         return ffi::Error::InvalidArgument("stats has the wrong shape for this kernel");
-{p['pre_launch']}    if (P % PROGS) return ffi::Error::InvalidArgument("programs not a multiple of PROGS");
-    for (int64_t p0 = 0; p0 < P; p0 += 65535 * PROGS) {{
-        const int64_t rows = P - p0 < 65535 * PROGS ? P - p0 : 65535 * PROGS;
-        dim3 grid((unsigned)blocks, (unsigned)(rows / PROGS));
+{p['pre_launch']}    for (int64_t p0 = 0; p0 < P; p0 += 65535) {{
+        const int64_t rows = P - p0 < 65535 ? P - p0 : 65535;
+        dim3 grid((unsigned)blocks, (unsigned)rows);
         const size_t smem = {p['prog_bytes']} + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
         if (smem > 48 * 1024) {{
             cudaFuncSetAttribute(evolve_errors_cuda,
@@ -527,9 +511,9 @@ def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
 
 @lru_cache(maxsize=32)
 def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
-            arch: str, registers: str, tiles: int, programs: int) -> str:
+            arch: str, registers: str, tiles: int) -> str:
     """Build (or find) the library for this op set and size; register its FFI target."""
-    src = source(opset, n_registers, points, threads, registers, tiles, programs)
+    src = source(opset, n_registers, points, threads, registers, tiles)
     lib = ctypes.cdll.LoadLibrary(str(build(src, arch)))
     name = f"evolve_errors_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="CUDA")
@@ -537,22 +521,14 @@ def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, points=None, threads=None, registers=None, tiles=None, programs=None,
-           **_ignored):
+           opset=None, points=None, threads=None, registers=None, tiles=None, **_ignored):
     """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program."""
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
     tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
     registers, threads = fitted(n_registers, points, threads, registers or REGISTERS,
                                 op.shape[1])
-    programs = (programs or PROGRAMS_PER_BLOCK) if registers == "acc" else 1
-    P = op.shape[0]
-    if P % programs:  # rows padding the batch to whole blocks of programs: nothing to run
-        pad = programs - P % programs
-        op, args, dst, const, output = (jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-                                        for a in (op, args, dst, const, output))
-        length = jnp.pad(length, (0, pad), constant_values=-1)
-    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles, programs)
+    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
@@ -561,6 +537,6 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
         data[6:6] = cuda_acc.plan(op, args, dst, const, length, output, opset, xt.shape[1],
                                   threads * points * 4, FOLD)
         shapes.append(jax.ShapeDtypeStruct((op.shape[0], 3 * op.shape[1] + 1), jnp.float32))
-    stats = jax.ffi.ffi_call(name, shapes)(*data)[0][:P]
+    stats = jax.ffi.ffi_call(name, shapes)(*data)[0]
     return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),
                       jnp.sum(stats[..., 2], axis=1)], axis=1)

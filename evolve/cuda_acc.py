@@ -379,17 +379,16 @@ def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
 """
 
 
-def parts(ops: list[int], E: int, threads: int, programs: int,
-          cuda_ops: dict[str, str]) -> dict[str, str]:
-    """The "acc" mode's parts of ``evolve.cuda.source``'s kernel template, by name. A block
-    runs ``programs`` programs (PROGS) in turn on each of its tiles."""
+def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dict[str, str]:
+    """The "acc" mode's parts of ``evolve.cuda.source``'s kernel template, by name."""
     base, _, _ = layout(ops)
     p = {}
-    p["decl"] = """    // [PROGS][3 L + 1] the programs' constants
-    float* const s_konst = (float*)(s_prog + PROGS * (L + 1));
-    float* s_reg = s_konst + ((PROGS * (3 * L + 1) + 3) & ~3);  // [R][E / 4][THREADS][4]
+    p["decl"] = """    float* const s_konst = (float*)(s_prog + (L + 1));  // [3 L + 1] the constants
+    float* s_reg = s_konst + ((3 * L + 4) & ~3);  // [R][E / 4][THREADS][4]
     unsigned char* const s_thread = (unsigned char*)(s_reg + threadIdx.x * 4);
     const unsigned s_base = (unsigned)__cvta_generic_to_shared(s_thread);  // for PTX
+    const unsigned k_base = (unsigned)__cvta_generic_to_shared(s_konst);
+    const unsigned need = (unsigned)init[p0 + blockIdx.y];  // registers to set, OUT_ bits
     float acc[E];  // the last result
     #pragma unroll
     for (int e = 0; e < E; ++e) acc[e] = 0.0f;"""
@@ -403,19 +402,26 @@ def parts(ops: list[int], E: int, threads: int, programs: int,
             for (int e = 0; e < E; ++e) out[e] = acc[e];
         }} else if (need & {OUT_KONST}u) {{
             #pragma unroll
-            for (int e = 0; e < E; ++e) out[e] = s_k[3 * L];
+            for (int e = 0; e < E; ++e) out[e] = s_konst[3 * L];
         }} else {{
             LD(out, outreg * STRIDE);
         }}"""
     p["tables"] = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
     p["kernels"] = fold(ops, cuda_ops)
-    p["prog_bytes"] = "(PROGS * (L + 1) * 16 + ((PROGS * (3 * L + 1) + 3) & ~3) * 4)"
-    p["prog"] = "[PROGS][L + 1]: a, b | c << 16, d, case (cuda_acc.plan); then the constants"
-    p["prog_comment"] = "The programs' words, an int4 an instruction, then a stop."
+    # the words (cuda_acc.plan) and the constants (the fold kernel), copied in
+    p["pack"] = """    {
+        const int4* const wp = (const int4*)words + p * (L + 1);
+        for (int i = threadIdx.x; i <= L; i += THREADS) s_prog[i] = wp[i];
+        const float* const kp = konst + p * (3 * L + 1);
+        for (int i = threadIdx.x; i <= 3 * L; i += THREADS) s_konst[i] = kp[i];
+    }
+    __syncthreads();"""
+    p["prog_bytes"] = "((L + 1) * 16 + ((3 * L + 4) & ~3) * 4)"
+    p["prog"] = "[L + 1]: a, b | c << 16, d, case (cuda_acc.plan); then the constants"
+    p["prog_comment"] = "The program's words, an int4 an instruction, then a stop."
     # two instructions a turn, each loading the next (step)
-    p["loop"] = """int4 w = s_prog[g * (L + 1)], v;
-            for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + g * (L + 1) + 1);;
-                 q += 32) {"""
+    p["loop"] = """int4 w = s_prog[0], v;
+        for (unsigned q = (unsigned)__cvta_generic_to_shared(s_prog + 1);; q += 32) {"""
     # E / 4 float4 a register and thread, THREADS * 16 bytes apart
     p["at"] = """#define STRIDE (THREADS * E * 4)  // bytes a register
 #define LD(v, off) do { const float4* p_ = (const float4*)(s_thread + (off)); \\
@@ -477,66 +483,4 @@ def parts(ops: list[int], E: int, threads: int, programs: int,
     p["binds"] = ".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()"
     p["rets"] = ".Ret<ffi::Buffer<ffi::F32>>()"
     p["step"] = step(ops, E, threads, cuda_ops)
-    p["body"] = f"""    const int64_t pb = p0 + (int64_t)blockIdx.y * PROGS;  // the block's first program
-    __shared__ unsigned s_need[PROGS];  // registers to set at a tile's start, OUT_ bits
-    __shared__ int s_out[PROGS];  // the output register; -1: a row padding the batch
-    __shared__ double s_err[PROGS][THREADS / 32][3];  // errors by program and warp
-    {{  // the words (cuda_acc.plan) and the constants (evolve_fold), copied in
-        const int4* const wp = (const int4*)words + pb * (L + 1);
-        for (int i = threadIdx.x; i < PROGS * (L + 1); i += THREADS) s_prog[i] = wp[i];
-        const float* const kp = konst + pb * (3 * L + 1);
-        for (int i = threadIdx.x; i < PROGS * (3 * L + 1); i += THREADS) s_konst[i] = kp[i];
-        if (threadIdx.x < PROGS) {{
-            s_need[threadIdx.x] = (unsigned)init[pb + threadIdx.x];
-            s_out[threadIdx.x] = length[pb + threadIdx.x] < 0 ? -1 : output[pb + threadIdx.x];
-        }}
-        for (int i = threadIdx.x; i < PROGS * (THREADS / 32) * 3; i += THREADS)
-            (&s_err[0][0][0])[i] = 0.0;
-    }}
-    __syncthreads();
-    const unsigned k_base0 = (unsigned)__cvta_generic_to_shared(s_konst);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t n_tiles = (n_points + THREADS * E - 1) / (THREADS * E);
-    const int64_t t_end = min(n_tiles, (int64_t)(blockIdx.x + 1) * TILES);
-    for (int64_t tile = (int64_t)blockIdx.x * TILES; tile < t_end; ++tile) {{
-        const int64_t base = tile * (THREADS * E);
-        const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
-        #pragma unroll 1  // one copy of the jump tables
-        for (int g = 0; g < PROGS; ++g) {{
-            const int outreg = s_out[g];
-            if (outreg < 0) continue;
-            const unsigned need = s_need[g];
-            const float* const s_k = s_konst + g * (3 * L + 1);
-            const unsigned k_base = k_base0 + g * (3 * L + 1) * 4;
-{indent(p["fill"])}
-            {p["loop"]}
-{indent(p["step"])}
-            }}
-{indent(p["final"])}
-            double mxs = 0.0, mx = 0.0, sq = 0.0;
-{indent(p["errors"])}
-            warp_errors(mxs, mx, sq);
-            if (lane == 0) {{
-                double* const s = s_err[g][warp];
-                s[0] = nan_max(s[0], mxs); s[1] = nan_max(s[1], mx); s[2] += sq;
-            }}
-        }}
-    }}
-    __syncthreads();
-    if (threadIdx.x < PROGS) {{  // across the warps
-        const int g = threadIdx.x;
-        double mxs = 0.0, mx = 0.0, sq = 0.0;
-        for (int q = 0; q < THREADS / 32; ++q) {{
-            mxs = nan_max(mxs, s_err[g][q][0]); mx = nan_max(mx, s_err[g][q][1]);
-            sq += s_err[g][q][2];
-        }}
-        double* s = stats + ((pb + g) * gridDim.x + blockIdx.x) * 3;
-        s[0] = mxs; s[1] = mx; s[2] = sq;
-    }}
-"""
     return p
-
-
-def indent(code: str, by: str = "    ") -> str:
-    """``code`` with every line indented ``by`` more."""
-    return "\n".join(by + line if line else line for line in code.split("\n"))

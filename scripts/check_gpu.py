@@ -612,27 +612,23 @@ def stage_cuda(args):
     # smem with byte offsets (two int4 an instruction, no loop count): see README
     # acc (docs/h200/cuda_acc*.jsonl): 4/256/8 2324 to 2348, 4/128/8 2277 to 2282,
     # 8/128/8 2315 to 2342, 4/128/16 2243 to 2251, 8/64/8 2281 to 2284
-    # acc+fold (docs/h200/cuda_acc_skip.jsonl, a program a block): 4/256/8 6221,
-    # 4/256/32 6729, 4/128/8 6196, 8/128/8 5419; acc 4/256/8 2043, 4/128/8 1981
-    # (mode, points a thread, threads, tiles a block, programs a block)
-    configs = [("acc+fold", 4, 256, 32, 4), ("acc", 4, 256, 8, 4), ("acc+fold", 4, 256, 32, 1),
-               ("acc+fold", 4, 256, 8, 4), ("acc+fold", 4, 256, 32, 8),
-               ("acc+fold", 4, 256, 16, 16), ("acc", 4, 256, 8, 1), ("smem", 4, 128, 8, 1)]
-    for mode, points, threads, tiles, programs in configs:
+    configs = [("acc", 4, 256, 8), ("acc+fold", 4, 256, 8), ("smem", 4, 128, 8),
+               ("acc", 4, 128, 8), ("acc", 8, 128, 8), ("acc+fold", 4, 256, 32),
+               ("acc+fold", 4, 128, 8), ("acc+fold", 8, 128, 8)]
+    for mode, points, threads, tiles in configs:
         if args.modes and mode not in args.modes.split(","):
             continue
         if time.time() - T_START > args.deadline:
-            emit(stage="cuda", config=[mode, points, threads, tiles, programs],
-                 skipped="deadline")
+            emit(stage="cuda", config=[mode, points, threads, tiles], skipped="deadline")
             continue
         cuda.POINTS_PER_THREAD, cuda.THREADS = points, threads
         use_mode(mode)
-        cuda.TILES_PER_BLOCK, cuda.PROGRAMS_PER_BLOCK = tiles, programs
+        cuda.TILES_PER_BLOCK = tiles
         try:
             ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
             first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)
         except Exception as e:
-            emit(stage="cuda", config=[mode, points, threads, tiles, programs],
+            emit(stage="cuda", config=[mode, points, threads, tiles],
                  error=f"{type(e).__name__}: {str(e)[:1500]}")
             continue
         gp = work / steady / 1e9
@@ -641,16 +637,15 @@ def stage_cuda(args):
                                         "device": dev.device_kind,
                                         "devices_sharded_over": len(ev.devices)},
              registers=mode, points_per_thread=points, threads=threads, tiles_per_block=tiles,
-             programs_per_block=programs, metric="gpops", value=gp,
+             metric="gpops", value=gp,
              unit="GPops/s", seconds=steady, roofline_fp32=fp32_fraction(gp, dev.device_kind),
              input_dependent_gpops=dep_work / steady / 1e9,
              executed_gpops=(kept_work if mode == "acc+fold" else work) / steady / 1e9,
              compile_s=max(first - steady, 0.0))
         if best is None or gp > best[0]:
-            best = (gp, mode, points, threads, tiles, programs)
+            best = (gp, mode, points, threads, tiles)
     if best:
-        (cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK,
-         cuda.PROGRAMS_PER_BLOCK) = best[2:]
+        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = best[2:]
         use_mode(best[1])
         emit(stage="cuda", fastest=best[1:], gpops=best[0])
 
@@ -680,7 +675,6 @@ def stage_cuda_ops(args):
                                          "devices_sharded_over": len(ev.devices)},
                  registers=mode, points_per_thread=cuda.POINTS_PER_THREAD,
                  threads=cuda.THREADS, tiles_per_block=cuda.TILES_PER_BLOCK,
-                 programs_per_block=cuda.PROGRAMS_PER_BLOCK,
                  metric="gpops", value=work / steady / 1e9, unit="GPops/s", seconds=steady,
                  input_dependent_gpops=dep_work / steady / 1e9,
                  executed_gpops=(kept_work if mode == "acc+fold" else work) / steady / 1e9)
@@ -802,8 +796,7 @@ def main():
     parser.add_argument("--config", default="",
                         help="tile,warps,per_block[,read,write] for the kernel (the defaults)")
     parser.add_argument("--cuda", default="",
-                        help="registers,points,threads,tiles[,programs] for the CUDA kernel "
-                             "(ncu_cuda; "
+                        help="registers,points,threads,tiles for the CUDA kernel (ncu_cuda; "
                              "registers acc+fold: acc with constant folding)")
     parser.add_argument("--modes", default="",
                         help="the CUDA kernel's register modes to check and time (cuda stage; "
@@ -821,9 +814,7 @@ def main():
 
         mode, *sizes = args.cuda.split(",")
         use_mode(mode)
-        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, sizes[:3])
-        if len(sizes) > 3:
-            cuda.PROGRAMS_PER_BLOCK = int(sizes[3])
+        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, sizes)
     d = jax.devices()
     emit(stage="env", jax=jax.__version__, devices=[x.device_kind for x in d],
          platform=d[0].platform, xla_flags=os.environ.get("XLA_FLAGS"))

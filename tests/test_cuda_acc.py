@@ -318,19 +318,6 @@ def test_the_fold_kernel_computes_constants_with_the_ops_own_code():
     assert cuda.FOLD is True  # equal to the Pallas kernel on the H200 (docs/h200/cuda_acc_skip.jsonl)
 
 
-def test_a_block_runs_several_programs_on_each_tile():
-    src = cuda.source(ARITH, 8, registers="acc", programs=4)
-    assert "#define PROGS 4" in src and "for (int g = 0; g < PROGS; ++g) {" in src
-    # each program's words, constants and errors by warp; one stats row per program
-    assert "s_prog[g * (L + 1)]" in src and "k_base0 + g * (3 * L + 1) * 4" in src
-    assert "s_err[PROGS][THREADS / 32][3]" in src and "(pb + g) * gridDim.x" in src
-    assert cuda.source(ARITH, 8, registers="smem").count("#define PROGS 1") == 1
-    with pytest.raises(ValueError, match="programs a block"):
-        cuda.source(ARITH, 8, registers="smem", programs=2)
-    with pytest.raises(ValueError, match="programs a block"):
-        cuda.source(ARITH, 8, registers="acc", programs=0)
-
-
 def test_acc_refuses_register_files_it_cannot_address():
     with pytest.raises(ValueError, match="registers"):
         cuda.source(ARITH, 40, registers="acc")
