@@ -681,6 +681,40 @@ def stage_cuda_ops(args):
     use_mode(default)
 
 
+def stage_cuda_split(args):
+    """Where the default CUDA kernel's time goes on issue 6's benchmark: the whole call,
+    the plan alone (JAX, cuda_acc.plan), and the call at other N (fixed against per-point
+    costs), and on programs that compute constants only (no instruction runs per point)."""
+    from evolve import cuda, cuda_acc
+
+    P, L = (32, 32) if SMALL else (10000, 32)
+    dev = jax.devices()[0]
+    batch = bench_batch(P, L, ARITH_OPS)
+    # the same programs with every instruction a literal: nothing runs per point
+    constants = ProgramBatch(np.full_like(batch.op, CONST), np.zeros_like(batch.args),
+                             batch.dst, batch.const, batch.length, batch.output)
+    for N in ((4096,) if SMALL else (1 << 18, 1 << 20, 1 << 22)):
+        x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
+        y = np.exp2(x.astype(np.float64))
+        for name, b in (("bench", batch), ("constants", constants)):
+            ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
+            first, steady = timed(device_call(ev, b, x, y), min_s=0.5, max_reps=5)
+            emit(stage="cuda_split", programs=name, P=P, L=L, N=N, seconds=steady,
+                 ns_per_program_point=steady / (P * N) * 1e9,
+                 gpops=int(b.length.sum()) * N / steady / 1e9,
+                 config=[cuda.REGISTERS, cuda.FOLD, cuda.POINTS_PER_THREAD, cuda.THREADS,
+                         cuda.TILES_PER_BLOCK], device=dev.device_kind)
+    arrays = jax.device_put((batch.op, batch.args, batch.dst, batch.const, batch.length,
+                             batch.output))
+    stride = cuda.THREADS * cuda.POINTS_PER_THREAD * 4
+    def run():
+        return jax.block_until_ready(cuda_acc.plan(*arrays, tuple(ARITH_OPS), 1, stride,
+                                                   cuda.FOLD))
+
+    first, steady = timed(run, min_s=0.5, max_reps=10)
+    emit(stage="cuda_split", part="plan", P=P, L=L, seconds=steady, compile_s=first - steady)
+
+
 def stage_ncu_cuda(args):
     """A few launches of the CUDA kernel (module defaults) for Nsight Compute."""
     from evolve import cuda
@@ -822,7 +856,8 @@ def main():
               "bench": stage_bench, "sweep": stage_sweep,
               "lax": stage_lax, "arith": stage_arith, "multi": stage_multi,
               "verify": stage_verify, "ncu": stage_ncu,
-              "cuda": stage_cuda, "cuda_ops": stage_cuda_ops, "ncu_cuda": stage_ncu_cuda}
+              "cuda": stage_cuda, "cuda_ops": stage_cuda_ops, "ncu_cuda": stage_ncu_cuda,
+              "cuda_split": stage_cuda_split}
     for name in args.stages.split(","):
         t0 = time.time()
         try:
