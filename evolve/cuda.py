@@ -68,7 +68,7 @@ CUDA_OPS: dict[str, str] = {
 POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 256  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
-TILES_PER_BLOCK = 8  # tiles of THREADS * E points a block runs in turn
+TILES_PER_BLOCK = 32  # tiles of THREADS * E points a block runs in turn
 FOLD = True  # "acc": run only what depends on an input and reaches the output (cuda_acc.plan)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 

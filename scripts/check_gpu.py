@@ -476,24 +476,40 @@ def stage_arith(args):
 
 
 def stage_multi(args):
-    """The same benchmark through the Evaluator on 1 device and on all (programs sharded)."""
+    """The same benchmark through the Evaluator on 1 device and on all (programs sharded);
+    for the CUDA backend, in each register mode of --modes (default: acc+fold, acc)."""
     devs = jax.devices()
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     batch = bench_batch(P, L, ARITH_OPS)
     x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     y = np.exp2(x.astype(np.float64))
     work = int(batch.length.sum()) * N
-    base = None
-    for n in sorted({1, len(devs)}):
-        ev = Evaluator(n_registers=R, n_inputs=1, backend=args.backend, devices=devs[:n],
-                       ops=ARITH_NAMES)
-        first, steady = timed(device_call(ev, batch, x, y), min_s=0.5, max_reps=5)
-        gp = work / steady / 1e9
-        base = base or gp
-        emit(bench="multi_gpu", devices=n, backend=args.backend, case={"P": P, "L": L, "N": N},
-             tile=kernels.TILE, num_warps=kernels.NUM_WARPS, per_block=kernels.PER_BLOCK,
-             metric="gpops", value=gp, unit="GPops/s", seconds=steady, speedup=gp / base,
-             roofline_fp32_per_device=fp32_fraction(gp / n, devs[0].device_kind))
+    modes = [None]
+    if args.backend == "cuda":
+        from evolve import cuda
+
+        default = cuda.REGISTERS + ("+fold" if cuda.FOLD else "")  # put back after
+        modes = args.modes.split(",") if args.modes else ["acc+fold", "acc"]
+    for mode in modes:
+        if mode:
+            use_mode(mode)
+        base = None
+        for n in sorted({1, len(devs)}):
+            ev = Evaluator(n_registers=R, n_inputs=1, backend=args.backend, devices=devs[:n],
+                           ops=ARITH_NAMES)
+            first, steady = timed(device_call(ev, batch, x, y), min_s=0.5, max_reps=5)
+            gp = work / steady / 1e9
+            base = base or gp
+            config = ({"registers": mode, "points_per_thread": cuda.POINTS_PER_THREAD,
+                       "threads": cuda.THREADS, "tiles_per_block": cuda.TILES_PER_BLOCK}
+                      if mode else {"tile": kernels.TILE, "num_warps": kernels.NUM_WARPS,
+                                    "per_block": kernels.PER_BLOCK})
+            emit(bench="multi_gpu", devices=n, backend=args.backend,
+                 case={"P": P, "L": L, "N": N}, **config, metric="gpops", value=gp,
+                 unit="GPops/s", seconds=steady, speedup=gp / base,
+                 roofline_fp32_per_device=fp32_fraction(gp / n, devs[0].device_kind))
+    if args.backend == "cuda":
+        use_mode(default)
 
 
 SEED3_EXP2 = """\
