@@ -434,17 +434,18 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
     } while (0)
 """
     p["fill"] = """        const bool full = base + THREADS * E <= n_points;  // every point of the tile is real
-        #pragma unroll
-        for (int r = 0; r < R; ++r)
-            if ((need >> r) & 1u) {  // read before written: an input
-                float v_[E];
-                #pragma unroll
-                for (int e = 0; e < E; ++e) {
-                    const bool real = full || j0 + e * PSTEP < n_points;
-                    v_[e] = (r < n_inputs && real) ? x[r * n_points + j0 + e * PSTEP] : 0.0f;
-                }
-                ST(r * STRIDE, v_);
-            }"""
+        // the registers read before they are written (inputs), by their bits: a loop
+        // over the set bits, not a test of every register
+        for (unsigned m_ = need & ((1u << R) - 1u); m_; m_ &= m_ - 1u) {
+            const int r = __ffs(m_) - 1;
+            float v_[E];
+            #pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const bool real = full || j0 + e * PSTEP < n_points;
+                v_[e] = (r < n_inputs && real) ? x[r * n_points + j0 + e * PSTEP] : 0.0f;
+            }
+            ST(r * STRIDE, v_);
+        }"""
     # a tile's errors: the pointers taken once, bounds checked only in the last tile, and
     # points masked out counted as zero (max and sum start at zero) by selects
     p["errors"] = """        const double* const yb = y + j0;
