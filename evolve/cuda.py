@@ -148,9 +148,11 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
       + 1`` after the last ends the loop, which keeps no count;
     - "smem4": the same with a thread's points contiguous (float4 accesses);
     - "acc": shared memory, a thread's points four by four (16-byte accesses), and the
-      last result kept in the chip's registers: each instruction's variant (where its
-      arguments come from, whether its result is stored) and the registers to set at the
-      start of a tile come from ``cuda_acc.plan``, computed before the kernel runs.
+      last result kept in the chip's registers: the words to run (each instruction's
+      variant: where its arguments come from, whether its result is stored) and the
+      registers to set at the start of a tile come from ``cuda_acc.plan``, computed before
+      the kernel runs; constants come from a table the fold kernel (``cuda_acc.fold``)
+      fills, a thread a program, before it.
 
     tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
     and reducing the errors is paid once for all of them."""

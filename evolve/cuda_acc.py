@@ -5,17 +5,21 @@ later instruction other than the next reads it.
 
 Shared-memory bandwidth is what bounds the "smem" kernel: two loads and a store a point
 and instruction. In ``scripts/check_gpu.py``'s benchmark 12 % of the arguments are the
-previous result, 33 % are registers no instruction has written yet (zero: no load at
-all), and only 45 % of the results need storing.
+previous result, 33 % are registers no instruction has written yet (constants: one value
+for every point), and only 45 % of the results need storing.
 
-``plan`` decides, before the kernel runs and for every instruction, where each argument
-is and whether the result is stored (its *variant*, below), and which registers a program
-reads from shared memory before writing them (only those are set at the start of each
-tile, to the inputs or zero). It is a backward pass over the program, vectorised over the
-population in JAX, so the kernel only follows flags. ``step`` writes the kernel's
-instruction loop: a PTX jump table with code for each op and variant, a thread's four
-points of a register one 16-byte shared-memory access; ``parts`` the mode's other pieces of
-``evolve.cuda.source``'s template; ``fold`` the optional constant folding.
+``plan`` writes, before the kernel runs, the words the kernel runs for each program: for
+every instruction where each argument is (shared memory, the accumulator, or the
+program's table of constants) and whether the result is stored (its *variant*, below),
+and which registers a program reads from shared memory before writing them (only those,
+inputs, are set at the start of each tile). It is vectorised over the population in JAX,
+so the kernel only follows the words. With folding (``evolve.cuda.FOLD``, the default)
+the words are only the instructions that depend on an input and reach the output: the
+fold kernel (``fold``, a thread a program, the ops' own CUDA code) computes the constant
+ones once and puts their values in the table, and dead code is not run at all.
+``step`` writes the kernel's instruction loop: a PTX jump table with code for each op
+and variant, a thread's four points of a register one 16-byte shared-memory access;
+``parts`` the mode's other pieces of ``evolve.cuda.source``'s template.
 """
 
 from __future__ import annotations
@@ -206,9 +210,10 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     """The body of the instruction loop (CUDA C++ around PTX jump tables), two
     instructions a turn (words ``w`` and ``v``): a ``brx.idx`` on the instruction's case
     to code for that op and variant, which takes each argument from ``acc``, shared memory
-    (a 16-byte load for four points) or zero, leaves the result in ``acc`` and stores it
-    when the variant says so. A word: byte offsets of a (the literal's bits for CONST), b
-    (c's in the high half), d; the case. Ops without a PTX spelling here (min, max, the
+    (a 16-byte load for four points) or the table of constants (one value for the four),
+    leaves the result in ``acc`` and stores it when the variant says so. A word (``plan``):
+    byte offsets of a (the literal's bits for CONST), b (c's in the high half), d; the
+    case. Ops without a PTX spelling here (min, max, the
     transcendental ones) copy their arguments out and run in C++.
 
     nvcc lowers a ``switch`` to a tree of compares (six levels for 50 cases), which is
