@@ -6,10 +6,13 @@ is loaded into shared memory once, each thread runs it on its ``E`` points of a 
 the errors are reduced once for all the tiles (warp shuffles, then across the warps).
 Where a thread keeps its points' registers is ``REGISTERS`` (see ``source``): by default
 ("acc") in shared memory, 16 bytes (four points) an access, with the last result kept in
-the chip's registers; a plan computed in JAX before the kernel runs (``evolve.cuda_acc``)
-says for each instruction where its arguments are (shared memory, that accumulator, or a
-register never written, which holds zero) and whether its result must be stored, and the
-kernel jumps once an instruction (a PTX jump table) to code for that op and variant.
+the chip's registers; a plan computed in JAX before the kernel runs (``evolve.cuda_plan``)
+writes the instructions the kernel runs, each saying where its arguments are (shared
+memory, that accumulator, or the program's table of constants) and whether its result must
+be stored, and the kernel (``evolve.cuda_acc``) jumps once an instruction (a PTX jump
+table) to code for that op and variant. With ``FOLD`` (the default) only the instructions
+that depend on an input and reach the output run at every point; a fold kernel, a thread
+a program, computes the constant ones first with the ops' own code.
 "smem" is the plain shared-memory register file (an access per operand and point; the
 fallback when "acc" cannot address the registers). Keeping them in the chip's registers
 needs a jump on every register index (run-time indices cannot name registers); with nvcc's
@@ -40,7 +43,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from evolve import cuda_acc
+from evolve import cuda_acc, cuda_plan
 from evolve.cuda_asm import ASM_CPP, ASM_FMA, asm_step, in_cpp, layout
 from evolve.ffibuild import build_library, operands
 from evolve.ops import CONST, OPS
@@ -69,7 +72,7 @@ POINTS_PER_THREAD = 4  # E: points of every register a thread holds
 THREADS = 256  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 32  # tiles of THREADS * E points a block runs in turn
-FOLD = True  # "acc": run only what depends on an input and reaches the output (cuda_acc.plan)
+FOLD = True  # "acc": run only what depends on an input and reaches the output (cuda_plan.plan)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -150,7 +153,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     - "acc": shared memory, a thread's points four by four (16-byte accesses), and the
       last result kept in the chip's registers: the words to run (each instruction's
       variant: where its arguments come from, whether its result is stored) and the
-      registers to set at the start of a tile come from ``cuda_acc.plan``, computed before
+      registers to set at the start of a tile come from ``cuda_plan.plan``, computed before
       the kernel runs; constants come from a table the fold kernel (``cuda_acc.fold``)
       fills, a thread a program, before it.
 
@@ -162,7 +165,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     if registers in ("smem4", "acc") and points % 4:
         raise ValueError(f"registers={registers!r} takes points a thread in fours, got {points}")
     if registers == "acc" and not acc_fits(n_registers, threads, points):
-        raise ValueError(f"registers='acc' addresses at most {cuda_acc.MAX_REGISTERS} "
+        raise ValueError(f"registers='acc' addresses at most {cuda_plan.MAX_REGISTERS} "
                          "registers and 64 KB of them (registers x threads x points x 4 "
                          f"bytes), got {n_registers} x {threads} x {points}: use fewer "
                          "points or threads, or registers='smem'")
@@ -458,7 +461,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
 
 def acc_fits(n_registers: int, threads: int, points: int) -> bool:
     """Whether registers="acc" can address this register file (``source`` says why not)."""
-    return (n_registers <= cuda_acc.MAX_REGISTERS and points % 4 == 0
+    return (n_registers <= cuda_plan.MAX_REGISTERS and points % 4 == 0
             and n_registers * threads * points * 4 <= 0xFFFF)
 
 
@@ -466,11 +469,11 @@ def fitted(n_registers: int, points: int, threads: int, registers: str,
            length: int = 0) -> tuple[str, int]:
     """(registers, threads) to run with: "acc" with smaller blocks (down to 128 threads)
     where its byte offsets cannot reach every register, "smem" where that does not help
-    or the programs are longer than ``cuda_acc.MAX_LENGTH``."""
+    or the programs are longer than ``cuda_plan.MAX_LENGTH``."""
     while registers == "acc" and threads > 128 and not acc_fits(n_registers, threads, points):
         threads //= 2
     if registers == "acc" and (not acc_fits(n_registers, threads, points)
-                               or length > cuda_acc.MAX_LENGTH):
+                               or length > cuda_plan.MAX_LENGTH):
         registers = "smem"
     return registers, threads
 
@@ -536,7 +539,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
     shapes = [jax.ShapeDtypeStruct((op.shape[0], blocks, 3), jnp.float64)]
     if registers == "acc":  # the words to run, and a table for the constants
-        data[6:6] = cuda_acc.plan(op, args, dst, const, length, output, opset, xt.shape[1],
+        data[6:6] = cuda_plan.plan(op, args, dst, const, length, output, opset, xt.shape[1],
                                   threads * points * 4, FOLD)
         shapes.append(jax.ShapeDtypeStruct((op.shape[0], 3 * op.shape[1] + 1), jnp.float32))
     stats = jax.ffi.ffi_call(name, shapes)(*data)[0]

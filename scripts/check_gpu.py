@@ -701,9 +701,9 @@ def stage_cuda_ops(args):
 
 def stage_cuda_split(args):
     """Where the default CUDA kernel's time goes on issue 6's benchmark: the whole call,
-    the plan alone (JAX, cuda_acc.plan), and the call at other N (fixed against per-point
+    the plan alone (JAX, cuda_plan.plan), and the call at other N (fixed against per-point
     costs), and on programs that compute constants only (no instruction runs per point)."""
-    from evolve import cuda, cuda_acc
+    from evolve import cuda, cuda_plan
 
     P, L = (32, 32) if SMALL else (10000, 32)
     dev = jax.devices()[0]
@@ -726,7 +726,7 @@ def stage_cuda_split(args):
                              batch.output))
     stride = cuda.THREADS * cuda.POINTS_PER_THREAD * 4
     def run():
-        return jax.block_until_ready(cuda_acc.plan(*arrays, tuple(ARITH_OPS), 1, stride,
+        return jax.block_until_ready(cuda_plan.plan(*arrays, tuple(ARITH_OPS), 1, stride,
                                                    cuda.FOLD))
 
     first, steady = timed(run, min_s=0.5, max_reps=10)
