@@ -332,7 +332,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     p = dict(at=at, tables=tables, kernels="", params="", prog_comment=prog_comment, prog=prog,
              decl=decl, pack=pack, fill=fill, loop=loop, step=step, final=final, errors=errors,
              prog_bytes=prog_bytes, handler_params="", results="", pre_launch="",
-             launch_args="", binds="", rets="")
+             launch_args="", binds="", rets="", min_blocks="")
     if registers == "acc":  # its parts of the template (evolve.cuda_acc)
         p.update(cuda_acc.parts(ops, E, threads, CUDA_OPS))
     kernel = f"""
@@ -353,7 +353,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
 #endif
 __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
 {p['tables']}
-{p['kernels']}__global__ void __launch_bounds__(THREADS) evolve_errors_cuda(
+{p['kernels']}__global__ void __launch_bounds__(THREADS{p['min_blocks']}) evolve_errors_cuda(
         const int32_t* __restrict__ op, const int32_t* __restrict__ args,
         const int32_t* __restrict__ dst, const float* __restrict__ cst,
         const int32_t* __restrict__ length, const int32_t* __restrict__ output,
@@ -525,6 +525,15 @@ def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
     return name
 
 
+def valid_prefix(mask) -> jax.Array:
+    """[1] int64: n where the mask is ones at points 0 .. n - 1 and zeros after (a batch's
+    points padded to whole tiles), else 0; the kernel skips the mask where it knows it."""
+    m = jnp.asarray(mask).reshape(-1).astype(bool)
+    n = jnp.sum(m, dtype=jnp.int64)
+    prefix = jnp.all(m == (jnp.arange(m.size, dtype=jnp.int64) < n))
+    return jnp.where(prefix, n, 0).reshape(1)
+
+
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
            opset=None, points=None, threads=None, registers=None, tiles=None, **_ignored):
     """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program."""
@@ -538,9 +547,9 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
     shapes = [jax.ShapeDtypeStruct((op.shape[0], blocks, 3), jnp.float64)]
-    if registers == "acc":  # the words to run, and a table for the constants
-        data[6:6] = cuda_plan.plan(op, args, dst, const, length, output, opset, xt.shape[1],
-                                  threads * points * 4, FOLD)
+    if registers == "acc":  # the words to run, the mask's prefix, a table for the constants
+        data[6:6] = [*cuda_plan.plan(op, args, dst, const, length, output, opset, xt.shape[1],
+                                     threads * points * 4, FOLD), valid_prefix(mask)]
         shapes.append(jax.ShapeDtypeStruct((op.shape[0], 3 * op.shape[1] + 1), jnp.float32))
     stats = jax.ffi.ffi_call(name, shapes)(*data)[0]
     return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),

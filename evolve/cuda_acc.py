@@ -299,8 +299,10 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
             }
             ST(r * STRIDE, v_);
         }"""
-    # a tile's errors: the pointers taken once, bounds checked only in the last tile, and
-    # points masked out counted as zero (max and sum start at zero) by selects
+    # a tile's errors: the pointers taken once; where the mask is known to hold every
+    # point of the tile (valid[0]: the mask is ones up to there, then zeros), no mask and
+    # a NaN flag for the scaled max; else bounds checked only in the last tile, and points
+    # masked out counted as zero (max and sum start at zero) by selects
     p["errors"] = """        const double* const yb = y + j0;
         const double* const sb = scale + j0;
         const int32_t* const mb = mask + j0;
@@ -313,7 +315,19 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
             mx = em > mx ? em : mx;
             sq += em * em;
         };
-        if (full) {
+        if (base + THREADS * E <= valid[0]) {  // every point real and in the mask
+            bool scaled_nan = false;  // an infinite error at a zero scale: the max is NaN
+            #pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const double err = fmin(fabs((double)out[e] - yb[e * PSTEP]), (double)INFINITY);
+                const double es = err * sb[e * PSTEP];
+                scaled_nan |= isnan(es);
+                mxs = es > mxs ? es : mxs;
+                mx = err > mx ? err : mx;
+                sq += err * err;
+            }
+            if (scaled_nan) mxs = __longlong_as_double(0x7ff8000000000000LL);  // it stays NaN
+        } else if (full) {
             #pragma unroll
             for (int e = 0; e < E; ++e) point(e);
         } else {
@@ -322,19 +336,28 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
                 if (j0 + e * PSTEP < n_points) point(e);
         }"""
     p["params"] = ("const int32_t* __restrict__ words, const int32_t* __restrict__ init,\n"
-                   "        const float* __restrict__ konst, ")
-    p["launch_args"] = "words.typed_data(), init.typed_data(), konst->typed_data(), "
-    p["handler_params"] = "ffi::Buffer<ffi::S32> words, ffi::Buffer<ffi::S32> init,\n        "
+                   "        const int64_t* __restrict__ valid, const float* __restrict__ konst, ")
+    p["launch_args"] = ("words.typed_data(), init.typed_data(), valid.typed_data(), "
+                        "konst->typed_data(), ")
+    p["handler_params"] = ("ffi::Buffer<ffi::S32> words, ffi::Buffer<ffi::S32> init,\n"
+                           "        ffi::Buffer<ffi::S64> valid, ")
     p["results"] = ", ffi::ResultBuffer<ffi::F32> konst"
-    p["pre_launch"] = """    if (konst->element_count() != P * (3 * L + 1) || words.element_count() != P * (L + 1) * 4)
-        return ffi::Error::InvalidArgument("words or konst have the wrong shape");
+    p["pre_launch"] = """    if (konst->element_count() != P * (3 * L + 1) || words.element_count() != P * (L + 1) * 4
+        || valid.element_count() != 1)
+        return ffi::Error::InvalidArgument("words, valid or konst have the wrong shape");
     if (P > 0)  // the constants, a thread a program
         evolve_fold<<<(unsigned)((P + 127) / 128), 128, 0, stream>>>(
             op.typed_data(), args.typed_data(), dst.typed_data(), cst.typed_data(),
             length.typed_data(), output.typed_data(), n_inputs, P, (int)L,
             konst->typed_data());
 """
-    p["binds"] = ".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()"
+    p["binds"] = (".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()"
+                  ".Arg<ffi::Buffer<ffi::S64>>()")
     p["rets"] = ".Ret<ffi::Buffer<ffi::F32>>()"
     p["step"] = step(ops, E, threads, cuda_ops)
+    # 4 points a thread, every op in PTX: at most 40 registers (6 blocks of 256 threads an
+    # SM, as shared memory allows for 8 registers); ptxas took 42 for the error code's
+    # loads, which cost a block an SM. Ops in C++ (libm calls) would spill under the cap.
+    capped = E == 4 and all(in_ptx(o) for o in ops)
+    p["min_blocks"] = f", {max(1, 1536 // threads)}" if capped else ""
     return p

@@ -2,10 +2,11 @@
 the CPU (tests/test_cuda.py compiles it where nvcc exists; scripts/check_gpu.py --stages
 cuda runs it on a GPU against the Pallas kernel). Its plan is tests/test_cuda_plan.py."""
 
+import numpy as np
 import pytest
 
 from evolve import cuda, cuda_plan
-from evolve.ops import OPCODE
+from evolve.ops import OPCODE, OPS
 
 ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))
 
@@ -69,3 +70,15 @@ def test_acc_refuses_register_files_it_cannot_address():
         cuda.source(ARITH, 40, registers="acc")
     with pytest.raises(ValueError, match="points"):
         cuda.source(ARITH, 8, points=2, registers="acc")
+
+
+def test_the_mask_is_skipped_where_its_prefix_of_ones_covers_a_tile():
+    prefix = lambda m: int(cuda.valid_prefix(np.asarray(m, bool))[0])  # noqa: E731
+    assert prefix([1, 1, 1, 0, 0]) == 3 and prefix([1, 1, 1]) == 3
+    assert prefix([1, 0, 1]) == 0 and prefix([0, 0]) == 0 and prefix(np.ones((2, 4))) == 8
+    src = cuda.source(ARITH, 8, registers="acc")
+    assert "if (base + THREADS * E <= valid[0]) {" in src and ".Arg<ffi::Buffer<ffi::S64>>()" in src
+    # 40 registers at most (6 blocks of 256 threads an SM) where no op calls into C++
+    assert "__launch_bounds__(THREADS, 6)" in src
+    everything = cuda.source(tuple(range(len(OPS))), 8, registers="acc")
+    assert "__launch_bounds__(THREADS)" in everything
