@@ -629,7 +629,9 @@ def stage_cuda(args):
     # acc (docs/h200/cuda_acc*.jsonl): 4/256/8 2324 to 2348, 4/128/8 2277 to 2282,
     # 8/128/8 2315 to 2342, 4/128/16 2243 to 2251, 8/64/8 2281 to 2284
     # acc+fold (docs/h200/cuda_acc_skip.jsonl): 4/256/8 6221, 4/256/32 6729, 4/128/8 6196,
-    # 8/128/8 5419; acc 4/256/8 2043, 4/128/8 1981, 8/128/8 2044; the defaults first
+    # 8/128/8 5419; acc 4/256/8 2043, 4/128/8 1981, 8/128/8 2044; with the dense error code
+    # (cuda_acc_dense*.jsonl) acc+fold 4/256/32 8216 to 8244, acc 4/256/32 2175; the
+    # defaults first
     configs = [("acc+fold", 4, 256, 32), ("acc", 4, 256, 32), ("acc", 4, 256, 8),
                ("acc+fold", 4, 256, 8), ("smem", 4, 128, 8), ("acc", 4, 128, 8),
                ("acc", 8, 128, 8), ("acc+fold", 4, 128, 8), ("acc+fold", 8, 128, 8)]
