@@ -261,7 +261,7 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
         }}"""
     p["tables"] = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
     p["kernels"] = fold(ops, cuda_ops)
-    # the words (cuda_acc.plan) and the constants (the fold kernel), copied in
+    # the words (cuda_plan.plan) and the constants (the fold kernel), copied in
     p["pack"] = """    {
         const int4* const wp = (const int4*)words + p * (L + 1);
         for (int i = threadIdx.x; i <= L; i += THREADS) s_prog[i] = wp[i];
@@ -270,7 +270,7 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
     }
     __syncthreads();"""
     p["prog_bytes"] = "((L + 1) * 16 + ((3 * L + 4) & ~3) * 4)"
-    p["prog"] = "[L + 1]: a, b | c << 16, d, case (cuda_acc.plan); then the constants"
+    p["prog"] = "[L + 1]: a, b | c << 16, d, case (cuda_plan.plan); then the constants"
     p["prog_comment"] = "The program's words, an int4 an instruction, then a stop."
     # two instructions a turn, each loading the next (step)
     p["loop"] = """int4 w = s_prog[0], v;
