@@ -80,10 +80,10 @@ def plan(op, args, dst, const, length, output, opset: tuple[int, ...], n_inputs:
     none = jnp.uint32(0)
     steps = jnp.arange(L, dtype=jnp.int32)
     writes = runs[op] & (steps[None, :] < length[:, None])  # the instruction runs
-    has = [writes & (arity[op] > j) for j in range(MAX_ARITY)]  # it reads argument j
+    has = writes[..., None] & (arity[op][..., None] > jnp.arange(MAX_ARITY, dtype=jnp.int32)[None, None])
     reads = jnp.zeros((P, L), jnp.uint32)
     for j in range(MAX_ARITY):
-        reads = reads | jnp.where(has[j], _bit(args[..., j]), none)
+        reads = reads | jnp.where(has[..., j], _bit(args[..., j]), none)
     d_bits = _bit(dst)
     inputs = _bit(jnp.asarray(n_inputs, jnp.int32)) - jnp.uint32(1)
     unroll = max(1, min(L, 32))  # the passes unrolled: a few fused kernels on a GPU
@@ -100,15 +100,15 @@ def plan(op, args, dst, const, length, output, opset: tuple[int, ...], n_inputs:
         forward, (jnp.full(P, inputs), jnp.full(P, ~inputs)), (writes.T, d_bits.T, reads.T),
         unroll=unroll)
 
-    def backward(needed, xs):  # what the output depends on
-        w, d, r = xs
-        use = w & ((needed & d) != 0)
-        return jnp.where(use, (needed & ~d) | r, needed), use
-
-    _, used = jax.lax.scan(backward, _bit(output), (writes.T, d_bits.T, reads.T),
-                           reverse=True, unroll=unroll)
     out_bit = _bit(output)
     if fold:
+        def backward(needed, xs):  # what the output depends on
+            w, d, r = xs
+            use = w & ((needed & d) != 0)
+            return jnp.where(use, (needed & ~d) | r, needed), use
+
+        _, used = jax.lax.scan(backward, out_bit, (writes.T, d_bits.T, reads.T),
+                               reverse=True, unroll=unroll)
         keep = writes & used.T & ~constant.T
         konst, out_konst = konst.T, (konst_end & out_bit) != 0
     else:
@@ -140,14 +140,14 @@ def plan(op, args, dst, const, length, output, opset: tuple[int, ...], n_inputs:
 
     need0 = jnp.where(out_acc | out_konst, none, out_bit)
     xs = (keep.T, d_bits.T, konst.T, prev_dst.T, jnp.transpose(args, (1, 0, 2)),
-          jnp.stack(has, axis=2).transpose(1, 0, 2))
+          jnp.transpose(has, (1, 0, 2)))
     need, (variants, srcs) = jax.lax.scan(step, need0, xs, reverse=True, unroll=unroll)
     variants, srcs = variants.T, jnp.transpose(srcs, (1, 0, 2))  # [P, L], [P, L, 3]
     # the words: byte offsets of the arguments where they are read, of the destination
     slot = jnp.arange(MAX_ARITY, dtype=jnp.int32)
     offsets = jnp.where(srcs == SMEM, args * stride,
                         jnp.where(srcs == KONST, (3 * steps[None, :, None] + slot[None, None]) * 4, 0))
-    offsets = jnp.where(jnp.stack(has, axis=2), offsets, 0)
+    offsets = jnp.where(has, offsets, 0)
     literal = jax.lax.bitcast_convert_type(jnp.asarray(const, jnp.float32), jnp.int32)
     words = jnp.stack([jnp.where(op == CONST, literal, offsets[..., 0]),
                        offsets[..., 1] | offsets[..., 2] << 16, dst * stride,
