@@ -488,7 +488,7 @@ def stage_multi(args):
     if args.backend == "cuda":
         from evolve import cuda
 
-        default = cuda.REGISTERS + ("+fold" if cuda.FOLD else "")  # put back after
+        default = current_mode()  # put back after
         modes = args.modes.split(",") if args.modes else ["acc+fold", "acc"]
     for mode in modes:
         if mode:
@@ -572,6 +572,13 @@ def use_mode(mode):
     cuda.FOLD = fold == "fold"
 
 
+def current_mode():
+    """The CUDA kernel's register mode as ``use_mode`` takes it (to put it back after)."""
+    from evolve import cuda
+
+    return cuda.REGISTERS + ("+fold" if cuda.FOLD else "")
+
+
 def stage_cuda(args):
     """The CUDA kernel (evolve.cuda): the same errors as the Pallas kernel on random
     programs (exact ops bit for bit in the max columns), then issue 6's benchmark with a
@@ -583,7 +590,7 @@ def stage_cuda(args):
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
     all_ops = [o for o in range(len(OPS)) if o != CONST]
-    default = cuda.REGISTERS + ("+fold" if cuda.FOLD else "")  # put back after
+    default = current_mode()  # put back after
     for label, ops, mode in (("exact", EXACT_OPS, "acc"), ("all", all_ops, "acc"),
                              ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "acc+fold"),
                              ("all", all_ops, "acc+fold"), ("arith", ARITH_OPS, "acc+fold"),
@@ -679,7 +686,7 @@ def stage_cuda_ops(args):
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     yb = np.exp2(xb.astype(np.float64))
     dev = jax.devices()[0]
-    default = cuda.REGISTERS + ("+fold" if cuda.FOLD else "")  # put back after
+    default = current_mode()  # put back after
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
