@@ -201,7 +201,6 @@ __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
     int4* s_prog = (int4*)smem_raw;  // {p['prog']}
 {p['decl']}
     const int64_t p = p0 + blockIdx.y;
-    const int64_t row = p * L;
     const int n = length[p], outreg = output[p];
     if (n < 0) {{  // a row padding the batch: nothing to run
         if (threadIdx.x == 0) {{
@@ -219,14 +218,14 @@ __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
         const int64_t base = tile * (THREADS * E);
         const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
 {p['fill']}
-        {"#pragma unroll 1  // one copy of the jump tables" if jumps or registers == "acc" else ""}
+        {"#pragma unroll 1  // one copy of the jump tables" if jumps else ""}
         {p['loop']}
 {p['step']}
         }}
 {p['final']}
 {p['errors']}
     }}
-    // The block's reduction: within each warp by shuffles, then across the warps.
+{p['tail']}    // The block's reduction: within each warp by shuffles, then across the warps.
     #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {{
         mxs = nan_max(mxs, __shfl_down_sync(0xffffffffu, mxs, off));
@@ -361,13 +360,18 @@ def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
     return name
 
 
-def valid_prefix(mask) -> jax.Array:
-    """[1] int64: n where the mask is ones at points 0 .. n - 1 and zeros after (a batch's
-    points padded to whole tiles), else 0; the kernel skips the mask where it knows it."""
+def point_facts(mask, scale) -> jax.Array:
+    """[2] int64 the kernel reads once a block: n where the mask is ones at points
+    0 .. n - 1 and zeros after (a batch's points padded to whole tiles), else 0, so that
+    tiles below n skip the mask; and the same n where the scale is also 1 at every point
+    of the mask (no scale given), else 0, so that those tiles skip the scale too: the
+    scaled max is then the max."""
     m = jnp.asarray(mask).reshape(-1).astype(bool)
     n = jnp.sum(m, dtype=jnp.int64)
     prefix = jnp.all(m == (jnp.arange(m.size, dtype=jnp.int64) < n))
-    return jnp.where(prefix, n, 0).reshape(1)
+    unit = jnp.all((jnp.asarray(scale).reshape(-1) == 1.0) | ~m)
+    dense = jnp.where(prefix, n, 0)
+    return jnp.stack([dense, jnp.where(unit, dense, 0)])
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
@@ -383,9 +387,9 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
     shapes = [jax.ShapeDtypeStruct((op.shape[0], blocks, 3), jnp.float64)]
-    if registers == "acc":  # the words to run, the mask's prefix, a table for the constants
+    if registers == "acc":  # the words to run, facts of mask and scale, a table for constants
         data[6:6] = [*cuda_plan.plan(op, args, dst, const, length, output, opset, xt.shape[1],
-                                     threads * points * 4, FOLD), valid_prefix(mask)]
+                                     threads * points * 4, FOLD), point_facts(mask, scale)]
         shapes.append(jax.ShapeDtypeStruct((op.shape[0], 3 * op.shape[1] + 1), jnp.float32))
     stats = jax.ffi.ffi_call(name, shapes)(*data)[0]
     return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),

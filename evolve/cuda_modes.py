@@ -168,7 +168,7 @@ def parts(registers: str, ops: list[int], R: int, E: int,
             }
         }"""
     pack = f"""    for (int i = threadIdx.x; i < n; i += THREADS) {{
-        const int64_t g = row + i;
+        const int64_t g = p * L + i;
         const int o = op[g];
         const int k = ARITY[o];
         const int a = k >= 1 ? args[3 * g] : 0, b = k >= 2 ? args[3 * g + 1] : 0;
@@ -178,5 +178,5 @@ def parts(registers: str, ops: list[int], R: int, E: int,
 {stop_pack}    __syncthreads();"""
     return dict(at=at, tables=tables, kernels="", params="", prog_comment=prog_comment,
                 prog=prog, decl=decl, pack=pack, fill=fill, loop=loop, step=step, final=final,
-                errors=errors, prog_bytes=prog_bytes, handler_params="", results="",
+                errors=errors, tail="", prog_bytes=prog_bytes, handler_params="", results="",
                 pre_launch="", launch_args="", binds="", rets="", min_blocks="")

@@ -36,16 +36,16 @@ def sources(variant: int, arity: int) -> list[int]:
     return [s // 3 ** j % 3 for j in range(arity)]
 
 
-def layout(ops: list[int]) -> tuple[list[int], int, int]:
-    """(BASE, NOP, STOP): the first case of each op of ``ops`` (indexed by opcode, -1 for
-    ops outside the set), the case of an op outside the set (it does nothing) and the
-    case that ends the program. An op of arity k has 2 * 3 ** k variants."""
+def layout(ops: list[int]) -> tuple[list[int], int]:
+    """(BASE, STOP): the first case of each op of ``ops`` (indexed by opcode, -1 for ops
+    outside the set, which have no word) and the case that ends the program, after the
+    last op's. An op of arity k has 2 * 3 ** k variants."""
     base = [-1] * len(OPS)
     n = 0
     for o in sorted(set(ops) | {CONST}):
         base[o] = n
         n += 2 * 3 ** OPS[o].arity
-    return base, n, n + 1
+    return base, n
 
 
 def _bit(r):
@@ -71,7 +71,7 @@ def plan(op, args, dst, const, length, output, opset: tuple[int, ...], n_inputs:
     once and puts it in the table wherever a kept instruction, or the output, reads it.
     Without ``fold`` every instruction runs and the constants are the registers never
     written."""
-    base, _, stop = layout(list(opset))
+    base, stop = layout(list(opset))
     runs = jnp.asarray([o == CONST or o in opset for o in range(len(OPS))], bool)
     arity = jnp.asarray([o.arity for o in OPS], jnp.int32)
     op, args, dst = (jnp.asarray(a, jnp.int32) for a in (op, args, dst))

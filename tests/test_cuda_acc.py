@@ -13,13 +13,13 @@ ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))
 
 def test_acc_source_jumps_to_a_case_for_each_variant():
     src = cuda.source(ARITH, 8, points=8, threads=128, registers="acc")
-    _, nop, stop = cuda_plan.layout(list(ARITH))
+    _, stop = cuda_plan.layout(list(ARITH))
     # two instructions a turn (words w and v), each with its copy of the jump table
-    assert f"L{stop - 1}:" in src and f"L{stop}:" not in src and src.count("brx.idx") == 2
+    assert f"L{stop}:" in src and f"L{stop + 1}:" not in src and src.count("brx.idx") == 2
     assert f"if (w.w == {stop}) goto done;" in src and f"if (v.w == {stop}) goto done;" in src
     assert '"r"(q + 16)' in src and "q += 32" in src
     # half the variants store, 8 points a thread in two 16-byte accesses 2,048 bytes apart
-    assert src.count("st.shared.v4.f32") == 2 * (nop // 2 * 2) and "[x_d+2048]" in src
+    assert src.count("st.shared.v4.f32") == 2 * (stop // 2 * 2) and "[x_d+2048]" in src
     assert src.count("add.rn.f32") == 2 * 18 * 8 and src.count("div.rn.f32") == 2 * 18 * 8
     # a constant: one value for all points, from the table
     assert "add.u32 x_k, %13, %8;" in src and "ld.shared.f32 x_bk, [x_k];" in src
@@ -31,7 +31,7 @@ def test_acc_runs_ops_without_ptx_in_cpp():
     ops = tuple(sorted(OPCODE[n] for n in ("add", "min", "sin")))
     src = cuda.source(ops, 8, registers="acc")
     assert "if (pend) {" in src and "ev_min(a, b)" in src and "sinf(a)" in src
-    base, _, _ = cuda_plan.layout(list(ops))
+    base, _ = cuda_plan.layout(list(ops))
     # min's variant 1 (store) hands C++ its op and the store bit
     assert f"mov.u32 %{3 * 4}, {(OPCODE['min'] + 1) << 1 | 1};" in src
 
@@ -73,12 +73,32 @@ def test_acc_refuses_register_files_it_cannot_address():
 
 
 def test_the_mask_is_skipped_where_its_prefix_of_ones_covers_a_tile():
-    prefix = lambda m: int(cuda.valid_prefix(np.asarray(m, bool))[0])  # noqa: E731
+    def prefix(m):
+        return int(cuda.point_facts(np.asarray(m, bool), np.ones(np.shape(m)))[0])
+
     assert prefix([1, 1, 1, 0, 0]) == 3 and prefix([1, 1, 1]) == 3
     assert prefix([1, 0, 1]) == 0 and prefix([0, 0]) == 0 and prefix(np.ones((2, 4))) == 8
     src = cuda.source(ARITH, 8, registers="acc")
-    assert "if (base + THREADS * E <= valid[0]) {" in src and ".Arg<ffi::Buffer<ffi::S64>>()" in src
+    assert "if (base + THREADS * E <= dense_end) {" in src and ".Arg<ffi::Buffer<ffi::S64>>()" in src
     # 40 registers at most (6 blocks of 256 threads an SM) where no op calls into C++
     assert "__launch_bounds__(THREADS, 6)" in src
     everything = cuda.source(tuple(range(len(OPS))), 8, registers="acc")
     assert "__launch_bounds__(THREADS)" in everything
+
+
+def test_the_scale_is_skipped_where_it_is_one_at_every_point_of_the_mask():
+    def unit_end(scale, mask=(1, 1, 1, 0)):  # the prefix where the scale is also 1, or 0
+        return int(cuda.point_facts(np.asarray(mask, bool), np.asarray(scale, np.float64))[1])
+
+    # the Evaluator pads the scale with zeros past the points: outside the mask, ignored
+    assert unit_end([1.0, 1.0, 1.0, 0.0]) == 3 and unit_end([1.0, 1.0, 1.0, 7.0]) == 3
+    assert unit_end([1.0, 2.0, 1.0, 0.0]) == 0 and unit_end([1.0, 1.0, np.nan, 1.0]) == 0
+    assert unit_end([1.0, 1.0, 1.0], mask=(1, 0, 1)) == 0  # the mask is no prefix
+    src = cuda.source(ARITH, 8, registers="acc")
+    # those tiles load no scale; after them the scaled max is the max, and a NaN error
+    # (which leaves the max and makes the sum NaN) makes both infinite
+    tiles = src[src.index("if (base + THREADS * E <= unit_end) {"):src.index("} else if (base + THREADS * E <= dense_end)")]
+    assert "sb[" not in tiles and "sq += d * d;" in tiles
+    assert "if (isnan(sq)) { mx = (double)INFINITY; sq = (double)INFINITY; }" in src
+    assert src.index("mxs = mx;") < src.index("__shfl_down_sync")
+

@@ -54,7 +54,7 @@ def table(prog, L, n_inputs, n_registers, opset):
 def emulate(words, init, t, output, x, n_registers, opset):
     """The kernel's loop over one program's words, in numpy, on points x [N, n_inputs]:
     raises AssertionError where it would read shared memory never written."""
-    base, _, stop = cuda_plan.layout(list(opset))
+    base, stop = cuda_plan.layout(list(opset))
     cases = {base[o] + v: (o, v) for o in opset + (CONST,) for v in range(2 * 3 ** OPS[o].arity)}
     smem = [None] * n_registers
     for r in range(n_registers):
@@ -104,7 +104,7 @@ def variant(*sources, store=False):
 
 def cases(words, opset=ARITH):
     """The (op name, variant) of each word up to the stop."""
-    base, _, stop = cuda_plan.layout(list(opset))
+    base, stop = cuda_plan.layout(list(opset))
     out = []
     for w in words[:, 3]:
         if w == stop:
@@ -257,8 +257,8 @@ def test_ops_outside_the_set_have_no_word():
 
 
 def test_layout_gives_each_op_its_variants():
-    base, nop, stop = cuda_plan.layout(list(ARITH))
-    # the literal 2 variants, add/sub/mul/div 18 each, fma 54
-    assert nop == 2 + 4 * 18 + 54 and stop == nop + 1
+    base, stop = cuda_plan.layout(list(ARITH))
+    # the literal 2 variants, add/sub/mul/div 18 each, fma 54; the stop after them
+    assert stop == 2 + 4 * 18 + 54
     assert sorted(b for b in base if b >= 0) == [0, 2, 20, 38, 56, 74]
     assert base[OPCODE["sin"]] == -1 and base[CONST] == 0
