@@ -587,7 +587,10 @@ def stage_cuda(args):
     sweep of points a thread and threads a block."""
     from evolve import cuda
 
-    emit(stage="cuda", nvcc=cuda.nvcc(), available=cuda.available())
+    if args.defaults:  # points,threads,tiles for the checks (and the stages after)
+        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, args.defaults.split(","))
+    emit(stage="cuda", nvcc=cuda.nvcc(), available=cuda.available(),
+         defaults=[cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK])
     rng = np.random.default_rng(4)
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
@@ -615,7 +618,11 @@ def stage_cuda(args):
             b = Evaluator(n_registers=R, n_inputs=1, backend="pallas", ops=names).errors(
                 batch, x, y, s)
             res = {k: int(((a[k] == b[k]) | (np.isnan(a[k]) & np.isnan(b[k]))).sum()) for k in a}
+            # NaN in one and inf in the other: an infinite error at a zero scale
+            nan_inf = {k: int(((np.isnan(a[k]) & np.isinf(b[k])) | (np.isinf(a[k]) & np.isnan(b[k]))).sum())
+                       for k in a}
             emit(stage="cuda", check=f"errors_vs_pallas_{label}_{mode}{scaled}_ops", equal=res,
+                 nan_vs_inf=nan_inf, cuda_nan=int(np.isnan(a["max_scaled"]).sum()),
                  of=len(batch.length), mse_max_rel=float(np.nanmax(np.abs(a["mse"] - b["mse"]) / np.maximum(
                      np.abs(b["mse"]), 1e-300))), first_call_s=first)
     use_mode(default)
@@ -652,6 +659,9 @@ def stage_cuda(args):
                ("acc+fold", 4, 256, 8), ("smem", 4, 128, 8), ("acc", 4, 128, 8),
                ("acc", 8, 128, 8), ("acc+fold", 4, 128, 8), ("acc+fold", 8, 128, 8)]
     ulp_scale = 1.0 / ulp32(yb)
+    if args.configs:  # "mode,points,threads,tiles[,ulp];..." in place of the list above
+        configs = [tuple(int(v) if v.isdigit() else v for v in c.split(","))
+                   for c in args.configs.split(";")]
     for mode, points, threads, tiles, *scaled in configs:
         if args.modes and mode not in args.modes.split(","):
             continue
@@ -870,6 +880,11 @@ def main():
     parser.add_argument("--cuda", default="",
                         help="registers,points,threads,tiles for the CUDA kernel (ncu_cuda; "
                              "registers acc+fold: acc with constant folding)")
+    parser.add_argument("--defaults", default="",
+                        help="points,threads,tiles of the CUDA kernel for the cuda stage's checks")
+    parser.add_argument("--configs", default="",
+                        help="the cuda stage's timed configs, mode,points,threads,tiles[,ulp] "
+                             "separated by ';' (default: its list)")
     parser.add_argument("--modes", default="",
                         help="the CUDA kernel's register modes to check and time (cuda stage; "
                              "default all)")
