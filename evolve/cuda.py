@@ -67,10 +67,10 @@ CUDA_OPS: dict[str, str] = {
     "tanh": "tanhf(a)",
 }
 
-POINTS_PER_THREAD = 4  # E: points of every register a thread holds
-THREADS = 256  # threads a block: a block's tile is THREADS * E points
+POINTS_PER_THREAD = 8  # E: points of every register a thread holds
+THREADS = 128  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
-TILES_PER_BLOCK = 32  # tiles of THREADS * E points a block runs in turn
+TILES_PER_BLOCK = 16  # tiles of THREADS * E points a block runs in turn
 FOLD = True  # "acc": run only what depends on an input and reaches the output (cuda_plan.plan)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
@@ -301,16 +301,19 @@ def acc_fits(n_registers: int, threads: int, points: int) -> bool:
 
 
 def fitted(n_registers: int, points: int, threads: int, registers: str,
-           length: int = 0) -> tuple[str, int]:
-    """(registers, threads) to run with: "acc" with smaller blocks (down to 128 threads)
-    where its byte offsets cannot reach every register, "smem" where that does not help
-    or the programs are longer than ``cuda_plan.MAX_LENGTH``."""
-    while registers == "acc" and threads > 128 and not acc_fits(n_registers, threads, points):
-        threads //= 2
-    if registers == "acc" and (not acc_fits(n_registers, threads, points)
-                               or length > cuda_plan.MAX_LENGTH):
-        registers = "smem"
-    return registers, threads
+           length: int = 0) -> tuple[str, int, int]:
+    """(registers, points, threads) to run with: "acc" with smaller blocks (down to 64
+    threads) where its byte offsets cannot reach every register, "smem" with 4 points a
+    thread (its fastest on the H200) and the threads asked where that does not help or the
+    programs are longer than ``cuda_plan.MAX_LENGTH``."""
+    if registers != "acc":
+        return registers, points, threads
+    fewer = threads
+    while fewer > 64 and not acc_fits(n_registers, fewer, points):
+        fewer //= 2
+    if acc_fits(n_registers, fewer, points) and length <= cuda_plan.MAX_LENGTH:
+        return registers, points, fewer
+    return "smem", min(points, 4), threads
 
 
 def nvcc() -> str | None:
@@ -380,7 +383,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     points, threads = points or POINTS_PER_THREAD, threads or THREADS
     tiles = tiles or TILES_PER_BLOCK
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    registers, threads = fitted(n_registers, points, threads, registers or REGISTERS,
+    registers, points, threads = fitted(n_registers, points, threads, registers or REGISTERS,
                                 op.shape[1])
     name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))

@@ -29,7 +29,7 @@ def test_acc_source_jumps_to_a_case_for_each_variant():
 
 def test_acc_runs_ops_without_ptx_in_cpp():
     ops = tuple(sorted(OPCODE[n] for n in ("add", "min", "sin")))
-    src = cuda.source(ops, 8, registers="acc")
+    src = cuda.source(ops, 8, points=4, threads=256, registers="acc")
     assert "if (pend) {" in src and "ev_min(a, b)" in src and "sinf(a)" in src
     base, _ = cuda_plan.layout(list(ops))
     # min's variant 1 (store) hands C++ its op and the store bit
@@ -41,14 +41,19 @@ def test_the_default_falls_back_to_smaller_blocks_then_smem():
     assert not cuda.acc_fits(31, 128, 4)  # past the 30 register bits of init
     assert not cuda.acc_fits(16, 256, 4)  # c's byte offset past 16 bits
     assert not cuda.acc_fits(8, 128, 2)  # points in fours
-    assert cuda.fitted(8, 4, 256, "acc") == ("acc", 256)
-    assert cuda.fitted(16, 4, 256, "acc") == ("acc", 128)  # 16 x 128 x 16 bytes fit
-    assert cuda.fitted(30, 4, 256, "acc") == ("acc", 128)
-    assert cuda.fitted(31, 4, 256, "acc") == ("smem", 128)
-    assert cuda.fitted(40, 4, 256, "smem") == ("smem", 256)  # other modes as asked
+    assert cuda.fitted(8, 4, 256, "acc") == ("acc", 4, 256)
+    assert cuda.fitted(16, 4, 256, "acc") == ("acc", 4, 128)  # 16 x 128 x 16 bytes fit
+    assert cuda.fitted(30, 4, 256, "acc") == ("acc", 4, 128)
+    assert cuda.fitted(31, 4, 256, "acc") == ("smem", 4, 256)
+    assert cuda.fitted(40, 8, 256, "smem") == ("smem", 8, 256)  # other modes as asked
+    # the default, 8 points a thread: 64 threads reach 30 registers
+    assert cuda.fitted(8, 8, 128, "acc") == ("acc", 8, 128)
+    assert cuda.fitted(16, 8, 128, "acc") == ("acc", 8, 64)
+    assert cuda.fitted(30, 8, 128, "acc") == ("acc", 8, 64)
+    assert cuda.fitted(31, 8, 128, "acc") == ("smem", 4, 128)
     # programs too long for the table's 16-bit offsets
-    assert cuda.fitted(8, 4, 256, "acc", cuda_plan.MAX_LENGTH) == ("acc", 256)
-    assert cuda.fitted(8, 4, 256, "acc", cuda_plan.MAX_LENGTH + 1) == ("smem", 256)
+    assert cuda.fitted(8, 4, 256, "acc", cuda_plan.MAX_LENGTH) == ("acc", 4, 256)
+    assert cuda.fitted(8, 8, 128, "acc", cuda_plan.MAX_LENGTH + 1) == ("smem", 4, 128)
     assert (3 * cuda_plan.MAX_LENGTH - 1) * 4 <= 0xFFFF < (3 * cuda_plan.MAX_LENGTH + 2) * 4
 
 
@@ -80,9 +85,11 @@ def test_the_mask_is_skipped_where_its_prefix_of_ones_covers_a_tile():
     assert prefix([1, 0, 1]) == 0 and prefix([0, 0]) == 0 and prefix(np.ones((2, 4))) == 8
     src = cuda.source(ARITH, 8, registers="acc")
     assert "if (base + THREADS * E <= dense_end) {" in src and ".Arg<ffi::Buffer<ffi::S64>>()" in src
-    # 40 registers at most (6 blocks of 256 threads an SM) where no op calls into C++
-    assert "__launch_bounds__(THREADS, 6)" in src
-    everything = cuda.source(tuple(range(len(OPS))), 8, registers="acc")
+    # 4 points a thread: 40 registers at most (6 blocks of 256 threads an SM) where no op
+    # calls into C++; the default 8 points a thread takes what ptxas gives (48, no spills)
+    four = cuda.source(ARITH, 8, points=4, threads=256, registers="acc")
+    assert "__launch_bounds__(THREADS, 6)" in four and "__launch_bounds__(THREADS)" in src
+    everything = cuda.source(tuple(range(len(OPS))), 8, points=4, threads=256, registers="acc")
     assert "__launch_bounds__(THREADS)" in everything
 
 
