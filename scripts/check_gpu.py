@@ -651,13 +651,15 @@ def stage_cuda(args):
     # 8/128/8 2315 to 2342, 4/128/16 2243 to 2251, 8/64/8 2281 to 2284
     # acc+fold (docs/h200/cuda_acc_skip.jsonl): 4/256/8 6221, 4/256/32 6729, 4/128/8 6196,
     # 8/128/8 5419; acc 4/256/8 2043, 4/128/8 1981, 8/128/8 2044; with the dense error code
-    # (cuda_acc_dense*.jsonl) acc+fold 4/256/32 8216 to 8244, acc 4/256/32 2175; the
+    # (cuda_acc_dense*.jsonl) acc+fold 4/256/32 8216 to 8244, acc 4/256/32 2175; with
+    # tiles skipping a scale of 1 (cuda_acc_unit, _e8, _default.jsonl) acc+fold 4/256/32
+    # 8533, 8/128/8 10923, 8/128/16 11476 to 11688, 8/128/32 11217, 8/64/8 10615,
+    # 12/128/8 9928, 16/64/8 8922; acc 8/128/16 2243, 8/128/8 2434 to 2443; the
     # defaults first; "ulp": the targets' ULP as the scale (max_ulp problems), else none
     # (a scale of 1, as for rmse: those tiles load no scale)
-    configs = [("acc+fold", 4, 256, 32), ("acc+fold", 4, 256, 32, "ulp"), ("acc", 4, 256, 32),
-               ("acc", 4, 256, 32, "ulp"), ("acc", 4, 256, 8),
-               ("acc+fold", 4, 256, 8), ("smem", 4, 128, 8), ("acc", 4, 128, 8),
-               ("acc", 8, 128, 8), ("acc+fold", 4, 128, 8), ("acc+fold", 8, 128, 8)]
+    configs = [("acc+fold", 8, 128, 16), ("acc+fold", 8, 128, 16, "ulp"), ("acc", 8, 128, 16),
+               ("acc", 8, 128, 16, "ulp"), ("acc", 8, 128, 8), ("acc+fold", 8, 128, 8),
+               ("acc+fold", 4, 256, 32), ("smem", 4, 128, 8), ("acc+fold", 8, 64, 8)]
     ulp_scale = 1.0 / ulp32(yb)
     if args.configs:  # "mode,points,threads,tiles[,ulp];..." in place of the list above
         configs = [tuple(int(v) if v.isdigit() else v for v in c.split(","))
