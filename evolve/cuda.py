@@ -43,7 +43,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from evolve import cuda_acc, cuda_modes, cuda_plan
+from evolve import cuda_acc, cuda_modes, cuda_plan, kernels
 from evolve.ffibuild import build_library, operands
 from evolve.ops import CONST, OPS
 
@@ -395,5 +395,5 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
                                      threads * points * 4, FOLD), point_facts(mask, scale)]
         shapes.append(jax.ShapeDtypeStruct((op.shape[0], 3 * op.shape[1] + 1), jnp.float32))
     stats = jax.ffi.ffi_call(name, shapes)(*data)[0]
-    return jnp.stack([jnp.max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),
+    return jnp.stack([kernels.nan_max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),
                       jnp.sum(stats[..., 2], axis=1)], axis=1)

@@ -129,7 +129,7 @@ def _program_errors(prog, xt, y, scale, mask, n_registers):
         err = jnp.where(jnp.isnan(err), jnp.inf, err)
         err = jnp.where(m_i, err, 0.0)
         mx_s, mx, sq = carry
-        return (jnp.maximum(mx_s, jnp.max(err * s_i)), jnp.maximum(mx, jnp.max(err)),
+        return (jnp.maximum(mx_s, kernels.nan_max(err * s_i)), jnp.maximum(mx, jnp.max(err)),
                 sq + jnp.sum(err * err)), None
 
     zero = jnp.zeros((), jnp.float64)

@@ -256,12 +256,21 @@ def _outputs_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, **kw):
     out_ref[...] = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw)
 
 
+def nan_max(a, axis=None):
+    """The max of ``a``, NaN where any element is NaN. XLA's CPU reduction can drop a NaN
+    (``jnp.max`` of 5,120 ones after a NaN gives 1.0), which made the reference path give
+    inf where the other backends gave NaN for an infinite error at a zero scale."""
+    nan = jnp.max(jnp.isnan(a).astype(jnp.float32), axis=axis) > 0
+    return jnp.where(nan, jnp.nan, jnp.max(a, axis=axis))
+
+
 def _tile_stats(out, y, s, m):
-    """(max |out-y|*s, max |out-y|, sum (out-y)^2) over a tile, in float64."""
+    """(max |out-y|*s, max |out-y|, sum (out-y)^2) over a tile, in float64. Only the
+    scaled error can be NaN (an infinite error at a zero scale); its max is then NaN."""
     err = jnp.abs(out.astype(jnp.float64) - y)
     err = jnp.where(jnp.isnan(err), jnp.inf, err)
     err = jnp.where(m != 0, err, 0.0)
-    return jnp.max(err * s), jnp.max(err), jnp.sum(err * err)
+    return nan_max(err * s), jnp.max(err), jnp.sum(err * err)
 
 
 def _errors_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, per_block, **kw):
@@ -389,7 +398,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
         out_shape=[stat] * 3,
         interpret=interpret, compiler_params=_params(num_warps, interpret),
         name="evolve_errors")(*operands)
-    out = jnp.stack([jnp.max(mx_s, axis=1), jnp.max(mx, axis=1), jnp.sum(sq, axis=1)], axis=1)
+    out = jnp.stack([nan_max(mx_s, axis=1), jnp.max(mx, axis=1), jnp.sum(sq, axis=1)], axis=1)
     return out[:P0]
 
 

@@ -123,6 +123,26 @@ def test_division_by_zero_and_overflow_are_values():
     assert np.isinf(err["max_abs"]).all()  # NaN and Inf count as the worst error
 
 
+@pytest.mark.parametrize("backend", ["lax", "pallas", "native"])
+def test_an_infinite_error_at_a_zero_scale_makes_the_scaled_max_nan(backend):
+    # r1 = x / r2 (never written, zero): inf at x != 0, NaN at 0 (an infinite error). The
+    # NaN point is the first of 5,120: XLA's CPU max over that many dropped it (inf then)
+    from evolve import native
+
+    if backend == "native" and not native.available():
+        pytest.skip("no C++ compiler here")
+    prog = Program((Instruction(OPCODE["div"], 1, (0, 2)),), 1)
+    x = np.linspace(0, 1, 5120, dtype=np.float32)
+    scale = np.ones(5120)
+    scale[0] = 0.0  # inf * 0 at x = 0
+    ev = Evaluator(n_registers=3, n_inputs=1, backend=backend, ops=("div",))
+    err = ev.errors(to_arrays([prog, prog]), x, np.zeros(5120), scale)
+    assert np.isnan(err["max_scaled"]).all() and np.isinf(err["max_abs"]).all()
+    # with no zero scale, the same errors are infinite, not NaN
+    err = ev.errors(to_arrays([prog]), x, np.zeros(5120))
+    assert np.isinf(err["max_scaled"]).all()
+
+
 def test_errors_match_reference(ev32, points):
     rng = np.random.default_rng(5)
     programs = [random_program(rng, EXACT, 8) for _ in range(9)]
