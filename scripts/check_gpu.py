@@ -594,8 +594,10 @@ def stage_cuda(args):
     rng = np.random.default_rng(4)
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
-    # a scale other than 1 (zeros among it: an infinite error there is NaN) and none
-    scale = rng.uniform(0.5, 2.0, len(y))
+    # no scale, a positive one (as a ULP scale is), and one with zeros (an infinite error
+    # there is NaN)
+    positive = rng.uniform(0.5, 2.0, len(y))
+    scale = positive.copy()
     scale[::97] = 0.0
     all_ops = [o for o in range(len(OPS)) if o != CONST]
     default = current_mode()  # put back after
@@ -610,7 +612,7 @@ def stage_cuda(args):
         use_mode(mode)
         batch = with_empty_programs(bench_batch(200, 32, ops, seed=3))
         names = tuple(sorted({OPS[o].name for o in ops} | {"const"}))
-        for s, scaled in ((None, ""), (scale, "_scaled")):
+        for s, scaled in ((None, ""), (positive, "_positive"), (scale, "_scaled")):
             t0 = time.perf_counter()
             a = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names).errors(
                 batch, x, y, s)
