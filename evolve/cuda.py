@@ -364,21 +364,17 @@ def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
 
 
 def point_facts(mask, scale) -> jax.Array:
-    """[3] int64 the kernel reads once a block: n where the mask is ones at points
+    """[2] int64 the kernel reads once a block: n where the mask is ones at points
     0 .. n - 1 and zeros after (a batch's points padded to whole tiles), else 0, so that
-    tiles below n skip the mask; the same n where the scale is also 1 at every point of
-    the mask (no scale given), else 0, so that those tiles skip the scale too (the scaled
-    max is then the max); and the same n where the scale is finite and positive at every
-    point of the mask (a ULP scale), else 0, so that an infinite error's scaled error is
-    infinite there and those tiles can leave a NaN error to the sum."""
+    tiles below n skip the mask; and the same n where the scale is also 1 at every point
+    of the mask (no scale given), else 0, so that those tiles skip the scale too: the
+    scaled max is then the max."""
     m = jnp.asarray(mask).reshape(-1).astype(bool)
-    s = jnp.asarray(scale).reshape(-1)
     n = jnp.sum(m, dtype=jnp.int64)
     prefix = jnp.all(m == (jnp.arange(m.size, dtype=jnp.int64) < n))
-    unit = jnp.all((s == 1.0) | ~m)
-    positive = jnp.all((jnp.isfinite(s) & (s > 0)) | ~m)
+    unit = jnp.all((jnp.asarray(scale).reshape(-1) == 1.0) | ~m)
     dense = jnp.where(prefix, n, 0)
-    return jnp.stack([dense, jnp.where(unit, dense, 0), jnp.where(positive, dense, 0)])
+    return jnp.stack([dense, jnp.where(unit, dense, 0)])
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,

@@ -244,9 +244,8 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
     const unsigned s_base = (unsigned)__cvta_generic_to_shared(s_thread);  // for PTX
     const unsigned k_base = (unsigned)__cvta_generic_to_shared(s_konst);
     const unsigned need = (unsigned)init[p0 + blockIdx.y];  // registers to set, OUT_ bits
-    // cuda.point_facts: tiles ending by dense_end need no mask, by unit_end no scale, by
-    // positive_end no NaN rule at each point (a scale finite and positive)
-    const int64_t dense_end = facts[0], unit_end = facts[1], positive_end = facts[2];
+    // cuda.point_facts: tiles ending by dense_end need no mask, by unit_end no scale
+    const int64_t dense_end = facts[0], unit_end = facts[1];
     float acc[E];  // the last result
     #pragma unroll
     for (int e = 0; e < E; ++e) acc[e] = 0.0f;"""
@@ -307,11 +306,10 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
         }"""
     # a tile's errors: the pointers taken once; where the mask is known to hold every
     # point of the tile (facts[0]: the mask is ones up to there, then zeros), no mask and
-    # a NaN flag for the scaled max; no scale at all where it is 1 at every point
-    # (facts[1]: the scaled max is the max, so mxs = mx), and no NaN rule at each point
-    # where it is finite and positive (facts[2]: the tail makes a NaN sum infinite); else
-    # bounds checked only in the last tile, and points masked out counted as zero (max
-    # and sum start at zero) by selects
+    # a NaN flag for the scaled max, or no scale at all where it is 1 at every point
+    # (facts[1]: the scaled max is the max, so mxs = mx); else bounds checked only in the
+    # last tile, and points masked out counted as zero (max and sum start at zero) by
+    # selects
     p["errors"] = """        const double* const yb = y + j0;
         const double* const sb = scale + j0;
         const int32_t* const mb = mask + j0;
@@ -330,15 +328,6 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
                 const double d = fabs((double)out[e] - yb[e * PSTEP]);
                 mx = d > mx ? d : mx;
                 sq += d * d;  // NaN only from a NaN error (no inf - inf): tail makes both inf
-            }
-        } else if (base + THREADS * E <= positive_end) {  // real, in, scale finite > 0
-            #pragma unroll
-            for (int e = 0; e < E; ++e) {  // as above; a NaN error's scaled error is skipped
-                const double d = fabs((double)out[e] - yb[e * PSTEP]);
-                const double es = d * sb[e * PSTEP];
-                mxs = es > mxs ? es : mxs;
-                mx = d > mx ? d : mx;
-                sq += d * d;
             }
         } else if (base + THREADS * E <= dense_end) {  // every point real and in the mask
             bool scaled_nan = false;  // an infinite error at a zero scale: the max is NaN
@@ -360,12 +349,12 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
             for (int e = 0; e < E; ++e)
                 if (j0 + e * PSTEP < n_points) point(e);
         }"""
-    # after the tiles: a NaN error left to the sum (nothing else makes the sum NaN) is
-    # infinite, as the errors code makes it, and so is its scaled error (such tiles run
-    # only where the scale is finite and positive at every point); with scale 1 the
-    # scaled max is the max
-    p["tail"] = """    if (isnan(sq)) { mx = (double)INFINITY; sq = (double)INFINITY; mxs = (double)INFINITY; }
-    if (unit_end > 0) mxs = mx;
+    # after the tiles: with scale 1 the scaled max is the max, and a NaN error (the sum is
+    # NaN then, as nothing else makes it so) is infinite, as the errors code makes it
+    p["tail"] = """    if (unit_end > 0) {
+        if (isnan(sq)) { mx = (double)INFINITY; sq = (double)INFINITY; }
+        mxs = mx;
+    }
 """
     p["params"] = ("const int32_t* __restrict__ words, const int32_t* __restrict__ init,\n"
                    "        const int64_t* __restrict__ facts, const float* __restrict__ konst, ")
@@ -375,7 +364,7 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
                            "        ffi::Buffer<ffi::S64> facts, ")
     p["results"] = ", ffi::ResultBuffer<ffi::F32> konst"
     p["pre_launch"] = """    if (konst->element_count() != P * (3 * L + 1) || words.element_count() != P * (L + 1) * 4
-        || facts.element_count() != 3)
+        || facts.element_count() != 2)
         return ffi::Error::InvalidArgument("words, facts or konst have the wrong shape");
     if (P > 0)  // the constants, a thread a program
         evolve_fold<<<(unsigned)((P + 127) / 128), 128, 0, stream>>>(
