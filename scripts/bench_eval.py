@@ -16,7 +16,9 @@ For each case (P programs, at most L instructions each, N points):
 - ours: ``Evaluator.errors`` (fused: outputs and error reduction) and ``Evaluator.outputs``
   (the P x N values; skipped past 1 GB of output), on JAX's default devices: on a GPU
   machine the GPU kernel (run it there with ``--baselines none``). The compile time (first
-  call less a steady call) is its own line. ``roofline_fp32`` is our figure as a fraction
+  call less a steady call) is its own line. ``--backends pallas,cuda`` times the
+  Evaluator under each backend named, side by side as engines of their own (each line
+  says its ``backend``; without baselines the first backend is the others'). ``roofline_fp32`` is our figure as a fraction
   of the device's float32 peak (``evolve.roofline``; None where the peak is not known,
   as on CPUs).
 - DEAP: trees compiled with ``gp.compile`` (not timed) to lambdas applied to the float32
@@ -148,10 +150,11 @@ def gpops(programs, n_points: int, seconds: float) -> float:
 
 
 # -- engines --------------------------------------------------------------------------------
-def ours_runs(programs, x, y, L, budget_s):
-    """Our evaluator's runs: {"errors": (k, run), "outputs": (k, run) unless P x N floats
-    pass OUTPUT_BYTES_CAP}, and the compile time (a first call less a steady one)."""
-    ev = Evaluator(n_registers=N_REGISTERS, n_inputs=1, dtype="float32")
+def ours_runs(programs, x, y, L, budget_s, backend="auto", paths=("errors", "outputs")):
+    """Our evaluator's runs under ``backend``: {"errors": (k, run), "outputs": (k, run)
+    unless P x N floats pass OUTPUT_BYTES_CAP}, of the ``paths`` asked, and the errors
+    path's compile time (a first call less a steady one; None without that path)."""
+    ev = Evaluator(n_registers=N_REGISTERS, n_inputs=1, dtype="float32", backend=backend)
 
     def errors_run(k):
         batch = to_arrays(programs[:k], length=L)
@@ -162,13 +165,16 @@ def ours_runs(programs, x, y, L, budget_s):
         return lambda: ev.outputs(batch, x)
 
     pilot = 1000
-    k, run, first, steady = sized(errors_run, programs, pilot, budget_s)
-    runs = {"errors": (k, run)}
+    runs, compile_s = {}, None
+    if "errors" in paths:
+        k, run, first, steady = sized(errors_run, programs, pilot, budget_s)
+        runs["errors"] = (k, run)
+        compile_s = max(first - steady, 0.0)
     cap = min(len(programs), OUTPUT_BYTES_CAP // (4 * len(x)))
-    if cap >= min(len(programs), pilot):
+    if "outputs" in paths and cap >= min(len(programs), pilot):
         k_out, run_out, _, _ = sized(outputs_run, programs[:cap], pilot, budget_s)
         runs["outputs"] = (k_out, run_out)
-    return runs, max(first - steady, 0.0)
+    return runs, compile_s
 
 
 def deap_run(trees, programs, x, budget_s):
@@ -287,8 +293,22 @@ def main(argv=None) -> None:
     parser.add_argument("--baselines", default="deap,operon",
                         help="comma-separated baselines to run beside ours: deap, operon, or "
                         "none (e.g. on a GPU machine, where the CPU peers are not the point)")
+    parser.add_argument("--backends", default="auto",
+                        help="comma-separated Evaluator backends to time side by side, each "
+                        "its own engine (auto, lax, pallas, cuda, native; default auto); "
+                        "without baselines, the first is the others' baseline")
+    parser.add_argument("--paths", default="errors,outputs",
+                        help="our paths to time: errors, outputs or both (default both)")
     args = parser.parse_args(argv)
     wanted = set() if args.baselines == "none" else set(args.baselines.split(","))
+    backends = args.backends.split(",")
+    paths = [p for p in ("errors", "outputs") if p in args.paths.split(",")]
+    unknown = (set(args.paths.split(",")) - {"errors", "outputs"}) | (
+        set(backends) - {"auto", "lax", "pallas", "cuda", "native"})
+    if unknown or not paths or len(set(backends)) != len(backends):
+        parser.error(f"--paths takes errors and outputs, --backends distinct names among "
+                     f"auto, lax, pallas, cuda, native; got {args.paths!r} and "
+                     f"{args.backends!r}")
     cases = args.cases or (QUICK_CASES if args.quick else ALL_CASES)
 
     dev = jax.devices()[0]
@@ -303,7 +323,11 @@ def main(argv=None) -> None:
                 "mean_tree_nodes": float(np.mean([len(t) for t in trees])),
                 "device": device, "loadavg_1m": os.getloadavg()[0]}
 
-        runs, compile_s = ours_runs(programs, x, y, L, args.max_seconds)
+        runs, compiles = {}, {}  # runs keyed (backend, path) for ours, name for baselines
+        for backend in backends:
+            ours, compiles[backend] = ours_runs(programs, x, y, L, args.max_seconds,
+                                                backend, paths)
+            runs.update({(backend, path): r for path, r in ours.items()})
         extra = {}
         if "deap" in wanted:
             runs["deap"] = deap_run(trees, programs, x, args.max_seconds)
@@ -318,24 +342,36 @@ def main(argv=None) -> None:
         value = {n: gpops(programs[:runs[n][0]], N, statistics.median(t))
                  for n, t in times.items()}
         best = {n: gpops(programs[:runs[n][0]], N, min(t)) for n, t in times.items()}
-        rounds = len(times["errors"])
-        emit({**base, "path": "errors", "programs_measured": min(P, 1000)},
-             "compile_time", compile_s, "s")
-        paths = [p for p in ("errors", "outputs") if p in runs]
-        for name in [b for b in ("deap", "operon") if b in wanted] or [None]:
+        rounds = len(next(iter(times.values())))
+        for backend in backends:
+            if compiles[backend] is not None:
+                emit({**base, "path": "errors", "backend": backend,
+                      "programs_measured": min(P, 1000)}, "compile_time", compiles[backend], "s")
             for path in paths:
-                case = {**base, "path": path, "programs_measured_ours": runs[path][0],
-                        "rounds": rounds, "best_of_rounds": best[path],
-                        "roofline_fp32": fp32_fraction(value[path], dev.device_kind)}
-                if name:
-                    case.update(programs_measured=runs[name][0], **extra[name],
-                                baseline_best_of_rounds=best[name],
-                                ratio_best_of_rounds=best[path] / best[name])
-                emit(case, "gpops", value[path], "GPops/s", name,
-                     value[name] if name else None)
-        if "outputs" not in runs:
-            print(f"note: P={P} N={N}: outputs path skipped (P x N floats exceed "
-                  f"{OUTPUT_BYTES_CAP >> 20} MiB)", file=sys.stderr)
+                ours = (backend, path)
+                if ours not in runs:
+                    continue
+                case = {**base, "path": path, "backend": backend,
+                        "programs_measured_ours": runs[ours][0], "rounds": rounds,
+                        "best_of_rounds": best[ours],
+                        "roofline_fp32": fp32_fraction(value[ours], dev.device_kind)}
+                # the baselines; else the first backend is the others'
+                names = [b for b in ("deap", "operon") if b in wanted]
+                if not names and backend != backends[0] and (backends[0], path) in runs:
+                    names = [(backends[0], path)]
+                for name in names or [None]:
+                    line = dict(case)
+                    label = name
+                    if name:
+                        label = name if isinstance(name, str) else f"evolve:{name[0]}"
+                        line.update(programs_measured=runs[name][0],
+                                    **extra.get(name, {}), baseline_best_of_rounds=best[name],
+                                    ratio_best_of_rounds=best[ours] / best[name])
+                    emit(line, "gpops", value[ours], "GPops/s", label,
+                         value[name] if name else None)
+            if "outputs" in paths and (backend, "outputs") not in runs:
+                print(f"note: P={P} N={N}: outputs path skipped (P x N floats exceed "
+                      f"{OUTPUT_BYTES_CAP >> 20} MiB)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -774,6 +774,80 @@ def stage_cuda_split(args):
     emit(stage="cuda_split", part="plan", P=P, L=L, seconds=steady, compile_s=first - steady)
 
 
+def tree_batch(P, L):
+    """scripts/bench_eval.py's workload (DEAP trees over add, sub, mul, div, sin, cos,
+    exp, log) as a batch, where DEAP is installed; else None."""
+    try:
+        import bench_eval
+    except ImportError:
+        return None
+    _, programs = bench_eval.workload(P, L, 0)
+    return to_arrays(programs, length=L)
+
+
+def stage_cuda_trees(args):
+    """The CUDA kernel against the Pallas kernel on the transcendental op set (add, sub,
+    mul, div, sin, cos, exp, log): the agreement of their errors, then both timed on
+    bench_eval's trees and on check_gpu's random programs, for the CUDA configs in
+    ``--configs`` (default: a few) and Pallas's default."""
+    from evolve import cuda
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_eval
+    names = ("add", "sub", "mul", "div", "sin", "cos", "exp", "log")
+    P, L = (32, 32) if SMALL else (10000, 32)
+    sizes = (4096,) if SMALL else (100000, 1 << 20)
+    configs = [("acc+fold", 8, 128, 16), ("acc+fold", 4, 256, 32), ("acc", 8, 128, 16),
+               ("smem", 4, 128, 8), ("smem", 4, 256, 8)]
+    if args.configs:
+        configs = [tuple(int(v) if v.isdigit() else v for v in c.split(","))
+                   for c in args.configs.split(";")]
+    workloads = {"random": bench_batch(P, L, BENCH_OPS)}
+    trees = tree_batch(P, L)
+    if trees is not None:
+        workloads["trees"] = trees
+    else:
+        emit(stage="cuda_trees", note="no DEAP: bench_eval's trees skipped")
+    dev = jax.devices()[0]
+    saved = (current_mode(), cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK)
+    for N in sizes:
+        x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
+        y = np.cos(x.astype(np.float64))
+        for label, batch in workloads.items():
+            work = int(batch.length.sum()) * N
+            pallas = Evaluator(n_registers=R, n_inputs=1, backend="pallas", ops=names)
+            want = pallas.errors(batch, x, y)
+            first, steady = timed(device_call(pallas, batch, x, y), min_s=0.5, max_reps=5)
+            emit(bench="trees_errors", backend="pallas", workload=label,
+                 case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
+                       "device": dev.device_kind}, metric="gpops", value=work / steady / 1e9,
+                 unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0))
+            for mode, points, threads, tiles in configs:
+                if time.time() - T_START > args.deadline:
+                    emit(stage="cuda_trees", config=[mode, points, threads, tiles],
+                         skipped="deadline")
+                    continue
+                use_mode(mode)
+                cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = points, threads, tiles
+                try:
+                    ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
+                    got = ev.errors(batch, x, y)
+                    first, steady = timed(device_call(ev, batch, x, y), min_s=0.5, max_reps=5)
+                except Exception as e:
+                    emit(stage="cuda_trees", config=[mode, points, threads, tiles],
+                         error=f"{type(e).__name__}: {str(e)[:1500]}")
+                    continue
+                equal = {k: int(((got[k] == want[k]) | (np.isnan(got[k]) & np.isnan(want[k]))).sum())
+                         for k in ("max_abs", "max_scaled")}
+                emit(bench="trees_errors", backend="cuda", workload=label,
+                     config=[mode, points, threads, tiles],
+                     case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
+                           "device": dev.device_kind}, metric="gpops", value=work / steady / 1e9,
+                     unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0),
+                     equal_to_pallas=equal, of=P)
+    use_mode(saved[0])
+    cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = saved[1:]
+
+
 def stage_ncu_cuda(args):
     """A few launches of the CUDA kernel (module defaults) for Nsight Compute."""
     from evolve import cuda
@@ -921,7 +995,7 @@ def main():
               "lax": stage_lax, "arith": stage_arith, "multi": stage_multi,
               "verify": stage_verify, "ncu": stage_ncu,
               "cuda": stage_cuda, "cuda_ops": stage_cuda_ops, "ncu_cuda": stage_ncu_cuda,
-              "cuda_split": stage_cuda_split}
+              "cuda_split": stage_cuda_split, "cuda_trees": stage_cuda_trees}
     for name in args.stages.split(","):
         t0 = time.time()
         try:

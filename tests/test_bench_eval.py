@@ -3,6 +3,7 @@
 import json
 
 import bench_eval  # scripts/ is on sys.path (conftest)
+import pytest
 
 
 def test_rounds_turn_the_order_and_stop_at_the_budget():
@@ -29,3 +30,24 @@ def test_lines_follow_the_benchmark_convention(capsys):
         assert line["case"]["rounds"] >= 3 and line["case"]["programs_measured"] == 20
         assert line["case"]["ratio_best_of_rounds"] > 0
         assert "roofline_fp32" in line["case"]  # None here: a CPU has no peak in the table
+
+
+def test_backends_run_side_by_side_and_the_first_is_the_baseline(capsys):
+    bench_eval.main(["--cases", "16,8,500", "--max-seconds", "0.2", "--baselines", "none",
+                     "--backends", "native,lax", "--paths", "errors"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    gp = {line["case"]["backend"]: line for line in lines if line["metric"] == "gpops"}
+    assert set(gp) == {"native", "lax"}
+    assert {line["case"]["path"] for line in gp.values()} == {"errors"}
+    assert gp["native"]["baseline"] is None
+    assert gp["lax"]["baseline"] == "evolve:native"
+    assert gp["lax"]["ratio"] == gp["lax"]["value"] / gp["native"]["value"]
+    compiles = [line for line in lines if line["metric"] == "compile_time"]
+    assert {line["case"]["backend"] for line in compiles} == {"native", "lax"}
+
+
+def test_unknown_backends_or_paths_are_refused(capsys):
+    for argv in (["--backends", "gpu"], ["--paths", "value"], ["--backends", "lax,lax"]):
+        with pytest.raises(SystemExit):
+            bench_eval.main(argv)
+    assert "--backends" in capsys.readouterr().err
