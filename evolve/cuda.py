@@ -72,6 +72,14 @@ THREADS = 128  # threads a block: a block's tile is THREADS * E points
 REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
 TILES_PER_BLOCK = 16  # tiles of THREADS * E points a block runs in turn
 FOLD = True  # "acc": run only what depends on an input and reaches the output (cuda_plan.plan)
+# Op sets with an op computed in C++ (libm's sin, cos, exp, log and the like; min, max)
+# run with these in place of the three above: on bench_eval's trees (add, sub, mul, div,
+# sin, cos, exp, log) on an H200, 4 / 256 / 32 gave 1,430 GPops/s at N = 1e5 and 1,699 at
+# 2^20, against 633 and 1,445 for 8 / 128 / 16 and 876 and 921 for the Pallas kernel
+# (docs/h200/cuda_trees.jsonl)
+LIBM_POINTS_PER_THREAD = 4
+LIBM_THREADS = 256
+LIBM_TILES_PER_BLOCK = 32
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -294,6 +302,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
     return _PRELUDE + kernel
 
 
+def shape(opset: tuple[int, ...]) -> tuple[int, int, int]:
+    """(points a thread, threads a block, tiles a block) by default for this op set:
+    ``POINTS_PER_THREAD``, ``THREADS`` and ``TILES_PER_BLOCK`` where the "acc" kernel
+    computes every op in PTX, the ``LIBM_`` ones where some op runs in C++."""
+    if all(cuda_acc.in_ptx(o) for o in opset):
+        return POINTS_PER_THREAD, THREADS, TILES_PER_BLOCK
+    return LIBM_POINTS_PER_THREAD, LIBM_THREADS, LIBM_TILES_PER_BLOCK
+
+
 def acc_fits(n_registers: int, threads: int, points: int) -> bool:
     """Whether registers="acc" can address this register file (``source`` says why not)."""
     return (n_registers <= cuda_plan.MAX_REGISTERS and points % 4 == 0
@@ -379,10 +396,11 @@ def point_facts(mask, scale) -> jax.Array:
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
            opset=None, points=None, threads=None, registers=None, tiles=None, **_ignored):
-    """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program."""
-    points, threads = points or POINTS_PER_THREAD, threads or THREADS
-    tiles = tiles or TILES_PER_BLOCK
+    """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program. Points a
+    thread, threads and tiles a block not given are the op set's (``shape``)."""
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
+    default = shape(opset)
+    points, threads, tiles = points or default[0], threads or default[1], tiles or default[2]
     registers, points, threads = fitted(n_registers, points, threads, registers or REGISTERS,
                                 op.shape[1])
     name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)

@@ -796,7 +796,10 @@ def stage_cuda_trees(args):
     names = ("add", "sub", "mul", "div", "sin", "cos", "exp", "log")
     P, L = (32, 32) if SMALL else (10000, 32)
     sizes = (4096,) if SMALL else (100000, 1 << 20)
-    configs = [("acc+fold", 8, 128, 16), ("acc+fold", 4, 256, 32), ("acc", 8, 128, 16),
+    # measured (docs/h200/cuda_trees.jsonl), trees at N = 1e5 and 2^20 (Pallas 876, 921):
+    # acc+fold 8/128/16 633, 1,445; 4/256/32 1,430, 1,699; acc 8/128/16 572, 1,082;
+    # smem 4/128/8 1,386, 1,485; 4/256/8 1,383, 1,479
+    configs = [("acc+fold", 4, 256, 32), ("acc+fold", 8, 128, 16), ("acc", 8, 128, 16),
                ("smem", 4, 128, 8), ("smem", 4, 256, 8)]
     if args.configs:
         configs = [tuple(int(v) if v.isdigit() else v for v in c.split(","))
@@ -808,7 +811,9 @@ def stage_cuda_trees(args):
     else:
         emit(stage="cuda_trees", note="no DEAP: bench_eval's trees skipped")
     dev = jax.devices()[0]
-    saved = (current_mode(), cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK)
+    # the op set has ops in C++: its shape is cuda.shape's LIBM_ one
+    saved = (current_mode(), cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS,
+             cuda.LIBM_TILES_PER_BLOCK)
     for N in sizes:
         x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
         y = np.cos(x.astype(np.float64))
@@ -827,7 +832,8 @@ def stage_cuda_trees(args):
                          skipped="deadline")
                     continue
                 use_mode(mode)
-                cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = points, threads, tiles
+                cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS = points, threads
+                cuda.LIBM_TILES_PER_BLOCK = tiles
                 try:
                     ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
                     got = ev.errors(batch, x, y)
@@ -845,7 +851,7 @@ def stage_cuda_trees(args):
                      unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0),
                      equal_to_pallas=equal, of=P)
     use_mode(saved[0])
-    cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = saved[1:]
+    cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS, cuda.LIBM_TILES_PER_BLOCK = saved[1:]
 
 
 def stage_ncu_cuda(args):
@@ -853,14 +859,22 @@ def stage_ncu_cuda(args):
     from evolve import cuda
 
     P, L, N = (32, 32, 4096) if SMALL else (1000, 32, 1 << 20)
-    batch = bench_batch(P, L, ARITH_OPS)
-    x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
-    ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
-    run = device_call(ev, batch, x, np.exp2(x.astype(np.float64)))
+    if args.ncu_workload == "trees":  # bench_eval's, at its N
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        N = 4096 if SMALL else 100000
+        batch, names = tree_batch(P, L), ("add", "sub", "mul", "div", "sin", "cos", "exp", "log")
+        x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
+        y = np.cos(x.astype(np.float64))
+    else:
+        batch, names = bench_batch(P, L, ARITH_OPS), ARITH_NAMES
+        x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
+        y = np.exp2(x.astype(np.float64))
+    ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
+    run = device_call(ev, batch, x, y)
     for _ in range(3):
         run()
-    emit(stage="ncu_cuda", config=[cuda.REGISTERS, cuda.POINTS_PER_THREAD, cuda.THREADS,
-                                   cuda.TILES_PER_BLOCK],
+    emit(stage="ncu_cuda", workload=args.ncu_workload,
+         config=[cuda.REGISTERS, *cuda.shape(tuple(OPCODE[n] for n in names))],
          instructions=int(batch.length.sum()), points=N)
 
 
@@ -973,6 +987,9 @@ def main():
     parser.add_argument("--modes", default="",
                         help="the CUDA kernel's register modes to check and time (cuda stage; "
                              "default all)")
+    parser.add_argument("--ncu-workload", default="arith", choices=("arith", "trees"),
+                        help="ncu_cuda's programs: issue 6's arithmetic ones, or "
+                             "bench_eval's trees (N = 1e5)")
     parser.add_argument("--choose", action="store_true",
                         help="use the fastest exact division and sweep config in later stages")
     args = parser.parse_args()
@@ -986,7 +1003,9 @@ def main():
 
         mode, *sizes = args.cuda.split(",")
         use_mode(mode)
+        # both shapes: for op sets all in PTX and for those with ops in C++
         cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, sizes)
+        cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS, cuda.LIBM_TILES_PER_BLOCK = map(int, sizes)
     d = jax.devices()
     emit(stage="env", jax=jax.__version__, devices=[x.device_kind for x in d],
          platform=d[0].platform, xla_flags=os.environ.get("XLA_FLAGS"))

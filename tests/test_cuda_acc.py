@@ -57,6 +57,19 @@ def test_the_default_falls_back_to_smaller_blocks_then_smem():
     assert (3 * cuda_plan.MAX_LENGTH - 1) * 4 <= 0xFFFF < (3 * cuda_plan.MAX_LENGTH + 2) * 4
 
 
+def test_op_sets_with_ops_in_cpp_take_their_own_block_shape(monkeypatch):
+    default = (cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK)
+    libm = (cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS, cuda.LIBM_TILES_PER_BLOCK)
+    assert default == (8, 128, 16) and libm == (4, 256, 32)
+    assert cuda.shape(ARITH) == default
+    assert cuda.shape(ARITH + (OPCODE["const"], OPCODE["sqrt"], OPCODE["neg"])) == default
+    for name in ("sin", "exp", "log", "min"):  # computed in C++
+        assert cuda.shape(ARITH + (OPCODE[name],)) == libm
+    assert cuda.shape(tuple(range(len(OPS)))) == libm  # every op
+    monkeypatch.setattr(cuda, "LIBM_THREADS", 128)  # set as check_gpu.py sweeps them
+    assert cuda.shape((OPCODE["cos"],)) == (4, 128, 32)
+
+
 def test_the_fold_kernel_computes_constants_with_the_ops_own_code():
     src = cuda.source(ARITH, 8, registers="acc")
     fold = src.split("__global__ void evolve_fold(")[1].split("__global__")[0]
