@@ -199,8 +199,9 @@ class Evaluator:
         if self.backend == "cuda" and (not on_gpu or self.dtype != "float32"):
             raise ValueError("backend='cuda' needs CUDA GPUs and float32; use 'auto'")
         # "cuda": errors by the CUDA kernel (evolve.cuda), outputs by the Pallas kernel.
-        # "auto" takes it on CUDA GPUs where nvcc can build it (1.6x the Pallas kernel's
-        # errors throughput on an H200), unless EVOLVE_GPU_KERNEL=pallas.
+        # "auto" takes it on CUDA GPUs where nvcc can build it (on an H200 1.2 to 1.8
+        # times the Pallas kernel's errors throughput on bench_eval's trees, side by side:
+        # README), unless EVOLVE_GPU_KERNEL=pallas.
         self._cuda = self.backend == "cuda" or (
             self.backend == "auto" and on_gpu and self.dtype == "float32"
             and os.environ.get("EVOLVE_GPU_KERNEL", "cuda") == "cuda" and _cuda_available())
