@@ -80,9 +80,6 @@ FOLD = True  # "acc": run only what depends on an input and reaches the output (
 LIBM_POINTS_PER_THREAD = 4
 LIBM_THREADS = 256
 LIBM_TILES_PER_BLOCK = 32
-# "acc": how the ops computed in C++ are called: "inline" (each call site has the op's
-# code) or "call" (one function, not inlined, that every call site calls)
-CPP_OPS = "inline"
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -129,8 +126,8 @@ __device__ __forceinline__ double nan_max(double m, double v) {
 
 
 def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
-           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK,
-           cpp: str = CPP_OPS) -> str:
+           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK
+           ) -> str:
     """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
 
     registers: where a thread keeps its points' registers:
@@ -179,7 +176,7 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
     jumps = registers in ("asm", "asm3")  # PTX jump tables
     in_regs = jumps or registers == "regs"
 
-    p = (cuda_acc.parts(ops, E, threads, CUDA_OPS, cpp) if registers == "acc"
+    p = (cuda_acc.parts(ops, E, threads, CUDA_OPS) if registers == "acc"
          else cuda_modes.parts(registers, ops, R, E, CUDA_OPS))
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
     kernel = f"""
@@ -374,9 +371,9 @@ def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
 
 @lru_cache(maxsize=32)
 def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
-            arch: str, registers: str, tiles: int, cpp: str = CPP_OPS) -> str:
+            arch: str, registers: str, tiles: int) -> str:
     """Build (or find) the library for this op set and size; register its FFI target."""
-    src = source(opset, n_registers, points, threads, registers, tiles, cpp)
+    src = source(opset, n_registers, points, threads, registers, tiles)
     lib = ctypes.cdll.LoadLibrary(str(build(src, arch)))
     name = f"evolve_errors_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="CUDA")
@@ -406,7 +403,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
     points, threads, tiles = points or default[0], threads or default[1], tiles or default[2]
     registers, points, threads = fitted(n_registers, points, threads, registers or REGISTERS,
                                 op.shape[1])
-    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles, CPP_OPS)
+    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)

@@ -54,8 +54,7 @@ def in_ptx(o: int) -> bool:
     return o == CONST or OPS[o].name in PTX_OPS
 
 
-def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str],
-         cpp_call: bool = False) -> str:
+def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     """The body of the instruction loop (CUDA C++ around PTX jump tables), two
     instructions a turn (words ``w`` and ``v``): a ``brx.idx`` on the instruction's case
     to code for that op and variant, which takes each argument from ``acc``, shared memory
@@ -151,13 +150,6 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str],
         f"            case {o + 1}: {{ for (int e = 0; e < E; ++e) {{ const float a = ta[e], "
         f"b = tb[e]; (void)a; (void)b; acc[e] = {cuda_ops[OPS[o].name]}; }} break; }}"
         for o in cpp)
-    compute = f"""            switch (pend >> 1) {{
-{cpp_body}
-                default: break;
-            }}"""
-    if cpp_call:  # one copy of the ops' code, in ev_cpp (parts' "tables")
-        compute = ("            #pragma unroll\n            for (int e = 0; e < E; ++e) "
-                   "acc[e] = ev_cpp(pend >> 1, ta[e], tb[e]);")
     code = ""
     # two instructions a turn, in words w and v, so that loading the next one into the
     # other word (before this one runs: volatile asm keeps the order) needs no copy
@@ -176,7 +168,10 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str],
 """
         if cpp:
             code += f"""        if (pend) {{  // an op computed here
-{compute}
+            switch (pend >> 1) {{
+{cpp_body}
+                default: break;
+            }}
             if (pend & 1u) ST({word}.z, acc);
         }}
 """
@@ -239,28 +234,8 @@ def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
 """
 
 
-def cpp_function(ops: list[int], cuda_ops: dict[str, str]) -> str:
-    """``ev_cpp(case, a, b)``: the ops without PTX, one point, in a function kept out of
-    line, so that the kernel holds one copy of their code (``cpp="call"``)."""
-    cases = "\n".join(f"        case {o + 1}: return {cuda_ops[OPS[o].name]};"
-                      for o in sorted(set(ops)) if not in_ptx(o))
-    return f"""__device__ __noinline__ float ev_cpp(unsigned o, float a, float b) {{
-    (void)a; (void)b;
-    switch (o) {{
-{cases}
-        default: return 0.0f;
-    }}
-}}
-"""
-
-
-def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str],
-          cpp: str = "inline") -> dict[str, str]:
-    """The "acc" mode's parts of ``evolve.cuda.source``'s kernel template, by name.
-    cpp: "inline" or "call", how the ops without PTX are called (``evolve.cuda.CPP_OPS``)."""
-    if cpp not in ("inline", "call"):
-        raise ValueError(f"cpp must be 'inline' or 'call', got {cpp!r}")
-    cpp_call = cpp == "call" and not all(in_ptx(o) for o in ops)
+def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dict[str, str]:
+    """The "acc" mode's parts of ``evolve.cuda.source``'s kernel template, by name."""
     base, _ = layout(ops)
     p = {}
     p["decl"] = """    float* const s_konst = (float*)(s_prog + (L + 1));  // [3 L + 1] the constants
@@ -289,8 +264,6 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str],
             LD(out, outreg * STRIDE);
         }}"""
     p["tables"] = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
-    if cpp_call:
-        p["tables"] += cpp_function(ops, cuda_ops)
     p["kernels"] = fold(ops, cuda_ops)
     # the words (cuda_plan.plan) and the constants (the fold kernel), copied in
     p["pack"] = """    {
@@ -402,7 +375,7 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str],
     p["binds"] = (".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()"
                   ".Arg<ffi::Buffer<ffi::S64>>()")
     p["rets"] = ".Ret<ffi::Buffer<ffi::F32>>()"
-    p["step"] = step(ops, E, threads, cuda_ops, cpp_call)
+    p["step"] = step(ops, E, threads, cuda_ops)
     # 4 points a thread, every op in PTX: at most 40 registers (6 blocks of 256 threads an
     # SM, as shared memory allows for 8 registers); ptxas took 42 for the error code's
     # loads, which cost a block an SM. Ops in C++ (libm calls) would spill under the cap.

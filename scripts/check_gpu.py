@@ -570,27 +570,24 @@ def rates(mode, work, dep_work, kept_work, seconds):
     """GPops/s of a timed call counted three ways: over all the programs' instructions,
     over the input-dependent ones, and over those the kernel runs at every point (for
     "acc+fold" only the input-dependent ones that reach the output; else all)."""
-    ran = kept_work if "+fold" in mode else work
+    ran = kept_work if mode == "acc+fold" else work
     return dict(value=work / seconds / 1e9, input_dependent_gpops=dep_work / seconds / 1e9,
                 executed_gpops=ran / seconds / 1e9)
 
 
 def use_mode(mode):
-    """Set the CUDA kernel's register mode; "acc+fold" is "acc" with constant folding,
-    a "+call" suffix calls the ops without PTX out of line (``cuda.CPP_OPS``)."""
+    """Set the CUDA kernel's register mode; "acc+fold" is "acc" with constant folding."""
     from evolve import cuda
 
-    cuda.REGISTERS, *options = mode.split("+")
-    cuda.FOLD = "fold" in options
-    cuda.CPP_OPS = "call" if "call" in options else "inline"
+    cuda.REGISTERS, _, fold = mode.partition("+")
+    cuda.FOLD = fold == "fold"
 
 
 def current_mode():
     """The CUDA kernel's register mode as ``use_mode`` takes it (to put it back after)."""
     from evolve import cuda
 
-    return (cuda.REGISTERS + ("+fold" if cuda.FOLD else "")
-            + ("+call" if cuda.CPP_OPS == "call" else ""))
+    return cuda.REGISTERS + ("+fold" if cuda.FOLD else "")
 
 
 def stage_cuda(args):

@@ -36,23 +36,6 @@ def test_acc_runs_ops_without_ptx_in_cpp():
     assert f"mov.u32 %{3 * 4}, {(OPCODE['min'] + 1) << 1 | 1};" in src
 
 
-def test_ops_without_ptx_can_share_one_out_of_line_function():
-    ops = tuple(sorted(OPCODE[n] for n in ("add", "min", "sin", "exp")))
-    inline = cuda.source(ops, 8, points=4, threads=256, registers="acc", cpp="inline")
-    call = cuda.source(ops, 8, points=4, threads=256, registers="acc", cpp="call")
-    assert "ev_cpp" not in inline and "switch (pend >> 1)" in inline
-    assert call.count("__noinline__ float ev_cpp(unsigned o, float a, float b)") == 1
-    assert "switch (pend >> 1)" not in call
-    # a call site for each of the two words of a turn; the fold kernel keeps its own code
-    assert call.count("acc[e] = ev_cpp(pend >> 1, ta[e], tb[e]);") == 2
-    assert f"case {OPCODE['sin'] + 1}: return sinf(a);" in call
-    assert f"case {OPCODE['min'] + 1}: return ev_min(a, b);" in call
-    # every op in PTX: nothing to call
-    assert "ev_cpp" not in cuda.source(ARITH, 8, registers="acc", cpp="call")
-    with pytest.raises(ValueError, match="'inline' or 'call'"):
-        cuda.source(ops, 8, registers="acc", cpp="outline")
-
-
 def test_the_default_falls_back_to_smaller_blocks_then_smem():
     assert cuda.REGISTERS == "acc" and cuda.acc_fits(8, 128, 4)
     assert not cuda.acc_fits(31, 128, 4)  # past the 30 register bits of init
