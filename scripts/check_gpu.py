@@ -479,7 +479,9 @@ def stage_arith(args):
 
 def stage_multi(args):
     """The same benchmark through the Evaluator on 1 device and on all (programs sharded);
-    for the CUDA backend, in each register mode of --modes (default: acc+fold, acc)."""
+    for the CUDA backend, in each register mode of --modes (default: acc+fold, acc). On one
+    device, also each half of the programs: the whole batch's time over the slower half's
+    is the most two devices could gain (each runs a half; sharding itself costs nothing)."""
     devs = jax.devices()
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     batch = bench_batch(P, L, ARITH_OPS)
@@ -510,6 +512,13 @@ def stage_multi(args):
                  case={"P": P, "L": L, "N": N}, **config, metric="gpops", value=gp,
                  unit="GPops/s", seconds=steady, speedup=gp / base,
                  roofline_fp32_per_device=fp32_fraction(gp / n, devs[0].device_kind))
+            if n == 1:  # each half of the programs on one device: what two would run
+                halves = [timed(device_call(ev, ProgramBatch(*(a[h] for a in batch)), x, y),
+                                min_s=0.5, max_reps=5)[1]
+                          for h in (slice(0, P // 2), slice(P // 2, P))]
+                emit(bench="multi_gpu", devices=1, backend=args.backend, programs=P // 2,
+                     case={"P": P, "L": L, "N": N}, **config, seconds=halves,
+                     two_device_bound=steady / max(halves))  # if sharding were free
     if args.backend == "cuda":
         use_mode(default)
 
