@@ -887,6 +887,23 @@ def stage_ncu_cuda(args):
          instructions=int(batch.length.sum()), points=N)
 
 
+def stage_cuda_calls(args):
+    """Three errors calls of the default CUDA kernel on issue 6's batch, then three on its
+    first half, for ``ncu --metrics gpu__time_duration.sum --csv``: the time of every
+    kernel of a call (the plan's XLA kernels, the fold kernel, the errors kernel, the
+    reductions), and which of them shrink with the programs."""
+    P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
+    batch = bench_batch(P, L, ARITH_OPS)
+    x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
+    y = np.exp2(x.astype(np.float64))
+    ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
+    for k in (P, P // 2):
+        run = device_call(ev, ProgramBatch(*(a[:k] for a in batch)), x, y)
+        for _ in range(3):
+            run()
+        emit(stage="cuda_calls", programs=k, calls=3, points=N)
+
+
 def stage_div(args):
     """Float32 division variants in the kernel: bits against numpy, and speed; the first
     exact one (else the closest) becomes DIV_F32 for the stages after this one."""
@@ -1023,7 +1040,8 @@ def main():
               "lax": stage_lax, "arith": stage_arith, "multi": stage_multi,
               "verify": stage_verify, "ncu": stage_ncu,
               "cuda": stage_cuda, "cuda_ops": stage_cuda_ops, "ncu_cuda": stage_ncu_cuda,
-              "cuda_split": stage_cuda_split, "cuda_trees": stage_cuda_trees}
+              "cuda_split": stage_cuda_split, "cuda_trees": stage_cuda_trees,
+              "cuda_calls": stage_cuda_calls}
     for name in args.stages.split(","):
         t0 = time.time()
         try:
