@@ -891,7 +891,8 @@ def stage_cuda_calls(args):
     """Three errors calls of the default CUDA kernel on issue 6's batch, then three on its
     first half, for ``ncu --metrics gpu__time_duration.sum --csv``: the time of every
     kernel of a call (the plan's XLA kernels, the fold kernel, the errors kernel, the
-    reductions), and which of them shrink with the programs."""
+    reductions), and which of them shrink with the programs. With ``--trace DIR``, three
+    more calls at each size under ``jax.profiler.trace`` (DIR/P/.../*.trace.json.gz)."""
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     batch = bench_batch(P, L, ARITH_OPS)
     x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
@@ -901,6 +902,10 @@ def stage_cuda_calls(args):
         run = device_call(ev, ProgramBatch(*(a[:k] for a in batch)), x, y)
         for _ in range(3):
             run()
+        if args.trace:  # three more under JAX's profiler: a timeline with the host's side
+            with jax.profiler.trace(f"{args.trace}/{k}"):
+                for _ in range(3):
+                    run()
         emit(stage="cuda_calls", programs=k, calls=3, points=N)
 
 
@@ -1016,6 +1021,8 @@ def main():
     parser.add_argument("--ncu-workload", default="arith", choices=("arith", "trees"),
                         help="ncu_cuda's programs: issue 6's arithmetic ones, or "
                              "bench_eval's trees (N = 1e5)")
+    parser.add_argument("--trace", default="",
+                        help="cuda_calls: a directory for JAX profiler traces of the calls")
     parser.add_argument("--choose", action="store_true",
                         help="use the fastest exact division and sweep config in later stages")
     args = parser.parse_args()
