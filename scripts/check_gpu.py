@@ -798,7 +798,10 @@ def stage_cuda_trees(args):
     """The CUDA kernel against the Pallas kernel on the transcendental op set (add, sub,
     mul, div, sin, cos, exp, log): the agreement of their errors, then both timed on
     bench_eval's trees and on check_gpu's random programs, for the CUDA configs in
-    ``--configs`` (default: a few) and Pallas's default."""
+    ``--configs`` (default: a few) and Pallas's default. ``--registers``: the evaluators'
+    register count (default 8; the programs use at most 8), as symbolic regression
+    problems have n_inputs + 8."""
+    regs = args.registers or R
     from evolve import cuda
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_eval
@@ -828,12 +831,12 @@ def stage_cuda_trees(args):
         y = np.cos(x.astype(np.float64))
         for label, batch in workloads.items():
             work = int(batch.length.sum()) * N
-            pallas = Evaluator(n_registers=R, n_inputs=1, backend="pallas", ops=names)
+            pallas = Evaluator(n_registers=regs, n_inputs=1, backend="pallas", ops=names)
             want = pallas.errors(batch, x, y)
             first, steady = timed(device_call(pallas, batch, x, y), min_s=0.5, max_reps=5)
             emit(bench="trees_errors", backend="pallas", workload=label,
                  case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
-                       "device": dev.device_kind}, metric="gpops", value=work / steady / 1e9,
+                       "n_registers": regs, "device": dev.device_kind}, metric="gpops", value=work / steady / 1e9,
                  unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0))
             for mode, points, threads, tiles in configs:
                 if time.time() - T_START > args.deadline:
@@ -844,7 +847,7 @@ def stage_cuda_trees(args):
                 cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS = points, threads
                 cuda.LIBM_TILES_PER_BLOCK = tiles
                 try:
-                    ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
+                    ev = Evaluator(n_registers=regs, n_inputs=1, backend="cuda", ops=names)
                     got = ev.errors(batch, x, y)
                     first, steady = timed(device_call(ev, batch, x, y), min_s=0.5, max_reps=5)
                 except Exception as e:
@@ -856,9 +859,10 @@ def stage_cuda_trees(args):
                 emit(bench="trees_errors", backend="cuda", workload=label,
                      config=[mode, points, threads, tiles],
                      case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
-                           "device": dev.device_kind}, metric="gpops", value=work / steady / 1e9,
+                           "n_registers": regs, "device": dev.device_kind}, metric="gpops", value=work / steady / 1e9,
                      unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0),
-                     equal_to_pallas=equal, of=P)
+                     equal_to_pallas=equal, of=P,
+                     ran=list(cuda.fitted(regs, points, threads, cuda.REGISTERS, L)))
     use_mode(saved[0])
     cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS, cuda.LIBM_TILES_PER_BLOCK = saved[1:]
 
@@ -1021,6 +1025,8 @@ def main():
     parser.add_argument("--ncu-workload", default="arith", choices=("arith", "trees"),
                         help="ncu_cuda's programs: issue 6's arithmetic ones, or "
                              "bench_eval's trees (N = 1e5)")
+    parser.add_argument("--registers", type=int, default=0,
+                        help="cuda_trees: the evaluators' register count (default 8)")
     parser.add_argument("--trace", default="",
                         help="cuda_calls: a directory for JAX profiler traces of the calls")
     parser.add_argument("--choose", action="store_true",
