@@ -18,9 +18,9 @@ For each case (P programs, at most L instructions each, N points):
   machine the GPU kernel (run it there with ``--baselines none``). The compile time (first
   call less a steady call) is its own line. ``--backends pallas,cuda`` times the
   Evaluator under each backend named, side by side as engines of their own (each line
-  says its ``backend``; without baselines the first backend is the others'). ``roofline_fp32`` is our figure as a fraction
-  of the device's float32 peak (``evolve.roofline``; None where the peak is not known,
-  as on CPUs).
+  says its ``backend``; without baselines the first backend is the others').
+  ``roofline_fp32`` is our figure as a fraction of the device's float32 peak
+  (``evolve.roofline``; None where the peak is not known, as on CPUs).
 - DEAP: trees compiled with ``gp.compile`` (not timed) to lambdas applied to the float32
   points, one tree after another on one core, outputs only.
 - Operon: the same trees rebuilt node for node as ``pyoperon.Tree`` (Operon stores them
