@@ -55,6 +55,7 @@ single-core comparisons.
 
     .venv/bin/python scripts/bench_eval.py --quick
     .venv/bin/python scripts/bench_eval.py --cases 1000,32,100000 --max-seconds 120
+    python3 scripts/bench_eval.py --baselines none --backends pallas,cuda --paths errors  # GPU
 """
 
 from __future__ import annotations
