@@ -86,6 +86,17 @@ def mismatches(got, want):
     return int((~same).sum())
 
 
+def equal_counts(a, b, keys):
+    """Programs whose errors ``a[k]`` and ``b[k]`` (dicts of float64 arrays) are equal, NaN
+    counting as equal to NaN, for each key k."""
+    return {k: int(((a[k] == b[k]) | (np.isnan(a[k]) & np.isnan(b[k]))).sum()) for k in keys}
+
+
+def parse_configs(text):
+    """``--configs``: "mode,points,threads,tiles[,ulp];..." as tuples, numbers as ints."""
+    return [tuple(int(v) if v.isdigit() else v for v in c.split(",")) for c in text.split(";")]
+
+
 # -- workloads --------------------------------------------------------------------------
 def random_program(rng, ops, length, n_registers=R, n_inputs=2):
     ins = []
@@ -608,7 +619,9 @@ def stage_cuda(args):
     if args.defaults:  # points,threads,tiles for the checks (and the stages after)
         cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, args.defaults.split(","))
     emit(stage="cuda", nvcc=cuda.nvcc(), available=cuda.available(),
-         defaults=[cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK])
+         defaults=[cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK],
+         libm_defaults=[cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS,
+                        cuda.LIBM_TILES_PER_BLOCK])  # op sets with ops in C++ (cuda.shape)
     rng = np.random.default_rng(4)
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
@@ -637,7 +650,7 @@ def stage_cuda(args):
             a = ours.errors(batch, x, y, s)
             first = time.perf_counter() - t0  # the build, for the first scale
             b = theirs.errors(batch, x, y, s)
-            res = {k: int(((a[k] == b[k]) | (np.isnan(a[k]) & np.isnan(b[k]))).sum()) for k in a}
+            res = equal_counts(a, b, a)
             # NaN in one and inf in the other: an infinite error at a zero scale
             nan_inf = {k: int(((np.isnan(a[k]) & np.isinf(b[k])) | (np.isinf(a[k]) & np.isnan(b[k]))).sum())
                        for k in a}
@@ -682,8 +695,7 @@ def stage_cuda(args):
                ("acc+fold", 4, 256, 32), ("smem", 4, 128, 8), ("acc+fold", 8, 64, 8)]
     ulp_scale = 1.0 / ulp32(yb)
     if args.configs:  # "mode,points,threads,tiles[,ulp];..." in place of the list above
-        configs = [tuple(int(v) if v.isdigit() else v for v in c.split(","))
-                   for c in args.configs.split(";")]
+        configs = parse_configs(args.configs)
     for mode, points, threads, tiles, *scaled in configs:
         if args.modes and mode not in args.modes.split(","):
             continue
@@ -814,8 +826,7 @@ def stage_cuda_trees(args):
     configs = [("acc+fold", 4, 256, 32), ("acc+fold", 8, 128, 16), ("acc", 8, 128, 16),
                ("smem", 4, 128, 8), ("smem", 4, 256, 8)]
     if args.configs:
-        configs = [tuple(int(v) if v.isdigit() else v for v in c.split(","))
-                   for c in args.configs.split(";")]
+        configs = parse_configs(args.configs)
     workloads = {"random": bench_batch(P, L, BENCH_OPS)}
     trees = tree_batch(P, L)
     if trees is not None:
@@ -854,8 +865,7 @@ def stage_cuda_trees(args):
                     emit(stage="cuda_trees", config=[mode, points, threads, tiles],
                          error=f"{type(e).__name__}: {str(e)[:1500]}")
                     continue
-                equal = {k: int(((got[k] == want[k]) | (np.isnan(got[k]) & np.isnan(want[k]))).sum())
-                         for k in ("max_abs", "max_scaled")}
+                equal = equal_counts(got, want, ("max_abs", "max_scaled"))
                 emit(bench="trees_errors", backend="cuda", workload=label,
                      config=[mode, points, threads, tiles],
                      case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
