@@ -74,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from evolve.interpreter import Evaluator, run_numpy
+    from evolve.eval.evaluator import Evaluator, run_numpy
     from evolve.problem import ulp32
     from evolve.program import to_arrays
     from evolve.text import parse_program
@@ -128,7 +128,7 @@ def _no_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_problems(args: argparse.Namespace) -> int:
     """List the problems in problems/ with their one-line descriptions."""
-    from evolve.problem import list_problems
+    from evolve.catalog import list_problems
 
     problems = list_problems()
     width = max((len(p.name) for p in problems), default=0) + 2
@@ -174,7 +174,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 def _finish(outcome) -> int:
     import shlex
 
-    from evolve.runs import summary
+    from evolve.runs.driver import summary
 
     print(summary(outcome), end="")
     if outcome.stopped_by:
@@ -189,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Start a run: evolve programs for PROBLEM, writing a run directory."""
     from pathlib import Path
 
-    from evolve import config as cfg
+    from evolve.runs import config as cfg
 
     if args.help_config:
         print(cfg.help_config(), end="")
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = cfg.build_config(args.config, args.sets, {
         "problem": args.problem, "seed": args.seed, "generations": args.generations,
         "islands.count": args.islands, "islands.ray_address": args.ray_address})
-    from evolve import runs
+    from evolve.runs import driver as runs
 
     outcome = runs.start(config, Path(args.run_dir) if args.run_dir else None, quiet=args.quiet)
     return _finish(outcome)
@@ -217,7 +217,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """Continue a run from its newest checkpoint, exactly as if it had never stopped."""
     from pathlib import Path
 
-    from evolve import runs
+    from evolve.runs import driver as runs
 
     return _finish(runs.resume(Path(args.run_dir), args.generations, quiet=args.quiet,
                                ray_address=args.ray_address))
@@ -248,14 +248,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """Plot fitness curves of one or more runs (several: mean and band)."""
     from pathlib import Path
 
-    from evolve.runs import open_run
+    from evolve.runs.driver import open_run
 
     dirs = [Path(d) for d in args.run_dirs]
     for d in dirs:
         open_run(d)
     out = Path(args.out) if args.out else (dirs[0] / "fitness.png" if len(dirs) == 1
                                            else Path("fitness.png"))
-    plotting = _optional_module("evolve.plotting", "plotting")
+    plotting = _optional_module("evolve.results.plots", "plotting")
     written = plotting.plot_runs(dirs, out)
     for path in written if isinstance(written, (list, tuple)) else [written or out]:
         print(path)
@@ -270,10 +270,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write an HTML page for a run: curves, front, best programs."""
     from pathlib import Path
 
-    from evolve.runs import open_run
+    from evolve.runs.driver import open_run
 
     open_run(Path(args.run_dir))
-    report = _optional_module("evolve.report", "the HTML report")
+    report = _optional_module("evolve.results.report", "the HTML report")
     print(report.write_report(Path(args.run_dir)))
     return 0
 
@@ -335,7 +335,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Certify the front: every float32 of the domain, max ULP error, into front.csv."""
     from pathlib import Path
 
-    from evolve import verify
+    from evolve.results import certify as verify
 
     progress = _VerifyProgress(args.quiet)
     results = verify.verify_run(Path(args.run_dir), limit=args.limit, stride=args.stride,
@@ -373,7 +373,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Print a front member as a standalone Python, JAX, C or SymPy function."""
     from pathlib import Path
 
-    from evolve.export import export_run
+    from evolve.results.export import export_run
 
     if args.simplify and args.format not in ("sympy", "latex"):
         raise UserError(f"--simplify applies to --format sympy or latex only, not {args.format}")

@@ -174,3 +174,17 @@ def opcode(name: str) -> int:
 def opcodes(names) -> tuple[int, ...]:
     """Opcodes for an iterable of op names, in the given order."""
     return tuple(opcode(n) for n in names)
+
+
+def sympy_functions() -> dict[str, Callable]:
+    """Each op (but const) as a function of sympy expressions: the exact real operation
+    (``fma`` is ``a*b + c``), for export and for trees read as formulas."""
+    import operator
+
+    import sympy
+
+    return {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+            "div": operator.truediv, "fma": lambda a, b, c: a * b + c, "neg": operator.neg,
+            "abs": sympy.Abs, "min": sympy.Min, "max": sympy.Max, "sqrt": sympy.sqrt,
+            "exp2": lambda a: sympy.Integer(2) ** a, "exp": sympy.exp, "log": sympy.log,
+            "sin": sympy.sin, "cos": sympy.cos, "tanh": sympy.tanh}

@@ -235,3 +235,10 @@ def used(program: Program) -> list[bool]:
             needed.discard(ins.dst)
             needed.update(ins.args)
     return flags
+
+
+def pruned(program: Program) -> Program:
+    """The program without its dead instructions: what people read (the summary,
+    front.csv, the report, exported code). It computes the same function; checkpoints keep
+    the full genome, dead code included, since evolution works on it."""
+    return Program(tuple(live(program)), program.output)

@@ -21,9 +21,9 @@ import math
 
 import jax.scipy.special
 import numpy as np
+from evolve.problems._common import FMA_OPS, fma_pair
 
 from evolve.problem import Problem
-from problems._common import FMA_OPS, fma_pair
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 

@@ -17,9 +17,9 @@ Horner form (problems/baselines/exp*.json).
 
 import jax.numpy as jnp
 import numpy as np
+from evolve.problems._common import FMA_OPS, fma_pair
 
 from evolve.problem import Problem
-from problems._common import FMA_OPS, fma_pair
 
 HALF_LN2 = float.fromhex("0x1.62e43p-2")  # ln(2)/2 rounded up to float32
 

@@ -13,9 +13,9 @@ float32 coefficients in Horner form (problems/baselines/exp2*.json).
 
 import jax.numpy as jnp
 import numpy as np
+from evolve.problems._common import fma_pair
 
 from evolve.problem import Problem
-from problems._common import fma_pair
 
 PROBLEMS = fma_pair(Problem(
     name="exp2",

@@ -9,7 +9,7 @@ equations of at most five variables whose formulas need only + - x / sin cos exp
 sqrt and constants (pi included).
 """
 
-from problems._sr import sr_problem
+from evolve.problems._sr import sr_problem
 
 # (id, variables, formula(x, m), ranges, text)
 _TABLE = (

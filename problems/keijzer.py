@@ -12,8 +12,7 @@ arithmetic and linear scaling"), with the published training and test designs.
 
 import mpmath
 import numpy as np
-
-from problems._sr import sr_problem
+from evolve.problems._sr import sr_problem
 
 
 def _harmonic(x: np.ndarray) -> np.ndarray:

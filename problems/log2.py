@@ -29,9 +29,9 @@ float32 rounding of q near t = 0.41, where log2 is just below 1/2, costs up to a
 
 import jax.numpy as jnp
 import numpy as np
+from evolve.problems._common import FMA_OPS, fma_pair
 
 from evolve.problem import Problem
-from problems._common import FMA_OPS, fma_pair
 
 SQRT2 = float.fromhex("0x1.6a09e6p+0")  # float32(sqrt(2)), just below sqrt(2)
 

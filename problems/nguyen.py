@@ -7,7 +7,7 @@ and 1000 held-out test points from the same range. Recovery means the exact form
 20 points R^2 alone overstates it (see PEERS.md).
 """
 
-from problems._sr import sr_problem
+from evolve.problems._sr import sr_problem
 
 _A, _B = (-1.0, 1.0), (0.0, 1.0)
 

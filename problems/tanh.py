@@ -17,9 +17,9 @@ x + x*q(x^2) ("minimax-d-x+xq").
 
 import jax.numpy as jnp
 import numpy as np
+from evolve.problems._common import FMA_OPS, fma_pair
 
 from evolve.problem import Problem
-from problems._common import FMA_OPS, fma_pair
 
 HALF_LN3 = float.fromhex("0x1.193ea8p-1")  # ln(3)/2 rounded up to float32
 

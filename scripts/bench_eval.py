@@ -7,7 +7,7 @@ credited with the same count for the same programs.
 
 For each case (P programs, at most L instructions each, N points):
 
-- workload: P random trees from DEAP's ramped half-and-half (``evolve.trees``, fixed seed)
+- workload: P random trees from DEAP's ramped half-and-half (``evolve.search.trees``, fixed seed)
   over ops add, sub, mul, div, sin, cos, exp, log (unprotected: IEEE inf and NaN in every
   engine) with one input and float32 literals in [-1, 1], depths from log2(L) - 1 to
   log2(L) + 3, kept when their compiled length is in (L/2, L] so that L sets the size;
@@ -20,7 +20,7 @@ For each case (P programs, at most L instructions each, N points):
   Evaluator under each backend named, side by side as engines of their own (each line
   says its ``backend``; without baselines the first backend is the others').
   ``roofline_fp32`` is our figure as a fraction of the device's float32 peak
-  (``evolve.roofline``; None where the peak is not known, as on CPUs).
+  (``evolve.eval.roofline``; None where the peak is not known, as on CPUs).
 - DEAP: trees compiled with ``gp.compile`` (not timed) to lambdas applied to the float32
   points, one tree after another on one core, outputs only.
 - Operon: the same trees rebuilt node for node as ``pyoperon.Tree`` (Operon stores them
@@ -75,10 +75,10 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from deap import gp  # noqa: E402
 
-from evolve.interpreter import Evaluator  # noqa: E402
+from evolve.eval.evaluator import Evaluator  # noqa: E402
+from evolve.eval.roofline import fp32_fraction  # noqa: E402
 from evolve.program import to_arrays  # noqa: E402
-from evolve.roofline import fp32_fraction  # noqa: E402
-from evolve.trees import primitive_set, random_trees, registers_needed, tree_to_program  # noqa: E402
+from evolve.search.trees import primitive_set, random_trees, registers_needed, tree_to_program  # noqa: E402
 
 OPS = ["add", "sub", "mul", "div", "sin", "cos", "exp", "log"]
 N_REGISTERS = 8

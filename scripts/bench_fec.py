@@ -20,8 +20,8 @@ import json
 import time
 
 import evolve  # noqa: F401  (configures XLA before JAX starts)
-from evolve.engine import Engine, SearchParams
-from evolve.problem import load_problem
+from evolve.catalog import load_problem
+from evolve.search.engine import Engine, SearchParams
 
 
 def run(problem, fec: bool, seconds: float, points: int, seed: int, population: int,

@@ -30,10 +30,11 @@ import time
 from pathlib import Path
 
 import evolve  # noqa: F401  (configures XLA before JAX starts)
-from evolve.config import build_config
-from evolve.engine import Engine
-from evolve.islands import TOTAL, open_islands
-from evolve.problem import load_problem
+from evolve.catalog import load_problem
+from evolve.runs.config import build_config
+from evolve.runs.driver import open_islands
+from evolve.runs.islands.core import TOTAL
+from evolve.search.engine import Engine
 
 
 def run(args, k: int) -> dict:

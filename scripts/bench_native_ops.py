@@ -1,4 +1,4 @@
-"""Per-op throughput of the native CPU kernel (``evolve.native``) against numpy, as JSON lines.
+"""Per-op throughput of the native CPU kernel (``evolve.eval.cpu.kernel``) against numpy, as JSON lines.
 
 For each op, a batch of P programs that each apply the op C times to the input register
 (``r1 = op(r0)`` C times, ``r1 = op(r0, r0)`` for a binary op), run by
@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from evolve import native  # noqa: E402
-from evolve.interpreter import Evaluator  # noqa: E402
+from evolve.eval.cpu import kernel as native  # noqa: E402
+from evolve.eval.evaluator import Evaluator  # noqa: E402
 from evolve.ops import OPCODE, OPS  # noqa: E402
 from evolve.program import Instruction, Program, to_arrays  # noqa: E402
 

@@ -15,14 +15,14 @@ evolved front) three implementations are compared:
 
 Speed is measured two ways:
 
-- C: each program exported by ``evolve.export`` (one translation unit each) and a harness
+- C: each program exported by ``evolve.results.export`` (one translation unit each) and a harness
   compiled into one binary with gcc, ``-ffp-contract=off`` always, for each ``--cflags``
   set (by default portable x86-64, where ``fmaf`` is a call into libm, and
   ``-march=native``, where it is one instruction). The harness calls the function through
   a pointer chosen at run time (no inlining, as for libm) on ``--points`` inputs evenly
   spaced over the domain, cycled to ``--calls`` calls, stores every output and prints
   their sum. Before timing, the binary's outputs are checked bit for bit against
-  ``evolve.interpreter.run_numpy``.
+  ``evolve.eval.evaluator.run_numpy``.
 - XLA: the program as a jitted JAX function on the CPU (the ops table's JAX functions,
   which are the ones ``evolve export --format jax`` writes out: float32 ops, ``fma``
   through float64 rounded to odd), on ``--jax-points`` float32 inputs, after a warm-up
@@ -75,16 +75,17 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
+from evolve.problems._common import load_baselines  # noqa: E402
 
 import evolve  # noqa: E402, F401  (XLA flags, float64: before any JAX backend starts)
+from evolve.catalog import load_problem  # noqa: E402
 from evolve.errors import UserError  # noqa: E402
-from evolve.export import export  # noqa: E402
-from evolve.interpreter import run_numpy  # noqa: E402
+from evolve.eval.evaluator import run_numpy  # noqa: E402
 from evolve.ops import CONST, OPS  # noqa: E402
-from evolve.problem import Problem, load_problem  # noqa: E402
+from evolve.problem import Problem  # noqa: E402
 from evolve.program import Program, input_dependent, used  # noqa: E402
+from evolve.results.export import export  # noqa: E402
 from evolve.text import parse_program  # noqa: E402
-from problems._common import load_baselines  # noqa: E402
 
 # function -> (libm symbol, its XLA counterpart)
 LIBM = {"exp2": ("exp2f", jnp.exp2), "exp": ("expf", jnp.exp), "log2": ("log2f", jnp.log2),

@@ -235,10 +235,10 @@ def select_model(errors, sizes, rule: str = "accurate") -> int:
 def run_evolve(problem, seed, budget, t0, args) -> dict:
     import numpy as np
 
-    from evolve.engine import Engine, SearchParams
-    from evolve.export import to_sympy
-    from evolve.interpreter import run_numpy
-    from evolve.selection import front_indices
+    from evolve.eval.evaluator import run_numpy
+    from evolve.results.export import to_sympy
+    from evolve.search.engine import Engine, SearchParams
+    from evolve.search.selection import front_indices
 
     params = SearchParams(population=args.population, children=args.population,
                           representation="tree", mating=args.mating)
@@ -452,7 +452,7 @@ def run_operon(problem, seed, budget, t0, args) -> dict:
 RUNNERS = {"evolve": run_evolve, "deap": run_deap, "gplearn": run_gplearn,
            "operon": run_operon}
 # Imported before the clock starts, so no engine pays for its imports.
-IMPORTS = {"evolve": ("evolve.engine", "evolve.export", "evolve.interpreter"),
+IMPORTS = {"evolve": ("evolve.search.engine", "evolve.results.export", "evolve.eval.evaluator"),
            "deap": ("deap.algorithms", "deap.gp"), "gplearn": ("gplearn.genetic",),
            "operon": ("pyoperon.sklearn",)}
 
@@ -461,7 +461,7 @@ def run_cell(engine: str, name: str, seed: int, args) -> dict:
     """One (engine, problem, seed) cell in this process: the JSON record."""
     import importlib
 
-    from evolve.problem import load_problem
+    from evolve.catalog import load_problem
 
     for module in IMPORTS[engine]:
         importlib.import_module(module)

@@ -43,8 +43,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import evolve  # noqa: E402,F401  (XLA flags before jax starts)
-from evolve import kernels  # noqa: E402
-from evolve.interpreter import Evaluator, run_numpy_batch  # noqa: E402
+from evolve.eval import pallas as kernels  # noqa: E402
+from evolve.eval.evaluator import Evaluator, run_numpy_batch  # noqa: E402
+from evolve.eval.roofline import fp32_fraction  # noqa: E402
 from evolve.ops import CONST, OPCODE, OPS  # noqa: E402
 from evolve.problem import ulp32  # noqa: E402
 from evolve.program import (  # noqa: E402
@@ -56,7 +57,6 @@ from evolve.program import (  # noqa: E402
     to_arrays,
     used,
 )
-from evolve.roofline import fp32_fraction  # noqa: E402
 
 R = 8
 EXACT = [i for i, op in enumerate(OPS) if op.exact]
@@ -501,7 +501,7 @@ def stage_multi(args):
     work = int(batch.length.sum()) * N
     modes = [None]
     if args.backend == "cuda":
-        from evolve import cuda
+        from evolve.eval.cuda import kernel as cuda
 
         default = current_mode()  # put back after
         modes = args.modes.split(",") if args.modes else ["acc+fold", "acc"]
@@ -555,8 +555,8 @@ return r1
 def stage_verify(args):
     """Exhaustive certification of the README's evolved 2^x program (13 instructions) over
     all float32 in [0, 1]: the reference on the device, then on the host."""
-    from evolve import verify
-    from evolve.problem import load_problem
+    from evolve.catalog import load_problem
+    from evolve.results import certify as verify
     from evolve.text import parse_program
 
     problem = load_problem("exp2")
@@ -576,7 +576,7 @@ def stage_verify(args):
 
 def input_dependent_work(batch, N):
     """(input-dependent instructions x points: what a kernel folding constants, as
-    evolve.native does, still runs at every point; instructions that also reach the
+    evolve.eval.cpu.kernel does, still runs at every point; instructions that also reach the
     output x points: what "acc+fold" runs)."""
     dep = kept = 0
     for p in from_arrays(batch):
@@ -597,7 +597,7 @@ def rates(mode, work, dep_work, kept_work, seconds):
 
 def use_mode(mode):
     """Set the CUDA kernel's register mode; "acc+fold" is "acc" with constant folding."""
-    from evolve import cuda
+    from evolve.eval.cuda import kernel as cuda
 
     cuda.REGISTERS, _, fold = mode.partition("+")
     cuda.FOLD = fold == "fold"
@@ -605,16 +605,16 @@ def use_mode(mode):
 
 def current_mode():
     """The CUDA kernel's register mode as ``use_mode`` takes it (to put it back after)."""
-    from evolve import cuda
+    from evolve.eval.cuda import kernel as cuda
 
     return cuda.REGISTERS + ("+fold" if cuda.FOLD else "")
 
 
 def stage_cuda(args):
-    """The CUDA kernel (evolve.cuda): the same errors as the Pallas kernel on random
+    """The CUDA kernel (evolve.eval.cuda.kernel): the same errors as the Pallas kernel on random
     programs (exact ops bit for bit in the max columns), then issue 6's benchmark with a
     sweep of points a thread and threads a block."""
-    from evolve import cuda
+    from evolve.eval.cuda import kernel as cuda
 
     if args.defaults:  # points,threads,tiles for the checks (and the stages after)
         cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, args.defaults.split(","))
@@ -734,7 +734,7 @@ def stage_cuda(args):
 def stage_cuda_ops(args):
     """Issue 6's benchmark with the CUDA kernel per op set (division's share of the cost)
     for the default and the register-file ("asm") kernels."""
-    from evolve import cuda
+    from evolve.eval.cuda import kernel as cuda
 
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
@@ -765,7 +765,8 @@ def stage_cuda_split(args):
     """Where the default CUDA kernel's time goes on issue 6's benchmark: the whole call,
     the plan alone (JAX, cuda_plan.plan), and the call at other N (fixed against per-point
     costs), and on programs that compute constants only (no instruction runs per point)."""
-    from evolve import cuda, cuda_plan
+    from evolve.eval.cuda import kernel as cuda
+    from evolve.eval.cuda import plan as cuda_plan
 
     P, L = (32, 32) if SMALL else (10000, 32)
     dev = jax.devices()[0]
@@ -814,7 +815,7 @@ def stage_cuda_trees(args):
     register count (default 8; the programs use at most 8), as symbolic regression
     problems have n_inputs + 8."""
     regs = args.registers or R
-    from evolve import cuda
+    from evolve.eval.cuda import kernel as cuda
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_eval
     names = ("add", "sub", "mul", "div", "sin", "cos", "exp", "log")
@@ -879,7 +880,7 @@ def stage_cuda_trees(args):
 
 def stage_ncu_cuda(args):
     """A few launches of the CUDA kernel (module defaults) for Nsight Compute."""
-    from evolve import cuda
+    from evolve.eval.cuda import kernel as cuda
 
     P, L, N = (32, 32, 4096) if SMALL else (1000, 32, 1 << 20)
     if args.ncu_workload == "trees":  # bench_eval's, at its N
@@ -1048,7 +1049,7 @@ def main():
         if len(c) == 5:
             kernels.REGISTER_READ, kernels.REGISTER_WRITE = c[3:]
     if args.cuda:
-        from evolve import cuda
+        from evolve.eval.cuda import kernel as cuda
 
         mode, *sizes = args.cuda.split(",")
         use_mode(mode)

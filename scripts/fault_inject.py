@@ -116,7 +116,7 @@ def damage(ckpt: Path, kind: str, rng: np.random.Generator) -> None:
 
 
 def metrics_rows(run: Path) -> list[list[str]]:
-    from evolve.rundir import is_wall_clock
+    from evolve.runs.files import is_wall_clock
 
     with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.reader(f))

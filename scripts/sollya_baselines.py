@@ -4,7 +4,7 @@ For each function (exp2, exp, log2, erf, tanh) this runs Sollya's fpminimax (rel
 error, float32 coefficients) at each degree, builds the program evaluating the polynomial
 in our text form for both op sets (``<name>``: a Horner step is one fma; ``<name>_nofma``:
 mul then add), measures its max ULP error with our own float32 evaluation
-(``evolve.interpreter.run_numpy``, fma by the ops table's numpy reference) and writes the
+(``evolve.eval.evaluator.run_numpy``, fma by the ops table's numpy reference) and writes the
 results as data, with each program's cost by the problem's cost model. Degrees go up from
 low ones to the first whose measured error is below 1 ULP, or to a cap. Besides plain
 Horner ("minimax-d"), log2, erf and tanh also get a form that adds the leading term
@@ -41,8 +41,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evolve.interpreter import run_numpy  # noqa: E402
-from evolve.problem import Problem, load_problem  # noqa: E402
+from evolve.catalog import load_problem  # noqa: E402
+from evolve.eval.evaluator import run_numpy  # noqa: E402
+from evolve.problem import Problem  # noqa: E402
 from evolve.program import input_dependent, used  # noqa: E402
 from evolve.text import format_literal, format_program, parse_program  # noqa: E402
 
@@ -384,7 +385,7 @@ def build(family: Family, sollya: str, stride: int, exhaustive_last: bool, log,
             "forms": {f: FORMS[f] for f in family.forms},
             "evaluation": "one fma a Horner step" if fma else "mul then add a Horner step",
             "error": "max ULP: |out - f(x)| / 2^(floor(log2|f(x)|) - 23), f in float64; "
-                     "out by evolve.interpreter.run_numpy in float32",
+                     "out by evolve.eval.evaluator.run_numpy in float32",
             "domain": [hex32(v) for v in problem.domain[0]],
             "n_float32_in_domain": k1 - k0 + 1,
             "baselines": entries,

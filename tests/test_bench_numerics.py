@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evolve import export
-from evolve.interpreter import run_numpy
-from evolve.problem import load_problem
+from evolve.catalog import load_problem
+from evolve.eval.evaluator import run_numpy
+from evolve.results import export
 from test_export import load_module
 
 ROOT = Path(__file__).resolve().parents[1]

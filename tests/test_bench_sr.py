@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sympy
 
-from evolve.problem import load_problem  # noqa: E402
+from evolve.catalog import load_problem  # noqa: E402
 
 F = sympy.Float
 

@@ -5,7 +5,8 @@ import typing
 
 import pytest
 
-from evolve.config import (
+from evolve.errors import UserError
+from evolve.runs.config import (
     CHECKS,
     DESCRIPTIONS,
     FIELDS,
@@ -17,9 +18,8 @@ from evolve.config import (
     load_config,
     replace_field,
 )
-from evolve.engine import SearchParams
-from evolve.errors import UserError
-from evolve.variation import VariationParams
+from evolve.search.engine import SearchParams
+from evolve.search.variation import VariationParams
 
 EXP2 = {"problem": "exp2"}
 
@@ -38,7 +38,7 @@ def test_every_dataclass_field_has_a_description():
     assert len(names) >= len(dataclasses.fields(SearchParams)) + len(
         dataclasses.fields(VariationParams))
     missing = [n for n in names if not DESCRIPTIONS.get(n)]
-    assert not missing, f"add one-line descriptions to evolve.config.DESCRIPTIONS: {missing}"
+    assert not missing, f"add one-line descriptions to evolve.runs.config.DESCRIPTIONS: {missing}"
     assert "search.population" in names and "search.variation.crossover_rate" in names
 
 

@@ -1,11 +1,12 @@
-"""The code of the CUDA kernel's "acc" mode (evolve.cuda_acc): its structure, checked on
-the CPU (tests/test_cuda.py compiles it where nvcc exists; scripts/check_gpu.py --stages
+"""The code of the CUDA kernel's "acc" mode (evolve.eval.cuda.acc): its structure, checked on
+the CPU (tests/test_cuda_kernel.py compiles it where nvcc exists; scripts/check_gpu.py --stages
 cuda runs it on a GPU against the Pallas kernel). Its plan is tests/test_cuda_plan.py."""
 
 import numpy as np
 import pytest
 
-from evolve import cuda, cuda_plan
+from evolve.eval.cuda import kernel as cuda
+from evolve.eval.cuda import plan as cuda_plan
 from evolve.ops import OPCODE, OPS
 
 ARITH = tuple(sorted(OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")))

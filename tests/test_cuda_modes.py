@@ -1,10 +1,11 @@
-"""The CUDA kernel's register files other than "acc" (evolve.cuda_modes): their pieces of
-the kernel template (tests/test_cuda.py compiles whole sources where nvcc exists)."""
+"""The CUDA kernel's register files other than "acc" (evolve.eval.cuda.modes): their pieces of
+the kernel template (tests/test_cuda_kernel.py compiles whole sources where nvcc exists)."""
 
 import pytest
 
-from evolve import cuda_acc, cuda_modes
-from evolve.cuda import CUDA_OPS
+from evolve.eval.cuda import acc as cuda_acc
+from evolve.eval.cuda import modes as cuda_modes
+from evolve.eval.cuda.kernel import CUDA_OPS
 from evolve.ops import CONST, OPCODE
 
 OPS_SET = sorted({OPCODE[n] for n in ("add", "mul", "div")} | {CONST})

@@ -1,4 +1,4 @@
-"""The plan of the CUDA kernel's "acc" mode (evolve.cuda_plan): computed in JAX, so it is
+"""The plan of the CUDA kernel's "acc" mode (evolve.eval.cuda.plan): computed in JAX, so it is
 checked here on the CPU, by running its words with a numpy model of the kernel against the
 reference interpreter; the kernel itself runs only on CUDA GPUs (scripts/check_gpu.py
 --stages cuda checks it there against the Pallas kernel)."""
@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evolve import cuda_plan
-from evolve.interpreter import run_numpy
+from evolve.eval.cuda import plan as cuda_plan
+from evolve.eval.evaluator import run_numpy
 from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import Instruction, Program, input_dependent, to_arrays, used
 from tests.strategies import programs
@@ -27,7 +27,7 @@ def plan(progs, L=None, size=None, n_inputs=1, opset=ARITH, fold=False):
 
 
 def table(prog, L, n_inputs, n_registers, opset):
-    """The fold kernel's row for one program (evolve.cuda_acc.fold), in numpy."""
+    """The fold kernel's row for one program (evolve.eval.cuda.acc.fold), in numpy."""
     t = np.zeros(3 * L + 1, np.float32)
     cv = np.zeros(n_registers, np.float32)
     konst = set(range(n_inputs, n_registers))

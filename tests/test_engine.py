@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from evolve.engine import Engine, SearchParams
-from evolve.interpreter import run_numpy
-from evolve.problem import load_problem
+from evolve.catalog import load_problem
+from evolve.eval.evaluator import run_numpy
+from evolve.search.engine import Engine, SearchParams
 
 PARAMS = SearchParams(population=16, children=16, n_train=512, fit_points=64,
                       fit_iterations=4)

@@ -1,4 +1,4 @@
-"""Export (evolve.export, `evolve export`): the generated Python, JAX and C functions equal
+"""Export (evolve.results.export, `evolve export`): the generated Python, JAX and C functions equal
 the interpreter bit for bit; the SymPy expression evaluates close to it."""
 
 import csv
@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from evolve import export, verify
 from evolve.cli import main
 from evolve.errors import UserError
-from evolve.interpreter import Evaluator, run_numpy
+from evolve.eval.evaluator import Evaluator, run_numpy
 from evolve.ops import OPS
 from evolve.problem import Problem
 from evolve.program import Instruction, Program, to_arrays
+from evolve.results import certify as verify
+from evolve.results import export
 from evolve.text import parse_program
 from strategies import programs
-from test_verify import FRONT, LINEAR, QUADRATIC, make_run
+from test_certify import FRONT, LINEAR, QUADRATIC, make_run
 
 EXACT_OPS = tuple(op.name for op in OPS if op.exact)  # const and the exactly rounded ops
 R = 8

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 import tiny
-from evolve import cli, runs
-from evolve.checkpoint import list_checkpoints, load_checkpoint
+from evolve import cli
 from evolve.errors import UserError
+from evolve.runs import driver as runs
+from evolve.runs.checkpoint import list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 9  # generations of the reference run; checkpoints every 3

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evolve.fec import (
+from evolve.search.fec import (
     NAN_TOKEN,
     FECache,
     fingerprints,
@@ -132,7 +132,7 @@ _STABILITY_SALT = {"problem": "exp2", "budget": {"probes": 64}}
 _STABILITY_SCRIPT = """
 import json, sys
 import numpy as np
-from evolve.fec import fingerprints, make_salt
+from evolve.search.fec import fingerprints, make_salt
 values, salt = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 fps = fingerprints(np.array(values, np.float32), 12, make_salt(salt["problem"], salt["budget"]))
 print(",".join(f.hex() for f in fps))

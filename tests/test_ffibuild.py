@@ -1,4 +1,4 @@
-"""Building generated kernels (evolve.ffibuild): cached by source, fallbacks tried in
+"""Building generated kernels (evolve.eval.ffibuild): cached by source, fallbacks tried in
 turn, a clear error when nothing compiles."""
 
 import shutil
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from evolve.ffibuild import build_library
+from evolve.eval.ffibuild import build_library
 
 
 def test_cached_and_fallback(tmp_path):

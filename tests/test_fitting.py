@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from evolve.fitting import ConstantFitter
-from evolve.problem import load_problem
+from evolve.catalog import load_problem
 from evolve.program import to_arrays
+from evolve.search.fitting import ConstantFitter
 from evolve.text import parse_program
 
 HORNER3 = """

@@ -16,11 +16,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evolve.config import FIELDS, GROUPS, RunConfig, build_config, dump_config, load_config
+from evolve.catalog import load_problem
 from evolve.errors import UserError
 from evolve.ops import OPCODE
-from evolve.problem import Problem, load_problem
+from evolve.problem import Problem
 from evolve.program import Program, validate
+from evolve.runs.config import FIELDS, GROUPS, RunConfig, build_config, dump_config, load_config
 from evolve.text import ParseError, format_program, parse_program
 
 _FILES = itertools.count()
@@ -230,7 +231,7 @@ def test_odd_problem_paths(scratch):
 def test_a_problem_file_with_a_dataclass_and_postponed_annotations(scratch):
     path = _file(scratch, "dc.py", "from __future__ import annotations\n"
                  "from dataclasses import dataclass\n"
-                 "from problems.exp2 import PROBLEM\n"
+                 "from evolve.problems.exp2 import PROBLEM\n"
                  "@dataclass\nclass Settings:\n    degree: int = 3\n")
     assert load_problem(str(path)).name == "exp2"
 

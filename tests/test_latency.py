@@ -1,4 +1,4 @@
-"""Measured speed as a cost (evolve.latency): the jitted function equals the reference
+"""Measured speed as a cost (evolve.search.latency): the jitted function equals the reference
 interpreter, timings are positive and cached, programs over the target are estimated, and the engine
 uses it as its second objective with ``search.cost: latency``."""
 
@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from evolve import latency
-from evolve.engine import Engine, SearchParams
-from evolve.interpreter import run_numpy
-from evolve.latency import LatencyCost, live_instructions, program_function
-from evolve.problem import load_problem
+from evolve.catalog import load_problem
+from evolve.eval.evaluator import run_numpy
+from evolve.search import latency
+from evolve.search.engine import Engine, SearchParams
+from evolve.search.latency import LatencyCost, live_instructions, program_function
 from evolve.text import parse_program
 
 FAST = "r1 = 1.5\nr1 = fma(r0, r1, r1)\nreturn r1\n"

@@ -1,4 +1,4 @@
-"""Mate choice (evolve/mating.py): the three ways to pick a partner, evolving ideals, the
+"""Mate choice (evolve/search/mating.py): the three ways to pick a partner, evolving ideals, the
 diversity columns in metrics.csv and their plot."""
 
 import copy
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evolve import mating
-from evolve.engine import Engine, SearchParams
-from evolve.problem import load_problem
+from evolve.catalog import load_problem
+from evolve.search import mating
+from evolve.search.engine import Engine, SearchParams
 
 
 def _old_tournament(rng, ranks, n_children):
@@ -109,8 +109,8 @@ def test_ideal_mating_is_deterministic(engines):
 
 
 def test_evolve_plot_draws_diversity_of_compared_runs(tmp_path):
-    from evolve.plotting import plot_runs
-    from test_plotting import make_run_dir
+    from evolve.results.plots import plot_runs
+    from test_plots import make_run_dir
 
     dirs = []
     for mode, seeds in (("ideal", (0, 1)), ("random", (0, 1))):

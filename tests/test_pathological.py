@@ -11,14 +11,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from evolve.engine import Engine, SearchParams
-from evolve.interpreter import Evaluator
+from evolve.catalog import load_problem
+from evolve.eval.evaluator import Evaluator
 from evolve.ops import CONST, OPCODE, OPS
-from evolve.problem import load_problem
 from evolve.program import Instruction, Program, to_arrays
-from evolve.rundir import front_rows
-from evolve.selection import nsga2, pareto_ranks, tournament
-from evolve.variation import rng_from_key
+from evolve.runs.files import front_rows
+from evolve.search.engine import Engine, SearchParams
+from evolve.search.selection import nsga2, pareto_ranks, tournament
+from evolve.search.variation import rng_from_key
 
 F32_MAX = float(np.finfo(np.float32).max)
 EDGES = [0.0, -0.0, 1.0, -1.0, float(np.float32(1e-45)), float(np.finfo(np.float32).tiny),

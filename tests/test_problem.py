@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from evolve.catalog import list_problems, load_problem
 from evolve.errors import UserError
-from evolve.problem import list_problems, load_problem, ulp32
+from evolve.problem import ulp32
 from evolve.text import parse_program
 
 

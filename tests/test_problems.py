@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import evolve.problems.exp2
 import mpmath
 import numpy as np
 import pytest
 
-import problems.exp2
-from evolve.interpreter import run_numpy
-from evolve.problem import list_problems, load_problem
+from evolve.catalog import list_problems, load_problem
+from evolve.eval.evaluator import run_numpy
 from evolve.program import input_dependent, used
 from evolve.text import parse_program
 
@@ -49,9 +49,9 @@ def test_every_problem_is_listed_and_loads_by_name():
 
 
 def test_exp2_module_keeps_its_problem():
-    assert problems.exp2.PROBLEM.name == "exp2"
-    assert load_problem("exp2") == problems.exp2.PROBLEM
-    assert [p.name for p in problems.exp2.PROBLEMS] == ["exp2", "exp2_nofma"]
+    assert evolve.problems.exp2.PROBLEM.name == "exp2"
+    assert load_problem("exp2") == evolve.problems.exp2.PROBLEM
+    assert [p.name for p in evolve.problems.exp2.PROBLEMS] == ["exp2", "exp2_nofma"]
 
 
 @pytest.mark.parametrize("name", NAMES)

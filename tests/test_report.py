@@ -10,9 +10,9 @@ import pytest
 from matplotlib.image import imread
 
 from evolve.errors import UserError
-from evolve.plotting import load_run
-from evolve.report import summary, write_report
-from test_plotting import USER_PROBLEM, make_run_dir
+from evolve.results.plots import load_run
+from evolve.results.report import summary, write_report
+from test_plots import USER_PROBLEM, make_run_dir
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -1,4 +1,4 @@
-"""Representations (evolve/representation.py): trees through the engine, the checkpoint
+"""Representations (evolve/search/representation.py): trees through the engine, the checkpoint
 and an exact resume; linear programs as before."""
 
 import random
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import tiny
-from evolve import runs
-from evolve.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from evolve.config import build_config
+from evolve.catalog import load_problem
 from evolve.errors import UserError
-from evolve.problem import load_problem
+from evolve.runs import driver as runs
+from evolve.runs.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from evolve.runs.config import build_config
 
 SETS = ["search.population=16", "search.children=16", "search.representation=tree",
         "search.fit_iterations=3", "search.mating=ideal", "search.tree.max_size=15",
@@ -95,9 +95,9 @@ def test_a_tree_exports_to_sympy_latex_and_jax():
     import jax.numpy as jnp
     import sympy
 
-    from evolve.export import export, to_latex, to_sympy
-    from evolve.interpreter import run_numpy
-    from evolve.trees import parse_tree, primitive_set, tree_to_program
+    from evolve.eval.evaluator import run_numpy
+    from evolve.results.export import export, to_latex, to_sympy
+    from evolve.search.trees import parse_tree, primitive_set, tree_to_program
 
     problem = load_problem("nguyen-10")
     pset = primitive_set([o for o in problem.ops if o != "const"], 2)

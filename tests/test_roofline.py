@@ -1,6 +1,6 @@
-"""evolve.roofline: the fraction of a device's float32 peak."""
+"""evolve.eval.roofline: the fraction of a device's float32 peak."""
 
-from evolve.roofline import FP32_PEAK_OPS, fp32_fraction
+from evolve.eval.roofline import FP32_PEAK_OPS, fp32_fraction
 
 
 def test_fraction_of_known_devices_only():

@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tiny
-from evolve import cli, runs
-from evolve.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from evolve.problem import load_problem
+from evolve import cli
+from evolve.catalog import load_problem
+from evolve.runs import driver as runs
+from evolve.runs.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 6
@@ -124,7 +125,7 @@ def _config_tag(run: Path, marker: Path) -> None:
 def _problem_file(run: Path, marker: Path, relative: bool = False) -> None:
     evil = run / "checkpoints" / "problem.py"
     evil.write_text(f"import os\nos.system('touch {marker}')\n"
-                    "from problems.exp2 import PROBLEM\n")
+                    "from evolve.problems.exp2 import PROBLEM\n")
     name = os.path.relpath(evil) if relative else str(evil)
     text = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(text.replace("problem: exp2", f"problem: {name}"))
@@ -231,7 +232,7 @@ def test_a_planted_run_directory_runs_no_code(clean, tmp_path, capsys, plant):
 def test_a_problem_file_outside_the_run_is_the_users_own(clean, tmp_path):
     """What ``evolve run cube.py`` does: the file named by config.yaml, outside the run."""
     problem = tmp_path / "mine.py"
-    problem.write_text("from problems.exp2 import PROBLEM\n")
+    problem.write_text("from evolve.problems.exp2 import PROBLEM\n")
     run = tmp_path / "run"
     shutil.copytree(clean, run)
     text = (run / "config.yaml").read_text()
@@ -329,7 +330,7 @@ def test_no_unsafe_loading_in_the_source():
                             and flag[0].value.value is False):
                         found.append(f"{where}:{node.lineno}: np.load without "
                                      "allow_pickle=False")
-                if name.endswith("exec_module") and where != Path("evolve/problem.py"):
-                    found.append(f"{where}:{node.lineno}: {name}(...) outside problem.py")
+                if name.endswith("exec_module") and where != Path("evolve/catalog.py"):
+                    found.append(f"{where}:{node.lineno}: {name}(...) outside catalog.py")
     assert loads >= 1  # the checkpoint reader is among them
     assert not found, found

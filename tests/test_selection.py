@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from evolve.selection import (
+from evolve.search.selection import (
     _finite,
     _individuals,
     accuracy_first,

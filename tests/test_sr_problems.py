@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import sympy
 
-from evolve.problem import list_problems, load_problem
-from evolve.trees import primitive_set, random_trees, tree_to_program
+from evolve.catalog import list_problems, load_problem
+from evolve.search.trees import primitive_set, random_trees, tree_to_program
 
 SR = [p for p in list_problems() if p.error == "nmse"]
 NAMES = [p.name for p in SR]

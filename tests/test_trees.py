@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from deap import gp
 
-from evolve.interpreter import run_numpy
+from evolve.eval.evaluator import run_numpy
 from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import validate
-from evolve.trees import (
+from evolve.search.trees import (
     _UFUNCS,
     compile_tree,
     primitive_set,
@@ -211,7 +211,7 @@ from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from evolve.program import Program  # noqa: E402
-from evolve.trees import (  # noqa: E402
+from evolve.search.trees import (  # noqa: E402
     TREE_MUTATIONS,
     TreeParseError,
     crossover,
@@ -356,7 +356,7 @@ def test_variation_draws_as_under_private_random():
     """crossover, mutate and random_trees redirect DEAP's gp module to the private
     stream (no state copies): the same trees as drawing from the global module holding
     that stream (private_random), the same stream state after, global state untouched."""
-    from evolve import trees
+    from evolve.search import trees
 
     pset = primitive_set(SMOOTH, 2)
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from evolve.ops import OPCODE
 from evolve.program import validate
-from evolve.variation import (
+from evolve.search.variation import (
     MUTATIONS,
     Space,
     VariationParams,

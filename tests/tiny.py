@@ -7,8 +7,8 @@ construction compiles the evaluator, ~10 s here) is built once per test process.
 import csv
 from pathlib import Path
 
-from evolve.config import RunConfig, build_config
-from evolve.rundir import is_wall_clock
+from evolve.runs.config import RunConfig, build_config
+from evolve.runs.files import is_wall_clock
 
 PROBLEM = "exp2"
 SETS = ["search.population=16", "search.children=16", "search.n_train=512",

@@ -1,0 +1,150 @@
+"""A C++ evaluator kernel for the CPU, called from the JAX program through XLA's FFI.
+
+XLA's CPU code for the interpreter loop (``evolve.eval.evaluator``, backend "lax") pays for
+the generality of a ``lax.switch`` at every instruction and runs ``sin`` and ``cos`` at a
+third of numpy's speed. This kernel is C++ generated from the ops table for one op set
+and register count (``evolve.eval.cpu.source``), compiled with the machine's C++ compiler
+on first use (about 5 s) and cached in ``~/.cache/evolve/native`` under the hash of its
+source:
+
+- a program runs on a tile of ``TILE`` points at a time, its registers a ``[R][TILE]``
+  array that stays in the L1 cache; each instruction is one loop over the tile, which the
+  compiler vectorises (AVX2 where the machine has it);
+- exactly rounded ops use the ops table's C spellings, compiled without contraction
+  (``-ffp-contract=off``, no fast-math), so they equal numpy bit for bit, subnormals
+  included;
+- the transcendental ops (exp, exp2, log, sin, cos, tanh) call glibc's vector math
+  library (libmvec, 8 floats a call, float32 arithmetic: up to 2-4 ULP off, 93-98 %
+  correctly rounded, like numpy's own SIMD code) on the lanes it handles fast, by
+  default. ``EVOLVE_NATIVE_MATH=own`` selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
+  instead: each op computed in float64 from the exact argument (argument reduction, then
+  a minimax polynomial or rational function) and rounded once to float32, within 1 ULP
+  of the correctly rounded value on its fast range (``native_source._MVEC``) and equal to it but for
+  a fraction 2.6e-5 (sin), 3.9e-5 (cos), 7e-7 (log), 3e-8 (exp, exp2, tanh) of the
+  floats there (every float of the fast range, against glibc's float64 functions
+  rounded). The float64 arithmetic bounds ours to 1.05-1.4 Gelem/s per core in the
+  kernel on an AVX2 Zen 3, 0.55-0.7 times libmvec (tanh excepted: 1.2 times).
+  ``EVOLVE_NATIVE_MATH=fast`` selects our float32 AVX2 and FMA code for exp, log, sin
+  and cos (``vecmath.FAST_MATH``, libmvec for the others): inlined, table-free, within 1 ULP
+  (exp, log) or 2 ULP (sin, cos) of the correctly rounded value, as accurate as libmvec
+  or more (exp: 1 ULP and 93 % correctly rounded on uniform arguments, libmvec 2 ULP and
+  51 %; log: 1 ULP and 96 %, libmvec 4 ULP and 94 %; sin, cos: 2 ULP and 75 % both), but
+  no faster: 0.85-1.15 times libmvec in the kernel on a shared 2-core Zen 3 (2.0-2.6
+  Gelem/s exp, 1.7-2.3 log, 1.8-2.0 sin, 1.6-1.7 cos per core), within the noise of
+  that machine but for cos (0.85). So libmvec is the default;
+  ``scripts/bench_native_ops.py`` times all three. Lanes outside the
+  fast range (NaN, Inf, huge arguments, subnormal results) take rules (``native_source._RULES``) or
+  the scalar libm function. Without AVX2 and FMA: libmvec where glibc has it, else libm;
+- a register that a program reads before writing it starts each tile at zero; the
+  others are not cleared between tiles;
+- constant folding: an instruction whose arguments are all constant (literals, unwritten
+  registers, values computed from those alone) is computed once, on one vector of copies
+  by the op's own code, and runs as a literal of that value (the same bits at every
+  point). A third of the transcendental instructions of random trees are such;
+- literals (given or folded) get registers of their own past R (``SLOTS`` of them),
+  filled once a program instead of once a tile, and leave the tile loop;
+- ``errors`` reduces outputs to the error statistics of ``kernels.errors`` in the kernel;
+  ``outputs`` returns them (for fingerprints), so both agree, subnormals and all.
+
+The kernel shares a batch's programs out among ``threads`` threads of its own, a program
+at a time as they finish (the evaluator gives it one XLA device and a thread a core,
+unless it was given devices: then each device's shard gets cores / devices threads).
+``available()`` says whether a compiler is there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evolve.eval.cpu.source import TILE, chosen_math, source
+from evolve.eval.ffibuild import build_library, operands
+from evolve.ops import OPCODE, OPS
+
+CACHE = Path(os.environ.get("EVOLVE_NATIVE_CACHE",
+                            Path.home() / ".cache" / "evolve" / "native"))
+
+
+def compiler() -> str | None:
+    """The C++ compiler to build with: $EVOLVE_CXX, $CXX, or g++/c++/clang++ on the PATH."""
+    for cand in (os.environ.get("EVOLVE_CXX"), os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if cand and shutil.which(cand):
+            return shutil.which(cand)
+    return None
+
+
+@lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether the kernel can be built here: a C++ compiler that builds a tiny one, and
+    EVOLVE_NATIVE not set to 0."""
+    if os.environ.get("EVOLVE_NATIVE", "1") == "0" or compiler() is None:
+        return False
+    try:
+        build(source((OPCODE["add"],), 2))
+    except (RuntimeError, OSError):
+        return False
+    return True
+
+
+def build(src: str, out_dir: Path = CACHE) -> Path:
+    """Compile ``src`` into a shared library (cached by the hash of source and flags)."""
+    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-march=native",
+             "-ffp-contract=off", "-fno-math-errno"]
+    cxx = compiler()
+    if cxx is None:
+        raise RuntimeError("the native CPU evaluator needs a C++ compiler (g++ or clang++); "
+                           "install one or set EVOLVE_CXX, or use backend='lax'")
+
+    def commands(source: Path, out: Path) -> list[list[str]]:
+        cmd = [cxx, *flags, "-I", jax.ffi.include_dir(), str(source), "-o", str(out)]
+        # with glibc's vector math library; without it, the scalar libm path
+        return [cmd + ["-lmvec", "-lm"], cmd + ["-DEVOLVE_NO_MVEC", "-lm"]]
+
+    return build_library(src, ".cc", out_dir, " ".join(flags), commands)
+
+
+@lru_cache(maxsize=32)
+def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "libmvec") -> str:
+    """Build (or find) the library; register its two FFI targets (NAME_errors,
+    NAME_outputs) and return NAME."""
+    src = source(opset, n_registers, tile, math)
+    lib = ctypes.cdll.LoadLibrary(str(build(src)))
+    name = f"evolve_native_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
+    jax.ffi.register_ffi_target(f"{name}_errors", jax.ffi.pycapsule(lib.EvolveErrors),
+                                platform="cpu")
+    jax.ffi.register_ffi_target(f"{name}_outputs", jax.ffi.pycapsule(lib.EvolveOutputs),
+                                platform="cpu")
+    return name
+
+
+def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
+           opset=None, threads=1, **_ignored):
+    """``kernels.errors`` by the C++ kernel on the CPU: float64 [P, 3] per program, the
+    programs shared out among ``threads`` threads."""
+    name = _target(_opset(opset), n_registers, TILE, chosen_math())
+    return jax.ffi.ffi_call(f"{name}_errors", jax.ShapeDtypeStruct((op.shape[0], 3),
+                                                                    jnp.float64))(
+        *operands(op, args, dst, const, length, output, xt, y, scale, mask),
+        threads=np.int32(threads))
+
+
+def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, threads=1,
+            **_ignored):
+    """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0]."""
+    name = _target(_opset(opset), n_registers, TILE, chosen_math())
+    N = xt.shape[0] * xt.shape[2]
+    return jax.ffi.ffi_call(f"{name}_outputs", jax.ShapeDtypeStruct((op.shape[0], N),
+                                                                     jnp.float32))(
+        *operands(op, args, dst, const, length, output, xt), threads=np.int32(threads))
+
+
+def _opset(opset) -> tuple[int, ...]:
+    return tuple(range(len(OPS))) if opset is None else tuple(opset)

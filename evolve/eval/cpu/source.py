@@ -1,0 +1,503 @@
+"""The C++ source of the CPU evaluator kernel (``evolve.eval.cpu.kernel``), generated from the ops
+table for one op set and register count: the tile loop of a program, constant folding
+and literal slots, the error reduction, the transcendental ops by libmvec or our own
+vector code (``evolve.eval.cpu.vecmath``), the thread pool, and the two XLA FFI handlers
+(``EvolveErrors``, ``EvolveOutputs``). ``evolve.eval.cpu.kernel`` builds and calls it; its
+docstring says how the kernel works.
+"""
+
+from __future__ import annotations
+
+import os
+
+from evolve.eval.cpu.vecmath import FAST, FAST_MATH, OWN_MATH
+from evolve.ops import C_HELPERS, CONST, OPS
+
+MATHS = ("libmvec", "fast", "own")  # the transcendental ops' implementations (chosen_math)
+TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
+FOLD_LANES = 8  # lanes of the constant-folding step: one AVX2 vector
+SLOTS = 16  # registers of their own for a program's literals (filled once a program)
+
+# glibc's libmvec: AVX2 variants (8 floats), the glibc version that first has them, and
+# the inputs it handles fast (lo < x < hi), which are also our own code's fast range.
+# Outside (NaN, Inf, huge arguments), libmvec takes a slow path for the whole vector
+# (three times slower with 10 % such lanes), so those lanes go to the scalar libm
+# function instead.
+_MVEC = {"sin": ("_ZGVdN8v_sinf", 22, -8192.0, 8192.0),
+         "cos": ("_ZGVdN8v_cosf", 22, -8192.0, 8192.0),
+         "exp": ("_ZGVdN8v_expf", 22, -87.0, 88.0),
+         "log": ("_ZGVdN8v_logf", 22, 1.1754944e-38, 3.4e38),
+         "exp2": ("_ZGVdN8v_exp2f", 35, -126.0, 127.0),
+         "tanh": ("_ZGVdN8v_tanhf", 35, -9.0, 9.0)}
+# Out-of-range inputs whose result is known, set in the vector (C++ conditions on the
+# __m256 `a` and the value there); NaN inputs give NaN for every function. The rest of
+# the out-of-range lanes (huge finite arguments of sin, subnormal results of exp, ...)
+# call the scalar function.
+_INF = "_mm256_set1_ps(INFINITY)"
+_ABS = "_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)"
+_RULES = {
+    "sin": [(f"_mm256_cmp_ps({_ABS}, {_INF}, _CMP_EQ_OQ)", "_mm256_set1_ps(NAN)")],
+    "cos": [(f"_mm256_cmp_ps({_ABS}, {_INF}, _CMP_EQ_OQ)", "_mm256_set1_ps(NAN)")],
+    "exp": [("_mm256_cmp_ps(a, _mm256_set1_ps(89.0f), _CMP_GE_OQ)", _INF),
+            ("_mm256_cmp_ps(a, _mm256_set1_ps(-104.0f), _CMP_LE_OQ)", "_mm256_setzero_ps()")],
+    "exp2": [("_mm256_cmp_ps(a, _mm256_set1_ps(128.0f), _CMP_GE_OQ)", _INF),
+             ("_mm256_cmp_ps(a, _mm256_set1_ps(-151.0f), _CMP_LE_OQ)", "_mm256_setzero_ps()")],
+    "log": [("_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_LT_OQ)", "_mm256_set1_ps(NAN)"),
+            ("_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ)", "_mm256_set1_ps(-INFINITY)"),
+            (f"_mm256_cmp_ps(a, {_INF}, _CMP_EQ_OQ)", _INF)],
+    "tanh": [("_mm256_cmp_ps(a, _mm256_set1_ps(10.0f), _CMP_GE_OQ)", "_mm256_set1_ps(1.0f)"),
+             ("_mm256_cmp_ps(a, _mm256_set1_ps(-10.0f), _CMP_LE_OQ)", "_mm256_set1_ps(-1.0f)")],
+}
+
+_PRELUDE = r"""
+#include <cstdint>
+#include <cmath>
+#include <cstring>
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+#include "xla/ffi/api/ffi.h"
+#if defined(__AVX2__) && defined(__GLIBC__) && !defined(EVOLVE_NO_MVEC)
+#include <immintrin.h>
+#define EVOLVE_MVEC 1
+#else
+#define EVOLVE_MVEC 0
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define EVOLVE_OWN_MATH 1
+#else
+#define EVOLVE_OWN_MATH 0
+#endif
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+namespace ffi = xla::ffi;
+using std::isnan;
+using std::signbit;
+
+// XLA's CPU threads flush subnormal floats to zero (MXCSR FTZ and DAZ); numpy and C do
+// not, so the kernel clears both bits while it runs and puts them back after.
+struct KeepSubnormals {
+#if defined(__SSE__)
+    unsigned int saved;
+    KeepSubnormals() : saved(_mm_getcsr()) { _mm_setcsr(saved & ~0x8040u); }
+    ~KeepSubnormals() { _mm_setcsr(saved); }
+#endif
+};
+"""
+
+
+
+def _c_expr(o: int, a: str, b: str, c: str) -> str:
+    return OPS[o].c.format(a, b, c)
+
+
+def chosen_math() -> str:
+    """The transcendental ops' implementation: $EVOLVE_NATIVE_MATH, "libmvec" (default:
+    glibc's), "fast" (ours in float32 for exp, log, sin, cos, libmvec for the rest:
+    within 1-2 ULP, as fast as libmvec within the noise, cos 0.85 times) or "own" (ours
+    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec). Ours
+    need a compiler that targets AVX2 and FMA; without, libmvec or libm."""
+    math = os.environ.get("EVOLVE_NATIVE_MATH", "libmvec")
+    if math not in MATHS:
+        raise ValueError(f"EVOLVE_NATIVE_MATH must be one of {', '.join(MATHS)}, got {math!r}")
+    return math
+
+
+def _transcendental(o: int, math: str, decls: list[str]) -> str:
+    """The loop of a transcendental op over the tile: ours ("own", or "fast" for the ops
+    of vecmath.FAST; AVX2 and FMA), else libmvec
+    (AVX2 and glibc), else the scalar libm loop. In the vector paths, lanes outside the
+    fast range (lo, hi) get NaN for NaN, the value of a rule of _RULES, or the scalar libm
+    function."""
+    op = OPS[o]
+    fn, minor, lo, hi = _MVEC[op.name]
+    decls.append(f"#if EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n"
+                 f"extern \"C\" __m256 {fn}(__m256);\n#endif")
+    scalar = _c_expr(o, "A[j]", "B[j]", "C[j]")
+    safe = (lo + hi) / 2 if hi < 1e30 else 1.0
+    in_range = (f"_mm256_and_ps(_mm256_cmp_ps(a, _mm256_set1_ps({lo!r}f), _CMP_GT_OQ),\n"
+                f"        _mm256_cmp_ps(a, _mm256_set1_ps({hi!r}f), _CMP_LT_OQ))")
+
+    def special(keep: str) -> str:  # r holds the fast lanes (ok); fills in the others
+        rules = "".join(
+            f"    {{ const __m256 c = _mm256_andnot_ps(done, {cond});\n"
+            f"      r = _mm256_blendv_ps(r, {value}, c); done = _mm256_or_ps(done, c); }}\n"
+            for cond, value in _RULES.get(op.name, []))
+        lane = _c_expr(o, f"{keep}[l]", f"{keep}[l]", f"{keep}[l]")
+        return (f"    __m256 done = ok;\n"
+                f"    {{ const __m256 c = _mm256_cmp_ps(a, a, _CMP_UNORD_Q);\n"
+                f"      r = _mm256_blendv_ps(r, a, c); done = _mm256_or_ps(done, c); }}\n"
+                f"{rules}"
+                f"    _mm256_store_ps(D + j, r);\n"
+                f"    const int left = ~_mm256_movemask_ps(done) & 0xFF;\n"
+                f"    for (int l = 0; left && l < 8; ++l)\n"
+                f"        if ((left >> l) & 1) D[j + l] = {lane};\n")
+
+    def vector(fn: str) -> str:  # fn(a) on the fast lanes of each 8 floats
+        return (
+            f"for (int j = 0; j < T; j += 8) {{\n"
+            f"    const __m256 a = _mm256_load_ps(A + j);\n"
+            f"    const __m256 ok = {in_range};\n"
+            f"    const int fast = _mm256_movemask_ps(ok);\n"
+            f"    if (fast == 0xFF) {{ _mm256_store_ps(D + j, {fn}(a)); continue; }}\n"
+            f"    alignas(32) float keep[8];\n"
+            f"    _mm256_store_ps(keep, a);\n"
+            f"    __m256 r = fast ? {fn}(_mm256_blendv_ps(_mm256_set1_ps({safe!r}f), a, ok))"
+            f" : a;\n"
+            f"{special('keep')}"
+            f"}}\n")
+
+    mvec = vector(fn)
+    body = f"\n#if EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n"
+    if math == "fast" and op.name in FAST:
+        body = (f"\n#if EVOLVE_OWN_MATH\n{vector(f'ev_fast_{op.name}')}"
+                f"#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n")
+    if math == "own":
+        # pass 1: the reduction of every lane (a safe argument in the special ones, whose
+        # vectors are kept); pass 2: the polynomials into D; then the special lanes
+        f = op.name
+        own = (f"int any = 0;\n"
+               f"for (int j = 0; j < T; j += 8) {{\n"
+               f"    __m256 a = _mm256_load_ps(A + j);\n"
+               f"    const __m256 ok = {in_range};\n"
+               f"    const int fast = _mm256_movemask_ps(ok);\n"
+               f"    ev_bad[j >> 3] = fast != 0xFF;\n"
+               f"    if (fast != 0xFF) {{\n"
+               f"        any = 1;\n"
+               f"        _mm256_store_ps(ev_keep + j, a);\n"
+               f"        a = _mm256_blendv_ps(_mm256_set1_ps({safe!r}f), a, ok);\n"
+               f"    }}\n"
+               f"    ev_{f}_reduce8(a, ev_r + j, ev_x + j);\n"
+               f"}}\n"
+               f"for (int j = 0; j < T; j += 8)\n"
+               f"    _mm256_store_ps(D + j, ev_{f}_finish8(ev_r + j, ev_x + j));\n"
+               f"for (int j = 0; any && j < T; j += 8) {{\n"
+               f"    if (!ev_bad[j >> 3]) continue;\n"
+               f"    const float* keep = ev_keep + j;\n"
+               f"    const __m256 a = _mm256_load_ps(keep);\n"
+               f"    const __m256 ok = {in_range};\n"
+               f"    __m256 r = _mm256_load_ps(D + j);\n"
+               f"{special('keep')}"
+               f"}}\n")
+        body = (f"\n#if EVOLVE_OWN_MATH\n{own}#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n"
+                f"{mvec}#else\n")
+    return body + f"for (int j = 0; j < T; ++j) D[j] = {scalar};\n#endif\n"
+
+
+def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
+           math: str | None = None) -> str:
+    """The C++ source of the kernel and its FFI handler for one op set and size; ``math``
+    (one of MATHS, default ``chosen_math()``) picks the transcendental ops' code."""
+    R, T = n_registers, tile
+    math = chosen_math() if math is None else math
+    ops = sorted(set(opset) | {CONST})
+    helpers = [body for name, body in C_HELPERS.items()
+               if any(name in OPS[o].c for o in ops if o != CONST)]
+    own = math == "own" and any(not OPS[o].exact and OPS[o].name in _MVEC for o in ops)
+    if own:
+        helpers.append(OWN_MATH)
+    if math == "fast" and any(not OPS[o].exact and OPS[o].name in FAST for o in ops):
+        helpers.append(FAST_MATH)
+    decls, cases = [], []
+    for o in ops:
+        op = OPS[o]
+        if o == CONST:
+            body = "const float k = cst[i]; for (int j = 0; j < T; ++j) D[j] = k;"
+        elif not op.exact and op.name in _MVEC:
+            body = _transcendental(o, math, decls)
+        else:
+            body = ("\n#pragma GCC ivdep\n"
+                    f"for (int j = 0; j < T; ++j) D[j] = {_c_expr(o, 'A[j]', 'B[j]', 'C[j]')};\n")
+        cases.append(f"            case {o}: {{ {body} break; }}")
+    # the own transcendental ops' scratch: reduced arguments, side data, the vectors with
+    # lanes outside the fast range (and which)
+    scratch = ("#if EVOLVE_OWN_MATH\n    alignas(32) double ev_r[T], ev_x[T];\n"
+               "    alignas(32) float ev_keep[T];\n    unsigned char ev_bad[T / 8];\n#endif\n"
+               if own else "")
+    return _PRELUDE + "\n".join(helpers) + "\n" + "\n".join(decls) + f"""
+#define R {R}
+#define T {FOLD_LANES}
+// One instruction on FOLD_LANES copies of constant operands: the op's own code, so a
+// folded constant has the bits the tile loop would give every point.
+static void fold_step(int o, int i, const float* cst, const float* A, const float* B,
+                      const float* C, float* D) {{
+{scratch}    (void)A; (void)B; (void)C;
+    switch (o) {{
+{chr(10).join(cases)}
+        default: break;
+    }}
+}}
+#undef T
+#define T {T}
+#define SLOTS {SLOTS}
+static const int ARITY[{len(OPS)}] = {{{", ".join(str(o.arity) for o in OPS)}}};
+
+// The program as the tile loop runs it. Constant folding: an instruction whose arguments
+// are all constant (literals, registers never written but zero, and what is computed
+// from them alone) computes the same value at every point; it is computed once here (a
+// third of a random tree's transcendental instructions are such: sin(0.3), exp(log(0.5))
+// and the like). Constant slots: a literal, given or folded, is written once into a
+// register of its own past the program's R (up to SLOTS of them), filled once for all
+// tiles, and the instructions that read it read that slot; it leaves the loop. Writes
+// the loop's instructions into op, args, dst, cst and the slots' values into
+// slot_value; returns their count, the output register and the slots' count.
+struct Prepared {{ int n, outreg, slots; }};
+static Prepared prepare(const int32_t* op_in, const int32_t* args_in, const int32_t* dst_in,
+                        const float* cst_in, int n, int outreg, int n_inputs, int32_t* op,
+                        int32_t* args, int32_t* dst, float* cst, float* slot_value) {{
+    alignas(32) float value[R][{FOLD_LANES}];
+    alignas(32) float out[{FOLD_LANES}];
+    bool known[R];
+    int alias[R];  // where register r's value is read from: r, or its literal's slot
+    for (int r = 0; r < R; ++r) {{
+        known[r] = r >= n_inputs;
+        alias[r] = r;
+        for (int j = 0; j < {FOLD_LANES}; ++j) value[r][j] = 0.0f;
+    }}
+    int m = 0, slots = 0;
+    for (int i = 0; i < n; ++i) {{
+        const int o = op_in[i], d = dst_in[i], k = ARITY[o];
+        const int32_t* a = args_in + 3 * i;
+        bool all = true;
+        for (int q = 0; q < k; ++q) all = all && known[a[q]];
+        float c = cst_in[i];
+        if (all) {{
+            fold_step(o, i, cst_in, value[a[0]], value[a[1]], value[a[2]], out);
+            for (int j = 0; j < {FOLD_LANES}; ++j) value[d][j] = out[j];
+            c = out[0];
+        }}
+        known[d] = all;
+        if (all && slots < SLOTS) {{
+            slot_value[slots] = c;
+            alias[d] = R + slots++;
+            continue;
+        }}
+        op[m] = all ? {CONST} : o;
+        cst[m] = c;
+        dst[m] = d;
+        for (int q = 0; q < 3; ++q) args[3 * m + q] = q < k && !all ? alias[a[q]] : 0;
+        alias[d] = d;
+        ++m;
+    }}
+    return Prepared{{m, alias[outreg], slots}};
+}}
+
+// The error statistics' running state: max |out-y|*scale, max |out-y|, sum (out-y)^2
+// (and, with AVX2, four lanes of each and whether a scaled error was NaN).
+struct Stats {{
+    double mxs = 0.0, mx = 0.0, sq = 0.0;
+#if defined(__AVX2__)
+    __m256d vmxs = _mm256_setzero_pd(), vmx = _mm256_setzero_pd();
+    __m256d vsq = _mm256_setzero_pd(), vnan = _mm256_setzero_pd();
+#endif
+}};
+
+// One tile's outputs into the statistics. A function of its own, so that the
+// accumulators stay in registers for the loop (inside run_program's big switch they
+// were spilled, a store and a load an iteration).
+__attribute__((noinline)) static void reduce_tile(const float* out, const double* y,
+                                                  const double* scale, const int32_t* mask,
+                                                  int m, Stats& st) {{
+    int j = 0;
+#if defined(__AVX2__)
+    __m256d vmxs = st.vmxs, vmx = st.vmx, vsq = st.vsq, vnan = st.vnan;
+    for (; j + 4 <= m; j += 4) {{  // four points at a time, in float64
+        const __m256d o = _mm256_cvtps_pd(_mm_loadu_ps(out + j));
+        __m256d e = _mm256_andnot_pd(_mm256_set1_pd(-0.0),
+                                     _mm256_sub_pd(o, _mm256_loadu_pd(y + j)));
+        e = _mm256_blendv_pd(e, _mm256_set1_pd(INFINITY), _mm256_cmp_pd(e, e, _CMP_UNORD_Q));
+        const __m256i mk = _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i*)(mask + j)));
+        e = _mm256_and_pd(e, _mm256_castsi256_pd(
+            _mm256_xor_si256(_mm256_cmpeq_epi64(mk, _mm256_setzero_si256()),
+                             _mm256_set1_epi64x(-1))));
+        const __m256d sc = _mm256_mul_pd(e, _mm256_loadu_pd(scale + j));
+        vnan = _mm256_or_pd(vnan, _mm256_cmp_pd(sc, sc, _CMP_UNORD_Q));
+        vmxs = _mm256_max_pd(sc, vmxs);
+        vmx = _mm256_max_pd(e, vmx);
+        vsq = _mm256_add_pd(vsq, _mm256_mul_pd(e, e));
+    }}
+    st.vmxs = vmxs; st.vmx = vmx; st.vsq = vsq; st.vnan = vnan;
+#endif
+    for (; j < m; ++j) {{
+        if (!mask[j]) continue;
+        double err = std::fabs((double)out[j] - y[j]);
+        if (isnan(err)) err = INFINITY;
+        const double s = err * scale[j];
+        if (s > st.mxs || isnan(s)) st.mxs = s;
+        if (err > st.mx) st.mx = err;
+        st.sq += err * err;
+    }}
+}}
+
+// One program on all points: max |out-y|*scale, max |out-y|, sum (out-y)^2.
+static void run_program(const int32_t* op_in, const int32_t* args_in, const int32_t* dst_in,
+                        const float* cst_in, int n, int outreg_in, const float* x, int n_inputs,
+                        const double* y, const double* scale, const int32_t* mask,
+                        int64_t N, double* stats, float* outputs) {{
+    if (n < 0) {{  // a row padding the batch: nothing to run
+        if (stats) {{ stats[0] = stats[1] = stats[2] = 0.0; }}
+        if (outputs) std::memset(outputs, 0, sizeof(float) * N);
+        return;
+    }}
+    // the prepared program (op, args 3 a row, dst; cst): buffers of the thread, kept from
+    // program to program
+    static thread_local std::vector<int32_t> words;
+    static thread_local std::vector<float> literals;
+    words.resize(5 * (size_t)(n > 0 ? n : 1));
+    literals.resize(n > 0 ? n : 1);
+    int32_t* op_p = words.data();
+    int32_t* args_p = op_p + n;
+    int32_t* dst_p = args_p + 3 * n;
+    float* cst_p = literals.data();
+    float slot_value[SLOTS];
+    const Prepared prep = prepare(op_in, args_in, dst_in, cst_in, n, outreg_in, n_inputs,
+                                  op_p, args_p, dst_p, cst_p, slot_value);
+    const int32_t* op = op_p;
+    const int32_t* args = args_p;
+    const int32_t* dst = dst_p;
+    const float* cst = cst_p;
+    n = prep.n;
+    const int outreg = prep.outreg;
+    alignas(32) float regs[R + SLOTS][T];
+    for (int s = 0; s < prep.slots; ++s)
+        for (int j = 0; j < T; ++j) regs[R + s][j] = slot_value[s];
+{scratch}    Stats st;
+    // Registers other than the inputs start at zero; only those read before they are
+    // written (the output included) need zeroing again for each tile.
+    // (A bit a register; past 64 registers, all of them.)
+    uint64_t written = n_inputs >= 64 ? ~0ull : (1ull << n_inputs) - 1ull, reread = 0ull;
+    for (int i = 0; i < n; ++i) {{
+        for (int k = 0; k < ARITY[op[i]]; ++k) {{
+            const int a = args[3 * i + k];
+            if (a >= 64 || !((written >> a) & 1ull)) reread |= a >= 64 ? ~0ull : 1ull << a;
+        }}
+        if (dst[i] < 64) written |= 1ull << dst[i];
+    }}
+    if (outreg >= 64 || !((written >> outreg) & 1ull)) reread |= outreg >= 64 ? ~0ull : 1ull << outreg;
+    for (int r = n_inputs; r < R; ++r)
+        for (int j = 0; j < T; ++j) regs[r][j] = 0.0f;
+    for (int64_t t0 = 0; t0 < N; t0 += T) {{
+        const int m = (int)std::min<int64_t>(T, N - t0);
+        for (int r = 0; r < R; ++r) {{
+            if (r < n_inputs) {{
+                std::memcpy(regs[r], x + r * N + t0, sizeof(float) * m);
+                for (int j = m; j < T; ++j) regs[r][j] = 0.0f;
+            }} else if (t0 > 0 && (r >= 64 || ((reread >> r) & 1ull))) {{
+                for (int j = 0; j < T; ++j) regs[r][j] = 0.0f;
+            }}
+        }}
+        for (int i = 0; i < n; ++i) {{
+            float* D = regs[dst[i]];
+            const float* A = regs[args[3 * i]];
+            const float* B = regs[args[3 * i + 1]];
+            const float* C = regs[args[3 * i + 2]];
+            (void)A; (void)B; (void)C;
+            switch (op[i]) {{
+{chr(10).join(cases)}
+                default: break;
+            }}
+        }}
+        const float* out = regs[outreg];
+        if (outputs) {{
+            std::memcpy(outputs + t0, out, sizeof(float) * m);
+            continue;
+        }}
+        reduce_tile(out, y + t0, scale + t0, mask + t0, m, st);
+    }}
+    double mxs = st.mxs, mx = st.mx, sq = st.sq;
+#if defined(__AVX2__)
+    alignas(32) double a[4], b[4], c[4];
+    _mm256_store_pd(a, st.vmxs); _mm256_store_pd(b, st.vmx); _mm256_store_pd(c, st.vsq);
+    for (int l = 0; l < 4; ++l) {{
+        if (a[l] > mxs) mxs = a[l];
+        if (b[l] > mx) mx = b[l];
+        sq += c[l];
+    }}
+    if (_mm256_movemask_pd(st.vnan)) mxs = NAN;
+#endif
+    if (stats) {{ stats[0] = mxs; stats[1] = mx; stats[2] = sq; }}
+}}
+
+// fn(p) for every program p < P on `threads` threads (this one among them), programs
+// handed out one at a time so that a slow thread or a slow program holds no one up.
+template <class Fn>
+static void for_programs(int64_t P, int threads, Fn fn) {{
+    std::atomic<int64_t> next{{0}};
+    auto work = [&]() {{
+        KeepSubnormals keep;
+        for (int64_t p = next++; p < P; p = next++) fn(p);
+    }};
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads && t < P; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+}}
+
+// Every program p of a batch: its statistics into stats[3 p..] (errors) or its outputs
+// into outputs[N p..] (outputs), on ``threads`` threads.
+static void run_batch(ffi::Buffer<ffi::S32>& op, ffi::Buffer<ffi::S32>& args,
+                      ffi::Buffer<ffi::S32>& dst, ffi::Buffer<ffi::F32>& cst,
+                      ffi::Buffer<ffi::S32>& length, ffi::Buffer<ffi::S32>& output,
+                      ffi::Buffer<ffi::F32>& x, int n_inputs, const double* y,
+                      const double* scale, const int32_t* mask, int64_t N, int threads,
+                      double* stats, float* outputs) {{
+    const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
+    for_programs(P, threads, [&](int64_t p) {{
+        run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
+                    dst.typed_data() + p * L, cst.typed_data() + p * L,
+                    length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
+                    y, scale, mask, N, stats ? stats + p * 3 : nullptr,
+                    outputs ? outputs + p * N : nullptr);
+    }});
+}}
+
+static ffi::Error evolve_errors_impl(
+        ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
+        ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
+        ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F64> y, ffi::Buffer<ffi::F64> scale,
+        ffi::Buffer<ffi::S32> mask, int32_t threads, ffi::ResultBuffer<ffi::F64> stats) {{
+    const int64_t N = y.element_count();
+    const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
+    if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
+    run_batch(op, args, dst, cst, length, output, x, n_inputs, y.typed_data(),
+              scale.typed_data(), mask.typed_data(), N, threads, stats->typed_data(), nullptr);
+    return ffi::Error::Success();
+}}
+
+static ffi::Error evolve_outputs_impl(
+        ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args, ffi::Buffer<ffi::S32> dst,
+        ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length, ffi::Buffer<ffi::S32> output,
+        ffi::Buffer<ffi::F32> x, int32_t threads, ffi::ResultBuffer<ffi::F32> out) {{
+    const int64_t P = op.dimensions()[0];
+    const int64_t N = P > 0 ? out->element_count() / P : 0;
+    const int n_inputs = (int)(x.element_count() / (N > 0 ? N : 1));
+    if (n_inputs > R) return ffi::Error::InvalidArgument("more inputs than registers");
+    run_batch(op, args, dst, cst, length, output, x, n_inputs, nullptr, nullptr, nullptr, N,
+              threads, nullptr, out->typed_data());
+    return ffi::Error::Success();
+}}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    EvolveOutputs, evolve_outputs_impl,
+    ffi::Ffi::Bind()
+        .Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
+        .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
+        .Arg<ffi::Buffer<ffi::F32>>()
+        .Attr<int32_t>("threads")
+        .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    EvolveErrors, evolve_errors_impl,
+    ffi::Ffi::Bind()
+        .Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
+        .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()
+        .Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F64>>().Arg<ffi::Buffer<ffi::F64>>()
+        .Arg<ffi::Buffer<ffi::S32>>()
+        .Attr<int32_t>("threads")
+        .Ret<ffi::Buffer<ffi::F64>>());
+"""

@@ -1,0 +1,248 @@
+"""C++ sources of our own AVX2 + FMA vector float32 transcendental functions, inlined into
+the CPU kernel (``evolve.eval.cpu.kernel``) when ``EVOLVE_NATIVE_MATH`` selects them: "own"
+(float64-evaluated, within 1 ULP and correctly rounded but for a few in 1e5) and "fast"
+(float32 arithmetic, as fast as glibc's libmvec, within 1 to 2 ULP). Both are guarded by
+``EVOLVE_OWN_MATH`` (the compiler targets AVX2 and FMA), which the kernel's prelude sets.
+"""
+
+# Our float32 exp, exp2, log, sin, cos and tanh for AVX2 and FMA: each computed in float64
+# (4 lanes a vector, two halves per 8 floats) from the exact float64 value of the argument,
+# then rounded once to float32. The polynomials and the rational function of exp are
+# minimax fits of the relative error (Remez exchange in mpmath); the bound of each is in
+# its comment. With a float64 result off by at most ~4e-11 relatively, the float32
+# rounding is the correct one unless the exact value lies within that distance of a
+# midpoint between two floats (a few in 10^5 for sin and cos, fewer for the others).
+# The FMA units bound the speed (float64 lanes are half as many as float32 lanes), so
+# exp, exp2, tanh and log give part of the work to the divider (one float64 division a
+# lane). Each op runs as two passes over the tile: `reduce8` (the argument reduction, 8
+# floats to 8 doubles R and 8 doubles X of side data) and `finish8` (the polynomial, back
+# to float32): two short dependency chains keep more independent work in the CPU's
+# window than one long one (a third faster).
+OWN_MATH = r"""
+#if EVOLVE_OWN_MATH
+#define EV_D(c) _mm256_set1_pd(c)
+#define EV_FMA _mm256_fmadd_pd
+#define EV_MAGIC EV_D(0x1.8p52)  // t = x + 1.5 * 2^52 rounds x to an integer k, in t's low bits
+
+static inline __m256d ev_lo(__m256 a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }
+static inline __m256d ev_hi(__m256 a) { return _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)); }
+static inline __m256 ev_pack(__m256d lo, __m256d hi) {
+    return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+}
+// e^r = (E + O)/(E - O) for |r| <= ln2/2, E = 1 + e1 r^2 + e2 r^4, O = r (1/2 + o1 r^2)
+// (r O/E approximates tanh(r/2)): relative error below 7.6e-14. One division, which the
+// divider does while the FMA units work on other lanes.
+static inline void ev_exp_rational(__m256d r, __m256d* E, __m256d* O) {
+    const __m256d z = _mm256_mul_pd(r, r);
+    *E = EV_FMA(EV_FMA(EV_D(0x1.37d5a8f527ea4p-11), z, EV_D(0x1.b6d5a03b83133p-4)), z, EV_D(1.0));
+    *O = _mm256_mul_pd(r, EV_FMA(EV_D(0x1.86012b995fa28p-7), z, EV_D(0.5)));
+}
+// 2^k (E + O)/(E - O), with K = k << 52 added to the exponent bits of E + O (no
+// overflow or underflow in the fast ranges)
+static inline __m256d ev_exp_finish(__m256d r, __m256d K) {
+    __m256d E, O;
+    ev_exp_rational(r, &E, &O);
+    const __m256d N = _mm256_castsi256_pd(_mm256_add_epi64(
+        _mm256_castpd_si256(_mm256_add_pd(E, O)), _mm256_castpd_si256(K)));
+    return _mm256_div_pd(N, _mm256_sub_pd(E, O));
+}
+// sin r = r S(r^2) for |r| <= pi/2; relative error below 4.3e-11
+static inline __m256d ev_sin_poly(__m256d r) {
+    const __m256d z = _mm256_mul_pd(r, r);
+    __m256d p = EV_FMA(EV_D(-0x1.9a6b1ffd86d00p-26), z, EV_D(0x1.71722e692a0b8p-19));
+    p = EV_FMA(p, z, EV_D(-0x1.a017f843ef9ffp-13));
+    p = EV_FMA(p, z, EV_D(0x1.11110cf77ccd4p-7));
+    p = EV_FMA(p, z, EV_D(-0x1.5555554bd1a28p-3));
+    return _mm256_mul_pd(r, EV_FMA(p, z, EV_D(1.0)));
+}
+// 2 atanh(s) = s (2 + z Q(z)), z = s^2, for |s| <= 0.1716; relative error below 7.9e-12
+static inline __m256d ev_atanh2_poly(__m256d s) {
+    const __m256d z = _mm256_mul_pd(s, s);
+    __m256d q = EV_FMA(EV_D(0x1.e3ae88881f4e3p-3), z, EV_D(0x1.24359131dde5ep-2));
+    q = EV_FMA(q, z, EV_D(0x1.999a7cf9b8c06p-2));
+    q = EV_FMA(q, z, EV_D(0x1.5555550745368p-1));
+    return _mm256_mul_pd(s, EV_FMA(q, z, EV_D(2.0)));
+}
+
+// Argument reductions of 4 doubles: the reduced argument, and side data in *aux.
+// exp: x = k ln2 + r, |r| <= ln2/2 (|k| <= 150: the error of the one-double ln2 times k
+// stays below 4e-15); aux = k << 52 (from t = k + 1.5 * 2^52)
+static inline __m256d ev_exp_reduce(__m256d x, __m256d* aux) {
+    const __m256d t = EV_FMA(x, EV_D(0x1.71547652b82fep+0), EV_MAGIC);
+    *aux = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
+    return _mm256_fnmadd_pd(_mm256_sub_pd(t, EV_MAGIC), EV_D(0x1.62e42fefa39efp-1), x);
+}
+// exp2: x = k + f, |f| <= 1/2 (exact), r = f ln2
+static inline __m256d ev_exp2_reduce(__m256d x, __m256d* aux) {
+    const __m256d t = _mm256_add_pd(x, EV_MAGIC);
+    *aux = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
+    return _mm256_mul_pd(_mm256_sub_pd(x, _mm256_sub_pd(t, EV_MAGIC)), EV_D(0x1.62e42fefa39efp-1));
+}
+#define ev_exp2_finish ev_exp_finish
+// tanh: 2x = k ln2 + r, e^(2x) = s (E + O)/(E - O), s = 2^k (aux), and
+// tanh x = (s (E + O) - (E - O))/(s (E + O) + (E - O))
+//        = ((s + 1) O - (1 - s) E)/((s + 1) E - (1 - s) O): for k = 0, O/E, no cancellation
+static inline __m256d ev_tanh_reduce(__m256d x, __m256d* aux) {
+    const __m256d y = _mm256_add_pd(x, x);
+    const __m256d t = EV_FMA(y, EV_D(0x1.71547652b82fep+0), EV_MAGIC);
+    *aux = _mm256_castsi256_pd(_mm256_slli_epi64(
+        _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)), 52));
+    return _mm256_fnmadd_pd(_mm256_sub_pd(t, EV_MAGIC), EV_D(0x1.62e42fefa39efp-1), y);
+}
+static inline __m256d ev_tanh_finish(__m256d r, __m256d s) {
+    __m256d E, O;
+    ev_exp_rational(r, &E, &O);
+    const __m256d p = _mm256_add_pd(s, EV_D(1.0)), m = _mm256_sub_pd(EV_D(1.0), s);
+    // p O - m E: -0 for x = -0
+    const __m256d num = _mm256_fmsub_pd(p, O, _mm256_mul_pd(m, E));
+    return _mm256_div_pd(num, _mm256_fnmadd_pd(m, O, _mm256_mul_pd(p, E)));
+}
+// sin: x = k pi + r, |r| <= pi/2, with pi as two doubles (k pi exact to 1e-28 for
+// |x| < 8192, so r keeps its relative accuracy near the zeros); sin x = (-1)^k sin r =
+// sin((-1)^k r): the reduction flips the sign of r for odd k
+static inline __m256d ev_sin_reduce(__m256d x, __m256d* aux) {
+    const __m256d t = EV_FMA(x, EV_D(0x1.45f306dc9c883p-2), EV_MAGIC);
+    const __m256d k = _mm256_sub_pd(t, EV_MAGIC);
+    const __m256d r = _mm256_fnmadd_pd(k, EV_D(0x1.1a62633145c07p-53),
+                                       _mm256_fnmadd_pd(k, EV_D(0x1.921fb54442d18p+1), x));
+    (void)aux;
+    return _mm256_xor_pd(r, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 63)));
+}
+// cos: x = (k + 1/2) pi - r, |r| <= pi/2; cos x = (-1)^k sin r
+static inline __m256d ev_cos_reduce(__m256d x, __m256d* aux) {
+    const __m256d t = _mm256_add_pd(EV_FMA(x, EV_D(0x1.45f306dc9c883p-2), EV_D(-0.5)), EV_MAGIC);
+    const __m256d m = _mm256_add_pd(_mm256_sub_pd(t, EV_MAGIC), EV_D(0.5));
+    const __m256d r = EV_FMA(m, EV_D(0x1.1a62633145c07p-53),
+                             _mm256_fmsub_pd(m, EV_D(0x1.921fb54442d18p+1), x));
+    (void)aux;
+    return _mm256_xor_pd(r, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 63)));
+}
+#define EV_TWO_PASS(F) \
+static inline void ev_##F##_reduce8(__m256 a, double* R, double* X) { \
+    __m256d aux; \
+    _mm256_store_pd(R, ev_##F##_reduce(ev_lo(a), &aux)); _mm256_store_pd(X, aux); \
+    _mm256_store_pd(R + 4, ev_##F##_reduce(ev_hi(a), &aux)); _mm256_store_pd(X + 4, aux); \
+} \
+static inline __m256 ev_##F##_finish8(const double* R, const double* X) { \
+    return ev_pack(ev_##F##_finish(_mm256_load_pd(R), _mm256_load_pd(X)), \
+                   ev_##F##_finish(_mm256_load_pd(R + 4), _mm256_load_pd(X + 4))); \
+}
+#define EV_ONE_ARRAY(F) \
+static inline void ev_##F##_reduce8(__m256 a, double* R, double*) { \
+    __m256d aux; \
+    _mm256_store_pd(R, ev_##F##_reduce(ev_lo(a), &aux)); \
+    _mm256_store_pd(R + 4, ev_##F##_reduce(ev_hi(a), &aux)); \
+} \
+static inline __m256 ev_##F##_finish8(const double* R, const double*) { \
+    return ev_pack(ev_sin_poly(_mm256_load_pd(R)), ev_sin_poly(_mm256_load_pd(R + 4))); \
+}
+EV_TWO_PASS(exp) EV_TWO_PASS(exp2) EV_TWO_PASS(tanh) EV_ONE_ARRAY(sin) EV_ONE_ARRAY(cos)
+// log of normal positive floats: a = 2^e m, m in [sqrt(1/2), sqrt(2)), log a = e ln2 +
+// 2 atanh(s), s = (m - 1)/(m + 1) (a float64 division: faster than a reciprocal refined
+// by FMAs); X holds e
+static inline void ev_log_reduce8(__m256 a, double* R, double* X) {
+    const __m256i bits = _mm256_castps_si256(a);
+    const __m256i e = _mm256_srai_epi32(_mm256_sub_epi32(bits, _mm256_set1_epi32(0x3f3504f3)), 23);
+    const __m256 m = _mm256_castsi256_ps(_mm256_sub_epi32(bits, _mm256_slli_epi32(e, 23)));
+    const __m256d lo = ev_lo(m), hi = ev_hi(m);
+    _mm256_store_pd(R, _mm256_div_pd(_mm256_sub_pd(lo, EV_D(1.0)), _mm256_add_pd(lo, EV_D(1.0))));
+    _mm256_store_pd(R + 4, _mm256_div_pd(_mm256_sub_pd(hi, EV_D(1.0)), _mm256_add_pd(hi, EV_D(1.0))));
+    _mm256_store_pd(X, _mm256_cvtepi32_pd(_mm256_castsi256_si128(e)));
+    _mm256_store_pd(X + 4, _mm256_cvtepi32_pd(_mm256_extracti128_si256(e, 1)));
+}
+// e ln2 + 2 atanh(s): ln2 as one double (|e| <= 128: off by at most 3e-15)
+static inline __m256d ev_log_finish(__m256d s, __m256d e) {
+    return EV_FMA(e, EV_D(0x1.62e42fefa39efp-1), ev_atanh2_poly(s));
+}
+static inline __m256 ev_log_finish8(const double* R, const double* X) {
+    return ev_pack(ev_log_finish(_mm256_load_pd(R), _mm256_load_pd(X)),
+                   ev_log_finish(_mm256_load_pd(R + 4), _mm256_load_pd(X + 4)));
+}
+#endif
+"""
+
+
+# Our float32 exp, log, sin and cos for AVX2 and FMA ("fast"): 8 floats a vector, float32
+# arithmetic throughout, no tables, inlined into the tile's loop. The polynomials are
+# minimax fits of the relative error (Lawson's iteration, mpmath and numpy), their
+# coefficients rounded to float32; each comment gives the fit's bound (the rounded
+# coefficients' in brackets; half an ULP is 3e-8 to 6e-8 relatively). The integer k of a
+# reduction comes from t = y + 1.5 * 2^23 (one FMA), which holds k in its low bits.
+# Against glibc's float64 functions rounded, on every float of the fast range: at most
+# 1 ULP (exp, log) or 2 ULP (sin, cos) off; correctly rounded for 99.4 % (exp), 96.5 %
+# (log), 97.4 % (sin), 94 % (cos: 1 ULP below 1 for some tiny arguments) of those floats,
+# and for 93 %, 96 %, 75 %, 75 % of the uniform arguments of tests/test_cpu_kernel.py (libmvec:
+# 51 %, 94 %, 75 %, 75 %, at most 2, 4, 2, 2 ULP off).
+FAST = ("exp", "log", "sin", "cos")  # the ops of FAST_MATH; exp2 and tanh take libmvec
+FAST_MATH = r"""
+#if EVOLVE_OWN_MATH
+#define EV_F(c) _mm256_set1_ps(c)
+#define EV_FMAGIC EV_F(0x1.8p23f)
+// exp: x = k ln2 + r, |r| <= ln2/2, ln2 = ln2hi + ln2lo (x - k ln2hi exact in the FMA);
+// e^r = 1 + r P(r), P of degree 5 (Estrin's scheme): 3.1e-9 [3.7e-9]; 2^k enters as k
+// added to the exponent field (the results of the fast range are normal)
+static inline __m256 ev_fast_exp(__m256 x) {
+    const __m256 t = _mm256_fmadd_ps(x, EV_F(0x1.715476p+0f), EV_FMAGIC);
+    const __m256 k = _mm256_sub_ps(t, EV_FMAGIC);
+    __m256 r = _mm256_fnmadd_ps(k, EV_F(0x1.62e430p-1f), x);
+    r = _mm256_fnmadd_ps(k, EV_F(-0x1.05c610p-29f), r);
+    const __m256 z = _mm256_mul_ps(r, r);
+    const __m256 a0 = _mm256_fmadd_ps(EV_F(0x1.fffffcp-2f), r, EV_F(1.0f));
+    const __m256 a1 = _mm256_fmadd_ps(EV_F(0x1.5558f2p-5f), r, EV_F(0x1.555492p-3f));
+    const __m256 a2 = _mm256_fmadd_ps(EV_F(0x1.6a23f2p-10f), r, EV_F(0x1.123a0ap-7f));
+    const __m256 p = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_fmadd_ps(a2, z, a1), z, a0), r,
+                                     EV_F(1.0f));
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p),
+                                                _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+}
+// log of a normal positive float: x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1 (exact);
+// log x = e ln2 + f + f^2 Q(f), Q of degree 7 (Estrin's scheme): 3.0e-8 [3.5e-8]; ln2 as
+// one float (relative error 2.7e-9)
+static inline __m256 ev_fast_log(__m256 x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i e = _mm256_srai_epi32(_mm256_sub_epi32(bits, _mm256_set1_epi32(0x3f3504f3)), 23);
+    const __m256 f = _mm256_sub_ps(
+        _mm256_castsi256_ps(_mm256_sub_epi32(bits, _mm256_slli_epi32(e, 23))), EV_F(1.0f));
+    const __m256 f2 = _mm256_mul_ps(f, f), f4 = _mm256_mul_ps(f2, f2);
+    const __m256 a0 = _mm256_fmadd_ps(EV_F(0x1.5556f4p-2f), f, EV_F(-0x1.fffffap-2f));
+    const __m256 a1 = _mm256_fmadd_ps(EV_F(0x1.98d2c0p-3f), f, EV_F(-0x1.00049ap-2f));
+    const __m256 a2 = _mm256_fmadd_ps(EV_F(0x1.318526p-3f), f, EV_F(-0x1.535d30p-3f));
+    const __m256 a3 = _mm256_fmadd_ps(EV_F(0x1.65c778p-4f), f, EV_F(-0x1.25049ep-3f));
+    const __m256 q = _mm256_fmadd_ps(_mm256_fmadd_ps(a3, f2, a2), f4, _mm256_fmadd_ps(a1, f2, a0));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(e), EV_F(0x1.62e430p-1f), _mm256_fmadd_ps(f2, q, f));
+}
+// sin r = r + (r^3 S(r^2) + c) for |r| <= pi/2 + 2e-4, c a tiny part of the argument
+// (r + c): S of degree 3: 6.1e-9 [8.8e-9]
+static inline __m256 ev_fast_sin_poly(__m256 r, __m256 c) {
+    const __m256 z = _mm256_mul_ps(r, r);
+    __m256 s = _mm256_fmadd_ps(EV_F(0x1.5dbceap-19f), z, EV_F(-0x1.9f6feep-13f));
+    s = _mm256_fmadd_ps(s, z, EV_F(0x1.110ed4p-7f));
+    s = _mm256_fmadd_ps(s, z, EV_F(-0x1.55554cp-3f));
+    return _mm256_add_ps(r, _mm256_fmadd_ps(_mm256_mul_ps(r, z), s, c));
+}
+// sin: |x| = k pi + r + c, pi = p1 + p2 + p3 in three floats (k < 2^12 in the fast range:
+// |x| - k p1 exact in the FMA, r then off by half an ULP at most, c = -k p3 under 1e-11);
+// sin x = sign(x) (-1)^k sin(r + c), (-1)^k from k's low bit in t
+static inline __m256 ev_fast_sin(__m256 x) {
+    const __m256 sign = _mm256_and_ps(x, EV_F(-0.0f)), ax = _mm256_xor_ps(x, sign);
+    const __m256 t = _mm256_fmadd_ps(ax, EV_F(0x1.45f306p-2f), EV_FMAGIC);
+    const __m256 k = _mm256_sub_ps(t, EV_FMAGIC);
+    __m256 r = _mm256_fnmadd_ps(k, EV_F(0x1.921fb6p+1f), ax);
+    r = _mm256_fnmadd_ps(k, EV_F(-0x1.777a5cp-24f), r);
+    const __m256 s = ev_fast_sin_poly(r, _mm256_mul_ps(k, EV_F(0x1.ee59dap-49f)));
+    return _mm256_xor_ps(s, _mm256_xor_ps(sign, _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_castps_si256(t), 31))));
+}
+// cos: |x| = (k + 1/2) pi - r - c; cos x = (-1)^k sin(r + c)
+static inline __m256 ev_fast_cos(__m256 x) {
+    const __m256 ax = _mm256_andnot_ps(EV_F(-0.0f), x);
+    const __m256 t = _mm256_add_ps(_mm256_fmadd_ps(ax, EV_F(0x1.45f306p-2f), EV_F(-0.5f)),
+                                   EV_FMAGIC);
+    const __m256 m = _mm256_add_ps(_mm256_sub_ps(t, EV_FMAGIC), EV_F(0.5f));
+    __m256 r = _mm256_fmsub_ps(m, EV_F(0x1.921fb6p+1f), ax);
+    r = _mm256_fmadd_ps(m, EV_F(-0x1.777a5cp-24f), r);
+    const __m256 s = ev_fast_sin_poly(r, _mm256_mul_ps(m, EV_F(-0x1.ee59dap-49f)));
+    return _mm256_xor_ps(s, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 31)));
+}
+#endif
+"""

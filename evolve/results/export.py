@@ -1,0 +1,384 @@
+"""Export: a program as standalone source code in Python (numpy), JAX, C99, SymPy or LaTeX.
+
+``export(program, problem, fmt)`` returns the text of a function ``f(x)`` (one argument
+per input) that computes what the program computes, one statement per instruction (dead
+instructions, which cannot reach the returned register, are left out). The generated code
+imports nothing from evolve.
+
+- ``python``: numpy float32 code. Literals are ``np.float32(v)`` with ``v`` the exact
+  value of the float32; ``fma`` rounds once, through float64 rounded to odd, as in the ops
+  table (a small helper is inlined). Equal to ``run_numpy`` bit for bit.
+- ``jax``: the same in ``jax.numpy``. ``fma`` needs ``jax_enable_x64``; float32 roundings
+  are kept only with ``XLA_FLAGS=--xla_allow_excess_precision=false``; on GPUs XLA's
+  float32 ``div`` and ``sqrt`` are not correctly rounded (see ``evolve.eval.pallas``), and on
+  CPUs XLA flushes subnormal float32 values to zero. For exactly rounded ops it equals the
+  evaluator's lax path on CPUs bit for bit, and ``run_numpy`` away from subnormals.
+- ``c``: a C99 function ``float f(float x)`` with hex float literals (exact) and
+  ``fmaf``; ``min``/``max`` are IEEE 754-2019 minimum/maximum, emitted as static inline
+  helpers (``ops.C_HELPERS``). Compile with ``-ffp-contract=off`` (no contraction of
+  ``a * b + c`` into an FMA) and without ``-ffast-math``; link with ``-lm``.
+- ``sympy``: a module that builds the real-number expression ``expr`` of the program,
+  with literals as ``sympy.Float`` of their exact values (optionally simplified);
+  ``to_sympy`` gives the expression itself.
+- ``latex``: that expression (optionally simplified) in LaTeX (``to_latex``); literals
+  with 9 significant digits.
+
+``export_run`` picks a member of a run's front (``choose_row``) and exports it.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from evolve.errors import UserError
+from evolve.ops import C_HELPERS, CONST, OPS, sympy_functions
+from evolve.problem import Problem
+from evolve.program import Program, input_dependent
+from evolve.program import live as _live
+from evolve.text import format_literal, format_program
+
+FORMATS = ("python", "jax", "c", "sympy", "latex")
+
+# numpy / jax.numpy spellings ({xp} is np or jnp); helpers are defined in the generated code
+_ARRAY_SPELLING = {
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
+    "fma": "_fma({0}, {1}, {2})", "neg": "-{0}", "abs": "{xp}.abs({0})",
+    "min": "_minimum({0}, {1})", "max": "_maximum({0}, {1})", "sqrt": "{xp}.sqrt({0})",
+    "exp2": "{xp}.exp2({0})", "exp": "{xp}.exp({0})", "log": "{xp}.log({0})",
+    "sin": "{xp}.sin({0})", "cos": "{xp}.cos({0})", "tanh": "{xp}.tanh({0})",
+}
+
+# Under jit, XLA's CPU backend fuses a multiply feeding an add into one FMA (one rounding
+# instead of two), and no flag, optimization_barrier or reduce_precision stops it; a select
+# between the product and one of its own operands does (NaN a: NaN either way).
+_JAX_MUL = "jnp.where({0} != {0}, {0}, {0} * {1})"
+
+_PY_FMA = '''
+def _fma(a, b, c):
+    """a * b + c rounded once to float32: exact product in float64, sum rounded to odd."""
+    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
+    p = a * b
+    s = p + c
+    bp = s - p
+    e = (p - (s - bp)) + (c - bp)  # the exact error of s (TwoSum)
+    bits = s.view(np.int64)
+    inexact = (e != 0) & np.isfinite(s) & (s != 0)
+    away = (e > 0) == (s > 0)
+    bits = np.where(inexact & ((bits & 1) == 0), bits + np.where(away, 1, -1), bits)
+    return bits.view(np.float64).astype(np.float32)
+'''
+
+_JAX_FMA = '''
+def _fma(a, b, c):
+    """a * b + c rounded once to float32: exact product in float64, sum rounded to odd."""
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError("fma needs float64: jax.config.update('jax_enable_x64', True)")
+    a, b, c = (jnp.asarray(v).astype(jnp.float64) for v in (a, b, c))
+    p = a * b
+    s = p + c
+    bp = s - p
+    e = (p - (s - bp)) + (c - bp)  # the exact error of s (TwoSum)
+    bits = lax.bitcast_convert_type(s, jnp.int64)
+    inexact = (e != 0) & jnp.isfinite(s) & (s != 0)
+    away = (e > 0) == (s > 0)
+    step = jnp.where(away, 1, -1).astype(jnp.int64)
+    bits = jnp.where(inexact & ((bits & 1) == 0), bits + step, bits)
+    return lax.bitcast_convert_type(bits, jnp.float64).astype(jnp.float32)
+'''
+
+_ARRAY_MINMAX = '''
+def _minimum(a, b):
+    """IEEE 754-2019 minimum: NaN if either is NaN, and -0 < +0."""
+    pick_a = (a < b) | ((a == b) & {xp}.signbit(a))
+    return {xp}.where({xp}.isnan(a) | {xp}.isnan(b), a + b, {xp}.where(pick_a, a, b))
+
+
+def _maximum(a, b):
+    """IEEE 754-2019 maximum: NaN if either is NaN, and +0 > -0."""
+    pick_a = (a > b) | ((a == b) & ~{xp}.signbit(a))
+    return {xp}.where({xp}.isnan(a) | {xp}.isnan(b), a + b, {xp}.where(pick_a, a, b))
+'''
+
+
+# -- the straight-line code every format shares ---------------------------------------------
+def _input_names(n_inputs: int) -> list[str]:
+    return ["x"] if n_inputs == 1 else [f"x{i}" for i in range(n_inputs)]
+
+
+def _initial(program: Program, n_inputs: int) -> list[int]:
+    """Registers read before they are written (the output included): inputs or zeros."""
+    written, needed = set(), set()
+    for ins in _live(program):
+        needed |= set(ins.args) - written
+        written.add(ins.dst)
+    if program.output not in written:
+        needed.add(program.output)
+    return sorted(needed)
+
+
+def _exact_repr(value: float) -> str:
+    """A Python float literal of the float32 ``value``'s exact value."""
+    return repr(float(np.float32(value)))
+
+
+def _c_literal(value: float) -> str:
+    """A C hex float literal of the float32 ``value``: exact (``0x1.62e43p-1f``)."""
+    h = float(np.float32(value)).hex()  # e.g. 0x1.62e4300000000p-1
+    sign, rest = ("-", h[1:]) if h.startswith("-") else ("", h)
+    mant, exp = rest[2:].split("p")
+    mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
+    return f"{sign}0x{mant}p{int(exp)}f"
+
+
+def _header(program: Program, problem: Problem, info: str) -> list[str]:
+    lines = [f"Exported by evolve from problem {problem.name!r}: {problem.description}."]
+    if info:
+        lines.append(info)
+    lines += ["", "The program:", ""]
+    lines += ["    " + line for line in format_program(program).splitlines()]
+    return lines
+
+
+def _check_name(name: str) -> None:
+    c_keywords = {"auto", "break", "case", "char", "const", "continue", "default", "do",
+                  "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline",
+                  "int", "long", "register", "restrict", "return", "short", "signed",
+                  "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned",
+                  "void", "volatile", "while"}
+    if (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or keyword.iskeyword(name)
+            or name in c_keywords or re.fullmatch(r"(r|x)\d*|_\w*", name)):
+        raise UserError(f"function name {name!r} is not usable: give an identifier such as "
+                        "'exp2_approx' (not a keyword, not r<N> or x<N>, no leading '_')")
+
+
+# -- numpy and JAX ------------------------------------------------------------------------
+def _array_source(program: Program, problem: Problem, name: str, info: str, jax: bool) -> str:
+    xp = "jnp" if jax else "np"
+    live = _live(program)
+    names = {ins.name for ins in live}
+    inputs = _input_names(problem.n_inputs)
+    doc = _header(program, problem, info)
+    if jax:
+        doc += ["", "Keeps float32 roundings only with XLA_FLAGS=--xla_allow_excess_precision="
+                "false; fma needs", "jax_enable_x64 (mul is written so XLA cannot fuse it into "
+                "an FMA). On GPUs, XLA's float32 div and sqrt are "
+                "not correctly rounded; on CPUs,", "XLA flushes subnormal float32 values to "
+                "zero."]
+    out = ['"""' + doc[0]] + doc[1:] + ['"""', ""]
+    out += (["import jax", "import jax.numpy as jnp", "from jax import lax"] if jax
+            else ["import numpy as np"])
+    out.append("")
+    if "fma" in names:
+        out += ["", (_JAX_FMA if jax else _PY_FMA).strip("\n"), ""]
+    if names & {"min", "max"}:
+        out += ["", _ARRAY_MINMAX.format(xp=xp).strip("\n"), ""]
+    out += ["", f"def {name}({', '.join(inputs)}):",
+            f'    """The program on float32 input{"s" if len(inputs) > 1 else ""}; '
+            f'returns float32 (arrays broadcast)."""']
+    for v in inputs:
+        out.append(f"    {v} = {xp}.asarray({v}, dtype={xp}.float32)")
+    body = []
+    first = inputs[0]
+    for r in _initial(program, problem.n_inputs):
+        body.append(f"r{r} = {inputs[r]}" if r < problem.n_inputs
+                    else f"r{r} = {xp}.zeros_like({first})")
+    for ins in live:
+        if ins.op == CONST:
+            body.append(f"r{ins.dst} = {xp}.float32({_exact_repr(ins.value)})  "
+                        f"# {format_literal(ins.value)}")
+        else:
+            args = [f"r{a}" for a in ins.args]
+            spelling = _JAX_MUL if jax and ins.name == "mul" else _ARRAY_SPELLING[ins.name]
+            body.append(f"r{ins.dst} = " + spelling.format(*args, xp=xp))
+    depends = program.output < problem.n_inputs  # the last value of the output register
+    for ins, dep in zip(program.instructions, input_dependent(program, problem.n_inputs)):
+        if ins.dst == program.output:
+            depends = dep
+    shape = f"{xp}.broadcast_shapes({', '.join(f'{xp}.shape({v})' for v in inputs)})"
+    ret = (f"return r{program.output}" if depends else
+           f"return {xp}.asarray({xp}.broadcast_to(r{program.output}, {shape}), "
+           f"dtype={xp}.float32)")
+    if jax:
+        out += ["    " + line for line in body + [ret]]
+    else:
+        out.append('    with np.errstate(all="ignore"):  # IEEE results: inf, nan, no warnings')
+        out += ["        " + line for line in body + [ret]]
+    return "\n".join(out) + "\n"
+
+
+# -- C --------------------------------------------------------------------------------------
+def _c_source(program: Program, problem: Problem, name: str, info: str) -> str:
+    live = _live(program)
+    inputs = _input_names(problem.n_inputs)
+    doc = _header(program, problem, info)
+    doc += ["", "C99. Compile with -ffp-contract=off and without -ffast-math; link with -lm."]
+    out = ["/* " + doc[0]] + [(" * " + line).rstrip() for line in doc[1:]] + [" */", "",
+                                                                              "#include <math.h>"]
+    spellings = " ".join(OPS[ins.op].c for ins in live)
+    for helper, source in C_HELPERS.items():
+        if helper + "(" in spellings:
+            out += ["", source.strip("\n")]
+    regs = sorted({ins.dst for ins in live} | set(_initial(program, problem.n_inputs)))
+    out += ["", f"float {name}({', '.join(f'float {v}' for v in inputs)})", "{"]
+    for i, v in enumerate(inputs):
+        if i not in regs:
+            out.append(f"    (void) {v};  /* not used */")
+    initial = _initial(program, problem.n_inputs)
+    for r in initial:
+        out.append(f"    float r{r} = {inputs[r] if r < problem.n_inputs else '0.0f'};")
+    rest = [r for r in regs if r not in initial]
+    if rest:
+        out.append(f"    float {', '.join(f'r{r}' for r in rest)};")
+    for ins in live:
+        if ins.op == CONST:
+            out.append(f"    r{ins.dst} = {_c_literal(ins.value)};  /* {format_literal(ins.value)} */")
+        else:
+            expr = OPS[ins.op].c.format(*(f"r{a}" for a in ins.args))
+            out.append(f"    r{ins.dst} = {expr};")
+    out += [f"    return r{program.output};", "}"]
+    return "\n".join(out) + "\n"
+
+
+# -- SymPy ----------------------------------------------------------------------------------
+def to_sympy(program: Program, problem: Problem, simplify: bool = False):
+    """The program as a sympy expression over real symbols ``x`` (or ``x0, x1, ...``).
+
+    Literals are ``sympy.Float`` with the exact value of their float32; operations are the
+    exact real ones (``fma`` is ``a*b + c``), so the expression is the program without
+    float32 rounding."""
+    import sympy
+
+    fns = sympy_functions()
+    regs = {i: sympy.Symbol(v, real=True) for i, v in enumerate(_input_names(problem.n_inputs))}
+    for ins in _live(program):
+        if ins.op == CONST:
+            regs[ins.dst] = sympy.Float(float(np.float32(ins.value)))
+            continue
+        try:
+            regs[ins.dst] = fns[ins.name](*(regs.get(a, sympy.Float(0.0)) for a in ins.args))
+        except (ZeroDivisionError, ValueError, TypeError) as e:
+            raise UserError(f"the program has no real-number expression: sympy fails on "
+                            f"{ins.name}(...) writing r{ins.dst} ({type(e).__name__}: {e}), "
+                            "as for 0/0 or a NaN; export it as python, jax or c") from None
+    expr = regs.get(program.output, sympy.Float(0.0))
+    return sympy.simplify(expr) if simplify else expr
+
+
+def to_latex(program: Program, problem: Problem, simplify: bool = False) -> str:
+    """The program's real-number expression (``to_sympy``) in LaTeX, literals shown with
+    the 9 significant digits that identify a float32."""
+    import sympy
+
+    expr = to_sympy(program, problem, simplify)
+    expr = expr.xreplace({f: sympy.Float(f, 9) for f in expr.atoms(sympy.Float)})
+    return sympy.latex(expr)
+
+
+def _sympy_source(program: Program, problem: Problem, info: str, simplify: bool) -> str:
+    to_sympy(program, problem)  # refuses programs that sympy cannot express
+    live = _live(program)
+    inputs = _input_names(problem.n_inputs)
+    doc = _header(program, problem, info)
+    doc += ["", "The real-number expression of the program: literals are the exact values "
+            "of its float32", "literals, operations are exact (no float32 rounding)."]
+    names = {"Float", "Symbol"} | ({"simplify"} if simplify else set())
+    for ins in live:
+        names |= set(re.findall(r"\b([A-Za-z_]\w*)\(", OPS[ins.op].sympy))
+    out = ['"""' + doc[0]] + doc[1:] + ['"""', "", f"from sympy import {', '.join(sorted(names))}",
+                                       ""]
+    for v in inputs:
+        out.append(f'{v} = Symbol("{v}", real=True)')
+    for r in _initial(program, problem.n_inputs):
+        out.append(f"r{r} = {inputs[r]}" if r < problem.n_inputs else f"r{r} = Float(0.0)")
+    for ins in live:
+        if ins.op == CONST:
+            out.append(f"r{ins.dst} = Float({_exact_repr(ins.value)})  "
+                       f"# {format_literal(ins.value)}")
+        else:
+            out.append(f"r{ins.dst} = " + OPS[ins.op].sympy.format(*(f"r{a}" for a in ins.args)))
+    out.append(f"expr = {'simplify(' if simplify else ''}r{program.output}"
+               f"{')' if simplify else ''}")
+    return "\n".join(out) + "\n"
+
+
+# -- public ---------------------------------------------------------------------------------
+def export(program: Program, problem: Problem, fmt: str, *, name: str = "f",
+           simplify: bool = False, info: str = "") -> str:
+    """The source text of ``program`` in format ``fmt`` (one of ``FORMATS``): a function
+    ``name(x)`` (``python``, ``jax``, ``c``) or a module defining ``expr`` (``sympy``,
+    simplified if ``simplify``). ``info`` is a line for the header comment."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
+    if simplify and fmt not in ("sympy", "latex"):
+        raise UserError("simplify applies to the sympy and latex formats only")
+    missing = sorted({ins.name for ins in program.instructions} - set(_ARRAY_SPELLING) - {"const"})
+    if missing:
+        raise ValueError(f"no export spelling for ops {missing}; add them to evolve.results.export")
+    _check_name(name)
+    if fmt == "c":
+        return _c_source(program, problem, name, info)
+    if fmt == "sympy":
+        return _sympy_source(program, problem, info, simplify)
+    if fmt == "latex":
+        return to_latex(program, problem, simplify) + "\n"
+    return _array_source(program, problem, name, info, jax=fmt == "jax")
+
+
+def choose_row(rows: list[dict[str, str]], problem: Problem, index: int | None = None,
+               best: bool = False) -> int:
+    """The front row to export: ``index``; or with ``best`` the lowest error; by default the
+    cheapest row meeting the problem's target, else the lowest error. Errors are the
+    certified max ULP where ``evolve verify`` wrote one (``verify.row_error``)."""
+    from evolve.results.certify import row_error
+
+    n = len(rows)
+    if index is not None:
+        if not 0 <= index < n:
+            raise UserError(f"--index {index} is out of range: the front has {n} "
+                            f"program{'s' * (n != 1)} (indices 0..{n - 1}, in front.csv order)")
+        return index
+    errors = [row_error(r, problem) for r in rows]
+    costs = [float(r["cost"]) for r in rows]
+    errors = [e if not math.isnan(e) else math.inf for e in errors]
+    meeting = [i for i in range(n) if problem.meets_target(errors[i])]
+    if meeting and not best:
+        return min(meeting, key=lambda i: (costs[i], errors[i], i))
+    return min(range(n), key=lambda i: (errors[i], costs[i], i))
+
+
+def _row_info(row: dict[str, str], index: int, problem: Problem) -> str:
+    unit = " ULP" if problem.error == "max_ulp" else ""
+    text = (f"Front row {index}: cost {float(row['cost']):g}, training error "
+            f"{float(row['error']):.6g}{unit} ({problem.error})")
+    if row.get("certified_max_ulp"):
+        text += (f"; certified max error {float(row['certified_max_ulp']):.6g} ULP over every "
+                 f"float32 of the domain (worst x = {row.get('certified_worst_x', '?')})")
+    return text + "."
+
+
+def export_run(run_dir: Path, fmt: str, index: int | None = None, best: bool = False,
+               name: str = "f", simplify: bool = False) -> tuple[str, int, str]:
+    """Export a member of the front of ``run_dir``: (source text, row index, a line
+    describing the row)."""
+    from evolve.catalog import load_problem
+    from evolve.results.certify import read_front
+    from evolve.runs.driver import open_run
+    from evolve.text import ParseError, parse_program
+
+    run_dir = Path(run_dir)
+    _, config = open_run(run_dir)
+    problem = load_problem(config.problem)
+    _, rows = read_front(run_dir)
+    i = choose_row(rows, problem, index, best)
+    try:
+        program = parse_program(rows[i]["program"], n_registers=problem.n_registers)
+    except ParseError as e:
+        raise UserError(f"front.csv row {i} holds no valid program (line {e.line}, column "
+                        f"{e.column}: {e.detail}); the run directory is damaged") from None
+    info = _row_info(rows[i], i, problem)
+    return export(program, problem, fmt, name=name, simplify=simplify, info=info), i, info

@@ -1,0 +1,169 @@
+"""A run's report: one self-contained HTML page (plots embedded, no external resources).
+
+The page holds a summary (generations, evaluations, cache hit rate, best error, best cost
+at the target, wall time), the fitness curves and the Pareto front as embedded PNG
+images, the front as a table with each program's text, the best programs, the problem's
+baselines and the run's configuration. Everything taken from the run is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from evolve.results.plots import (
+    ProblemInfo,
+    Run,
+    curves_figure,
+    front_figure,
+    group_runs,
+    load_run,
+    png_bytes,
+    problem_info,
+)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right;
+         vertical-align: top; }
+th { background: #f3f3f3; } td.text { text-align: left; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; margin: 0; }
+img { max-width: 100%; display: block; margin: 0.5em 0; }
+.note { color: #777; font-size: 0.9em; }
+"""
+
+
+def _num(value: float, fmt: str = ".4g") -> str:
+    return "&mdash;" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.2f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def summary(run: Run) -> dict[str, str]:
+    """The run's headline figures, as display strings (escaped, ready for HTML)."""
+    m = run.metrics
+    lookups = hit_rate = None
+    if {"cache_hits", "cache_misses"} <= set(m.columns):
+        hits = float(m["cache_hits"].sum())
+        lookups = hits + float(m["cache_misses"].sum())
+        hit_rate = f"{hits / lookups:.1%}" if lookups else "no lookups"
+    errors = m["best_error"].to_numpy(np.float64)
+    at_target = (m["best_cost_at_target"].to_numpy(np.float64)
+                 if "best_cost_at_target" in m.columns else np.array([np.nan]))
+    reached = at_target[np.isfinite(at_target)]
+    return {
+        "problem": html.escape(run.problem),
+        "seed": html.escape(str(run.config.get("seed", "?"))),
+        "generations": f"{int(m['generation'].iloc[-1]):,}",
+        "evaluations": f"{int(m['evaluations'].iloc[-1]):,}",
+        "cache hit rate": hit_rate or "&mdash;",
+        "best error": _num(float(np.min(errors)) if np.isfinite(errors).any() else None),
+        "best cost at target": _num(float(reached.min())) if reached.size else "not reached",
+        "wall time": _duration(float(np.nansum(m["wall_seconds"].to_numpy(np.float64)))),
+    }
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _front_table(run: Run, target: float | None) -> str:
+    if run.front is None or run.front.empty:
+        return '<p class="note">No front.csv in this run yet.</p>'
+    rows = []
+    for _, r in run.front.sort_values(["error", "cost"]).iterrows():
+        program = html.escape(str(r["program"]))
+        below = "" if target is None else f"<td>{'yes' if r['error'] < target else ''}</td>"
+        rows.append(
+            f"<tr><td>{_num(float(r['error']))}</td><td>{_num(float(r['cost']), 'g')}</td>"
+            f"<td>{int(r['length'])}</td>{below}"
+            f'<td class="text"><details><summary>{len(program.splitlines())} lines'
+            f"</summary><pre>{program}</pre></details></td></tr>")
+    below = "" if target is None else f"<th>below target ({target:g})</th>"
+    head = f"<tr><th>error</th><th>cost</th><th>length</th>{below}<th>program</th></tr>"
+    return f'<table class="front">{head}{"".join(rows)}</table>'
+
+
+def _best_programs(run: Run, target: float | None) -> str:
+    """The lowest-error program and the cheapest one below the target, in text form."""
+    f = run.front
+    if f is None or f.empty:
+        return ""
+    picks = {f.sort_values(["error", "cost"]).index[0]: ["lowest error"]}
+    if target is not None and (f["error"] < target).any():
+        cheapest = f[f["error"] < target].sort_values(["cost", "error"]).index[0]
+        picks.setdefault(cheapest, []).append(f"cheapest below the target ({target:g})")
+    parts = [f"<h3>{html.escape(', '.join(titles)).capitalize()}: error "
+             f"{_num(float(f.loc[i, 'error']))}, cost {_num(float(f.loc[i, 'cost']), 'g')}</h3>"
+             f"<pre>{html.escape(str(f.loc[i, 'program']))}</pre>" for i, titles in picks.items()]
+    return "<h2>Best programs</h2>" + "".join(parts)
+
+
+def _baselines(info: ProblemInfo) -> str:
+    if not info.baselines:
+        return ""
+    rows = "".join(f'<tr><td class="text">{html.escape(str(b["name"]))}</td>'
+                   f"<td>{_num(float(b['error']))}</td><td>{_num(float(b['cost']), 'g')}</td></tr>"
+                   for b in info.baselines)
+    return ("<h2>Baselines</h2><table><tr><th>name</th><th>error</th><th>cost</th></tr>"
+            f"{rows}</table>")
+
+
+def render_report(run: Run, info: ProblemInfo) -> str:
+    """The report page of ``run`` as an HTML string."""
+    groups = group_runs([run])
+    name = run.path.resolve().name
+    title = html.escape(f"{run.problem} \N{EM DASH} {name}")
+    facts = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary(run).items())
+    note = f'<p class="note">{html.escape(info.note)}</p>' if info.note else ""
+    config = html.escape(yaml.safe_dump(run.config, sort_keys=False, default_flow_style=False))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>evolve report: {title}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>evolve report: {title}</h1>
+<p class="note">Run directory: {html.escape(str(run.path))}</p>
+{note}
+<h2>Summary</h2>
+<table class="summary">{facts}</table>
+<h2>Fitness</h2>
+{_img(png_bytes(curves_figure(groups, [info])), "best error against generation, evaluations and wall time")}
+<h2>Pareto front</h2>
+{_img(png_bytes(front_figure(groups, [info])), "Pareto front of error against cost")}
+{_front_table(run, info.target)}
+{_best_programs(run, info.target)}
+{_baselines(info)}
+<h2>Configuration</h2>
+<pre>{config}</pre>
+</body>
+</html>
+"""
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write the HTML report of the run in ``run_dir`` (default ``run_dir/report.html``)
+    and return its path."""
+    run = load_run(run_dir)
+    out = Path(out) if out is not None else Path(run_dir) / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(run, problem_info(run.problem, run.config)), encoding="utf-8")
+    return out

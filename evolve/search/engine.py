@@ -1,0 +1,372 @@
+"""The engine loop: variation -> fingerprint -> cache -> fit -> evaluate -> select.
+
+The search state is explicit data (``State``): the population as programs with their
+objectives and fingerprints, the caches, the counters and the generation number. The
+randomness of generation g comes from ``fold_in(key, g)`` split per purpose, so the state
+needs no other random stream, and a checkpoint of the state resumes exactly.
+
+A generation:
+  1. parents by binary tournament on Pareto rank, their partners by mate choice
+     (``evolve.search.mating``: tournament, random or an evolving ideal mate), children by the
+     representation's crossover and mutation (``evolve.search.representation``: linear programs,
+     or DEAP trees compiled to programs);
+  2. each child's fingerprint (outputs on the probe points, quantized, hashed);
+     a hit in the cache reuses the objectives of the program evaluated before;
+  3. with constant fitting on: children whose *structure* (constants replaced by fixed
+     probe values) was never fitted get their literals fitted and written back, and the
+     structure is remembered; children of a known structure keep their own literals
+     (so perturbing a fitted literal is a real move);
+  4. remaining misses are evaluated in one batch on the training points; programs that
+     meet the error target there are re-checked on ``n_verify`` points, and that error
+     is the one they keep;
+  5. NSGA-II over (error, cost) on population + children, duplicates (by fingerprint)
+     removed; in accuracy-first mode errors below the target are clipped to it, so
+     accurate programs compete on cost alone.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field, replace
+
+import jax
+import numpy as np
+
+from evolve.eval.evaluator import Evaluator
+from evolve.ops import CONST
+from evolve.problem import Problem
+from evolve.program import Program, bucket, to_arrays
+from evolve.search import mating
+from evolve.search.fec import FECache, fingerprints, make_salt
+from evolve.search.fitting import ConstantFitter, FitParams
+from evolve.search.representation import TreeParams, crossed, make_representation
+from evolve.search.selection import accuracy_first, nsga2, pareto_ranks
+from evolve.search.state import State
+from evolve.search.variation import Space, VariationParams, rng_from_key
+
+
+def _cpu_devices(devices: list | None) -> list | None:
+    """``devices`` if they are CPUs (or None: the default backend's when it is the CPU),
+    else the host's CPU devices."""
+    chosen = devices or jax.devices()
+    if all(d.platform == "cpu" for d in chosen):
+        return devices
+    return jax.devices("cpu")
+
+
+# Purposes of the per-generation keys.
+_VARY, _SELECT, _PROBE, _INIT, _AUDIT = range(5)
+_MATE, _TREES = 101, 102  # mate choice (evolve.search.mating), the tree representation's stream
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """How the search runs (the ``search`` part of the run configuration)."""
+
+    population: int = 200
+    children: int = 200
+    init_length: tuple[int, int] = (2, 10)
+    accuracy_first: bool = True
+    fit: bool = True
+    fit_points: int = 256
+    fit_iterations: int = 10
+    fec: bool = True
+    fec_capacity: int = 200_000
+    fec_max_hits: int | None = None
+    fec_mantissa_bits: int = 23  # all of float32: approximations that differ by an ULP differ
+    audit_rate: float = 0.0
+    n_train: int | None = None  # default: the problem's
+    keep: str = "newest"  # of programs with one fingerprint, the one kept: "newest" or "oldest"
+    variation: VariationParams = field(default_factory=VariationParams)
+    representation: str = "linear"  # "linear" programs, or DEAP "tree"s compiled to programs
+    tree: TreeParams = field(default_factory=TreeParams)
+    cost: str = "problem"  # "problem": its cost model; "latency": measured XLA CPU time
+    mating: str = "tournament"  # a parent's partner: "tournament", "random" or "ideal"
+    mate_candidates: int = 7  # candidates an "ideal" chooser compares with its ideal
+    mate_sigma: float = 0.1  # mutation of the ideals (evolve/search/mating.py)
+
+
+_EMPTY_STATS = {"hits": 0, "misses": 0, "evictions": 0, "forgotten": 0, "audits": 0,
+                "false_hits": 0}
+
+
+class Engine:
+    """The fixed parts of a search: problem, parameters, data points and compiled code."""
+
+    def __init__(self, problem: Problem, params: SearchParams = SearchParams(),
+                 devices: list | None = None):
+        self.problem = problem
+        self.params = params
+        self.space = Space.from_problem(problem)
+        self.evaluator = Evaluator(problem.n_registers, problem.n_inputs, problem.dtype,
+                                   devices=devices, ops=problem.ops)
+        # Constant fitting is small, branchy, latency-bound work (a few hundred points per
+        # program): it runs on the host's CPU cores even when programs are evaluated on
+        # GPUs, where a vectorised fit computes every op at every step and compiles slowly.
+        self.fitter = ConstantFitter(problem.n_registers, problem.n_inputs,
+                                     FitParams(iterations=params.fit_iterations,
+                                               lawson=problem.error in ("max_ulp", "max_abs")),
+                                     devices=_cpu_devices(devices), ops=problem.ops)
+        self.latency = None
+        if params.cost == "latency":
+            from evolve.search.latency import LatencyCost
+
+            self.latency = LatencyCost(problem)
+        self.x_train = problem.points(params.n_train or problem.n_train)
+        self.y_train, self.s_train = problem.targets(self.x_train)
+        # at most the training points: for data (SR) problems they are the first ones
+        self.x_fit = problem.points(min(params.fit_points, len(self.x_train)))
+        self.y_fit, self.s_fit = problem.targets(self.x_fit)
+        self.x_verify = problem.points(problem.n_verify)
+        self.y_verify, self.s_verify = problem.targets(self.x_verify)
+        self.salt = make_salt(problem.name, {"n_train": len(self.x_train),
+                                             "n_verify": problem.n_verify})
+        self.length = bucket(problem.max_length)
+        self.representation = make_representation(problem, params)
+
+    # -- probes -----------------------------------------------------------------------
+    def probe_points(self, key: jax.Array) -> np.ndarray:
+        """The probe set of a run: drawn once from the run's key, part of its identity."""
+        # The domain's corners are always probed: programs that differ only there
+        # (x/x against 1 at x = 0) must not share a fingerprint.
+        corners = self.problem.grid(2)
+        rest = self.problem.sample(rng_from_key(jax.random.fold_in(key, _PROBE)),
+                                   max(self.problem.n_probe - len(corners), 0))
+        return np.concatenate([corners, rest])
+
+    def _fingerprints(self, programs: list[Program], probe: np.ndarray,
+                      structure: bool = False) -> list[bytes]:
+        batch = self._batch(programs)
+        if structure:  # literals replaced by fixed values that depend on their slot only
+            slot_values = np.float32(0.5) + np.arange(batch.const.shape[1], dtype=np.float32) * \
+                np.float32(0.1234567)
+            batch = batch._replace(const=np.where(batch.op == CONST, slot_values[None, :],
+                                                  batch.const).astype(np.float32))
+        out = self.evaluator.outputs(batch, probe)[: len(programs)]
+        salt = self.salt + (b"structure" if structure else b"")
+        return fingerprints(out, self.params.fec_mantissa_bits, salt)
+
+    def features(self, programs: list[Program], probe: np.ndarray) -> np.ndarray:
+        """Behaviour features of ``programs`` (``evolve.search.mating.features``): their outputs on
+        the first probe points, scaled by the training targets."""
+        if not programs:
+            return np.zeros((0, mating.N_FEATURES))
+        out = self.evaluator.outputs(self._batch(programs), probe[: mating.N_FEATURES])
+        return mating.features(out[: len(programs)], float(np.mean(self.y_train)),
+                               float(np.std(self.y_train)))
+
+    def _batch(self, programs: list[Program]):
+        return to_arrays(programs, length=self.length,
+                         size=bucket(len(programs), minimum=32))
+
+    # -- evaluation -------------------------------------------------------------------
+    def _evaluate(self, programs: list[Program]) -> np.ndarray:
+        """Errors of ``programs`` (float64): training error, verified when it meets target."""
+        if not programs:
+            return np.zeros(0)
+        batch = self._batch(programs)
+        stats = self.evaluator.errors(batch, self.x_train, self.y_train, self.s_train)
+        error = self.problem.error_value(stats)[: len(programs)]
+        if self.problem.target is not None:
+            good = np.flatnonzero(error < self.problem.target)
+            if len(good):
+                sub = self._batch([programs[i] for i in good])
+                vstats = self.evaluator.errors(sub, self.x_verify, self.y_verify, self.s_verify)
+                error[good] = np.maximum(error[good], self.problem.error_value(vstats)[: len(good)])
+        return error
+
+    def _fit(self, programs: list[Program]) -> list[Program]:
+        batch = self._batch(programs)
+        const, _ = self.fitter.fit(batch, self.x_fit, self.y_fit, self.s_fit)
+        out = []
+        for p, prog in enumerate(programs):
+            body = tuple(replace(ins, value=float(const[p, i])) if ins.op == CONST else ins
+                         for i, ins in enumerate(prog.instructions))
+            out.append(Program(body, prog.output))
+        return out
+
+    def assess(self, state: State, programs: list[Program], probe: np.ndarray,
+               rng: np.random.Generator) -> tuple[list[Program], np.ndarray, np.ndarray,
+                                                   list[bytes], dict]:
+        """Fingerprint, fit, look up and evaluate ``programs``; updates the caches."""
+        params = self.params
+        info = {"fits": 0, "evaluated": 0}
+        if params.fit:
+            has_literal = [any(i.op == CONST for i in p.instructions) for p in programs]
+            idx = [i for i, h in enumerate(has_literal) if h]
+            if idx:
+                sfps = self._fingerprints([programs[i] for i in idx], probe, structure=True)
+                new = {}
+                for i, fp in zip(idx, sfps):
+                    if fp not in state.structures and fp not in new:
+                        new[fp] = i
+                if new:
+                    fitted = self._fit([programs[i] for i in new.values()])
+                    for (fp, i), prog in zip(new.items(), fitted):
+                        programs[i] = prog
+                        state.structures.insert(fp, {"fitted": 1.0})
+                    info["fits"] = len(new)
+                    state.fits += len(new)
+        fps = self._fingerprints(programs, probe)
+        error = np.full(len(programs), np.nan)
+        todo: dict[bytes, list[int]] = {}
+        for i, fp in enumerate(fps):
+            hit = state.cache.lookup(fp) if params.fec else None
+            if hit is not None and params.fec and state.cache.should_audit(rng.random()):
+                todo.setdefault(fp, []).append(i)
+                info.setdefault("audit", {})[fp] = hit
+            elif hit is not None:
+                error[i] = hit["error"]
+            else:
+                todo.setdefault(fp, []).append(i)
+        if todo:
+            first = [ids[0] for ids in todo.values()]
+            fresh = self._evaluate([programs[i] for i in first])
+            info["evaluated"] = len(first)
+            state.evaluations += len(first)
+            for (fp, ids), e in zip(todo.items(), fresh):
+                error[ids] = e
+                audited = info.get("audit", {}).get(fp)
+                if audited is not None:
+                    state.cache.record_audit(audited, {"error": float(e)})
+                elif params.fec:
+                    state.cache.insert(fp, {"error": float(e)})
+        if self.latency is not None:  # measured speed (evolve/search/latency.py)
+            cost = self.latency(programs, error)
+        else:
+            cost = np.array([self.problem.cost(p) for p in programs])
+        return programs, error, cost, fps, info
+
+    # -- the loop -----------------------------------------------------------------------
+    def init(self, seed: int, probe_key: jax.Array | None = None,
+             caches: tuple | None = None) -> State:
+        """Generation 0: a random population, assessed.
+
+        Islands (``evolve.runs.islands.core``) pass the run's ``probe_key``, so that fingerprints agree
+        across islands, and ``caches`` (cache, structures) shared by the islands."""
+        key = jax.random.key(seed)
+        cache, structures = caches or (FECache(self.params.fec_capacity,
+                                               self.params.fec_max_hits,
+                                               self.params.audit_rate),
+                                       FECache(self.params.fec_capacity))
+        state = State(0, key, [], np.zeros(0), np.zeros(0), [], cache, structures,
+                      probe_key=probe_key)
+        rng = rng_from_key(jax.random.fold_in(jax.random.fold_in(key, 0), _INIT))
+        state.tree_random = self.representation.new_random(jax.random.fold_in(key, _TREES))
+        programs, genomes = self.representation.initial(rng, state, self.params.population)
+        probe = self.probe_points(key if probe_key is None else probe_key)
+        programs, error, cost, fps, _ = self.assess(state, programs, probe, rng)
+        genomes = self.representation.absorb(genomes, programs)
+        keep = self._select(error, cost, fps, random.Random(seed))
+        state.programs = [programs[i] for i in keep]
+        state.genomes = [genomes[i] for i in keep] if genomes else []
+        if self.params.mating == "ideal":
+            state.ideals = mating.initial_ideals(
+                rng_from_key(jax.random.fold_in(key, _MATE)), len(programs))[keep]
+        state.error, state.cost = error[keep], cost[keep]
+        state.fingerprints = [fps[i] for i in keep]
+        state.cache.take_stats()
+        state.structures.take_stats()
+        return state
+
+    def _objectives(self, error: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        if self.params.accuracy_first and self.problem.target is not None:
+            return accuracy_first(error, cost, self.problem.target)
+        # A NaN or Inf error is the worst in both objectives: never a cheap trade-off.
+        return np.stack([error, np.where(np.isfinite(error), cost, np.inf)], axis=1)
+
+    def _select(self, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
+        # One program per fingerprint survives. Keeping the newest (a child over the parent
+        # it equals) lets neutral variants drift, so multi-step structures can form,
+        # without letting copies of one function fill the population.
+        order = range(len(fps) - 1, -1, -1) if self.params.keep == "newest" else range(len(fps))
+        seen, unique = set(), []
+        for i in order:
+            if fps[i] not in seen:
+                seen.add(fps[i])
+                unique.append(i)
+        unique.sort()
+        unique = np.array(unique)
+        obj = self._objectives(error[unique], cost[unique])
+        mu = min(self.params.population, len(unique))
+        return unique[np.sort(nsga2(obj, mu, rng_gen))]
+
+    def step(self, state: State, vary=None) -> tuple[State, dict]:
+        """One generation. Returns the new state and its metrics row.
+
+        ``vary`` (e.g. ``evolve.search.llm.edits.LLMVariation``) may replace children: called as
+        ``vary(engine, state, key_g, pick, children, kinds, probe, rng)`` in place of
+        ``assess``, it returns (children, kinds, error, cost, fingerprints, info); its
+        ``finish(new_state)`` adds columns to the metrics row.
+        """
+        t0 = time.perf_counter()
+        g = state.generation + 1
+        key_g = jax.random.fold_in(state.key, g)
+        rng = rng_from_key(jax.random.fold_in(key_g, _VARY))
+        sel_rng = random.Random(int(rng_from_key(jax.random.fold_in(key_g, _SELECT))
+                                    .integers(2**63)))
+        probe = self.probe_points(state.key if state.probe_key is None else state.probe_key)
+        ranks = pareto_ranks(self._objectives(state.error, state.cost))
+        n = len(state.programs)
+        params = self.params
+        ideals = None
+        if params.mating == "ideal":
+            mate_rng = rng_from_key(jax.random.fold_in(key_g, _MATE))
+            ideals = state.ideals
+            if ideals is None or len(ideals) != n:  # e.g. immigrants arrived: start afresh
+                ideals = mating.initial_ideals(mate_rng, n)
+        pick = mating.choose_pairs(
+            rng, ranks, params.children, params.mating, ideals,
+            self.features(state.programs, probe) if ideals is not None else None,
+            params.mate_candidates)
+        if self.representation.name == "tree" and (vary is not None or len(state.genomes) != n):
+            raise ValueError("the tree representation needs a tree for every program: LLM "
+                             "edits and migrants between islands are linear programs only")
+        children, child_genomes, kinds = self.representation.children(rng, state, pick)
+        if vary is None:
+            children, error, cost, fps, info = self.assess(state, children, probe, rng)
+            child_genomes = self.representation.absorb(child_genomes, children)
+        else:
+            children, kinds, error, cost, fps, info = vary(self, state, key_g, pick, children,
+                                                           kinds, probe, rng)
+        self.last_children = list(zip(children, fps, error, cost, kinds))  # for observers
+        programs = state.programs + children
+        all_error = np.concatenate([state.error, error])
+        all_cost = np.concatenate([state.cost, cost])
+        all_fps = state.fingerprints + fps
+        keep = self._select(all_error, all_cost, all_fps, sel_rng)
+        all_genomes = state.genomes + child_genomes
+        new = State(g, state.key, [programs[i] for i in keep], all_error[keep], all_cost[keep],
+                    [all_fps[i] for i in keep], state.cache, state.structures,
+                    state.evaluations, state.fits, probe_key=state.probe_key,
+                    genomes=[all_genomes[i] for i in keep] if all_genomes else [],
+                    tree_random=state.tree_random)
+        if ideals is not None:
+            born = mating.child_ideals(mate_rng, ideals, pick, crossed(kinds), params.mate_sigma)
+            new.ideals = np.concatenate([ideals, born])[keep]
+        stats = {**_EMPTY_STATS, **new.cache.take_stats()}
+        new.structures.take_stats()
+        front = pareto_ranks(np.stack([new.error, new.cost], 1)) == 0
+        target = self.problem.target
+        ok = new.error < target if target is not None else np.zeros(len(new.error), bool)
+        row = {
+            "generation": g,
+            "evaluations": new.evaluations,
+            "evaluated": info["evaluated"],
+            "fits": info["fits"],
+            "cache_hits": stats["hits"],
+            "cache_misses": stats["misses"],
+            "cache_false_hits": stats["false_hits"],
+            "best_error": float(np.min(new.error)),
+            "best_cost_at_target": float(np.min(new.cost[ok])) if ok.any() else float("nan"),
+            "front_size": int(front.sum()),
+            "unique_fingerprints": len(set(new.fingerprints)),
+            "unique_children": len(set(fps)),
+            "diversity": mating.diversity(self.features(new.programs, probe)),
+            "population": len(new.programs),
+            "wall_seconds": time.perf_counter() - t0,
+        }
+        if vary is not None:
+            row.update(vary.finish(new))
+        return new, row
