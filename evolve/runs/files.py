@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from evolve.runs.checkpoint import atomic_write
-from evolve.search.state import State
 from evolve.errors import UserError
+from evolve.program import pruned
+from evolve.runs.checkpoint import atomic_write
 from evolve.search.selection import front_indices
+from evolve.search.state import State
 from evolve.text import format_program
 
 FRONT_COLUMNS = ("error", "cost", "length", "program")
@@ -90,14 +91,16 @@ def front_rows(state: State) -> list[tuple[float, float, int, str]]:
     """The Pareto front of (error, cost) of ``state``: sorted by cost, error, program.
 
     Programs whose error is not finite (NaN, Inf: a division by zero, an overflow) are
-    never on it, however cheap: they are the worst, not a trade-off.
+    never on it, however cheap: they are the worst, not a trade-off. Programs are shown
+    without their dead instructions (``length`` counts what is shown).
     """
     finite = np.flatnonzero(np.isfinite(np.asarray(state.error, np.float64)))
     if not len(finite):
         return []
     idx = finite[front_indices(np.stack([state.error[finite], state.cost[finite]], axis=1))]
-    rows = [(float(state.error[i]), float(state.cost[i]), len(state.programs[i]),
-             format_program(state.programs[i]).rstrip("\n")) for i in idx]
+    shown = {i: pruned(state.programs[i]) for i in idx}  # checkpoints keep the dead code
+    rows = [(float(state.error[i]), float(state.cost[i]), len(shown[i]),
+             format_program(shown[i]).rstrip("\n")) for i in idx]
     return sorted(rows, key=lambda r: (r[1], r[0], r[3]))
 
 
