@@ -6,6 +6,8 @@ import math
 import re
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -21,6 +23,8 @@ from evolve.text import parse_program
 
 TINY_DOMAIN = (1.0, 1.0 + 2 ** -10)  # 8193 float32 values
 PROBLEM_FILE = f'''\
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from evolve.problem import Problem
@@ -139,7 +143,8 @@ def test_inverse_ulp32_is_one_over_ulp32():
         [0.0, -0.0, 5e-324, 2.0 ** -1022, 2.0 ** -126, 2.0 ** -127, 2.0 ** -149, 2.0 ** -150,
          1.0, 2.0, np.nextafter(2.0, 0), 1e300, -3.0, np.finfo(np.float64).max],
         rng.standard_normal(5000) * 10.0 ** rng.integers(-300, 300, 5000)])
-    assert np.array_equal(verify.inverse_ulp32(y), 1 / ulp32(y))
+    got = np.asarray(jax.jit(verify.inverse_ulp32)(jnp.asarray(y, jnp.float64)))
+    assert np.array_equal(got, 1 / ulp32(y))  # the JAX function the certificate uses
 
 
 # -- certify -----------------------------------------------------------------------------

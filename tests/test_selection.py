@@ -1,4 +1,4 @@
-"""Selection: NSGA-II through DEAP, tournaments, regularized evolution, staged objectives."""
+"""Selection: NSGA-II through DEAP, Pareto ranks and fronts, staged objectives."""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ from evolve.search.selection import (
     accuracy_first,
     front_indices,
     nsga2,
-    oldest,
     pareto_ranks,
-    regularized_step,
-    tournament,
 )
 
 # Three known fronts (minimize both): each row of F1 is dominated by some row of F0, each
@@ -146,40 +143,6 @@ def test_nsga2_properties(obj, data):
         cut = ranks[chosen].max()
         assert set(np.flatnonzero(ranks < cut)) <= set(chosen.tolist())
     assert chosen.tolist() == nsga2(obj, mu, random.Random(seed)).tolist()
-
-
-# -- tournaments and regularized evolution ---------------------------------------------
-def test_tournament_of_everyone_picks_the_best():
-    f = np.array([3.0, np.nan, -1.0, 7.0, -1.0, 2.0])
-    winners = tournament(f, 50, f.shape[0], np.random.default_rng(0))
-    assert winners.shape == (50,) and winners.dtype == np.int64
-    assert set(winners.tolist()) == {2, 4}  # both best; ties go to the first drawn
-
-
-def test_tournament_sizes_and_determinism():
-    f = np.arange(10, dtype=np.float64)
-    a = tournament(f, 200, 3, np.random.default_rng(7))
-    assert a.tolist() == tournament(f, 200, 3, np.random.default_rng(7)).tolist()
-    assert a.max() <= 7  # three distinct contestants: the three worst can't all be drawn
-    one = tournament(f, 500, 1, np.random.default_rng(1))
-    assert set(one.tolist()) == set(range(10))  # size 1: uniform picks
-    assert tournament(f, 0, 2, np.random.default_rng(0)).tolist() == []
-    assert np.all(tournament(np.array([np.nan, 0.0]), 20, 2, np.random.default_rng(0)) == 1)
-    with pytest.raises(ValueError, match="size"):
-        tournament(f, 1, 11, np.random.default_rng(0))
-
-
-def test_regularized_step_removes_the_oldest():
-    ages = np.array([3, 9, 1, 9, 0, 4])
-    fitness = np.array([0.5, 0.1, 0.9, 0.3, 0.2, 0.4])
-    parents, remove = regularized_step(ages, fitness, 2, 6, np.random.default_rng(0))
-    assert remove.tolist() == [1, 3]  # the two oldest; the best (index 1) goes too
-    assert parents.tolist() == [1, 1]  # the tournament still sees the oldest
-    parents, remove = regularized_step(ages, fitness, 3, 2, np.random.default_rng(0))
-    assert remove.tolist() == [1, 3, 5] and parents.shape == (3,)
-    assert oldest(np.array([2, 2, 2]), 2).tolist() == [0, 1]
-    with pytest.raises(ValueError, match="n_children"):
-        regularized_step(ages, fitness, 7, 2, np.random.default_rng(0))
 
 
 # -- staged objectives ---------------------------------------------------------------

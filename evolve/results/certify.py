@@ -152,13 +152,6 @@ def _keys_range(start: int, stride: int, n: int) -> np.ndarray:
     return bits.view(np.float32)
 
 
-def inverse_ulp32(y: np.ndarray) -> np.ndarray:
-    """``1 / ulp32(y)`` for finite ``y`` (a power of two), from the exponent bits: fast."""
-    e = ((np.asarray(y, np.float64).view(np.uint64) >> np.uint64(52)) & np.uint64(0x7FF))
-    biased = np.minimum(np.int64(2069) - e.astype(np.int64), np.int64(1023 + 149))
-    return (biased.astype(np.uint64) << np.uint64(52)).view(np.float64)
-
-
 def _from_keys_jax(keys):
     bits = jnp.where(keys >= 0, keys, (-keys - 1) | 0x80000000)
     return lax.bitcast_convert_type(bits.astype(jnp.uint32), jnp.float32)
@@ -174,7 +167,9 @@ def _exact_f64(v):
     return jnp.where(subnormal, tiny, v.astype(jnp.float64))
 
 
-def _inverse_ulp32_jax(y):
+def inverse_ulp32(y):
+    """``1 / ulp32(y)`` for finite float64 ``y`` (a power of two), from the exponent bits,
+    in JAX: the certificate's error in ULPs is ``err * inverse_ulp32(y)``, exactly."""
     e = (lax.bitcast_convert_type(y, jnp.int64) >> 52) & 0x7FF
     biased = jnp.minimum(2069 - e, 1023 + 149)
     return lax.bitcast_convert_type(biased << 52, jnp.float64)
@@ -227,7 +222,7 @@ def _chunk_fn(n_registers: int, chunk: int, devices: tuple, pallas: bool,
         valid = i < n_valid
         err = jnp.abs(_exact_f64(out) - y)
         err = jnp.where(jnp.isnan(err), jnp.inf, err)  # NaN and Inf outputs: the worst
-        ulps = jnp.where(valid, err * _inverse_ulp32_jax(y), -1.0)  # err / ulp32(y), exactly
+        ulps = jnp.where(valid, err * inverse_ulp32(y), -1.0)  # err / ulp32(y), exactly
         worst = jnp.argmax(ulps)
         stats = (ulps[worst], worst, jnp.sum(ulps > 1.0, dtype=jnp.int64),
                  jnp.max(jnp.where(valid, err, 0.0)), out[worst])

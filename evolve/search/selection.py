@@ -1,4 +1,4 @@
-"""Selection over objective arrays: NSGA-II, tournaments, regularized evolution.
+"""Selection over objective arrays: NSGA-II, Pareto ranks and fronts, staged objectives.
 
 Every objective is minimized. Selection functions are pure functions of explicit arrays
 and an explicit random state; they return indices into the arrays they were given.
@@ -149,59 +149,6 @@ def front_indices(objectives: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     front = _fronts(_individuals(_finite(obj), range(n)), 1)[0]  # the first front only
     return np.sort(np.array([ind.index for ind in front], np.int64))
-
-
-def tournament(fitness: np.ndarray, k: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Winners of ``k`` tournaments over ``fitness`` [n] (lower is better): indices [k].
-
-    Each tournament draws ``size`` distinct contestants uniformly (without replacement,
-    so ``size == n`` always picks a best); the lowest fitness wins, ties going to the
-    contestant drawn first. NaN fitness counts as +Inf.
-    """
-    f = np.asarray(fitness, np.float64)
-    if f.ndim != 1:
-        raise ValueError(f"fitness must have shape [n], got {f.shape}")
-    n = f.shape[0]
-    if not 1 <= size <= n:
-        raise ValueError(f"tournament size must be in 1..{n} (the population size), got {size}")
-    if k < 0:
-        raise ValueError(f"k (the number of tournaments) must be >= 0, got {k}")
-    f = np.where(np.isnan(f), np.inf, f)
-    contestants = np.argsort(rng.random((k, n)), axis=1)[:, :size]
-    best = np.argmin(f[contestants], axis=1)
-    return contestants[np.arange(k), best].astype(np.int64)
-
-
-def oldest(ages: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the ``count`` largest ``ages`` (oldest first; equal ages: lower index)."""
-    a = np.asarray(ages)
-    if not 0 <= count <= a.shape[0]:
-        raise ValueError(f"count must be in 0..{a.shape[0]}, got {count}")
-    return np.argsort(-a.astype(np.float64), kind="stable")[:count].astype(np.int64)
-
-
-def regularized_step(ages: np.ndarray, fitness: np.ndarray, n_children: int,
-                     tournament_size: int, rng: np.random.Generator
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """One batched step of regularized (aging) evolution, as in AutoML-Zero.
-
-    ages: [n], larger is older (e.g. generations lived, or steps since birth).
-    fitness: [n], lower is better.
-    Returns ``(parents, remove)``: ``n_children`` parent indices, each the winner of a
-    tournament of ``tournament_size`` over the whole current population, and the
-    ``n_children`` oldest indices (``oldest``), whose places the children take. The
-    oldest go whatever their fitness: that is the regularization.
-    """
-    a = np.asarray(ages)
-    f = np.asarray(fitness)
-    if a.shape != f.shape or a.ndim != 1:
-        raise ValueError(f"ages and fitness must both have shape [n], got {a.shape} "
-                         f"and {f.shape}")
-    if not 0 <= n_children <= a.shape[0]:
-        raise ValueError(f"n_children must be in 0..{a.shape[0]} (the population size), "
-                         f"got {n_children}")
-    parents = tournament(f, n_children, tournament_size, rng)
-    return parents, oldest(a, n_children)
 
 
 def accuracy_first(error: np.ndarray, cost: np.ndarray, target: float) -> np.ndarray:
