@@ -4,7 +4,7 @@ Formulas as published; 20 training points drawn uniformly from the range each be
 names (the ranges of Petersen et al. 2021, "Deep symbolic regression", Table: U[-1, 1]
 for Nguyen-1..6, U[0, 2] for Nguyen-7, U[0, 4] for Nguyen-8, U[0, 1]^2 for Nguyen-9..12),
 and 1000 held-out test points from the same range. Recovery means the exact formula: with
-20 points R^2 alone overstates it (see PEERS.md).
+20 points R^2 alone overstates it (a near fit of the points is not the formula).
 """
 
 from evolve.problems._sr import sr_problem

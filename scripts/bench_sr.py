@@ -17,7 +17,7 @@ left). ``wall_s`` is the search's time; choosing and converting the model afterw
 
 - ``test_r2``: R^2 of the final model on the held-out test points (noise-free);
 - ``exact``: the model, simplified by sympy with every constant rounded to 3 decimals,
-  equals the true formula with its constants evaluated and rounded the same way (PEERS.md);
+  equals the true formula with its constants evaluated and rounded the same way (docs/symbolic-regression.md);
   or does so after constants within 1e-5 (relative) of a/b, a/b pi or a/(b pi) (b <= 12)
   are replaced by them first (so that 2 sin(x) sin(y + 1.5707964) counts as 2 sin(x) cos(y));
 - ``recovered``: ``exact`` or ``test_r2 > 0.999999`` (the issue's definition);
@@ -25,7 +25,7 @@ left). ``wall_s`` is the search's time; choosing and converting the model afterw
   measure for every engine; ``native_size``: the engine's own node count.
 
 Engines and their settings (each its authors' defaults or published examples, except the
-shared op set; population 1000 for the peers, as in PEERS.md):
+shared op set; population 1000 for the peers):
 
 - ``evolve``: trees (``search.representation=tree``), NSGA-II on (NMSE, size), constant
   fitting, the equivalence cache; the model is the smallest of the final Pareto front

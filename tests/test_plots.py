@@ -1,6 +1,6 @@
 """Plots of run directories: files written, images valid, groups, baselines, errors.
 
-``make_run_dir`` builds a synthetic run directory in the on-disk format (ARCHITECTURE.md,
+``make_run_dir`` builds a synthetic run directory in the on-disk format (docs/architecture.md,
 "Runs on disk"); test_report uses it too.
 """
 

@@ -30,6 +30,9 @@ What makes the figure a certificate:
 ``verify_run`` certifies the Pareto front of a run directory and adds the columns
 ``certified_max_ulp``, ``certified_worst_x`` and ``certified_over_1ulp`` to its
 ``front.csv`` (written atomically).
+
+One concept over 400 lines: the exhaustive float32 certificate, from the device function
+that sweeps an interval to the front.csv columns that record it.
 """
 
 from __future__ import annotations

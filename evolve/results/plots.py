@@ -1,7 +1,7 @@
 """Plots of finished (or running) runs: fitness curves and the Pareto front.
 
 Reads run directories (``config.yaml``, ``metrics.csv``, ``front.csv``: see "Runs on
-disk" in ARCHITECTURE.md) and draws with matplotlib's object API
+disk" in docs/architecture.md) and draws with matplotlib's object API
 (``matplotlib.figure.Figure``, never ``pyplot``): no display, no global backend switch, so
 it works headless and leaves a user's interactive session alone.
 
@@ -9,6 +9,9 @@ Runs whose configurations differ only in ``seed`` (or run length) form a group; 
 is drawn as its median with the interquartile band, a group of one as a plain line. A run
 of islands (metrics.csv with an ``island`` column) is drawn by its ``all`` rows, and, as
 a group of one, with each island's curve as a faint dotted line.
+
+One concept a little over 400 lines: reading run directories into what the plots draw,
+and drawing them.
 """
 
 from __future__ import annotations
