@@ -457,6 +457,34 @@ IMPORTS = {"evolve": ("evolve.search.engine", "evolve.results.export", "evolve.e
            "operon": ("pyoperon.sklearn",)}
 
 
+INSTALL = {"gplearn": "pip install gplearn==0.4.3, or pip install -e '.[bench]'",
+           "operon": "pip install pyoperon, or pip install -e '.[bench]'",
+           "deap": "pip install deap"}
+
+
+def available(engines: list[str], err=sys.stderr) -> list[str]:
+    """The ``engines`` whose packages are installed; one line on ``err`` for each other,
+    saying what to install (the benchmark goes on with the rest)."""
+    import importlib.util
+
+    keep = []
+    for engine in engines:
+        missing = [m for m in IMPORTS[engine] if not _findable(importlib.util, m)]
+        if missing:
+            print(f"bench_sr: skipping {engine}: {missing[0].split('.')[0]} is not installed "
+                  f"({INSTALL.get(engine, 'install it')})", file=err)
+        else:
+            keep.append(engine)
+    return keep
+
+
+def _findable(util, module: str) -> bool:
+    try:
+        return util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or one set to None
+        return False
+
+
 def run_cell(engine: str, name: str, seed: int, args) -> dict:
     """One (engine, problem, seed) cell in this process: the JSON record."""
     import importlib
@@ -613,8 +641,12 @@ def summarize(records: list[dict]) -> tuple[list[dict], str]:
             f"{r2:.9f}" if r2 > 0.99 else f"{r2:.3f}")
         lines.append(f"| {row['set']} | {row['engine']} | {row['recovered']}/{n} "
                      f"({row['recovered'] / n:.0%}) | {row['exact']}/{n} | {r2s} | "
-                     f"{row['median_size']:g} | {row['median_wall_s']:.0f} |")
+                     f"{_g(row['median_size'])} | {_g(row['median_wall_s'], '.0f')} |")
     return rows, "\n".join(lines)
+
+
+def _g(value: float | None, spec: str = "g") -> str:
+    return "–" if value is None or not math.isfinite(value) else format(value, spec)
 
 
 def per_problem_table(records: list[dict]) -> str:
@@ -672,6 +704,9 @@ def main(argv=None) -> int:
     bad = [e for e in args.engines if e not in ENGINES]
     if bad:
         p.error(f"unknown engines {bad}; choose from {', '.join(ENGINES)}")
+    args.engines = available(args.engines)
+    if not args.engines:
+        p.error("none of the engines asked for is installed (see the lines above)")
     args.seed_list = (list(range(int(args.seeds))) if "," not in args.seeds
                       else [int(s) for s in args.seeds.split(",")])
     records = run_all(args)

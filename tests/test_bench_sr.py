@@ -73,3 +73,22 @@ def test_generations_end_within_the_budget(monkeypatch):
     now[0] = 0.0
     assert bench_sr.run_generations(lambda: now.__setitem__(0, now[0] + 12.0), 0.0, 10.0) == (
         1, 12.0)
+
+
+def test_a_missing_peer_is_one_line_and_the_rest_go_on(monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyoperon", None)  # as if not installed
+    err = io.StringIO()
+    assert bench_sr.available(["evolve", "operon", "deap"], err) == ["evolve", "deap"]
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1 and "skipping operon" in lines[0] and "pip install" in lines[0]
+
+
+def test_summary_of_failed_cells_has_no_numbers_to_format():
+    record = {"bench": "sr", "engine": "evolve", "problem": "nguyen-1", "set": "nguyen",
+              "seed": 0, "error": "ValueError: x", "recovered": False, "exact": False}
+    rows, table = bench_sr.summarize([record])
+    assert rows[0]["errors"] == 1 and rows[0]["median_size"] is None
+    assert "| nguyen | evolve | 0/1 (0%) | 0/1 | – | – | – |" in table
