@@ -59,6 +59,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -494,6 +495,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="also write the lines here")
     args = ap.parse_args(argv)
     cflags = args.cflags or list(DEFAULT_CFLAGS)
+    if shutil.which("gcc") is None:
+        sys.exit("bench_numerics: gcc not found: the C timings need it (Debian: apt-get "
+                 "install gcc)")
     try:
         for flags in cflags:
             if "-ffp-contract=off" not in shlex.split(flags) or "-ffast-math" in flags:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -414,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [f for f in args.functions if f not in FAMILIES]
     if unknown:
         ap.error(f"unknown function(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
+    if shutil.which(args.sollya) is None:
+        print(f"sollya_baselines: {args.sollya!r} not found: install Sollya (Debian: apt-get "
+              "install sollya) or pass --sollya PATH; the committed problems/baselines/*.json "
+              "stay as they are", file=sys.stderr)
+        return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for name in args.functions or FAMILIES:
         family = FAMILIES[name]

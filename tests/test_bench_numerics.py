@@ -127,3 +127,10 @@ def test_cli_refuses_flags_that_change_the_arithmetic(capsys):
         s.main(["--problems", "exp2", "--cflags", "-O3 -ffast-math"])
     with pytest.raises(SystemExit, match="not function problems"):
         s.main(["--problems", "nguyen1"])
+
+
+def test_without_gcc_it_says_what_to_install(monkeypatch):
+    s = _script()
+    monkeypatch.setattr(s.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="gcc not found.*apt-get install gcc"):
+        s.main(["--problems", "exp2"])

@@ -210,3 +210,12 @@ def test_sollya_baseline_script_reproduces_the_stored_data(tmp_path):
         assert [c["hex"] for c in b["coefficients"]] == [c["hex"] for c in old["coefficients"]]
         assert b["cost"] == old["cost"]
         assert b["error"] <= old["error"] + 1e-9  # a sparser sample can only miss the max
+
+
+def test_sollya_baseline_script_without_sollya_says_what_to_install():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "scripts/sollya_baselines.py", "exp2", "--sollya",
+                           "no-such-sollya"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "install Sollya" in done.stderr and len(done.stderr.strip().splitlines()) == 1
