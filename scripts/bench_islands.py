@@ -55,11 +55,11 @@ def run(args, k: int) -> dict:
             devices = _devices(search)
             state = search.init(args.seed)
             for _ in range(args.warmup):
-                state, _ = search.step(state)
+                state = search.step(state).state
             evaluated = candidates = 0
             t0 = time.perf_counter()
             for _ in range(args.generations):
-                state, rows = search.step(state)
+                state, _, rows = search.step(state)
                 total = rows[-1]
                 assert total["island"] == TOTAL
                 evaluated += total["evaluated"]

@@ -1,11 +1,14 @@
 """The engine loop: deterministic for a seed, caches counted, objectives consistent."""
 
+import jax
 import numpy as np
 import pytest
 
 from evolve.catalog import load_problem
 from evolve.eval.evaluator import run_numpy
+from evolve.runs.islands.core import SHARED, apply_logs, new_shared
 from evolve.search.engine import Engine, SearchParams
+from evolve.search.shared_cache import SharedCacheView
 
 PARAMS = SearchParams(population=16, children=16, n_train=512, fit_points=64,
                       fit_iterations=4)
@@ -20,7 +23,7 @@ def run(engine, seed, generations):
     state = engine.init(seed)
     rows = []
     for _ in range(generations):
-        state, row = engine.step(state)
+        state, _, row = engine.step(state)
         rows.append(repr({k: v for k, v in row.items() if k != "wall_seconds"}))  # NaN-safe
     return state, rows
 
@@ -68,5 +71,57 @@ def test_without_cache_every_child_is_evaluated():
     params = SearchParams(population=16, children=16, n_train=512, fec=False, fit=False)
     eng = Engine(load_problem("exp2"), params)
     state = eng.init(0)
-    state, row = eng.step(state)
+    state, _, row = eng.step(state)
     assert row["cache_hits"] == 0
+
+
+# -- a step does not change the state it is given ------------------------------------------
+def _cache_contents(cache) -> tuple:
+    """Everything a cache (an FECache or an island's view of a shared one) holds."""
+    if hasattr(cache, "base"):  # SharedCacheView
+        return ("view", repr(cache.base.to_state()), repr(cache._own), repr(cache._log),
+                repr(cache._stats))
+    return ("cache", repr(cache.to_state()))
+
+
+def snapshot(state) -> tuple:
+    return (state.generation, repr(np.asarray(jax.random.key_data(state.key))),
+            tuple(state.programs), state.error.tobytes(), state.cost.tobytes(),
+            tuple(state.fingerprints), tuple(state.genomes), state.evaluations, state.fits,
+            state.tree_random.getstate() if state.tree_random is not None else None,
+            None if state.ideals is None else state.ideals.tobytes(),
+            _cache_contents(state.cache), _cache_contents(state.structures))
+
+
+def _assert_pure(engine, state, generations=2):
+    for _ in range(generations):
+        before = snapshot(state)
+        first = engine.step(state)
+        assert snapshot(state) == before
+        again = engine.step(state)  # the same input: the same output
+        assert snapshot(again.state) == snapshot(first.state)
+        assert first.children.fingerprints == again.children.fingerprints
+        assert len(first.children.programs) == len(first.children.kinds) == \
+            len(first.children.error) == engine.params.children
+        state = first.state
+
+
+def test_a_step_leaves_its_input_unchanged(engine):
+    _assert_pure(engine, engine.init(2))
+
+
+def test_a_tree_step_leaves_its_input_unchanged():
+    params = SearchParams(population=12, children=12, n_train=256, fit_points=32,
+                          fit_iterations=2, representation="tree", mating="ideal")
+    eng = Engine(load_problem("nguyen-9"), params)
+    state = eng.init(1)
+    assert state.tree_random is not None and state.genomes
+    _assert_pure(eng, state)
+
+
+def test_a_step_leaves_an_islands_shared_caches_unchanged(engine):
+    shared = new_shared(engine)
+    views = tuple(SharedCacheView(shared[name], name) for name in SHARED)
+    state = engine.init(3, probe_key=jax.random.key(3), caches=views)
+    apply_logs(shared, [{name: getattr(state, name).take_log() for name in SHARED}])
+    _assert_pure(engine, state, generations=1)

@@ -52,7 +52,7 @@ def test_engine_with_latency_cost():
     engine = Engine(problem, SearchParams(population=16, children=16, n_train=512, fit=False,
                                           cost="latency"))
     state = engine.init(0)
-    state, row = engine.step(state)
+    state, _, row = engine.step(state)
     assert engine.latency is not None and np.isfinite(state.cost).all()
     assert (state.cost > 0).all()
 

@@ -83,7 +83,7 @@ def _run(engine, seed=0, generations=4):
     state = engine.init(seed)
     rows = []
     for _ in range(generations):
-        state, row = engine.step(state)
+        state, _, row = engine.step(state)
         rows.append(row)
     return state, pd.DataFrame(rows)
 

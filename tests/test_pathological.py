@@ -125,7 +125,7 @@ def test_pathological_programs_never_reach_the_front_or_survive_selection(engine
     # and they die out of a population that starts with them
     current = mixed
     for _ in range(3):
-        current, row = engine.step(current)
+        current, _, row = engine.step(current)
         assert np.isfinite(row["best_error"])
         assert all(np.isfinite(r[0]) for r in front_rows(current))
 

@@ -32,7 +32,7 @@ def engine():
 def _run(engine, seed, generations):
     state = engine.init(seed)
     for _ in range(generations):
-        state, _ = engine.step(state)
+        state = engine.step(state).state
     return state
 
 
@@ -63,8 +63,8 @@ def test_checkpoint_keeps_genomes_and_the_private_stream(engine, tmp_path):
     again, _ = load_checkpoint(save_checkpoint(tmp_path, state))
     assert again.genomes == state.genomes and again.programs == state.programs
     assert again.tree_random.getstate() == state.tree_random.getstate()
-    a, _ = engine.step(state)
-    b, _ = engine.step(again)
+    a = engine.step(state).state
+    b = engine.step(again).state
     assert a.genomes == b.genomes
     np.testing.assert_array_equal(a.error, b.error)
 

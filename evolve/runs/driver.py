@@ -28,6 +28,7 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -35,6 +36,10 @@ from typing import TextIO
 import jax
 
 from evolve import __version__
+from evolve.catalog import load_problem
+from evolve.errors import UserError
+from evolve.problem import Problem
+from evolve.program import Program, ProgramError, bucket, validate
 from evolve.runs.checkpoint import (
     CheckpointError,
     atomic_write,
@@ -46,17 +51,12 @@ from evolve.runs.checkpoint import (
     save_checkpoint,
 )
 from evolve.runs.config import RunConfig, dump_config, load_config, replace_field
-from evolve.search.engine import Engine
-from evolve.search.state import State
-from evolve.errors import UserError
-from evolve.search.state import IslandsState
-from evolve.runs.islands.core import check_state, InProcess, IslandSearch, uses_islands
-from evolve.search.llm.edits import api_key, open_llm
-from evolve.problem import Problem
-from evolve.catalog import load_problem
-from evolve.program import Program, ProgramError, bucket, validate
-from evolve.runs.progress import Progress
 from evolve.runs.files import Lock, RunDir, front_rows, writing
+from evolve.runs.islands.core import InProcess, IslandSearch, check_state, uses_islands
+from evolve.runs.progress import Progress
+from evolve.search.engine import Engine
+from evolve.search.llm.edits import api_key, open_llm
+from evolve.search.state import IslandsState, State
 
 RUNS_ROOT = Path("runs")
 
@@ -399,7 +399,7 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
     saved = state.generation
     try:
         while state.generation < config.generations and stop.signal is None:
-            state, row = engine.step(state, llm)
+            state, _, row = engine.step(state, llm)
             rows = row if isinstance(row, list) else [row]  # islands: theirs, then the run's
             for r in rows:
                 run.metrics.append(r)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -85,6 +86,37 @@ class SearchParams:
     mating: str = "tournament"  # a parent's partner: "tournament", "random" or "ideal"
     mate_candidates: int = 7  # candidates an "ideal" chooser compares with its ideal
     mate_sigma: float = 0.1  # mutation of the ideals (evolve/search/mating.py)
+
+
+class Children(NamedTuple):
+    """A generation's children, as assessed (before selection), in the order made."""
+
+    programs: list[Program]
+    fingerprints: list[bytes]
+    error: np.ndarray  # float64 [n]
+    cost: np.ndarray  # float64 [n]
+    kinds: list[str]  # how each was made, e.g. "two_point+rewire", "llm_rewrite"
+
+
+class Step(NamedTuple):
+    """What ``Engine.step`` returns: the new state, the generation's children and its
+    metrics row."""
+
+    state: State
+    children: Children
+    row: dict
+
+
+def working_copy(state: State) -> State:
+    """A state equal to ``state`` that shares nothing a generation changes: its caches are
+    copied (``FECache.copy``: one ordered-dict copy each, ~0.4 us an entry), its DEAP
+    stream too. Lists and arrays are shared: the engine never changes them in place."""
+    tree_random = None
+    if state.tree_random is not None:
+        tree_random = random.Random()
+        tree_random.setstate(state.tree_random.getstate())
+    return replace(state, cache=state.cache.copy(), structures=state.structures.copy(),
+                   tree_random=tree_random)
 
 
 _EMPTY_STATS = {"hits": 0, "misses": 0, "evictions": 0, "forgotten": 0, "audits": 0,
@@ -189,7 +221,11 @@ class Engine:
     def assess(self, state: State, programs: list[Program], probe: np.ndarray,
                rng: np.random.Generator) -> tuple[list[Program], np.ndarray, np.ndarray,
                                                    list[bytes], dict]:
-        """Fingerprint, fit, look up and evaluate ``programs``; updates the caches."""
+        """Fingerprint, fit, look up and evaluate ``programs``.
+
+        Changes ``state`` (its caches and counters: pass a ``working_copy``) and not
+        ``programs`` (the fitted programs are returned)."""
+        programs = list(programs)
         params = self.params
         info = {"fits": 0, "evaluated": 0}
         if params.fit:
@@ -292,15 +328,17 @@ class Engine:
         mu = min(self.params.population, len(unique))
         return unique[np.sort(nsga2(obj, mu, rng_gen))]
 
-    def step(self, state: State, vary=None) -> tuple[State, dict]:
-        """One generation. Returns the new state and its metrics row.
+    def step(self, state: State, vary=None) -> Step:
+        """One generation: the new state, the children and the metrics row (``Step``).
 
-        ``vary`` (e.g. ``evolve.search.llm.edits.LLMVariation``) may replace children: called as
-        ``vary(engine, state, key_g, pick, children, kinds, probe, rng)`` in place of
-        ``assess``, it returns (children, kinds, error, cost, fingerprints, info); its
-        ``finish(new_state)`` adds columns to the metrics row.
+        ``state`` is not changed (the new state has caches of its own: ``working_copy``).
+        ``vary`` (e.g. ``evolve.search.llm.edits.LLMVariation``) may replace children: called
+        as ``vary(engine, state, key_g, pick, children, kinds, probe, rng)`` in place of
+        ``assess``, it returns (children, kinds, error, cost, fingerprints, info, pending);
+        ``vary.finish(new_state, pending)`` adds columns to the metrics row.
         """
         t0 = time.perf_counter()
+        state = working_copy(state)
         g = state.generation + 1
         key_g = jax.random.fold_in(state.key, g)
         rng = rng_from_key(jax.random.fold_in(key_g, _VARY))
@@ -324,13 +362,13 @@ class Engine:
             raise ValueError("the tree representation needs a tree for every program: LLM "
                              "edits and migrants between islands are linear programs only")
         children, child_genomes, kinds = self.representation.children(rng, state, pick)
+        pending = None
         if vary is None:
             children, error, cost, fps, info = self.assess(state, children, probe, rng)
             child_genomes = self.representation.absorb(child_genomes, children)
         else:
-            children, kinds, error, cost, fps, info = vary(self, state, key_g, pick, children,
-                                                           kinds, probe, rng)
-        self.last_children = list(zip(children, fps, error, cost, kinds))  # for observers
+            children, kinds, error, cost, fps, info, pending = vary(
+                self, state, key_g, pick, children, kinds, probe, rng)
         programs = state.programs + children
         all_error = np.concatenate([state.error, error])
         all_cost = np.concatenate([state.cost, cost])
@@ -368,5 +406,6 @@ class Engine:
             "wall_seconds": time.perf_counter() - t0,
         }
         if vary is not None:
-            row.update(vary.finish(new))
-        return new, row
+            row.update(vary.finish(new, pending))
+        return Step(new, Children(list(children), list(fps), np.asarray(error, np.float64),
+                                  np.asarray(cost, np.float64), list(kinds)), row)

@@ -174,6 +174,22 @@ class FECache:
         self._audits_total = 0
         self._false_hits_total = 0
 
+    def copy(self) -> FECache:
+        """An independent cache with the same entries, LRU order, hit counts and stats.
+
+        Records are shared, not copied: a cache never changes a record it holds (``insert``
+        stores a copy of what it is given, ``lookup`` replaces an entry's hit count, not
+        its record). Costs one ordered-dict copy (about 10 ms per 100,000 entries).
+        """
+        other = FECache.__new__(FECache)
+        other.capacity, other.max_hits, other.audit_rate = (self.capacity, self.max_hits,
+                                                            self.audit_rate)
+        other._entries = self._entries.copy()
+        other._stats = dict(self._stats)
+        other._audits_total = self._audits_total
+        other._false_hits_total = self._false_hits_total
+        return other
+
     # -- lookups -------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._entries)

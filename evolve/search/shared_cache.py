@@ -45,6 +45,13 @@ class SharedCacheView:
         self._log: Log = []
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
 
+    def copy(self) -> SharedCacheView:
+        """An independent view of the same ``base``, with this view's inserts, log and
+        stats so far (the base is not copied: a view never changes it)."""
+        other = SharedCacheView(self.base, self.name)
+        other._own, other._log, other._stats = dict(self._own), list(self._log), dict(self._stats)
+        return other
+
     @property
     def audit_rate(self) -> float:
         return self.base.audit_rate

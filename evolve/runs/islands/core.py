@@ -36,20 +36,18 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import jax
 import numpy as np
 
-from evolve.runs.checkpoint import states_data
-from evolve.search.engine import Engine
-from evolve.search.state import IslandsState, Members, State, front
 from evolve.errors import UserError
+from evolve.runs.checkpoint import states_data
+from evolve.search.engine import Children, Engine, Step
 from evolve.search.fec import FECache
-from evolve.program import Program
 from evolve.search.selection import front_indices, pareto_ranks
 from evolve.search.shared_cache import SharedCacheView, apply_log
+from evolve.search.state import IslandsState, Members, State, front
 from evolve.search.variation import rng_from_key
 
 SHARED = ("cache", "structures")  # the State fields that islands share
@@ -108,6 +106,7 @@ class Stepped:
     row: dict | None  # the engine's metrics row (None after generation 0)
     elite: Members
     best_error: float
+    children: Children | None = None  # the generation's children (None after generation 0)
 
 
 @dataclass
@@ -143,13 +142,14 @@ class Island:
 
     def step(self) -> tuple[Stepped, dict | None]:
         """One generation; returns its report and the shared caches' log."""
-        self.state, row = self.engine.step(self.state)
-        return self._stepped(row), self._log()
+        self.state, children, row = self.engine.step(self.state)
+        return self._stepped(row, children), self._log()
 
-    def _stepped(self, row: dict | None) -> Stepped:
+    def _stepped(self, row: dict | None, children: Children | None = None) -> Stepped:
         error = self.state.error
         best = float(np.min(error)) if len(error) else math.inf
-        return Stepped(row, elite(self.engine, self.state, max(self.params.migrants, 1)), best)
+        return Stepped(row, elite(self.engine, self.state, max(self.params.migrants, 1)), best,
+                       children)
 
     def _log(self) -> dict | None:
         if self.shared is None:
@@ -284,7 +284,8 @@ class IslandSearch:
     """A run of islands, stepped a generation at a time (what ``evolve.runs.driver`` drives).
 
     ``backend`` runs the islands: ``InProcess`` here, ``evolve.runs.islands.ray_actors.RayIslands`` on
-    Ray. ``init(seed)`` and ``step(state)`` mirror ``Engine``; ``step`` returns the
+    Ray. ``init(seed)`` and ``step(state)`` mirror ``Engine``; ``step`` returns a ``Step``
+    whose children are a list (one ``Children`` per island) and whose row is a list: the
     islands' rows and the run's row, last. A state returned by ``step`` is live: only the
     newest one may be checkpointed.
     """
@@ -302,7 +303,7 @@ class IslandSearch:
                              Members.union([a.front for a in after]))
         return self._live(state)
 
-    def step(self, state: IslandsState, vary=None) -> tuple[IslandsState, list[dict]]:
+    def step(self, state: IslandsState, vary=None) -> Step:
         if vary is not None:
             raise ValueError("islands do not take LLM edits (vary) yet")
         t0 = time.perf_counter()
@@ -318,7 +319,7 @@ class IslandSearch:
         rows = [island_row(s.row, i, p) for i, (s, p) in enumerate(zip(stepped, plans))]
         fps = len({fp for a in after for fp in a.fingerprints})
         rows.append(total_row(rows, new, fps, time.perf_counter() - t0))
-        return self._live(new), rows
+        return Step(self._live(new), [s.children for s in stepped], rows)
 
     def _live(self, state: IslandsState) -> IslandsState:
         state.data = self.backend.data
