@@ -46,7 +46,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import jax
@@ -54,6 +54,7 @@ import numpy as np
 
 from evolve.errors import UserError
 from evolve.problem import Problem
+from evolve.program import Program
 from evolve.search.llm import chat
 from evolve.search.llm.prompts import ReplyError, messages, parse_reply
 from evolve.search.variation import rng_from_key
@@ -180,6 +181,23 @@ def _float(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What an ``LLMVariation`` call hands to its ``finish``: the generation's LLM slots
+    and their outcomes, and the children as assessed (before selection)."""
+
+    generation: int
+    slots: list[_Slot]
+    outcomes: dict[int, tuple[str | None, str]]  # slot -> (failure kind or None, detail)
+    cut: int  # slots the budget cut
+    state: Any  # the state the children were made from (``evolve.search.state.State``)
+    children: list[Program]
+    error: np.ndarray
+    cost: np.ndarray
+    fps: list[bytes]
+    seconds: float  # waited for replies
+
+
 class LLMVariation:
     """The LLM operator of one run: an engine hook (``Engine.step(state, vary=...)``).
 
@@ -207,7 +225,6 @@ class LLMVariation:
         self.exhausted = saved.get("exhausted")  # the generation the budget ran out, or None
         self.history: list[dict] = list(saved.get("history", []))
         self._pool = None  # a ThreadPoolExecutor, from the first request on
-        self._pending: dict | None = None
 
     def state_dict(self) -> dict:
         """What a checkpoint keeps (JSON): counters, budget state and the recent history."""
@@ -339,7 +356,8 @@ class LLMVariation:
     # -- the engine hook --------------------------------------------------------------------
     def __call__(self, engine, state, key_g, pick, children, kinds, probe, rng):
         """Replace some of ``children`` by LLM children and assess them all, as
-        ``Engine.assess`` does; returns (children, kinds, error, cost, fingerprints, info)."""
+        ``Engine.assess`` does; returns (children, kinds, error, cost, fingerprints, info,
+        pending), ``pending`` being what ``finish`` needs once selection is done."""
         g = state.generation + 1
         slots, cut = self.plan(key_g, state, pick)
         t0 = time.perf_counter()
@@ -379,10 +397,9 @@ class LLMVariation:
         if replayed:
             self.log(f"generation {g}: {replayed} of {len(slots)} LLM replies replayed "
                      f"from {REPLIES}")
-        self._pending = {"generation": g, "slots": slots, "outcomes": outcomes, "cut": cut,
-                         "state": state, "children": list(children), "error": error.copy(),
-                         "cost": cost.copy(), "fps": list(fps), "seconds": waited}
-        return children, kinds, error, cost, fps, info
+        pending = Pending(g, slots, outcomes, cut, state, list(children), error.copy(),
+                          cost.copy(), list(fps), waited)
+        return children, kinds, error, cost, fps, info, pending
 
     def _usage(self, s: _Slot) -> tuple[int, int]:
         """Tokens (in, out) charged for a slot: the server's counts, else estimates."""
@@ -396,31 +413,31 @@ class LLMVariation:
             self.params.max_tokens if r.error == "too_long" else 0)
         return t_in, t_out
 
-    def finish(self, new) -> dict:
-        """The generation's ``llm_*`` metrics, once selection made ``new``; also records
-        the outcomes in the history."""
-        pend, self._pending = self._pending, None
+    def finish(self, new, pend: Pending) -> dict:
+        """The generation's ``llm_*`` metrics, once selection made ``new`` from the
+        children that ``pend`` (returned by the call) describes; also records the outcomes
+        in the history."""
         p = self.params
         counts = dict.fromkeys(FAILURES, 0)
         t_in = t_out = 0
         cost = 0.0
         programs = same = improved = accepted = 0
         survivors = set(new.fingerprints)
-        old = pend["state"]
-        for s in pend["slots"]:
+        old = pend.state
+        for s in pend.slots:
             a, b = self._usage(s)
             t_in, t_out = t_in + a, t_out + b
             cost += (a * p.price_in + b * p.price_out) / 1e6
-            kind, why = pend["outcomes"][s.slot]
+            kind, why = pend.outcomes[s.slot]
             i, j = s.slot, s.parents[0]
-            entry = {"generation": pend["generation"], "kind": s.kind, "model": s.model,
+            entry = {"generation": pend.generation, "kind": s.kind, "model": s.model,
                      "parent": [_float(old.error[j]), _float(old.cost[j])]}
             if kind is not None:
                 counts[kind] += 1
                 entry.update(result="failed", why=f"{kind}: {why}"[:400])
             else:
                 programs += 1
-                e, c, fp = pend["error"][i], pend["cost"][i], pend["fps"][i]
+                e, c, fp = pend.error[i], pend.cost[i], pend.fps[i]
                 entry["child"] = [_float(e), _float(c)]
                 accepted += fp in survivors
                 if fp in {old.fingerprints[k] for k in s.parents}:
@@ -430,7 +447,7 @@ class LLMVariation:
                                                                  c < old.cost[j]):
                     improved += 1
                     entry.update(result="improved",
-                                 program=format_program(pend["children"][i]))
+                                 program=format_program(pend.children[i]))
                 else:
                     entry["result"] = "worse"
             self.history.append(entry)
@@ -438,15 +455,15 @@ class LLMVariation:
         self.tokens_in += t_in
         self.tokens_out += t_out
         self.cost += cost
-        n = len(pend["slots"])
+        n = len(pend.slots)
         self.requests += n
         return {"llm_requests": n, "llm_programs": programs,
                 **{f"llm_fail_{k}": v for k, v in counts.items()},
-                "llm_skipped_budget": pend["cut"], "llm_tokens_in": t_in,
+                "llm_skipped_budget": pend.cut, "llm_tokens_in": t_in,
                 "llm_tokens_out": t_out, "llm_cost": cost, "llm_cost_total": self.cost,
                 "llm_same": same, "llm_improved": improved, "llm_accepted": accepted,
                 "llm_acceptance": accepted / n if n else float("nan"),
-                "llm_wait_seconds": pend["seconds"]}
+                "llm_wait_seconds": pend.seconds}
 
 
 def api_key(params: LLMParams) -> str | None:
