@@ -12,10 +12,9 @@ the script goes on):
   a warm-up; compile time (first call less a steady one) reported on its own.
   ``device``: the jitted sharded call on device-resident arrays; ``e2e``: the public
   ``Evaluator.errors`` with numpy in and out.
-- ``div``: float32 division variants (bits and speed; with ``--choose`` the fastest exact
-  one is used from then on).
-- ``sweep``: tile size, warps and register-access variants at one size (with
-  ``--choose`` the fastest is used from then on).
+- ``div``: the kernel's float32 division (bits against numpy, and speed).
+- ``sweep``: tile size and warps at one size (with ``--choose`` the fastest is used from
+  then on).
 - ``lax``: the portable lax path on the GPU at one small size, and its agreement.
 
 Workload: random straight-line programs over R=8 registers, one input, lengths uniform in
@@ -35,6 +34,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 
 import evolve  # noqa: E402,F401  (XLA flags before jax starts)
 from evolve.eval import pallas as kernels  # noqa: E402
+from evolve.eval.cuda.kernel import CudaShape  # noqa: E402
 from evolve.eval.evaluator import Evaluator, run_numpy_batch  # noqa: E402
 from evolve.eval.roofline import fp32_fraction  # noqa: E402
 from evolve.ops import CONST, OPCODE, OPS  # noqa: E402
@@ -151,23 +152,21 @@ def special_points(rng, n, subnormal=False):
 
 # -- stages ---------------------------------------------------------------------------
 def stage_probe(args):
-    """One tiny call per register-access variant; fall back to select chains if needed."""
+    """One tiny call of the kernel: does it build and run here, and how long the first
+    call takes."""
     batch = to_arrays([random_program(np.random.default_rng(0), EXACT, 8, n_inputs=1)], length=8)
     x = np.linspace(-1, 1, 1000).astype(np.float32)
-    for mode in ("tree", "select"):
-        kernels.REGISTER_READ = kernels.REGISTER_WRITE = mode
-        try:
-            t0 = time.perf_counter()
-            Evaluator(n_registers=R, n_inputs=1, backend="pallas").errors(batch, x, x * 0.0)
-            emit(stage="probe", registers=mode, ok=True, first_call_s=time.perf_counter() - t0)
-            return
-        except Exception as e:
-            emit(stage="probe", registers=mode, ok=False, error=f"{type(e).__name__}: {str(e)[:4000]}")
+    try:
+        t0 = time.perf_counter()
+        evaluator(args, n_registers=R, n_inputs=1, backend="pallas").errors(batch, x, x * 0.0)
+        emit(stage="probe", ok=True, first_call_s=time.perf_counter() - t0)
+    except Exception as e:
+        emit(stage="probe", ok=False, error=f"{type(e).__name__}: {str(e)[:4000]}")
 
 
 def stage_correct(args):
     rng = np.random.default_rng(0)
-    ev = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
+    ev = evaluator(args, n_registers=R, n_inputs=2, backend="pallas")
     n_points = 700 if SMALL else 5000
     x = special_points(rng, n_points)
 
@@ -236,7 +235,7 @@ def stage_correct(args):
     emit(stage="correct", check="errors_vs_numpy", **res)
 
     # float64 mode (exact ops but fma: float64 fma is two roundings, see ops.py)
-    ev64 = Evaluator(n_registers=R, n_inputs=1, dtype="float64", backend="pallas")
+    ev64 = evaluator(args, n_registers=R, n_inputs=1, dtype="float64", backend="pallas")
     x64 = rng.uniform(-2, 2, 300 if SMALL else 3000)
     progs64 = [random_program(rng, [o for o in EXACT if o != OPCODE["fma"]], 20, n_inputs=1)
                for _ in range(10 if SMALL else 50)]
@@ -265,6 +264,52 @@ def device_call(ev, batch, x, y, scale=None):
     return lambda: ev._errors(*data).block_until_ready()
 
 
+def with_mode(shape: CudaShape, mode: str) -> CudaShape:
+    """``shape`` in the CUDA register mode ``mode``: "acc+fold" is "acc" with constant
+    folding, "acc" without, "smem" the shared-memory fallback."""
+    registers, _, fold = mode.partition("+")
+    return replace(shape, registers=registers, fold=fold == "fold")
+
+
+def cuda_shape(args, names, mode=None, sizes=None) -> CudaShape:
+    """The CUDA kernel's shape for the op set ``names``: the op set's default, or
+    ``--cuda`` (both op set kinds), or for op sets all in PTX the one the cuda stage chose
+    or ``--defaults``; then ``sizes`` (points, threads, tiles) and ``mode`` if given."""
+    from evolve.eval.cuda import kernel as cuda
+
+    shape = cuda.default_shape(tuple(OPCODE[n] for n in names))
+    in_ptx = shape == cuda.SHAPE
+    if args.cuda:
+        first, *given = args.cuda.split(",")
+        shape = with_mode(CudaShape(*map(int, given)), first)
+    elif in_ptx and getattr(args, "chosen_cuda", None):
+        shape = args.chosen_cuda
+    elif in_ptx and args.defaults:
+        points, threads, tiles = map(int, args.defaults.split(","))
+        shape = replace(shape, points=points, threads=threads, tiles=tiles)
+    if sizes:
+        shape = replace(shape, points=sizes[0], threads=sizes[1], tiles=sizes[2])
+    return with_mode(shape, mode) if mode else shape
+
+
+def shape_config(shape: CudaShape) -> dict:
+    """The JSON fields of a CUDA shape."""
+    return {"registers": shape.registers + ("+fold" if shape.fold else ""),
+            "points_per_thread": shape.points, "threads": shape.threads,
+            "tiles_per_block": shape.tiles}
+
+
+def evaluator(args, *, shape: CudaShape | None = None, **kw) -> Evaluator:
+    """An Evaluator running the kernels with ``shape`` (the CUDA kernel's) and the Pallas
+    kernel's tile and warps of ``--config`` or the sweep's choice. The Evaluator takes no
+    kernel shape of its own yet: they go into the kernel arguments it passes."""
+    ev = Evaluator(**kw)
+    ev._kernel_args.update(getattr(args, "pallas", {}))
+    if shape is not None:
+        ev._kernel_args["shape"] = shape
+    return ev
+
+
 def timed(fn, min_s=1.0, max_reps=10):
     t0 = time.perf_counter()
     fn()
@@ -291,7 +336,7 @@ def stage_bench(args):
         batch = bench_batch(P, L, BENCH_OPS)
         x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
         y = np.cos(x.astype(np.float64))
-        ev = Evaluator(n_registers=R, n_inputs=1, backend="pallas")
+        ev = evaluator(args, n_registers=R, n_inputs=1, backend="pallas")
         work = int(batch.length.sum()) * N
         first, steady = timed(device_call(ev, batch, x, y))
         case = {"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
@@ -309,7 +354,7 @@ def stage_bench(args):
         P, L, N = (20, 32, 3000) if SMALL else (10000, 32, 100000)
         batch = bench_batch(P, L, EXACT_OPS)
         x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
-        ev = Evaluator(n_registers=R, n_inputs=1, backend="pallas")
+        ev = evaluator(args, n_registers=R, n_inputs=1, backend="pallas")
         first, steady = timed(device_call(ev, batch, x, np.cos(x.astype(np.float64))))
         emit(bench="pallas_errors", path="device",
              case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
@@ -318,14 +363,12 @@ def stage_bench(args):
              unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0))
 
 
-SWEEP = [(1024, 4, "tree"), (1024, 8, "tree"), (512, 4, "tree"), (256, 2, "tree"),
-         (512, 8, "tree"), (256, 4, "tree"), (2048, 16, "tree"), (128, 1, "tree"),
-         (1024, 4, "select")]
+SWEEP = [(1024, 4), (1024, 8), (512, 4), (256, 2), (512, 8), (256, 4), (2048, 16), (128, 1)]
 
 
 def stage_sweep(args):
-    """Tile size, warps and register access at one size; the fastest becomes the default
-    for the stages after this one."""
+    """Tile size and warps at one size; with ``--choose`` the fastest is used by the
+    stages after this one."""
     P, L, N = (20, 32, 3000) if SMALL else (10000, 32, 100000)
     batch = bench_batch(P, L, BENCH_OPS)
     x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
@@ -336,9 +379,9 @@ def stage_sweep(args):
     configs = [c for i, c in enumerate(SWEEP) if str(i) in args.sweep.split(",")] \
         if args.sweep else SWEEP
     best = None
-    for tile, warps, mode in configs:
+    for tile, warps in configs:
         if time.time() - T_START > args.deadline:
-            emit(stage="sweep", config=[tile, warps, mode], skipped="deadline")
+            emit(stage="sweep", config=[tile, warps], skipped="deadline")
             continue
         T = tile
         n_tiles = -(-N // T)
@@ -350,46 +393,43 @@ def stage_sweep(args):
         yt[:N] = y
         m = np.zeros(Np, bool)
         m[:N] = True
-        f = jax.jit(lambda *a, tile=tile, warps=warps, mode=mode: kernels.errors(
-            *a, n_registers=R, tile=tile, num_warps=warps, read=mode, write=mode,
-            interpret=None))
+        f = jax.jit(lambda *a, tile=tile, warps=warps: kernels.errors(
+            *a, n_registers=R, tile=tile, num_warps=warps, interpret=None))
         data = jax.device_put((*arrays, xt, yt.reshape(n_tiles, T), np.ones((n_tiles, T)),
                                m.reshape(n_tiles, T)))
         try:
             first, steady = timed(lambda f=f, d=data: f(*d).block_until_ready())
         except Exception as e:
-            emit(stage="sweep", config=[tile, warps, mode],
+            emit(stage="sweep", config=[tile, warps],
                  error=f"{type(e).__name__}: {str(e)[:500]}")
             continue
         gp = work / steady / 1e9
         emit(stage="sweep", case={"P": P, "L": L, "N": N}, tile=tile, num_warps=warps,
-             registers=mode, div=kernels.DIV_F32, gpops=gp, seconds=steady,
-             compile_s=max(first - steady, 0.0))
+             gpops=gp, seconds=steady, compile_s=max(first - steady, 0.0))
         if best is None or gp > best[0]:
-            best = (gp, tile, warps, mode)
+            best = (gp, tile, warps)
     if best:
         if args.choose:
-            _, kernels.TILE, kernels.NUM_WARPS, kernels.REGISTER_READ = best
-            kernels.REGISTER_WRITE = kernels.REGISTER_READ
-        emit(stage="sweep", fastest={"tile": best[1], "num_warps": best[2], "registers": best[3]},
-             used={"tile": kernels.TILE, "num_warps": kernels.NUM_WARPS,
-                   "registers": [kernels.REGISTER_READ, kernels.REGISTER_WRITE]})
+            args.pallas = {"tile": best[1], "num_warps": best[2]}
+        emit(stage="sweep", fastest={"tile": best[1], "num_warps": best[2]},
+             used=pallas_config(args))
 
 
 ARITH_OPS = [OPCODE[n] for n in ("add", "sub", "mul", "div", "fma")]
 ARITH_NAMES = ("add", "sub", "mul", "div", "fma")
-# (tile, warps, programs a block, specialised to the op set, register read, register write).
-# Measured on an H200 (GPops/s, P=1e4, L=32, N=2^20, tree/tree): 512/4/1 specialised 766,
-# general 743; 1024/8 754; 1024/4 732; 256/2 737; 4 programs a block 576-626; 2048/4 554.
-ARITH_SWEEP = [(512, 4, 1, True, "tree", "tree"), (512, 4, 1, True, "tree", "select"),
-               (1024, 4, 1, True, "tree", "select"), (1024, 8, 1, True, "tree", "select"),
-               (2048, 8, 1, True, "tree", "select"), (2048, 4, 1, True, "tree", "select"),
-               (256, 2, 1, True, "tree", "select"), (512, 4, 1, True, "select", "select"),
-               (1024, 4, 4, True, "tree", "select"), (4096, 8, 1, True, "tree", "select")]
+# (tile, warps, specialised to the op set). Measured on an H200 (GPops/s, P=1e4, L=32,
+# N=2^20): 512/4 specialised 766, general 743; 1024/8 754; 1024/4 732; 256/2 737; 2048/4 554.
+ARITH_SWEEP = [(512, 4, True), (512, 4, False), (1024, 4, True), (1024, 8, True),
+               (2048, 8, True), (2048, 4, True), (256, 2, True), (4096, 8, True)]
 
 
-def arith_call(batch, N, tile, warps, per_block, special, read="tree", write="tree",
-               values=False):
+def pallas_config(args) -> dict:
+    """The Pallas kernel's tile and warps in use: ``--config`` or the sweep's choice, else
+    the kernel's defaults."""
+    return {"tile": kernels.TILE, "num_warps": kernels.NUM_WARPS, **getattr(args, "pallas", {})}
+
+
+def arith_call(batch, N, tile, warps, special, values=False):
     """The errors kernel on device-resident data for one configuration: a timed closure
     (``values``: one that returns the errors)."""
     x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
@@ -402,8 +442,7 @@ def arith_call(batch, N, tile, warps, per_block, special, read="tree", write="tr
     m = np.arange(Np) < N
     opset = tuple(sorted(set(ARITH_OPS) | {CONST})) if special else None
     f = jax.jit(lambda *a: kernels.errors(*a, n_registers=R, tile=tile, num_warps=warps,
-                                          per_block=per_block, opset=opset, read=read,
-                                          write=write))
+                                          opset=opset))
     arrays = (batch.op, batch.args, batch.dst, batch.const, batch.length, batch.output)
     data = jax.device_put((*arrays, xp.reshape(n_tiles, 1, tile), yt.reshape(n_tiles, tile),
                            np.ones((n_tiles, tile)), m.reshape(n_tiles, tile)))
@@ -416,11 +455,11 @@ def stage_ncu(args):
     """A few launches of the chosen configuration for Nsight Compute (run under ncu)."""
     P, L, N = (32, 32, 4096) if SMALL else (1000, 32, 1 << 20)
     batch = bench_batch(P, L, ARITH_OPS)
-    run = arith_call(batch, N, kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK, True,
-                     kernels.REGISTER_READ, kernels.REGISTER_WRITE)
+    config = pallas_config(args)
+    run = arith_call(batch, N, config["tile"], config["num_warps"], True)
     for _ in range(3):
         run()
-    emit(stage="ncu", config=[kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK],
+    emit(stage="ncu", config=[config["tile"], config["num_warps"]],
          instructions=int(batch.length.sum()), points=N)
 
 
@@ -452,20 +491,19 @@ def stage_arith(args):
             if time.time() - T_START > args.deadline:
                 emit(stage="arith", config=cfg, skipped="deadline")
                 continue
-            tile, warps, per_block, special, read, write = cfg
+            tile, warps, special = cfg
             try:
                 if label == "lengths_1_to_L":  # the same errors as the general kernel
                     small = bench_batch(64, L, ARITH_OPS, seed=9)
-                    got = np.asarray(arith_call(small, 4096, tile, warps, per_block,
-                                                special, read, write, values=True)())
-                    want = np.asarray(arith_call(small, 4096, 512, 4, 1, False,
-                                                 values=True)())
+                    got = np.asarray(arith_call(small, 4096, tile, warps, special,
+                                                values=True)())
+                    want = np.asarray(arith_call(small, 4096, 512, 4, False, values=True)())
                     same = (got[:, :2] == want[:, :2]).all(axis=1) & np.isclose(
                         got[:, 2], want[:, 2], rtol=1e-12, atol=0)  # sums: other order
                     emit(stage="arith", config=cfg, check="errors_equal_general_kernel",
                          equal=int(same.sum()), of=len(got))
-                first, steady = timed(arith_call(batch, N, tile, warps, per_block, special,
-                                                 read, write), min_s=0.5, max_reps=5)
+                first, steady = timed(arith_call(batch, N, tile, warps, special), min_s=0.5,
+                                      max_reps=5)
             except Exception as e:
                 emit(stage="arith", config=cfg, error=f"{type(e).__name__}: {str(e)[:800]}")
                 continue
@@ -474,8 +512,7 @@ def stage_arith(args):
                  case={"P": P, "L": L, "N": N, "mean_len": float(batch.length.mean()),
                        "ops": ",".join(ARITH_NAMES) + "+const", "device": dev.device_kind,
                        "devices_sharded_over": 1},  # arith_call: the default device
-                 tile=tile, num_warps=warps, per_block=per_block, specialised=special,
-                 read=read, write=write,
+                 tile=tile, num_warps=warps, specialised=special,
                  metric="gpops", value=gp, unit="GPops/s", seconds=steady,
                  roofline_fp32=fp32_fraction(gp, dev.device_kind),
                  compile_s=max(first - steady, 0.0))
@@ -484,8 +521,7 @@ def stage_arith(args):
     if best:
         emit(stage="arith", fastest=best[1], gpops=best[0])
         if args.choose:
-            kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK, _, read, write = best[1]
-            kernels.REGISTER_READ, kernels.REGISTER_WRITE = read, write
+            args.pallas = {"tile": best[1][0], "num_warps": best[1][1]}
 
 
 def stage_multi(args):
@@ -501,24 +537,17 @@ def stage_multi(args):
     work = int(batch.length.sum()) * N
     modes = [None]
     if args.backend == "cuda":
-        from evolve.eval.cuda import kernel as cuda
-
-        default = current_mode()  # put back after
         modes = args.modes.split(",") if args.modes else ["acc+fold", "acc"]
     for mode in modes:
-        if mode:
-            use_mode(mode)
+        shape = cuda_shape(args, ARITH_NAMES, mode) if mode else None
         base = None
         for n in sorted({1, len(devs)}):
-            ev = Evaluator(n_registers=R, n_inputs=1, backend=args.backend, devices=devs[:n],
-                           ops=ARITH_NAMES)
+            ev = evaluator(args, shape=shape, n_registers=R, n_inputs=1, backend=args.backend,
+                           devices=devs[:n], ops=ARITH_NAMES)
             first, steady = timed(device_call(ev, batch, x, y), min_s=0.5, max_reps=5)
             gp = work / steady / 1e9
             base = base or gp
-            config = ({"registers": mode, "points_per_thread": cuda.POINTS_PER_THREAD,
-                       "threads": cuda.THREADS, "tiles_per_block": cuda.TILES_PER_BLOCK}
-                      if mode else {"tile": kernels.TILE, "num_warps": kernels.NUM_WARPS,
-                                    "per_block": kernels.PER_BLOCK})
+            config = shape_config(shape) if shape else pallas_config(args)
             emit(bench="multi_gpu", devices=n, backend=args.backend,
                  case={"P": P, "L": L, "N": N}, **config, metric="gpops", value=gp,
                  unit="GPops/s", seconds=steady, speedup=gp / base,
@@ -530,8 +559,6 @@ def stage_multi(args):
                 emit(bench="multi_gpu", devices=1, backend=args.backend, programs=P // 2,
                      case={"P": P, "L": L, "N": N}, **config, seconds=halves,
                      two_device_bound=steady / max(halves))  # if sharding were free
-    if args.backend == "cuda":
-        use_mode(default)
 
 
 SEED3_EXP2 = """\
@@ -595,33 +622,16 @@ def rates(mode, work, dep_work, kept_work, seconds):
                 executed_gpops=ran / seconds / 1e9)
 
 
-def use_mode(mode):
-    """Set the CUDA kernel's register mode; "acc+fold" is "acc" with constant folding."""
-    from evolve.eval.cuda import kernel as cuda
-
-    cuda.REGISTERS, _, fold = mode.partition("+")
-    cuda.FOLD = fold == "fold"
-
-
-def current_mode():
-    """The CUDA kernel's register mode as ``use_mode`` takes it (to put it back after)."""
-    from evolve.eval.cuda import kernel as cuda
-
-    return cuda.REGISTERS + ("+fold" if cuda.FOLD else "")
-
-
 def stage_cuda(args):
     """The CUDA kernel (evolve.eval.cuda.kernel): the same errors as the Pallas kernel on random
     programs (exact ops bit for bit in the max columns), then issue 6's benchmark with a
     sweep of points a thread and threads a block."""
     from evolve.eval.cuda import kernel as cuda
 
-    if args.defaults:  # points,threads,tiles for the checks (and the stages after)
-        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, args.defaults.split(","))
     emit(stage="cuda", nvcc=cuda.nvcc(), available=cuda.available(),
-         defaults=[cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK],
-         libm_defaults=[cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS,
-                        cuda.LIBM_TILES_PER_BLOCK])  # op sets with ops in C++ (cuda.shape)
+         defaults=shape_config(cuda_shape(args, ARITH_NAMES)),  # --defaults, else SHAPE
+         # op sets with ops in C++ (cuda.default_shape)
+         libm_defaults=shape_config(cuda_shape(args, ("sin",))))
     rng = np.random.default_rng(4)
     x = special_points(rng, 5000)[:, :1]
     y = np.cos(np.nan_to_num(x[:, 0]).astype(np.float64))
@@ -631,20 +641,17 @@ def stage_cuda(args):
     scale = positive.copy()
     scale[::97] = 0.0
     all_ops = [o for o in range(len(OPS)) if o != CONST]
-    default = current_mode()  # put back after
     for label, ops, mode in (("exact", EXACT_OPS, "acc"), ("all", all_ops, "acc"),
                              ("arith", ARITH_OPS, "acc"), ("exact", EXACT_OPS, "acc+fold"),
                              ("all", all_ops, "acc+fold"), ("arith", ARITH_OPS, "acc+fold"),
-                             ("exact", EXACT_OPS, "smem"),
-                             ("all", all_ops, "smem"), ("exact", EXACT_OPS, "asm"),
-                             ("all", all_ops, "asm")):
+                             ("exact", EXACT_OPS, "smem"), ("all", all_ops, "smem")):
         if args.modes and mode not in args.modes.split(","):
             continue
-        use_mode(mode)
         batch = with_empty_programs(bench_batch(200, 32, ops, seed=3))
         names = tuple(sorted({OPS[o].name for o in ops} | {"const"}))
-        ours = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
-        theirs = Evaluator(n_registers=R, n_inputs=1, backend="pallas", ops=names)
+        ours = evaluator(args, shape=cuda_shape(args, names, mode), n_registers=R,
+                         n_inputs=1, backend="cuda", ops=names)
+        theirs = evaluator(args, n_registers=R, n_inputs=1, backend="pallas", ops=names)
         for s, scaled in ((None, ""), (positive, "_positive"), (scale, "_scaled")):
             t0 = time.perf_counter()
             a = ours.errors(batch, x, y, s)
@@ -658,7 +665,6 @@ def stage_cuda(args):
                  nan_vs_inf=nan_inf, cuda_nan=int(np.isnan(a["max_scaled"]).sum()),
                  of=len(batch.length), mse_max_rel=float(np.nanmax(np.abs(a["mse"] - b["mse"]) / np.maximum(
                      np.abs(b["mse"]), 1e-300))), first_call_s=first)
-    use_mode(default)
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     batch = bench_batch(P, L, ARITH_OPS)
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
@@ -666,20 +672,10 @@ def stage_cuda(args):
     work = int(batch.length.sum()) * N
     dep_work, kept_work = input_dependent_work(batch, N)
     dev = jax.devices()[0]
-    # measured before (GPops/s): regs 8/128 467, 4/128 502, 4/256 411, 16/128 305
-    # then: smem 4/128 1258, 8/128 1096, 2/256 921, 4/256 1180, 8/256 1065, 16/128 697,
-    # 1/256 572; regs 4/128 533
+    # measured (GPops/s; the register files removed since are in the commit tagged
+    # comparison-tables): smem 4/128/1 1201, 4/128/8 1381, 8/128/8 1187, 4/256/8 1368; with
+    # byte offsets (docs/h200/cuda_asm2.jsonl) 4/128 1659, 4/256 1649
     best = None
-    # smem4 4/128 1060, 8/128 629, 4/256 1020, 4/64 1046, 8/64 632 (one tile a block)
-    # then (tiles a block): smem 4/128/1 1201, 4/128/8 1381, 8/128/8 1187, 4/256/8 1368;
-    # pair 4/128/8 660, 8/128/8 538, 2/128/8 619; regs 4/128/8 787
-    # asm (division by the compiler's IEEE routine): 4/128/8 1107, 4/256/8 1163,
-    # 2/128/8 972, 8/128/8 905, 4/64/8 1094, 4/128/2 1049, 4/128/32 1102
-    # asm with two jumps an instruction (op and arguments, then destination): see README
-    # measured (docs/h200/cuda_asm2.jsonl): asm 4/128 1315, 8/128 1092, 4/256 1414, 8/64 1136,
-    # 2/256 1089; smem 4/128 1659, 4/256 1649. asm3 (docs/h200/cuda_asm3.jsonl): 4/128 1278,
-    # 4/256 1260, 8/128 1016 (asm 4/256 1417, smem 4/128 1661 in the same run)
-    # smem with byte offsets (two int4 an instruction, no loop count): see README
     # acc (docs/h200/cuda_acc*.jsonl): 4/256/8 2324 to 2348, 4/128/8 2277 to 2282,
     # 8/128/8 2315 to 2342, 4/128/16 2243 to 2251, 8/64/8 2281 to 2284
     # acc+fold (docs/h200/cuda_acc_skip.jsonl): 4/256/8 6221, 4/256/32 6729, 4/128/8 6196,
@@ -702,11 +698,10 @@ def stage_cuda(args):
         if time.time() - T_START > args.deadline:
             emit(stage="cuda", config=[mode, points, threads, tiles], skipped="deadline")
             continue
-        cuda.POINTS_PER_THREAD, cuda.THREADS = points, threads
-        use_mode(mode)
-        cuda.TILES_PER_BLOCK = tiles
+        shape = cuda_shape(args, ARITH_NAMES, mode, (points, threads, tiles))
         try:
-            ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
+            ev = evaluator(args, shape=shape, n_registers=R, n_inputs=1, backend="cuda",
+                           ops=ARITH_NAMES)
             first, steady = timed(device_call(ev, batch, xb, yb, ulp_scale if scaled else None),
                                   min_s=0.5, max_reps=5)
         except Exception as e:
@@ -724,23 +719,19 @@ def stage_cuda(args):
              unit="GPops/s", seconds=steady, roofline_fp32=fp32_fraction(gp, dev.device_kind),
              compile_s=max(first - steady, 0.0))
         if not scaled and (best is None or gp > best[0]):
-            best = (gp, mode, points, threads, tiles)
+            best = (gp, mode, points, threads, tiles, shape)
     if best:
-        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = best[2:]
-        use_mode(best[1])
-        emit(stage="cuda", fastest=best[1:], gpops=best[0])
+        args.chosen_cuda = best[5]  # for the stages after this one
+        emit(stage="cuda", fastest=best[1:5], gpops=best[0])
 
 
 def stage_cuda_ops(args):
     """Issue 6's benchmark with the CUDA kernel per op set (division's share of the cost)
-    for the default and the register-file ("asm") kernels."""
-    from evolve.eval.cuda import kernel as cuda
-
+    in each register mode (with and without folding, and the "smem" fallback)."""
     P, L, N = (32, 32, 4096) if SMALL else (10000, 32, 1 << 20)
     xb = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     yb = np.exp2(xb.astype(np.float64))
     dev = jax.devices()[0]
-    default = current_mode()  # put back after
     for names in (ARITH_NAMES, ("add", "sub", "mul", "fma"), ("add", "sub", "mul")):
         batch = bench_batch(P, L, [OPCODE[n] for n in names])
         work = int(batch.length.sum()) * N
@@ -748,27 +739,26 @@ def stage_cuda_ops(args):
         for mode in ("acc", "acc+fold", "smem"):
             if args.modes and mode not in args.modes.split(","):
                 continue
-            use_mode(mode)
-            ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
+            shape = cuda_shape(args, names, mode)
+            ev = evaluator(args, shape=shape, n_registers=R, n_inputs=1, backend="cuda",
+                           ops=names)
             first, steady = timed(device_call(ev, batch, xb, yb), min_s=0.5, max_reps=5)
             emit(bench="cuda_ops", case={"P": P, "L": L, "N": N, "ops": ",".join(names) + "+const",
                                          "device": dev.device_kind,
                                          "devices_sharded_over": len(ev.devices)},
-                 registers=mode, points_per_thread=cuda.POINTS_PER_THREAD,
-                 threads=cuda.THREADS, tiles_per_block=cuda.TILES_PER_BLOCK,
+                 **shape_config(shape),
                  metric="gpops", **rates(mode, work, dep_work, kept_work, steady),
                  unit="GPops/s", seconds=steady)
-    use_mode(default)
 
 
 def stage_cuda_split(args):
     """Where the default CUDA kernel's time goes on issue 6's benchmark: the whole call,
     the plan alone (JAX, cuda_plan.plan), and the call at other N (fixed against per-point
     costs), and on programs that compute constants only (no instruction runs per point)."""
-    from evolve.eval.cuda import kernel as cuda
     from evolve.eval.cuda import plan as cuda_plan
 
     P, L = (32, 32) if SMALL else (10000, 32)
+    shape = cuda_shape(args, ARITH_NAMES)
     dev = jax.devices()[0]
     batch = bench_batch(P, L, ARITH_OPS)
     # the same programs with every instruction a literal: nothing runs per point
@@ -778,19 +768,20 @@ def stage_cuda_split(args):
         x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
         y = np.exp2(x.astype(np.float64))
         for name, b in (("bench", batch), ("constants", constants)):
-            ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
+            ev = evaluator(args, shape=shape, n_registers=R, n_inputs=1, backend="cuda",
+                           ops=ARITH_NAMES)
             first, steady = timed(device_call(ev, b, x, y), min_s=0.5, max_reps=5)
             emit(stage="cuda_split", programs=name, P=P, L=L, N=N, seconds=steady,
                  ns_per_program_point=steady / (P * N) * 1e9,
                  gpops=int(b.length.sum()) * N / steady / 1e9,
-                 config=[cuda.REGISTERS, cuda.FOLD, cuda.POINTS_PER_THREAD, cuda.THREADS,
-                         cuda.TILES_PER_BLOCK], device=dev.device_kind)
+                 config=shape_config(shape), device=dev.device_kind)
     arrays = jax.device_put((batch.op, batch.args, batch.dst, batch.const, batch.length,
                              batch.output))
-    stride = cuda.THREADS * cuda.POINTS_PER_THREAD * 4
+    stride = shape.threads * shape.points * 4
+
     def run():
         return jax.block_until_ready(cuda_plan.plan(*arrays, tuple(ARITH_OPS), 1, stride,
-                                                   cuda.FOLD))
+                                                   shape.fold))
 
     first, steady = timed(run, min_s=0.5, max_reps=10)
     emit(stage="cuda_split", part="plan", P=P, L=L, seconds=steady, compile_s=first - steady)
@@ -835,15 +826,12 @@ def stage_cuda_trees(args):
     else:
         emit(stage="cuda_trees", note="no DEAP: bench_eval's trees skipped")
     dev = jax.devices()[0]
-    # the op set has ops in C++: its shape is cuda.shape's LIBM_ one
-    saved = (current_mode(), cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS,
-             cuda.LIBM_TILES_PER_BLOCK)
     for N in sizes:
         x = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
         y = np.cos(x.astype(np.float64))
         for label, batch in workloads.items():
             work = int(batch.length.sum()) * N
-            pallas = Evaluator(n_registers=regs, n_inputs=1, backend="pallas", ops=names)
+            pallas = evaluator(args, n_registers=regs, n_inputs=1, backend="pallas", ops=names)
             want = pallas.errors(batch, x, y)
             first, steady = timed(device_call(pallas, batch, x, y), min_s=0.5, max_reps=5)
             emit(bench="trees_errors", backend="pallas", workload=label,
@@ -855,11 +843,10 @@ def stage_cuda_trees(args):
                     emit(stage="cuda_trees", config=[mode, points, threads, tiles],
                          skipped="deadline")
                     continue
-                use_mode(mode)
-                cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS = points, threads
-                cuda.LIBM_TILES_PER_BLOCK = tiles
+                shape = cuda_shape(args, names, mode, (points, threads, tiles))
                 try:
-                    ev = Evaluator(n_registers=regs, n_inputs=1, backend="cuda", ops=names)
+                    ev = evaluator(args, shape=shape, n_registers=regs, n_inputs=1,
+                                   backend="cuda", ops=names)
                     got = ev.errors(batch, x, y)
                     first, steady = timed(device_call(ev, batch, x, y), min_s=0.5, max_reps=5)
                 except Exception as e:
@@ -873,15 +860,12 @@ def stage_cuda_trees(args):
                            "n_registers": regs, "device": dev.device_kind}, metric="gpops", value=work / steady / 1e9,
                      unit="GPops/s", seconds=steady, compile_s=max(first - steady, 0.0),
                      equal_to_pallas=equal, of=P,
-                     ran=list(cuda.fitted(regs, points, threads, cuda.REGISTERS, L)))
-    use_mode(saved[0])
-    cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS, cuda.LIBM_TILES_PER_BLOCK = saved[1:]
+                     ran=shape_config(cuda.fitted(regs, shape, L)))
 
 
 def stage_ncu_cuda(args):
-    """A few launches of the CUDA kernel (module defaults) for Nsight Compute."""
-    from evolve.eval.cuda import kernel as cuda
-
+    """A few launches of the CUDA kernel (the op set's shape, or ``--cuda``) for Nsight
+    Compute."""
     P, L, N = (32, 32, 4096) if SMALL else (1000, 32, 1 << 20)
     if args.ncu_workload == "trees":  # bench_eval's, at its N
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -893,12 +877,12 @@ def stage_ncu_cuda(args):
         batch, names = bench_batch(P, L, ARITH_OPS), ARITH_NAMES
         x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
         y = np.exp2(x.astype(np.float64))
-    ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=names)
+    shape = cuda_shape(args, names)
+    ev = evaluator(args, shape=shape, n_registers=R, n_inputs=1, backend="cuda", ops=names)
     run = device_call(ev, batch, x, y)
     for _ in range(3):
         run()
-    emit(stage="ncu_cuda", workload=args.ncu_workload,
-         config=[cuda.REGISTERS, *cuda.shape(tuple(OPCODE[n] for n in names))],
+    emit(stage="ncu_cuda", workload=args.ncu_workload, config=shape_config(shape),
          instructions=int(batch.length.sum()), points=N)
 
 
@@ -912,7 +896,8 @@ def stage_cuda_calls(args):
     batch = bench_batch(P, L, ARITH_OPS)
     x = np.random.default_rng(1).uniform(0, 1, N).astype(np.float32)
     y = np.exp2(x.astype(np.float64))
-    ev = Evaluator(n_registers=R, n_inputs=1, backend="cuda", ops=ARITH_NAMES)
+    ev = evaluator(args, shape=cuda_shape(args, ARITH_NAMES), n_registers=R, n_inputs=1,
+                   backend="cuda", ops=ARITH_NAMES)
     for k in (P, P // 2):
         run = device_call(ev, ProgramBatch(*(a[:k] for a in batch)), x, y)
         for _ in range(3):
@@ -925,12 +910,11 @@ def stage_cuda_calls(args):
 
 
 def stage_div(args):
-    """Float32 division variants in the kernel: bits against numpy, and speed; the first
-    exact one (else the closest) becomes DIV_F32 for the stages after this one."""
+    """The kernel's float32 division (PTX div.rn.f32 on the GPU, jnp in interpret mode):
+    bits against numpy on special, subnormal, wide and tied quotients, and speed."""
     rng = np.random.default_rng(7)
     prog = Program((Instruction(OPCODE["div"], 3, (0, 1)),), 3)
     batch = to_arrays([prog] * 8, length=8)
-    ev = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
     pts = {"normal": special_points(rng, 20000),
            "subnormal": special_points(rng, 20000, subnormal=True)}
     # wide exponent range too
@@ -943,32 +927,21 @@ def stage_div(args):
     a = sign * m * (2 * k + 1) * 2.0 ** -140
     pts["subnormal_ties"] = np.stack([a, m * 2.0 ** 10], 1).astype(np.float32)
     assert (pts["subnormal_ties"][:, 0].astype(np.float64) == a).all()
-    results = {}
     P, L, N = (20, 32, 3000) if SMALL else (10000, 32, 100000)
     dbatch = bench_batch(P, L, [OPCODE["div"]], p_const=0.3)
     xb = np.random.default_rng(1).uniform(-3, 3, N).astype(np.float32)
-    default = kernels.DIV_F32
-    for variant in ("asm", "asm_r", "rcp64", "jnp"):
-        try:
-            kernels.DIV_F32 = variant
-            ev = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
-            counts = {}
-            for label, x in pts.items():
-                got = ev.outputs(batch, x)[0]
-                with np.errstate(all="ignore"):
-                    want = x[:, 0] / x[:, 1]
-                counts[label] = mismatches(got, want)
-            ev1 = Evaluator(n_registers=R, n_inputs=1, backend="pallas")
-            _, steady = timed(device_call(ev1, dbatch, xb, np.cos(xb.astype(np.float64))),
-                              min_s=0.3)
-            gp = int(dbatch.length.sum()) * N / steady / 1e9
-            emit(stage="div", variant=variant, mismatches=counts, div_only_gpops=gp)
-            results[variant] = (sum(counts.values()), -gp)
-        except Exception as e:
-            emit(stage="div", variant=variant, error=f"{type(e).__name__}: {str(e)[:1500]}")
-    best = min(results, key=results.get) if results else default
-    kernels.DIV_F32 = best if args.choose else default
-    emit(stage="div", fastest_exact=best, used=kernels.DIV_F32)
+    variant = "jnp" if kernels.default_interpret() else "ptx"
+    ev = evaluator(args, n_registers=R, n_inputs=2, backend="pallas")
+    counts = {}
+    for label, x in pts.items():
+        got = ev.outputs(batch, x)[0]
+        with np.errstate(all="ignore"):
+            want = x[:, 0] / x[:, 1]
+        counts[label] = mismatches(got, want)
+    ev1 = evaluator(args, n_registers=R, n_inputs=1, backend="pallas")
+    _, steady = timed(device_call(ev1, dbatch, xb, np.cos(xb.astype(np.float64))), min_s=0.3)
+    gp = int(dbatch.length.sum()) * N / steady / 1e9
+    emit(stage="div", variant=variant, mismatches=counts, div_only_gpops=gp)
 
 
 def stage_lax(args):
@@ -978,7 +951,7 @@ def stage_lax(args):
     y = np.cos(x.astype(np.float64))
     work = int(batch.length.sum()) * N
     lax_ev = Evaluator(n_registers=R, n_inputs=1, backend="lax")
-    pal_ev = Evaluator(n_registers=R, n_inputs=1)  # auto: pallas on the GPU
+    pal_ev = evaluator(args, n_registers=R, n_inputs=1)  # auto: pallas on the GPU
     emit(stage="lax", auto_backend_is_pallas=bool(pal_ev._pallas))
     first, steady = timed(device_call(lax_ev, batch, x, y), min_s=0.5, max_reps=3)
     emit(bench="lax_errors", path="device", case={"P": P, "L": L, "N": N}, metric="gpops",
@@ -1005,7 +978,7 @@ def stage_lax(args):
                          for op in ops], length=8)
     xs = special_points(np.random.default_rng(3), 3000, subnormal=True)
     lax2 = Evaluator(n_registers=R, n_inputs=2, backend="lax")
-    pal2 = Evaluator(n_registers=R, n_inputs=2, backend="pallas")
+    pal2 = evaluator(args, n_registers=R, n_inputs=2, backend="pallas")
     want = run_numpy_batch(singles, xs, R)
     got_l, got_p = lax2.outputs(singles, xs), pal2.outputs(singles, xs)
     emit(stage="lax", check="single_exact_ops_vs_numpy_subnormal_points",
@@ -1021,7 +994,7 @@ def main():
     parser.add_argument("--sweep", default="", help="indices of sweep configs to run")
     parser.add_argument("--backend", default="pallas", help="the multi stage's backend")
     parser.add_argument("--config", default="",
-                        help="tile,warps,per_block[,read,write] for the kernel (the defaults)")
+                        help="tile,warps for the Pallas kernel (default: its TILE, NUM_WARPS)")
     parser.add_argument("--cuda", default="",
                         help="registers,points,threads,tiles for the CUDA kernel (ncu_cuda; "
                              "registers acc+fold: acc with constant folding)")
@@ -1041,21 +1014,13 @@ def main():
     parser.add_argument("--trace", default="",
                         help="cuda_calls: a directory for JAX profiler traces of the calls")
     parser.add_argument("--choose", action="store_true",
-                        help="use the fastest exact division and sweep config in later stages")
+                        help="use the sweep's (and arith's) fastest config in later stages")
     args = parser.parse_args()
+    args.pallas = {}  # the Pallas kernel's tile and warps (evaluator, pallas_config)
     if args.config:
-        c = args.config.split(",")
-        kernels.TILE, kernels.NUM_WARPS, kernels.PER_BLOCK = map(int, c[:3])
-        if len(c) == 5:
-            kernels.REGISTER_READ, kernels.REGISTER_WRITE = c[3:]
-    if args.cuda:
-        from evolve.eval.cuda import kernel as cuda
-
-        mode, *sizes = args.cuda.split(",")
-        use_mode(mode)
-        # both shapes: for op sets all in PTX and for those with ops in C++
-        cuda.POINTS_PER_THREAD, cuda.THREADS, cuda.TILES_PER_BLOCK = map(int, sizes)
-        cuda.LIBM_POINTS_PER_THREAD, cuda.LIBM_THREADS, cuda.LIBM_TILES_PER_BLOCK = map(int, sizes)
+        tile, warps = map(int, args.config.split(","))
+        args.pallas = {"tile": tile, "num_warps": warps}
+    # --cuda: the CUDA kernel's shape for every op set (cuda_shape)
     d = jax.devices()
     emit(stage="env", jax=jax.__version__, devices=[x.device_kind for x in d],
          platform=d[0].platform, xla_flags=os.environ.get("XLA_FLAGS"))

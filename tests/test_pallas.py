@@ -97,19 +97,6 @@ def test_no_retrace_in_same_bucket(ev, points):
     assert counts[0] == counts[1] >= 1
 
 
-def test_select_variant_bit_for_bit(points, programs):
-    """The kernel with select chains for register access (instead of branch trees)."""
-    ev = Evaluator(n_registers=R, n_inputs=2, tile=128, backend="pallas")
-    arrays, P = ev._pad_batch(programs)
-    xt, _, _ = ev._tiles(points)
-    got = kernels.outputs(*arrays, xt, n_registers=R, tile=128, interpret=True,
-                          read="select", write="select")
-    got = np.asarray(got)[:P, : len(points)]
-    want = run_numpy_batch(programs, points, R)
-    same = (bits(got) == bits(want)) | (np.isnan(got) & np.isnan(want))
-    assert same.all()
-
-
 def test_round_size():
     assert [kernels.round_size(n) for n in (1, 32, 33, 196, 1024, 1025)] == [
         1, 32, 34, 200, 1024, 1088]
@@ -117,9 +104,9 @@ def test_round_size():
         assert n <= kernels.round_size(n) <= n * 1.0625
 
 
-def test_opset_and_programs_per_block(points, programs):
-    """A kernel specialised to the batch's ops, running 4 programs a block, equals the
-    general kernel; a batch with an op outside the evaluator's ops is refused."""
+def test_opset(points, programs):
+    """A kernel specialised to the batch's ops equals the general kernel; a batch with an
+    op outside the evaluator's ops is refused."""
     names = sorted({OPS[int(o)].name for o in np.asarray(programs.op).ravel()})
     ev = Evaluator(n_registers=R, n_inputs=2, tile=128, backend="pallas", ops=tuple(names))
     arrays, P = ev._pad_batch(programs)
@@ -131,7 +118,7 @@ def test_opset_and_programs_per_block(points, programs):
     general = kernels.errors(*arrays, xt, y, scale, mask, n_registers=R, tile=128,
                              interpret=True)
     special = kernels.errors(*arrays, xt, y, scale, mask, n_registers=R, tile=128,
-                             interpret=True, opset=ev._opset, per_block=4)
+                             interpret=True, opset=ev._opset)
     np.testing.assert_array_equal(np.asarray(general), np.asarray(special))
     narrow = Evaluator(n_registers=R, n_inputs=2, tile=128, backend="pallas", ops=("add",))
     with pytest.raises(ValueError, match="outside this evaluator's ops"):

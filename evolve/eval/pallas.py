@@ -24,7 +24,7 @@ jnp function is not the IEEE operation (checked on an H200, see scripts/check_gp
   would be exact (53 >= 2 * 24 + 2 bits: double rounding is innocuous, Figueroa 1995), but
   LLVM narrows ``fptrunc(fdiv(fpext a, fpext b))`` back to the f32 division (the same 1403
   differed). On the GPU the kernel therefore issues PTX ``div.rn.f32`` (IEEE, subnormals
-  kept) as inline assembly (``DIV_F32``); in interpret mode it uses ``jnp.divide``, which
+  kept) as inline assembly (``_div_asm``); in interpret mode it uses ``jnp.divide``, which
   XLA's CPU backend rounds correctly. (XLA's own GPU code for ``jnp.divide`` and
   ``jnp.sqrt`` is not correctly rounded either: the lax path on an H200 differed from numpy
   on 898 and 235 of 3000 values, so on GPUs only this kernel matches the reference.)
@@ -58,15 +58,11 @@ except ImportError:  # pragma: no cover
 
 _SQ = getattr(pl, "squeezed", None)  # a squeezed block dimension (None in older JAX)
 
-# Points per block and warps per block (4 points a thread). Measured on an H200 at P=1e4,
-# L=32, N=1e5 (GPops/s): 512/4 733, 256/2 706, 2048/16 697, 128/1 685, 1024/8 673,
-# 1024/4 577, 256/4 557, 512/8 548; select chains instead of branch trees: 529 (1024/4).
+# Points per block and warps per block (4 points a thread), the defaults of the kernels'
+# ``tile`` and ``num_warps``. Measured on an H200 at P=1e4, L=32, N=1e5 (GPops/s): 512/4
+# 733, 256/2 706, 2048/16 697, 128/1 685, 1024/8 673, 1024/4 577, 256/4 557, 512/8 548.
 TILE = 512
 NUM_WARPS = 4
-PER_BLOCK = 1  # programs a block of the errors kernel runs on its tile
-# Register access: "tree" branches on the register index, "select" is a chain of selects.
-REGISTER_READ = "tree"
-REGISTER_WRITE = "tree"
 MAX_REGISTERS = 64  # 6 bits per register index in the instruction word
 
 # Instruction word: arity group (2 bits) | index within the group (4) | dst (6) | a, b, c (6 each).
@@ -113,44 +109,24 @@ def _neg(a):
     return lax.bitcast_convert_type(lax.bitcast_convert_type(a, ibits) ^ sign, a.dtype)
 
 
-# Float32 division on the GPU (H200, GPops/s on a division-only workload at P=1e4, L=32,
-# N=1e5). "asm": PTX div.rn.f32, IEEE by definition (556); "asm_r": the same on integer
-# registers (557); "rcp64": a * (1/b) in float64 (564; correct rounding proven only away
-# from exact ties of subnormal quotients, though none of 20000 such ties went wrong);
-# "jnp": the plain lowering (863; 10029 of those ties and ~28 % of other quotients wrong).
-# The first three agreed with numpy on all 80000 test quotients.
-DIV_F32 = "asm"
-
-
-def _div_asm(a, b, constraint="f"):
+# Float32 division on the GPU: PTX div.rn.f32, IEEE by definition (556 GPops/s on a
+# division-only workload on an H200 at P=1e4, L=32, N=1e5, against 863 for the plain
+# lowering, which got ~28 % of quotients wrong). Interpret mode (no inline PTX) divides
+# with jnp, which XLA's CPU backend rounds correctly. Other variants were no faster; the
+# last commit with them is tagged ``comparison-tables``.
+def _div_asm(a, b):
     if _pltriton is None:  # pragma: no cover
         return a / b
-    if constraint == "r":  # the same instruction on 32-bit integer registers
-        ai, bi = (lax.bitcast_convert_type(v, jnp.int32) for v in (a, b))
-        (q,) = _pltriton.elementwise_inline_asm(
-            "div.rn.f32 $0, $1, $2;", args=[ai, bi], constraints="=r,r,r", pack=1,
-            result_shape_dtypes=[jax.ShapeDtypeStruct(a.shape, jnp.int32)])
-        return lax.bitcast_convert_type(q, jnp.float32)
     (q,) = _pltriton.elementwise_inline_asm(
         "div.rn.f32 $0, $1, $2;", args=[a, b], constraints="=f,f,f", pack=1,
         result_shape_dtypes=[jax.ShapeDtypeStruct(a.shape, jnp.float32)])
     return q
 
 
-def _div_rcp64(a, b):
-    # a * (1/b) in float64 is within 2^-52 of a/b, and a/b (float32 a, b) is at least 2^-49
-    # (relative) from a float32 rounding midpoint unless it is one: correct rounding but for
-    # exact ties of subnormal quotients. A multiply is not narrowed back to f32 by LLVM.
-    a64, b64 = a.astype(jnp.float64), b.astype(jnp.float64)
-    return (a64 * (1.0 / b64)).astype(a.dtype)
-
-
-def _div(a, b, variant="jnp"):
-    if a.dtype == jnp.float64 or variant == "jnp":
+def _div(a, b, ptx=False):
+    if a.dtype == jnp.float64 or not ptx:
         return a / b
-    if variant == "rcp64":
-        return _div_rcp64(a, b)
-    return _div_asm(a, b, "r" if variant == "asm_r" else "f")
+    return _div_asm(a, b)
 
 
 def _sqrt(a):
@@ -162,15 +138,16 @@ def _sqrt(a):
 _OVERRIDES = {OPCODE["neg"]: _neg, OPCODE["div"]: _div, OPCODE["sqrt"]: _sqrt}
 
 
-def op_fn(index: int, exact_lowering: bool = True, div: str = "jnp"):
+def op_fn(index: int, exact_lowering: bool = True, ptx_div: bool = False):
     """The kernel's function for opcode ``index`` (``OPS[index].jax_fn`` or its override).
 
-    ``div``: the float32 division (see ``DIV_F32``). ``exact_lowering=False`` gives the plain
-    ``jax_fn`` (used to show why the overrides exist)."""
+    ``ptx_div``: float32 division by PTX ``div.rn.f32`` (on GPUs; see ``_div_asm``).
+    ``exact_lowering=False`` gives the plain ``jax_fn`` (used to show why the overrides
+    exist)."""
     fn = _OVERRIDES.get(index) if exact_lowering else None
     fn = fn or OPS[index].jax_fn
     if exact_lowering and index == OPCODE["div"]:
-        fn = partial(_div, variant=div)
+        fn = partial(_div, ptx=ptx_div)
 
     def apply(*xs):
         return fn(*xs).astype(xs[0].dtype)
@@ -195,40 +172,31 @@ def _switch(index, branches, *operands):
     return lax.cond(index < mid, lo, hi, index, *operands)
 
 
-def _read(regs, index, mode):
-    if mode == "select":
-        v = regs[0]
-        for r in range(1, len(regs)):
-            v = jnp.where(index == r, regs[r], v)
-        return v
+def _read(regs, index):
     return _switch(index, [partial(lambda r, *rs: rs[r], r) for r in range(len(regs))], *regs)
 
 
-def _write(regs, index, v, mode):
-    if mode == "select":
-        return tuple(jnp.where(index == r, v, x) for r, x in enumerate(regs))
-
+def _write(regs, index, v):
     def put(r, v, *rs):
         return rs[:r] + (v,) + rs[r + 1:]
 
     return _switch(index, [partial(put, r) for r in range(len(regs))], v, *regs)
 
 
-def _run_tile(code_ref, const_ref, meta_ref, x_refs, *, n_registers, dtype, read, write,
-              exact_lowering, div, opset=None, g=None):
-    """The block's program (row ``g`` of its program rows when it holds several) on its
-    tile: the returned register, [T]."""
+def _run_tile(code_ref, const_ref, meta_ref, x_refs, *, n_registers, dtype, exact_lowering,
+              ptx_div, opset=None):
+    """The block's program on its tile: the returned register, [T]."""
     T = x_refs[0].shape[0]
     zeros = jnp.zeros((T,), dtype)
     regs = tuple(x_refs[r][...].astype(dtype) if r < len(x_refs) else zeros
                  for r in range(n_registers))
     used = [(k, grp) for k, grp in enumerate(groups(opset)) if grp]  # the word's group index
-    fns = [[op_fn(i, exact_lowering, div) for i in grp] for _, grp in used]
+    fns = [[op_fn(i, exact_lowering, ptx_div) for i in grp] for _, grp in used]
 
     def group_branch(k, fs):
         def run(word, const, *regs):
             sub = (word >> 2) & 15
-            args = [_read(regs, (word >> (12 + 6 * j)) & 63, read) for j in range(k)]
+            args = [_read(regs, (word >> (12 + 6 * j)) & 63) for j in range(k)]
             return _switch(sub, [partial(lambda f, *a: f(*a), f) for f in fs], *args)
 
         return run
@@ -238,16 +206,13 @@ def _run_tile(code_ref, const_ref, meta_ref, x_refs, *, n_registers, dtype, read
 
     branches = [const_branch if k == 0 else group_branch(k, fs) for (k, _), fs in zip(used, fns)]
 
-    def at(ref, i):
-        return ref[i] if g is None else ref[g, i]
-
     def step(i, regs):
-        word = at(code_ref, i)
-        v = _switch(word & 3, branches, word, at(const_ref, i), *regs)
-        return _write(regs, (word >> 6) & 63, v, write)
+        word = code_ref[i]
+        v = _switch(word & 3, branches, word, const_ref[i], *regs)
+        return _write(regs, (word >> 6) & 63, v)
 
-    regs = lax.fori_loop(0, at(meta_ref, 0), step, regs)
-    return _read(regs, at(meta_ref, 1), read)
+    regs = lax.fori_loop(0, meta_ref[0], step, regs)
+    return _read(regs, meta_ref[1])
 
 
 # -- kernels ------------------------------------------------------------------------------
@@ -273,26 +238,13 @@ def _tile_stats(out, y, s, m):
     return nan_max(err * s), jnp.max(err), jnp.sum(err * err)
 
 
-def _errors_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, per_block, **kw):
+def _errors_kernel(code_ref, const_ref, meta_ref, *refs, n_inputs, **kw):
     x_refs = refs[:n_inputs]
     y_ref, s_ref, m_ref, mxs_ref, mx_ref, sq_ref = refs[n_inputs:]
-    if per_block == 1:
-        out = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw)
-        stats = _tile_stats(out, y_ref[...], s_ref[...], m_ref[...])
-        for ref, v in zip((mxs_ref, mx_ref, sq_ref), stats):
-            ref[...] = jnp.full((1,), v, jnp.float64)
-        return
-    # several programs a block: the tile's inputs and targets are loaded once
-    y, s, m = y_ref[...], s_ref[...], m_ref[...]
-    rows = jnp.arange(per_block)
-
-    def one(g, acc):
-        out = _run_tile(code_ref, const_ref, meta_ref, x_refs, g=g, **kw)
-        return tuple(jnp.where(rows == g, v, a) for v, a in zip(_tile_stats(out, y, s, m), acc))
-
-    acc = lax.fori_loop(0, per_block, one, (jnp.zeros((per_block,), jnp.float64),) * 3)
-    for ref, v in zip((mxs_ref, mx_ref, sq_ref), acc):
-        ref[...] = v[:, None]
+    out = _run_tile(code_ref, const_ref, meta_ref, x_refs, **kw)
+    stats = _tile_stats(out, y_ref[...], s_ref[...], m_ref[...])
+    for ref, v in zip((mxs_ref, mx_ref, sq_ref), stats):
+        ref[...] = jnp.full((1,), v, jnp.float64)
 
 
 def default_interpret() -> bool:
@@ -300,8 +252,7 @@ def default_interpret() -> bool:
     return jax.default_backend() != "gpu"
 
 
-def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset=None,
-            per_block=1):
+def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset=None):
     if n_registers > MAX_REGISTERS:
         raise ValueError(f"the Pallas kernel handles at most {MAX_REGISTERS} registers, "
                          f"got n_registers={n_registers}; use backend='lax'")
@@ -311,27 +262,22 @@ def _common(op, args, dst, const, length, output, xt, n_registers, tile, dtype, 
     if npad % T or T & (T - 1):
         raise ValueError(f"{npad} points do not split into power-of-two tiles of {T}")
     P, L = op.shape
-    if P % per_block:
-        raise ValueError(f"{P} programs do not split into blocks of {per_block}")
     code = encode(op, args, dst, opset)
     meta = jnp.stack([length, output], axis=1).astype(jnp.int32)
     xs = [xt[:, j, :].reshape(npad) for j in range(n_inputs)]
-    grid = (P // per_block, npad // T)
-    rows = _SQ if per_block == 1 else per_block
-    in_specs = [pl.BlockSpec((rows, L), lambda p, t: (p, 0)),
-                pl.BlockSpec((rows, L), lambda p, t: (p, 0)),
-                pl.BlockSpec((rows, 2), lambda p, t: (p, 0))]
+    grid = (P, npad // T)
+    in_specs = [pl.BlockSpec((_SQ, L), lambda p, t: (p, 0)),
+                pl.BlockSpec((_SQ, L), lambda p, t: (p, 0)),
+                pl.BlockSpec((_SQ, 2), lambda p, t: (p, 0))]
     in_specs += [pl.BlockSpec((T,), lambda p, t: (t,))] * n_inputs
     operands = [code, const.astype(dtype), meta, *xs]
     return P, npad, T, grid, in_specs, operands, n_inputs
 
 
-def _options(interpret, read, write, tile, num_warps, div):
-    """The kernel options with their defaults filled in."""
+def _options(interpret, tile, num_warps):
+    """The kernel options with their defaults filled in, and whether division is PTX's."""
     interpret = default_interpret() if interpret is None else interpret
-    div = "jnp" if interpret else (div or DIV_F32)  # inline PTX cannot be interpreted
-    return (interpret, read or REGISTER_READ, write or REGISTER_WRITE, tile or TILE,
-            num_warps or NUM_WARPS, div)
+    return interpret, tile or TILE, num_warps or NUM_WARPS, not interpret  # no PTX interpreted
 
 
 def _params(num_warps, interpret):
@@ -341,19 +287,18 @@ def _params(num_warps, interpret):
 
 
 def outputs(op, args, dst, const, length, output, xt, *, n_registers, tile=None,
-            num_warps=None, interpret=None, read=None, write=None, exact_lowering=True,
-            div=None, opset=None):
+            num_warps=None, interpret=None, exact_lowering=True, opset=None, shape=None):
     """Every program's values at the tiled points ``xt`` [n_tiles, n_inputs, T0]: [P, n_tiles*T0].
 
-    ``opset``: the opcodes the programs may use (a tuple, static), or None for every op."""
-    interpret, read, write, tile, num_warps, div = _options(interpret, read, write, tile,
-                                                            num_warps, div)
+    ``tile``, ``num_warps``: points and warps a block (default ``TILE``, ``NUM_WARPS``).
+    ``opset``: the opcodes the programs may use (a tuple, static), or None for every op.
+    ``shape``: the CUDA kernel's (the Evaluator passes one set of arguments), ignored."""
+    interpret, tile, num_warps, ptx_div = _options(interpret, tile, num_warps)
     dtype = xt.dtype
     P, npad, T, grid, in_specs, operands, n_inputs = _common(
         op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset)
     kernel = partial(_outputs_kernel, n_inputs=n_inputs, n_registers=n_registers, dtype=dtype,
-                     read=read, write=write, exact_lowering=exact_lowering, div=div,
-                     opset=opset)
+                     exact_lowering=exact_lowering, ptx_div=ptx_div, opset=opset)
     return pl.pallas_call(
         kernel, grid=grid, in_specs=in_specs,
         out_specs=pl.BlockSpec((_SQ, T), lambda p, t: (p, t)),
@@ -363,43 +308,31 @@ def outputs(op, args, dst, const, length, output, xt, *, n_registers, tile=None,
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           tile=None, num_warps=None, interpret=None, read=None, write=None,
-           exact_lowering=True, div=None, opset=None, per_block=None):
+           tile=None, num_warps=None, interpret=None, exact_lowering=True, opset=None,
+           shape=None):
     """Per-program (max |out-y|*scale, max |out-y|, sum (out-y)^2): float64 [P, 3].
 
     ``y``, ``scale`` [n_tiles, T0] float64 and ``mask`` [n_tiles, T0] bool are tiled like
     ``xt``; NaN or infinite outputs count as infinite errors, masked points not at all.
-    ``opset``: as for ``outputs``. ``per_block``: programs a block runs on its tile, one
-    after another (the tile's points and targets are loaded once)."""
-    interpret, read, write, tile, num_warps, div = _options(interpret, read, write, tile,
-                                                            num_warps, div)
-    per_block = per_block or PER_BLOCK
-    P0 = op.shape[0]
-    pad = -P0 % per_block
-    if pad:  # padding programs: empty, they return register 0
-        op, args, dst, const, length, output = (
-            jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-            for a in (op, args, dst, const, length, output))
+    The other arguments are ``outputs``'s."""
+    interpret, tile, num_warps, ptx_div = _options(interpret, tile, num_warps)
     dtype = xt.dtype
     P, npad, T, grid, in_specs, operands, n_inputs = _common(
-        op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset, per_block)
+        op, args, dst, const, length, output, xt, n_registers, tile, dtype, opset)
     operands += [y.reshape(npad).astype(jnp.float64), scale.reshape(npad).astype(jnp.float64),
                  mask.reshape(npad).astype(jnp.int32)]
     in_specs += [pl.BlockSpec((T,), lambda p, t: (t,))] * 3
     n_tiles = grid[1]
     kernel = partial(_errors_kernel, n_inputs=n_inputs, n_registers=n_registers, dtype=dtype,
-                     read=read, write=write, exact_lowering=exact_lowering, div=div,
-                     opset=opset, per_block=per_block)
+                     exact_lowering=exact_lowering, ptx_div=ptx_div, opset=opset)
     stat = jax.ShapeDtypeStruct((P, n_tiles), jnp.float64)
-    rows = _SQ if per_block == 1 else per_block
     mx_s, mx, sq = pl.pallas_call(
         kernel, grid=grid, in_specs=in_specs,
-        out_specs=[pl.BlockSpec((rows, 1), lambda p, t: (p, t))] * 3,
+        out_specs=[pl.BlockSpec((_SQ, 1), lambda p, t: (p, t))] * 3,
         out_shape=[stat] * 3,
         interpret=interpret, compiler_params=_params(num_warps, interpret),
         name="evolve_errors")(*operands)
-    out = jnp.stack([nan_max(mx_s, axis=1), jnp.max(mx, axis=1), jnp.sum(sq, axis=1)], axis=1)
-    return out[:P0]
+    return jnp.stack([nan_max(mx_s, axis=1), jnp.max(mx, axis=1), jnp.sum(sq, axis=1)], axis=1)
 
 
 def round_size(n: int) -> int:

@@ -1,6 +1,6 @@
 """The DEAP bridge: expression trees from DEAP, compiled into our straight-line programs.
 
-DEAP is walled off here (see STYLE.md). This module builds a ``gp.PrimitiveSet`` from our
+DEAP is walled off here (docs/architecture.md). This module builds a ``gp.PrimitiveSet`` from our
 ops table, generates random ``gp.PrimitiveTree`` objects from a private, seeded
 ``random.Random`` (never the global stream), and compiles a tree into a ``Program``.
 
@@ -9,8 +9,6 @@ ops table, generates random ``gp.PrimitiveTree`` objects from a private, seeded
   ``ARG0..``; literals are an ephemeral constant drawn as float32 values.
 - ``random_trees(rng, pset, n, min_depth, max_depth)``: DEAP's ramped half-and-half,
   drawing from ``rng`` only.
-- ``compile_tree(tree, pset)``: the DEAP-compiled function (``gp.compile``), run with
-  floating-point warnings silenced: the usual DEAP evaluation, used as a reference.
 - ``tree_to_program(tree, n_inputs, n_registers)``: the same function as one of our
   programs, with registers allocated by Sethi-Ullman numbering; ``program_nodes`` maps
   its instructions back to tree nodes and ``set_literals`` writes fitted literals back.
@@ -19,7 +17,6 @@ ops table, generates random ``gp.PrimitiveTree`` objects from a private, seeded
 - ``crossover``, ``mutate``, ``within_limits``: DEAP's one-point crossover and its
   uniform, node-replacement, shrink, ephemeral and insert mutations on copies, drawing
   from a private ``random.Random``; the size, height and register limits against bloat.
-- ``tree_to_sympy``: the tree as a sympy expression.
 
 No ``creator.create`` here: trees are plain ``gp.PrimitiveTree`` objects.
 """
@@ -35,20 +32,13 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from deap import gp
 
-from evolve.ops import CONST, OPCODE, OPS, opcode, sympy_functions
+from evolve.ops import CONST, OPCODE, OPS, opcode
 from evolve.program import F32_MAX, Instruction, Program, f32
 
 LITERAL = "literal"  # the name of the ephemeral constant in our primitive sets
 
-# Ops that are a single numpy ufunc: called with dtype=float32 so that literals (Python
-# floats in DEAP's compiled code) are rounded to float32 as our const instructions are.
-# tests/test_trees.py checks each against the ops table's numpy reference.
-_UFUNCS: dict[str, np.ufunc] = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "neg": np.negative, "abs": np.absolute, "min": np.minimum, "max": np.maximum,
-    "sqrt": np.sqrt, "exp2": np.exp2, "exp": np.exp, "log": np.log, "sin": np.sin,
-    "cos": np.cos, "tanh": np.tanh,
-}
+# our opcode of each DEAP primitive, by its name (``Op.deap``)
+_DEAP_OPCODE: dict[str, int] = {op.deap: i for i, op in enumerate(OPS) if op.arity}
 
 
 # -- randomness -------------------------------------------------------------------------
@@ -105,10 +95,13 @@ def _draw_literal(low: float, high: float) -> float:
 
 # -- the primitive set ----------------------------------------------------------------
 def _primitive(name: str) -> Callable:
-    ufunc = _UFUNCS.get(name)
-    if ufunc is not None:
-        return partial(ufunc, dtype=np.float32)
-    fn = OPS[OPCODE[name]].np_fn
+    op = OPS[OPCODE[name]]
+    # a single numpy ufunc: called with dtype=float32 so that literals (Python floats in
+    # DEAP's compiled code) are rounded to float32 as our const instructions are
+    # (tests/test_trees.py checks each against the ops table's numpy reference)
+    if op.ufunc is not None:
+        return partial(op.ufunc, dtype=np.float32)
+    fn = op.np_fn
 
     def prim(*args):
         return fn(*(np.asarray(a, np.float32) for a in args))
@@ -136,7 +129,7 @@ def primitive_set(op_names: Sequence[str], n_inputs: int = 1,
         if op.arity == 0:
             raise ValueError(f"op {name!r} is a literal, not a primitive; literals come from "
                              "literal_range, e.g. primitive_set(ops, literal_range=(-1, 1))")
-        pset.addPrimitive(_primitive(name), op.arity, name=name)
+        pset.addPrimitive(_primitive(name), op.arity, name=op.deap)
     if literal_range is not None:
         low, high = (float(v) for v in literal_range)
         if not (np.isfinite(np.float32(low)) and np.isfinite(np.float32(high)) and low <= high):
@@ -157,22 +150,6 @@ def random_trees(rng: random.Random, pset: gp.PrimitiveSet, n: int, min_depth: i
     with _gp_draws_from(rng):
         return [gp.PrimitiveTree(gp.genHalfAndHalf(pset, min_depth, max_depth))
                 for _ in range(n)]
-
-
-def compile_tree(tree: gp.PrimitiveTree, pset: gp.PrimitiveSet) -> Callable[..., np.ndarray]:
-    """The tree as a function of its inputs (``gp.compile``), warnings silenced.
-
-    Division by zero and the like give IEEE infinities and NaNs, as in our programs.
-    np.errstate wraps the whole call, not each primitive: per call it costs more than
-    a primitive on a thousand points.
-    """
-    fn = gp.compile(tree, pset)
-
-    def run(*inputs: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return fn(*inputs)
-
-    return run
 
 
 # -- compiling into a program ---------------------------------------------------------
@@ -197,10 +174,10 @@ def _node_kind(node, n_inputs: int) -> tuple[str, int | float]:
 
 def _node_kind_slow(node, n_inputs: int) -> tuple[str, int | float]:
     if isinstance(node, gp.Primitive):
-        if node.name not in OPCODE or OPS[OPCODE[node.name]].arity != node.arity:
+        if node.name not in _DEAP_OPCODE or OPS[_DEAP_OPCODE[node.name]].arity != node.arity:
             raise ValueError(f"primitive {node.name!r}/{node.arity} is not an op of ours; "
                              "build trees with evolve.search.trees.primitive_set")
-        return "op", OPCODE[node.name]
+        return "op", _DEAP_OPCODE[node.name]
     value = node.value
     if isinstance(value, str):
         index = value[3:]
@@ -501,27 +478,3 @@ def within_limits(tree: gp.PrimitiveTree, n_inputs: int, max_size: int, max_heig
     at most ``max_height``, and compilable into ``n_registers`` registers."""
     return (len(tree) <= max_size and tree.height <= max_height
             and registers_needed(tree, n_inputs) <= n_registers)
-
-
-# -- sympy ----------------------------------------------------------------------------
-def tree_to_sympy(tree: gp.PrimitiveTree, symbols: Sequence):
-    """The tree as a sympy expression over ``symbols`` (one per input): exact real ops
-    (``fma`` is ``a*b + c``), literals as ``sympy.Float`` of their values."""
-    import sympy
-
-    fns = sympy_functions()
-    stack: list[list] = []
-    result = None
-    for node in tree:
-        if isinstance(node, gp.Primitive):
-            stack.append([node.name, node.arity])
-            continue
-        value = node.value
-        result = symbols[int(value[3:])] if isinstance(value, str) else sympy.Float(float(value))
-        while stack:
-            stack[-1].append(result)
-            if len(stack[-1]) - 2 < stack[-1][1]:
-                break
-            name, _, *args = stack.pop()
-            result = fns[name](*args)
-    return result

@@ -9,7 +9,7 @@ previous result, 33 % are registers no instruction has written yet (constants: o
 for every point), and only 45 % of the results need storing.
 
 The kernel follows words that ``evolve.eval.cuda.plan.plan`` writes before it runs: where each
-argument is, whether the result is stored, and with folding (``evolve.eval.cuda.kernel.FOLD``, the
+argument is, whether the result is stored, and with folding (``CudaShape.fold`` of ``evolve.eval.cuda.kernel``, the
 default) only the instructions that depend on an input and reach the output. This
 module writes the code: ``step`` the instruction loop (a PTX jump table with code for
 each op and variant, a thread's four points of a register one 16-byte shared-memory
@@ -22,39 +22,18 @@ from __future__ import annotations
 from evolve.eval.cuda.plan import ACC, KONST, OUT_FROM_ACC, OUT_KONST, STORE, layout, sources
 from evolve.ops import CONST, OPS
 
-# PTX of the ops the cases compute themselves, elementwise on f32 registers d, a, b, c
-PTX_OPS: dict[str, list[str]] = {
-    "add": ["add.rn.f32 {d}, {a}, {b};"],
-    "sub": ["sub.rn.f32 {d}, {a}, {b};"],
-    "mul": ["mul.rn.f32 {d}, {a}, {b};"],
-    "fma": ["fma.rn.f32 {d}, {a}, {b}, {c};"],
-    "neg": ["neg.f32 {d}, {a};"],
-    "abs": ["abs.f32 {d}, {a};"],
-    "sqrt": ["sqrt.rn.f32 {d}, {a};"],
-    # IEEE division; zero, infinite and NaN operands by rule, as ev_div in evolve.eval.cuda.kernel
-    # does: the product of the special operand (the divisor's reciprocal) and the other's
-    # sign, the division itself run on 1 / 1 for them
-    "div": ["abs.f32 x_n, {a};", "setp.geu.f32 x_pa, x_n, 0f7F800000;",  # inf, NaN
-            "setp.eq.or.f32 x_pa, {a}, 0f00000000, x_pa;",  # or zero
-            "abs.f32 x_n, {b};", "setp.geu.f32 x_pb, x_n, 0f7F800000;",
-            "setp.eq.or.f32 x_pb, {b}, 0f00000000, x_pb;", "or.pred x_ps, x_pa, x_pb;",
-            "selp.f32 x_n, 0f3F800000, {a}, x_ps;", "selp.f32 x_q, 0f3F800000, {b}, x_ps;",
-            "div.rn.f32 x_q, x_n, x_q;",
-            "and.b32 x_m, {a}, 0x80000000;", "or.b32 x_m, x_m, 0x3f800000;",
-            "selp.b32 x_n, {a}, x_m, x_pa;",
-            "rcp.approx.ftz.f32 x_r, {b};",
-            "and.b32 x_m, {b}, 0x80000000;", "or.b32 x_m, x_m, 0x3f800000;",
-            "selp.b32 x_r, x_r, x_m, x_pb;",
-            "mul.rn.f32 x_n, x_n, x_r;", "selp.f32 {d}, x_n, x_q, x_ps;"],
-}
+
+def expression(o: int) -> str:
+    """Op ``o``'s CUDA C++ spelling (``Op.cuda``) over the floats a, b and c."""
+    return OPS[o].cuda.format("a", "b", "c")
 
 
 def in_ptx(o: int) -> bool:
     """Whether the case of op ``o`` computes it (else it copies the arguments out for C++)."""
-    return o == CONST or OPS[o].name in PTX_OPS
+    return o == CONST or OPS[o].ptx is not None
 
 
-def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
+def step(ops: list[int], E: int, threads: int) -> str:
     """The body of the instruction loop (CUDA C++ around PTX jump tables), two
     instructions a turn (words ``w`` and ``v``): a ``brx.idx`` on the instruction's case
     to code for that op and variant, which takes each argument from ``acc``, shared memory
@@ -122,7 +101,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
                 if in_ptx(o):
                     for e in range(E):
                         names = dict(zip("abc", (r[e] for r in regs)), d=acc[e])
-                        body += [line.format(**names) for line in PTX_OPS[OPS[o].name]]
+                        body += [line.format(**names) for line in OPS[o].ptx]
                 else:  # copied out; C++ computes acc and stores it
                     for n, r in zip("ab", regs):
                         body += [f"mov.f32 %{(TA if n == 'a' else TB) + e}, {r[e]};"
@@ -148,7 +127,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     outputs = ", ".join(f'"+f"({x})' if x != "pend" else '"+r"(pend)' for x in out)
     cpp_body = "\n".join(
         f"            case {o + 1}: {{ for (int e = 0; e < E; ++e) {{ const float a = ta[e], "
-        f"b = tb[e]; (void)a; (void)b; acc[e] = {cuda_ops[OPS[o].name]}; }} break; }}"
+        f"b = tb[e]; (void)a; (void)b; acc[e] = {expression(o)}; }} break; }}"
         for o in cpp)
     code = ""
     # two instructions a turn, in words w and v, so that loading the next one into the
@@ -178,7 +157,7 @@ def step(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> str:
     return code.rstrip("\n")
 
 
-def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
+def fold(ops: list[int]) -> str:
     """The fold kernel, run before the evaluation kernel, a thread a program: row p of
     ``konst`` ([P, 3 L + 1] floats) gets, at 3 i + j, the value of argument j of
     instruction i where that argument is a constant (``plan``'s KONST), and at 3 L the
@@ -187,7 +166,7 @@ def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
     Registers past the inputs start at zero; an op outside the set does nothing."""
     cases = "\n".join(
         f"            case {o}: {{ const float a = ra, b = rb, c = rc; (void)a; (void)b; "
-        f"(void)c; v = {cuda_ops[OPS[o].name]}; break; }}"
+        f"(void)c; v = {expression(o)}; break; }}"
         for o in sorted(set(ops)) if o != CONST)
     return f"""__global__ void evolve_fold(
         const int32_t* __restrict__ op, const int32_t* __restrict__ args,
@@ -234,7 +213,7 @@ def fold(ops: list[int], cuda_ops: dict[str, str]) -> str:
 """
 
 
-def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dict[str, str]:
+def parts(ops: list[int], E: int, threads: int) -> dict[str, str]:
     """The "acc" mode's parts of ``evolve.eval.cuda.kernel.source``'s kernel template, by name."""
     base, _ = layout(ops)
     p = {}
@@ -264,7 +243,7 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
             LD(out, outreg * STRIDE);
         }}"""
     p["tables"] = f"__constant__ int BASE[{len(OPS)}] = {{{', '.join(map(str, base))}}};\n"
-    p["kernels"] = fold(ops, cuda_ops)
+    p["kernels"] = fold(ops)
     # the words (cuda_plan.plan) and the constants (the fold kernel), copied in
     p["pack"] = """    {
         const int4* const wp = (const int4*)words + p * (L + 1);
@@ -375,7 +354,7 @@ def parts(ops: list[int], E: int, threads: int, cuda_ops: dict[str, str]) -> dic
     p["binds"] = (".Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>()"
                   ".Arg<ffi::Buffer<ffi::S64>>()")
     p["rets"] = ".Ret<ffi::Buffer<ffi::F32>>()"
-    p["step"] = step(ops, E, threads, cuda_ops)
+    p["step"] = step(ops, E, threads)
     # 4 points a thread, every op in PTX: at most 40 registers (6 blocks of 256 threads an
     # SM, as shared memory allows for 8 registers); ptxas took 42 for the error code's
     # loads, which cost a block an SM. Ops in C++ (libm calls) would spill under the cap.

@@ -1,25 +1,25 @@
 """A CUDA evaluator kernel, called from the JAX program through XLA's FFI.
 
 CUDA C++ generated from the ops table for one op set and register count. A block takes
-one program and ``TILES_PER_BLOCK`` tiles of ``THREADS * E`` points in turn: the program
+one program and ``tiles`` tiles of ``threads * points`` points in turn (a ``CudaShape``): the program
 is loaded into shared memory once, each thread runs it on its ``E`` points of a tile, and
 the errors are reduced once for all the tiles (warp shuffles, then across the warps).
-Where a thread keeps its points' registers is ``REGISTERS`` (see ``source``): by default
-("acc") in shared memory, 16 bytes (four points) an access, with the last result kept in
+Where a thread keeps its points' registers is the shape's ``registers`` (see ``source``):
+by default ("acc") in shared memory, 16 bytes (four points) an access, with the last result kept in
 the chip's registers; a plan computed in JAX before the kernel runs (``evolve.eval.cuda.plan``)
 writes the instructions the kernel runs, each saying where its arguments are (shared
 memory, that accumulator, or the program's table of constants) and whether its result must
 be stored, and the kernel (``evolve.eval.cuda.acc``) jumps once an instruction (a PTX jump
-table) to code for that op and variant. With ``FOLD`` (the default) only the instructions
+table) to code for that op and variant. With ``fold`` (the default) only the instructions
 that depend on an input and reach the output run at every point; a fold kernel, a thread
 a program, computes the constant ones first with the ops' own code.
-"smem" is the plain shared-memory register file (an access per operand and point; the
-fallback when "acc" cannot address the registers). Keeping them in the chip's registers
-needs a jump on every register index (run-time indices cannot name registers); with nvcc's
-``switch`` lowering ("regs") or our own PTX jump tables ("asm") that was slower on the H200
-(``scripts/check_gpu.py --stages cuda`` measures them).
+"smem" (``evolve.eval.cuda.modes``) is the plain shared-memory register file (an access
+per operand and point; the fallback when "acc" cannot address the registers). Register
+files in the chip's registers (a jump on every register index) were slower on the H200;
+the last commit with them is tagged ``comparison-tables``.
 
-Semantics are those of ``OPS[i].np_fn`` bit for bit on exactly rounded ops: ``__fadd_rn``
+Each op's code is its ``cuda`` (and ``ptx``) spelling in the ops table. Semantics are
+those of ``OPS[i].np_fn`` bit for bit on exactly rounded ops: ``__fadd_rn``
 and friends (never contracted into FMAs), IEEE division (zero, infinite and NaN operands
 by rule, the rest by ``__fdiv_rn``) and square root, a single-rounding
 ``fmaf``, the IEEE 754-2019 min/max of the ops table; the transcendental ops use CUDA's
@@ -29,6 +29,8 @@ The shared library is compiled with ``nvcc`` on first use (about 20 s) and cache
 ``~/.cache/evolve/cuda`` under the hash of its source; ``available()`` says whether that can
 work here (a CUDA GPU for JAX and an ``nvcc``). The entry point has the signature of
 ``kernels.errors`` (outputs reduced to error statistics in the kernel).
+
+One concept, over 400 lines: the CUDA kernel's source template, its shape and its build.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,39 +53,28 @@ from evolve.eval.cuda import plan as cuda_plan
 from evolve.eval.ffibuild import build_library, operands
 from evolve.ops import CONST, OPS
 
-# CUDA spelling of each op over float operands a, b, c (exactly rounded where IEEE is).
-CUDA_OPS: dict[str, str] = {
-    "add": "__fadd_rn(a, b)",
-    "sub": "__fsub_rn(a, b)",
-    "mul": "__fmul_rn(a, b)",
-    "div": "ev_div(a, b)",
-    "fma": "__fmaf_rn(a, b, c)",
-    "neg": "(-a)",
-    "abs": "fabsf(a)",
-    "min": "ev_min(a, b)",
-    "max": "ev_max(a, b)",
-    "sqrt": "__fsqrt_rn(a)",
-    "exp2": "exp2f(a)",
-    "exp": "expf(a)",
-    "log": "logf(a)",
-    "sin": "sinf(a)",
-    "cos": "cosf(a)",
-    "tanh": "tanhf(a)",
-}
 
-POINTS_PER_THREAD = 8  # E: points of every register a thread holds
-THREADS = 128  # threads a block: a block's tile is THREADS * E points
-REGISTERS = "acc"  # where registers live: "acc", "smem", "smem4", "regs", "asm", "asm3"
-TILES_PER_BLOCK = 16  # tiles of THREADS * E points a block runs in turn
-FOLD = True  # "acc": run only what depends on an input and reaches the output (cuda_plan.plan)
-# Op sets with an op computed in C++ (libm's sin, cos, exp, log and the like; min, max)
-# run with these in place of the three above: on bench_eval's trees (add, sub, mul, div,
-# sin, cos, exp, log) on an H200, 4 / 256 / 32 gave 1,430 GPops/s at N = 1e5 and 1,699 at
-# 2^20, against 633 and 1,445 for 8 / 128 / 16 and 876 and 921 for the Pallas kernel
-# (docs/h200/cuda_trees.jsonl)
-LIBM_POINTS_PER_THREAD = 4
-LIBM_THREADS = 256
-LIBM_TILES_PER_BLOCK = 32
+@dataclass(frozen=True)
+class CudaShape:
+    """The kernel's shape and choices: ``points`` a thread (E) of every register,
+    ``threads`` a block (a block's tile is threads * points points), ``tiles`` a block
+    runs in turn, where the registers live (``registers``: "acc" or "smem", see
+    ``source``), and for "acc" whether to ``fold`` (run only what depends on an input and
+    reaches the output, ``cuda_plan.plan``)."""
+
+    points: int = 8
+    threads: int = 128
+    tiles: int = 16
+    registers: str = "acc"
+    fold: bool = True
+
+
+SHAPE = CudaShape()  # op sets the "acc" kernel computes all in PTX
+# Op sets with an op computed in C++ (libm's sin, cos, exp, log and the like; min, max):
+# on bench_eval's trees (add, sub, mul, div, sin, cos, exp, log) on an H200, 4 / 256 / 32
+# gave 1,430 GPops/s at N = 1e5 and 1,699 at 2^20, against 633 and 1,445 for 8 / 128 / 16
+# and 876 and 921 for the Pallas kernel (docs/h200/cuda_trees.jsonl)
+LIBM_SHAPE = CudaShape(points=4, threads=256, tiles=32)
 CACHE = Path(os.environ.get("EVOLVE_CUDA_CACHE", Path.home() / ".cache" / "evolve" / "cuda"))
 
 _PRELUDE = r"""
@@ -128,41 +120,27 @@ __device__ __forceinline__ double nan_max(double m, double v) {
 """
 
 
-def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_THREAD,
-           threads: int = THREADS, registers: str = REGISTERS, tiles: int = TILES_PER_BLOCK
-           ) -> str:
-    """The CUDA C++ source of the kernel and its FFI handler for one op set and size.
+def source(opset: tuple[int, ...], n_registers: int, shape: CudaShape = SHAPE) -> str:
+    """The CUDA C++ source of the kernel and its FFI handler for one op set, register
+    count and shape (``shape.fold`` is the plan's, not the source's).
 
-    registers: where a thread keeps its points' registers:
+    shape.registers: where a thread keeps its points' registers:
 
-    - "asm": the chip's registers (``v[R][E]``, indexed by constants only). An
-      instruction is two PTX jump tables (``brx.idx``, ``evolve.eval.cuda.asm``): one on
-      (op, arguments), which computes the E results into temporaries (or copies the
-      arguments out, for the ops computed in C++), and one on the destination, which
-      moves them in;
-    - "asm3": the same with three smaller tables: on the first argument (copied out), on
-      (op, second argument) and on the destination (an eighth of "asm"'s table code);
-    - "regs": the chip's registers, with a jump per argument, op and destination;
-    - "smem": shared memory (no jumps for registers, a shared-memory access per operand
-      and point). Each instruction is packed once a block into two int4: the byte offsets
-      of registers a, b and d in ``s_reg`` (CONST: its value in a's place) and the op, then
-      c's offset; so an operand is this thread's base plus the offset, its points
-      ``THREADS * 4`` bytes apart (immediate offsets). An instruction with op ``max(opset)
-      + 1`` after the last ends the loop, which keeps no count;
-    - "smem4": the same with a thread's points contiguous (float4 accesses);
-    - "acc": shared memory, a thread's points four by four (16-byte accesses), and the
-      last result kept in the chip's registers: the words to run (each instruction's
-      variant: where its arguments come from, whether its result is stored) and the
-      registers to set at the start of a tile come from ``cuda_plan.plan``, computed before
-      the kernel runs; constants come from a table the fold kernel (``cuda_acc.fold``)
-      fills, a thread a program, before it.
+    - "acc" (the default): shared memory, a thread's points four by four (16-byte
+      accesses), and the last result kept in the chip's registers: the words to run (each
+      instruction's variant: where its arguments come from, whether its result is stored)
+      and the registers to set at the start of a tile come from ``cuda_plan.plan``,
+      computed before the kernel runs; constants come from a table the fold kernel
+      (``cuda_acc.fold``) fills, a thread a program, before it;
+    - "smem": shared memory, an access per operand and point (``evolve.eval.cuda.modes``),
+      the fallback where "acc" cannot address the registers (``fitted``).
 
-    tiles: tiles of THREADS * E points a block runs in turn, so that loading the program
-    and reducing the errors is paid once for all of them."""
-    if registers not in ("acc", "asm", "asm3", "regs", "smem", "smem4"):
-        raise ValueError("registers must be 'acc', 'asm', 'asm3', 'regs', 'smem' or 'smem4', "
-                         f"got {registers!r}")
-    if registers in ("smem4", "acc") and points % 4:
+    shape.tiles: tiles of threads * points points a block runs in turn, so that loading
+    the program and reducing the errors is paid once for all of them."""
+    registers, points, threads, tiles = shape.registers, shape.points, shape.threads, shape.tiles
+    if registers not in ("acc", "smem"):
+        raise ValueError(f"registers must be 'acc' or 'smem', got {registers!r}")
+    if registers == "acc" and points % 4:
         raise ValueError(f"registers={registers!r} takes points a thread in fours, got {points}")
     if registers == "acc" and not acc_fits(n_registers, threads, points):
         raise ValueError(f"registers='acc' addresses at most {cuda_plan.MAX_REGISTERS} "
@@ -173,31 +151,17 @@ def source(opset: tuple[int, ...], n_registers: int, points: int = POINTS_PER_TH
         raise ValueError(f"tiles a block must be at least 1, got {tiles}")
     R, E = n_registers, points
     ops = sorted(set(opset) | {CONST})
-    missing = [OPS[o].name for o in ops if o != CONST and OPS[o].name not in CUDA_OPS]
-    if missing:
-        raise ValueError(f"no CUDA spelling for ops {missing}")
-    jumps = registers in ("asm", "asm3")  # PTX jump tables
-    in_regs = jumps or registers == "regs"
-
-    p = (cuda_acc.parts(ops, E, threads, CUDA_OPS) if registers == "acc"
-         else cuda_modes.parts(registers, ops, R, E, CUDA_OPS))
+    p = cuda_acc.parts(ops, E, threads) if registers == "acc" else cuda_modes.parts(ops, E)
     arity = ", ".join(str(OPS[o].arity) if o in ops else "0" for o in range(len(OPS)))
     kernel = f"""
 #define R {R}
 #define E {E}
 #define THREADS {threads}
 #define TILES {tiles}
-#define VEC {1 if registers == "smem4" else 0}
-{p['at']}#if VEC  // a thread's E points are contiguous: float4 accesses, conflict-free
-#define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x * E + (e)]
-#define PSTEP 1
-#define SV(r, q) (((float4*)(s_reg + (r) * (THREADS * E)))[threadIdx.x * (E / 4) + (q)])
-#define POINT(e) (base + threadIdx.x * E + (e))
-#else  // point e of a thread is THREADS apart: scalar accesses, conflict-free
+{p['at']}// point e of a thread is THREADS apart: scalar accesses, conflict-free
 #define S(r, e) s_reg[(r) * (THREADS * E) + threadIdx.x + (e) * THREADS]
 #define PSTEP THREADS
 #define POINT(e) (base + threadIdx.x + (int64_t)(e) * THREADS)
-#endif
 __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
 {p['tables']}
 {p['kernels']}__global__ void __launch_bounds__(THREADS{p['min_blocks']}) evolve_errors_cuda(
@@ -229,7 +193,6 @@ __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
         const int64_t base = tile * (THREADS * E);
         const int64_t j0 = POINT(0);  // this thread's first point; point e is e * PSTEP on
 {p['fill']}
-        {"#pragma unroll 1  // one copy of the jump tables" if jumps else ""}
         {p['loop']}
 {p['step']}
         }}
@@ -256,8 +219,6 @@ __constant__ int ARITY[{len(OPS)}] = {{{arity}}};
     }}
 }}
 
-static const bool SMEM_REGISTERS = {"false" if in_regs else "true"};
-
 static ffi::Error evolve_errors_impl(
         cudaStream_t stream, ffi::Buffer<ffi::S32> op, ffi::Buffer<ffi::S32> args,
         ffi::Buffer<ffi::S32> dst, ffi::Buffer<ffi::F32> cst, ffi::Buffer<ffi::S32> length,
@@ -275,7 +236,7 @@ static ffi::Error evolve_errors_impl(
 {p['pre_launch']}    for (int64_t p0 = 0; p0 < P; p0 += 65535) {{
         const int64_t rows = P - p0 < 65535 ? P - p0 : 65535;
         dim3 grid((unsigned)blocks, (unsigned)rows);
-        const size_t smem = {p['prog_bytes']} + (SMEM_REGISTERS ? (size_t)R * THREADS * E * 4 : 0);
+        const size_t smem = {p['prog_bytes']} + (size_t)R * THREADS * E * 4;
         if (smem > 48 * 1024) {{
             cudaFuncSetAttribute(evolve_errors_cuda,
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
@@ -305,13 +266,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
     return _PRELUDE + kernel
 
 
-def shape(opset: tuple[int, ...]) -> tuple[int, int, int]:
-    """(points a thread, threads a block, tiles a block) by default for this op set:
-    ``POINTS_PER_THREAD``, ``THREADS`` and ``TILES_PER_BLOCK`` where the "acc" kernel
-    computes every op in PTX, the ``LIBM_`` ones where some op runs in C++."""
-    if all(cuda_acc.in_ptx(o) for o in opset):
-        return POINTS_PER_THREAD, THREADS, TILES_PER_BLOCK
-    return LIBM_POINTS_PER_THREAD, LIBM_THREADS, LIBM_TILES_PER_BLOCK
+def default_shape(opset: tuple[int, ...]) -> CudaShape:
+    """The shape for this op set by default: ``SHAPE`` where the "acc" kernel computes
+    every op in PTX, ``LIBM_SHAPE`` where some op runs in C++."""
+    return SHAPE if all(cuda_acc.in_ptx(o) for o in opset) else LIBM_SHAPE
 
 
 def acc_fits(n_registers: int, threads: int, points: int) -> bool:
@@ -320,20 +278,19 @@ def acc_fits(n_registers: int, threads: int, points: int) -> bool:
             and n_registers * threads * points * 4 <= 0xFFFF)
 
 
-def fitted(n_registers: int, points: int, threads: int, registers: str,
-           length: int = 0) -> tuple[str, int, int]:
-    """(registers, points, threads) to run with: "acc" with smaller blocks (down to 64
-    threads) where its byte offsets cannot reach every register, "smem" with 4 points a
-    thread (its fastest on the H200) and the threads asked where that does not help or the
-    programs are longer than ``cuda_plan.MAX_LENGTH``."""
-    if registers != "acc":
-        return registers, points, threads
-    fewer = threads
-    while fewer > 64 and not acc_fits(n_registers, fewer, points):
+def fitted(n_registers: int, shape: CudaShape, length: int = 0) -> CudaShape:
+    """The shape to run with: "acc" with smaller blocks (down to 64 threads) where its
+    byte offsets cannot reach every register, "smem" with at most 4 points a thread (its
+    fastest on the H200) and the threads asked where that does not help or the programs
+    are longer than ``cuda_plan.MAX_LENGTH``."""
+    if shape.registers != "acc":
+        return shape
+    fewer = shape.threads
+    while fewer > 64 and not acc_fits(n_registers, fewer, shape.points):
         fewer //= 2
-    if acc_fits(n_registers, fewer, points) and length <= cuda_plan.MAX_LENGTH:
-        return registers, points, fewer
-    return "smem", min(points, 4), threads
+    if acc_fits(n_registers, fewer, shape.points) and length <= cuda_plan.MAX_LENGTH:
+        return replace(shape, threads=fewer)
+    return replace(shape, registers="smem", points=min(shape.points, 4))
 
 
 def nvcc() -> str | None:
@@ -373,10 +330,9 @@ def build(src: str, arch: str = "sm_90", out_dir: Path = CACHE) -> Path:
 
 
 @lru_cache(maxsize=32)
-def _target(opset: tuple[int, ...], n_registers: int, points: int, threads: int,
-            arch: str, registers: str, tiles: int) -> str:
+def _target(opset: tuple[int, ...], n_registers: int, shape: CudaShape, arch: str) -> str:
     """Build (or find) the library for this op set and size; register its FFI target."""
-    src = source(opset, n_registers, points, threads, registers, tiles)
+    src = source(opset, n_registers, shape)
     lib = ctypes.cdll.LoadLibrary(str(build(src, arch)))
     name = f"evolve_errors_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(lib.EvolveErrors), platform="CUDA")
@@ -398,22 +354,21 @@ def point_facts(mask, scale) -> jax.Array:
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, points=None, threads=None, registers=None, tiles=None, **_ignored):
-    """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program. Points a
-    thread, threads and tiles a block not given are the op set's (``shape``)."""
+           opset=None, shape: CudaShape | None = None, **_other_kernels):
+    """``kernels.errors`` by the CUDA kernel: float64 [P, 3] per program. ``shape``: the
+    kernel's (default: the op set's, ``default_shape``). Arguments of the Pallas kernel
+    (the Evaluator passes one set to both) are ignored."""
     opset = tuple(range(len(OPS))) if opset is None else tuple(opset)
-    default = shape(opset)
-    points, threads, tiles = points or default[0], threads or default[1], tiles or default[2]
-    registers, points, threads = fitted(n_registers, points, threads, registers or REGISTERS,
-                                op.shape[1])
-    name = _target(opset, n_registers, points, threads, _arch(), registers, tiles)
+    shape = fitted(n_registers, shape or default_shape(opset), op.shape[1])
+    points, threads, tiles = shape.points, shape.threads, shape.tiles
+    name = _target(opset, n_registers, replace(shape, fold=True), _arch())  # fold: the plan's
     n_tiles = -(-xt.shape[0] * xt.shape[2] // (threads * points))
     blocks = -(-n_tiles // tiles)
     data = operands(op, args, dst, const, length, output, xt, y, scale, mask)
     shapes = [jax.ShapeDtypeStruct((op.shape[0], blocks, 3), jnp.float64)]
-    if registers == "acc":  # the words to run, facts of mask and scale, a table for constants
+    if shape.registers == "acc":  # the words to run, facts of mask and scale, constants
         data[6:6] = [*cuda_plan.plan(op, args, dst, const, length, output, opset, xt.shape[1],
-                                     threads * points * 4, FOLD), point_facts(mask, scale)]
+                                     threads * points * 4, shape.fold), point_facts(mask, scale)]
         shapes.append(jax.ShapeDtypeStruct((op.shape[0], 3 * op.shape[1] + 1), jnp.float32))
     stats = jax.ffi.ffi_call(name, shapes)(*data)[0]
     return jnp.stack([kernels.nan_max(stats[..., 0], axis=1), jnp.max(stats[..., 1], axis=1),
