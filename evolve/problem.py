@@ -26,7 +26,7 @@ COST_MODELS = ("weighted", "size")
 def ulp32(y: np.ndarray) -> np.ndarray:
     """The float32 ULP of the exact values ``y``: 2^(floor(log2|y|) - 23), float64.
 
-    This is the convention of every ULP figure we report (see the README, Numerics).
+    This is the convention of every ULP figure we report (see docs/numerics.md).
     Values below the smallest normal float32 use the subnormal spacing 2^-149.
     """
     y = np.abs(np.asarray(y, np.float64))

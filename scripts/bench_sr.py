@@ -3,7 +3,7 @@ seeds and wall-clock budget. Prints one JSON object a line (and appends it to --
 
     python scripts/bench_sr.py --problems nguyen,feynman --seeds 5 --budget 60 \
         --engines evolve,deap,gplearn,operon --jobs 16 --out sr.jsonl
-    python scripts/bench_sr.py --summary sr.jsonl        # the README table from a JSONL file
+    python scripts/bench_sr.py --summary sr.jsonl        # the docs/symbolic-regression.md table from a JSONL file
 
 Each (engine, problem, seed) cell runs in its own process, pinned to one core with one
 thread (OMP/BLAS threads 1, XLA's CPU thread pool off, one XLA device), and gets the same

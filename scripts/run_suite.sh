@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The discovery suite: one run per problem, all at once, each stopped cleanly (SIGINT)
 # after SECONDS; then each run's front is certified (`evolve verify --limit 3`) and its
-# best program exported as C. Used for the README's per-function table (on one H200).
+# best program exported as C. Used for the per-function table of docs/results.md (on one H200).
 #   bash scripts/run_suite.sh OUT_DIR SECONDS SEED PROBLEM...
 set -uo pipefail
 out=$1 seconds=$2 seed=$3
