@@ -427,3 +427,11 @@ def test_front_rows_round_trip_through_csv(tmp_path):
     with open(run / "front.csv", newline="") as f:
         body = list(csv.reader(f))[1:]
     assert [float(r[1]) for r in body] == [c for _, c, _ in FRONT]
+
+
+def test_the_header_shows_the_program_without_dead_instructions():
+    prog = program("r3 = 7.0\nr1 = add(r0, r0)\nr2 = mul(r1, r1)\nreturn r1\n")
+    for fmt in ("python", "jax", "c"):
+        source = export.export(prog, PROBLEM, fmt)
+        assert "without its dead instructions" in source and "r1 = add(r0, r0)" in source
+        assert "7.0" not in source and "mul" not in source and "fmaf" not in source

@@ -2,8 +2,9 @@
 
 ``export(program, problem, fmt)`` returns the text of a function ``f(x)`` (one argument
 per input) that computes what the program computes, one statement per instruction (dead
-instructions, which cannot reach the returned register, are left out). The generated code
-imports nothing from evolve.
+instructions, which cannot reach the returned register, are left out, in the code and in
+the program its header shows). Each op is written as its spelling in the ops table
+(``evolve.ops``). The generated code imports nothing from evolve.
 
 - ``python``: numpy float32 code. Literals are ``np.float32(v)`` with ``v`` the exact
   value of the float32; ``fma`` rounds once, through float64 rounded to odd, as in the ops
@@ -38,26 +39,13 @@ import numpy as np
 from evolve.errors import UserError
 from evolve.ops import C_HELPERS, CONST, OPS, sympy_functions
 from evolve.problem import Problem
-from evolve.program import Program, input_dependent
+from evolve.program import Program, input_dependent, pruned
 from evolve.program import live as _live
 from evolve.text import format_literal, format_program
 
 FORMATS = ("python", "jax", "c", "sympy", "latex")
 
-# numpy / jax.numpy spellings ({xp} is np or jnp); helpers are defined in the generated code
-_ARRAY_SPELLING = {
-    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
-    "fma": "_fma({0}, {1}, {2})", "neg": "-{0}", "abs": "{xp}.abs({0})",
-    "min": "_minimum({0}, {1})", "max": "_maximum({0}, {1})", "sqrt": "{xp}.sqrt({0})",
-    "exp2": "{xp}.exp2({0})", "exp": "{xp}.exp({0})", "log": "{xp}.log({0})",
-    "sin": "{xp}.sin({0})", "cos": "{xp}.cos({0})", "tanh": "{xp}.tanh({0})",
-}
-
-# Under jit, XLA's CPU backend fuses a multiply feeding an add into one FMA (one rounding
-# instead of two), and no flag, optimization_barrier or reduce_precision stops it; a select
-# between the product and one of its own operands does (NaN a: NaN either way).
-_JAX_MUL = "jnp.where({0} != {0}, {0}, {0} * {1})"
-
+# helpers the ops' python spellings call (Op.python), defined in the generated code
 _PY_FMA = '''
 def _fma(a, b, c):
     """a * b + c rounded once to float32: exact product in float64, sum rounded to odd."""
@@ -139,8 +127,8 @@ def _header(program: Program, problem: Problem, info: str) -> list[str]:
     lines = [f"Exported by evolve from problem {problem.name!r}: {problem.description}."]
     if info:
         lines.append(info)
-    lines += ["", "The program:", ""]
-    lines += ["    " + line for line in format_program(program).splitlines()]
+    lines += ["", "The program (without its dead instructions):", ""]
+    lines += ["    " + line for line in format_program(pruned(program)).splitlines()]
     return lines
 
 
@@ -193,7 +181,8 @@ def _array_source(program: Program, problem: Problem, name: str, info: str, jax:
                         f"# {format_literal(ins.value)}")
         else:
             args = [f"r{a}" for a in ins.args]
-            spelling = _JAX_MUL if jax and ins.name == "mul" else _ARRAY_SPELLING[ins.name]
+            op = OPS[ins.op]  # its spelling: python, or jax where that differs
+            spelling = op.jax if jax and op.jax else op.python
             body.append(f"r{ins.dst} = " + spelling.format(*args, xp=xp))
     depends = program.output < problem.n_inputs  # the last value of the output register
     for ins, dep in zip(program.instructions, input_dependent(program, problem.n_inputs)):
@@ -316,9 +305,6 @@ def export(program: Program, problem: Problem, fmt: str, *, name: str = "f",
         raise UserError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
     if simplify and fmt not in ("sympy", "latex"):
         raise UserError("simplify applies to the sympy and latex formats only")
-    missing = sorted({ins.name for ins in program.instructions} - set(_ARRAY_SPELLING) - {"const"})
-    if missing:
-        raise ValueError(f"no export spelling for ops {missing}; add them to evolve.results.export")
     _check_name(name)
     if fmt == "c":
         return _c_source(program, problem, name, info)
