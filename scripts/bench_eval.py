@@ -45,10 +45,11 @@ Output, one JSON object per line::
     {"bench": "eval", "case": {...}, "metric": str, "value": float, "unit": str,
      "baseline": str|null, "baseline_value": float|null, "ratio": float|null}
 
-with ratio = value / baseline_value. The machines drift about 20 % run to run, so compare
+with ratio = value / baseline_value. A baseline whose package is missing (pyoperon:
+``pip install -e '.[bench]'``) is one line on stderr, and its rows are skipped. The machines drift about 20 % run to run, so compare
 engines within one run, on a quiet machine (each case records the load average).
 
-The script pins nothing. PEERS.md's advice for single-thread figures is to pin to core 1
+The script pins nothing. For single-thread figures pin to core 1
 (``taskset -c 1 ...``), since core 0 takes the VM's interrupts; pinning this whole
 script would also confine our evaluator and Operon to one core, so do it only for
 single-core comparisons.
@@ -148,6 +149,25 @@ def interleaved(runs: dict, budget_s: float, min_rounds: int = 3,
 
 def gpops(programs, n_points: int, seconds: float) -> float:
     return sum(len(p) for p in programs) * n_points / seconds / 1e9
+
+
+# optional peers: the package to import, and what installs it
+PEERS = {"operon": ("pyoperon", "pip install -e '.[bench]'")}
+
+
+def peer_missing(name: str) -> bool:
+    """Whether baseline ``name``'s package cannot be imported; if so, says so on stderr
+    (what to install) in one line."""
+    if name not in PEERS:
+        return False
+    module, install = PEERS[name]
+    try:
+        __import__(module)
+    except ImportError:
+        print(f"bench_eval: {module} not installed ({install}); skipping its rows",
+              file=sys.stderr)
+        return True
+    return False
 
 
 # -- engines --------------------------------------------------------------------------------
@@ -302,6 +322,7 @@ def main(argv=None) -> None:
                         help="our paths to time: errors, outputs or both (default both)")
     args = parser.parse_args(argv)
     wanted = set() if args.baselines == "none" else set(args.baselines.split(","))
+    wanted = {name for name in wanted if not peer_missing(name)}
     backends = args.backends.split(",")
     paths = [p for p in ("errors", "outputs") if p in args.paths.split(",")]
     unknown = (set(args.paths.split(",")) - {"errors", "outputs"}) | (

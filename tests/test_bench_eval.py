@@ -51,3 +51,18 @@ def test_unknown_backends_or_paths_are_refused(capsys):
         with pytest.raises(SystemExit):
             bench_eval.main(argv)
     assert "--backends" in capsys.readouterr().err
+
+
+def test_a_missing_peer_is_one_line_and_the_other_rows_still_come(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyoperon", None)  # import pyoperon fails
+    bench_eval.main(["--cases", "16,8,500", "--max-seconds", "0.2", "--baselines",
+                     "deap,operon", "--paths", "errors"])
+    out = capsys.readouterr()
+    assert out.err.count("pyoperon") == 1
+    assert "bench_eval: pyoperon not installed (pip install -e '.[bench]'); skipping its rows" \
+        in out.err and "Traceback" not in out.err
+    gp = [json.loads(line) for line in out.out.splitlines()]
+    gp = [line for line in gp if line["metric"] == "gpops"]
+    assert gp and {line["baseline"] for line in gp} == {"deap"}
