@@ -174,3 +174,37 @@ def test_empty_file_is_all_defaults(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("# nothing\n")
     assert build_config(path, overrides=EXP2) == RunConfig("exp2")
+
+
+def test_evaluator_choices_are_fields_written_to_config_yaml(tmp_path):
+    """The evaluator's backend and the CPU kernel's math change output bits: they are
+    config fields (written to config.yaml), not environment variables."""
+    config = build_config(sets=["search.evaluator.backend=lax",
+                                "search.evaluator.native_math=own"],
+                          overrides={"problem": "exp2"})
+    assert config.search.evaluator.backend == "lax"
+    assert config.search.evaluator.native_math == "own"
+    text = dump_config(config)
+    assert "evaluator:" in text and "backend: lax" in text and "native_math: own" in text
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert load_config(path) == config
+    for sets, expected in ((["search.evaluator.backend=gpu"], "search.evaluator.backend"),
+                           (["search.evaluator.native_math=fast"], "'libmvec' or 'own'")):
+        with pytest.raises(UserError, match=expected):
+            build_config(sets=sets, overrides={"problem": "exp2"})
+
+
+def test_an_old_config_yaml_without_the_evaluator_fields_loads_with_the_defaults(tmp_path):
+    config = build_config(overrides={"problem": "exp2"})
+    text = dump_config(config)
+    old = "\n".join(line for line in text.splitlines()
+                    if "evaluator" not in line and "backend" not in line
+                    and "native_math" not in line) + "\n"
+    assert "evaluator" not in old
+    path = tmp_path / "config.yaml"
+    path.write_text(old)
+    loaded = load_config(path)
+    assert loaded == config
+    assert loaded.search.evaluator.backend == "auto"
+    assert loaded.search.evaluator.native_math == "libmvec"

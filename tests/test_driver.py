@@ -253,3 +253,23 @@ def test_a_signal_asks_for_a_stop_and_a_second_aborts(signum):
             os.kill(os.getpid(), signum)
             time.sleep(0.05)
     assert signal.getsignal(signum) is before
+
+
+def test_checkpoints_name_the_evaluator_and_a_resume_with_another_warns(reference, tmp_path):
+    _, meta = load_checkpoint(list_checkpoints(reference / "checkpoints")[-1][1])
+    path = tmp_path / "run"
+    shutil.copytree(reference, path)
+    run, config = runs.open_run(path)
+    from evolve.catalog import load_problem
+
+    engine = runs.engine_for(config, load_problem(config.problem))
+    assert meta["evaluator"] == runs.evaluator_kind(engine) == engine.evaluator.kind
+    err = io.StringIO()
+    runs.check_evaluator(run, err, meta, engine)  # the same: nothing to say
+    runs.check_evaluator(run, err, {}, engine)  # a checkpoint of an older version: nothing
+    assert err.getvalue() == ""
+    runs.check_evaluator(run, err, {"evaluator": "cuda"}, engine)  # this is a CPU
+    assert f"made with the cuda evaluator, this resume evaluates with {meta['evaluator']}" \
+        in err.getvalue()
+    assert "set search.evaluator.backend: cuda in config.yaml" in err.getvalue()
+    assert "made with the cuda evaluator" in (path / "events.log").read_text()

@@ -157,6 +157,21 @@ def _cuda_available() -> bool:
     return cuda.available()
 
 
+BACKENDS = ("auto", "native", "cuda", "pallas", "lax")
+NATIVE_MATHS = ("libmvec", "own")  # evolve.eval.cpu.source.MATHS
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """How programs are evaluated (the ``search.evaluator`` part of the run configuration).
+
+    Both change output bits (a transcendental op's last bits, an error's rounding), so a
+    run's config.yaml records them and a resume uses them."""
+
+    backend: str = "auto"  # Evaluator.backend
+    native_math: str = "libmvec"  # Evaluator.native_math
+
+
 @dataclass
 class Evaluator:
     """Runs batches of programs on points with one compiled function per size bucket.
@@ -170,7 +185,12 @@ class Evaluator:
         takes tiles of at most ``kernels.TILE`` points, past which registers spill.
         "cuda": errors by the CUDA kernel of ``evolve.eval.cuda.kernel`` (built with nvcc on first
         use), outputs by the Pallas kernel; CUDA GPUs only. "native": the C++ kernel of
-        ``evolve.eval.cpu.kernel`` (built with the C++ compiler on first use); CPUs only. "auto" takes "cuda" or "native" where they can be built.
+        ``evolve.eval.cpu.kernel`` (built with the C++ compiler on first use); CPUs only.
+        "auto" takes "cuda" on GPUs and "native" on CPUs where they can be built, else
+        "pallas" on GPUs and "lax" elsewhere (``kind`` says which it took).
+    native_math: the C++ kernel's transcendental ops: "libmvec" (glibc's vector math)
+        or "own" (ours, float64-evaluated: correctly rounded but for a few in 1e5); see
+        ``evolve.eval.cpu.kernel``.
     ops: the names of the ops the programs may use (default: every op). The kernel is
         specialised to them (fewer branches, less code); a batch with another op is refused.
     """
@@ -182,6 +202,7 @@ class Evaluator:
     devices: list | None = None
     backend: str = "auto"
     ops: tuple[str, ...] | None = None
+    native_math: str = "libmvec"
     trace_count: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -192,22 +213,25 @@ class Evaluator:
                              f"got n_registers={self.n_registers}")
         chosen = self.devices is not None
         self.devices = list(self.devices or jax.devices())
-        if self.backend not in ("auto", "lax", "pallas", "cuda", "native"):
-            raise ValueError(f"backend must be 'auto', 'lax', 'pallas', 'cuda' or 'native', "
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
                              f"got {self.backend!r}")
+        if self.native_math not in NATIVE_MATHS:
+            raise ValueError(f"native_math must be one of {', '.join(map(repr, NATIVE_MATHS))}"
+                             f", got {self.native_math!r}")
         on_gpu = all(d.platform == "gpu" for d in self.devices)
         if self.backend == "cuda" and (not on_gpu or self.dtype != "float32"):
             raise ValueError("backend='cuda' needs CUDA GPUs and float32; use 'auto'")
         # "cuda": errors by the CUDA kernel (evolve.eval.cuda.kernel), outputs by the Pallas kernel.
         # "auto" takes it on CUDA GPUs where nvcc can build it (on an H200 1.2 to 1.8
         # times the Pallas kernel's errors throughput on bench_eval's trees, side by side:
-        # README), unless EVOLVE_GPU_KERNEL=pallas.
+        # docs/gpu_kernels.md); backend "pallas" keeps the Pallas kernel.
         self._cuda = self.backend == "cuda" or (
             self.backend == "auto" and on_gpu and self.dtype == "float32"
-            and os.environ.get("EVOLVE_GPU_KERNEL", "cuda") == "cuda" and _cuda_available())
+            and _cuda_available())
         self._pallas = self.backend in ("pallas", "cuda") or (self.backend == "auto" and on_gpu)
         # "native": the C++ kernel of evolve.eval.cpu.kernel on the CPU; "auto" takes it on CPUs
-        # where a C++ compiler builds it (EVOLVE_NATIVE=0: not)
+        # where a C++ compiler builds it (backend "lax" keeps XLA's loop)
         on_cpu = all(d.platform == "cpu" for d in self.devices)
         if self.backend == "native" and (not on_cpu or self.dtype != "float32"):
             raise ValueError("backend='native' needs CPU devices and float32; use 'auto'")
@@ -238,6 +262,14 @@ class Evaluator:
         self._errors = jax.jit(self._sharded(self._errors_impl, n_data=4))
         self._outputs = jax.jit(self._sharded(self._outputs_impl, n_data=1))
 
+    @property
+    def kind(self) -> str:
+        """The evaluator this one resolved to: "native" (with its math, e.g.
+        "native/libmvec"), "cuda", "pallas" or "lax"."""
+        if self._native:
+            return f"native/{self.native_math}"
+        return "cuda" if self._cuda else "pallas" if self._pallas else "lax"
+
     # -- compiled parts -------------------------------------------------------------
     def _sharded(self, fn, n_data):
         spec = PartitionSpec("programs")
@@ -257,7 +289,7 @@ class Evaluator:
 
             return native.errors(op, args, dst, const, length, output, xt, y, scale, mask,
                                  n_registers=self.n_registers, opset=self._opset,
-                                 threads=self._threads)
+                                 threads=self._threads, math=self.native_math)
         if self._pallas:
             return kernels.errors(op, args, dst, const, length, output, xt, y, scale, mask,
                                   **self._kernel_args)
@@ -273,7 +305,7 @@ class Evaluator:
 
             return native.outputs(op, args, dst, const, length, output, xt,
                                   n_registers=self.n_registers, opset=self._opset,
-                                  threads=self._threads)
+                                  threads=self._threads, math=self.native_math)
         if self._pallas:
             return kernels.outputs(op, args, dst, const, length, output, xt,
                                    **self._kernel_args)

@@ -30,9 +30,10 @@ from typing import Any
 
 import yaml
 
-from evolve.search.engine import SearchParams
 from evolve.errors import UserError, did_you_mean
+from evolve.eval.evaluator import BACKENDS, NATIVE_MATHS
 from evolve.runs.islands.core import IslandParams
+from evolve.search.engine import SearchParams
 from evolve.search.llm.edits import LLMParams
 
 
@@ -99,6 +100,12 @@ DESCRIPTIONS: dict[str, str] = {
                      "or 'ideal' (closest to the parent's evolving ideal mate)",
     "search.mate_candidates": "candidates an 'ideal' chooser compares with its ideal",
     "search.mate_sigma": "standard deviation of the mutation of ideal mates",
+    "search.evaluator": "how programs are evaluated (both change output bits: kept for resume)",
+    "search.evaluator.backend": "'auto' (C++ kernel on CPUs, CUDA on GPUs, where they build; "
+                                "else 'lax' or 'pallas'), 'native', 'cuda', 'pallas' or 'lax'",
+    "search.evaluator.native_math": "the C++ CPU kernel's exp, log, sin...: 'libmvec' (glibc's) "
+                                    "or 'own' (float64-evaluated, correctly rounded but for "
+                                    "a few in 1e5)",
     "llm": "LLM edits as variation operators (README, LLM edits); off while llm.rate is 0",
     "llm.rate": "fraction of children proposed by an LLM (0 turns LLM edits off)",
     "llm.models": "model names to ask; NAME@BASE_URL for a model on another server",
@@ -182,6 +189,10 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
                       "must be 'tournament', 'random' or 'ideal'"),
     "search.mate_candidates": _at_least(1),
     "search.mate_sigma": _at_least(0),
+    "search.evaluator.backend": (lambda v: v in BACKENDS,
+                                 "must be " + ", ".join(map(repr, BACKENDS))),
+    "search.evaluator.native_math": (lambda v: v in NATIVE_MATHS,
+                                     "must be " + " or ".join(map(repr, NATIVE_MATHS))),
     "islands.count": _at_least(1),
     "islands.migrate_every": _at_least(1),
     "islands.migrants": _at_least(0),

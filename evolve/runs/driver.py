@@ -235,7 +235,7 @@ def _initial(run, config, problem, stop, quiet, err) -> Outcome:
     with searcher(config, problem, run) as engine:
         state = engine.init(config.seed)
         run.write_front(state)
-        _checkpoint(run, config, state)
+        _checkpoint(run, config, state, evaluator=evaluator_kind(engine))
         return _drive(run, config, problem, engine, state, stop, quiet, err)
 
 
@@ -374,15 +374,41 @@ def _resume(run: RunDir, config: RunConfig, problem: Problem, generations: int |
                                 f"{missing[-1]} ({len(missing)} rows); they cannot be made again")
             run.write_front(state)
             with searcher(config, problem, run) as engine:
+                check_evaluator(run, err, meta, engine)
                 return _drive(run, config, problem, engine, state, stop, quiet, err,
                               meta.get("llm"))
     finally:
         lock.release()
 
 
-def _checkpoint(run: RunDir, config: RunConfig, state: State, llm=None) -> None:
+def evaluator_kind(engine) -> str | None:
+    """What the search's evaluator resolved to (``Evaluator.kind``: "native/libmvec",
+    "cuda"...), or None where it is not in this process (islands on Ray)."""
+    engine = getattr(getattr(engine, "backend", None), "engine", engine)  # islands here
+    evaluator = getattr(engine, "evaluator", None)
+    return None if evaluator is None else evaluator.kind
+
+
+def check_evaluator(run: RunDir, err: TextIO, meta: dict, engine) -> None:
+    """Warn when a resume evaluates programs with another evaluator than the checkpoint's
+    (``search.evaluator.backend: auto`` resolved otherwise here: output bits may differ)."""
+    was, now = meta.get("evaluator"), evaluator_kind(engine)
+    if was is not None and now is not None and was != now:
+        backend, _, math = was.partition("/")
+        fix = f"search.evaluator.backend: {backend}" + (
+            f" and search.evaluator.native_math: {math}" if math else "")
+        _warn(run, err, f"the run's checkpoints were made with the {was} evaluator, this "
+                        f"resume evaluates with {now}: errors may differ in their last bits "
+                        f"from an uninterrupted run; set {fix} in config.yaml (on a machine "
+                        "where it builds) for an exact resume")
+
+
+def _checkpoint(run: RunDir, config: RunConfig, state: State, llm=None,
+                evaluator: str | None = None) -> None:
     run.metrics.sync()
     meta = {"problem": config.problem, "seed": config.seed, "version": __version__}
+    if evaluator is not None:  # what search.evaluator resolved to (check_evaluator)
+        meta["evaluator"] = evaluator
     if llm is not None:  # the LLM operator's counters, budget and history (evolve.search.llm.edits)
         meta["llm"] = llm.state_dict()
     path = save_checkpoint(run.checkpoints, state, meta)
@@ -395,6 +421,7 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
            ) -> Outcome:
     """Generations until the configured total or a stop signal; checkpoints on the way."""
     llm = open_llm(config.llm, problem, run.path, saved_llm, run.log)  # None when off
+    kind = evaluator_kind(engine)
     progress = Progress(err, config.generations, state.generation, quiet)
     saved = state.generation
     try:
@@ -406,14 +433,14 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
             run.write_front(state)
             progress.update(rows[-1])
             if state.generation % config.checkpoint_every == 0:
-                _checkpoint(run, config, state, llm)
+                _checkpoint(run, config, state, llm, kind)
                 saved = state.generation
     finally:
         progress.close()
         if llm is not None:
             llm.close()
     if saved != state.generation:
-        _checkpoint(run, config, state, llm)
+        _checkpoint(run, config, state, llm, kind)
     if stop.signal is not None and state.generation < config.generations:
         run.log(f"stopped by {stop.signal} at generation {state.generation}")
     else:

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from evolve.eval.evaluator import Evaluator
+from evolve.eval.evaluator import EvalParams, Evaluator
 from evolve.ops import CONST
 from evolve.problem import Problem
 from evolve.program import Program, bucket, to_arrays
@@ -86,6 +86,7 @@ class SearchParams:
     mating: str = "tournament"  # a parent's partner: "tournament", "random" or "ideal"
     mate_candidates: int = 7  # candidates an "ideal" chooser compares with its ideal
     mate_sigma: float = 0.1  # mutation of the ideals (evolve/search/mating.py)
+    evaluator: EvalParams = field(default_factory=EvalParams)  # backend, CPU kernel's math
 
 
 class Children(NamedTuple):
@@ -132,7 +133,8 @@ class Engine:
         self.params = params
         self.space = Space.from_problem(problem)
         self.evaluator = Evaluator(problem.n_registers, problem.n_inputs, problem.dtype,
-                                   devices=devices, ops=problem.ops)
+                                   devices=devices, backend=params.evaluator.backend,
+                                   ops=problem.ops, native_math=params.evaluator.native_math)
         # Constant fitting is small, branchy, latency-bound work (a few hundred points per
         # program): it runs on the host's CPU cores even when programs are evaluated on
         # GPUs, where a vectorised fit computes every op at every step and compiles slowly.

@@ -16,25 +16,19 @@ source:
 - the transcendental ops (exp, exp2, log, sin, cos, tanh) call glibc's vector math
   library (libmvec, 8 floats a call, float32 arithmetic: up to 2-4 ULP off, 93-98 %
   correctly rounded, like numpy's own SIMD code) on the lanes it handles fast, by
-  default. ``EVOLVE_NATIVE_MATH=own`` selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
+  default. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
+  the evaluator's ``native_math``) selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
   instead: each op computed in float64 from the exact argument (argument reduction, then
   a minimax polynomial or rational function) and rounded once to float32, within 1 ULP
-  of the correctly rounded value on its fast range (``native_source._MVEC``) and equal to it but for
-  a fraction 2.6e-5 (sin), 3.9e-5 (cos), 7e-7 (log), 3e-8 (exp, exp2, tanh) of the
+  of the correctly rounded value on its fast range (``source._MVEC``) and equal to it but
+  for a fraction 2.6e-5 (sin), 3.9e-5 (cos), 7e-7 (log), 3e-8 (exp, exp2, tanh) of the
   floats there (every float of the fast range, against glibc's float64 functions
   rounded). The float64 arithmetic bounds ours to 1.05-1.4 Gelem/s per core in the
-  kernel on an AVX2 Zen 3, 0.55-0.7 times libmvec (tanh excepted: 1.2 times).
-  ``EVOLVE_NATIVE_MATH=fast`` selects our float32 AVX2 and FMA code for exp, log, sin
-  and cos (``vecmath.FAST_MATH``, libmvec for the others): inlined, table-free, within 1 ULP
-  (exp, log) or 2 ULP (sin, cos) of the correctly rounded value, as accurate as libmvec
-  or more (exp: 1 ULP and 93 % correctly rounded on uniform arguments, libmvec 2 ULP and
-  51 %; log: 1 ULP and 96 %, libmvec 4 ULP and 94 %; sin, cos: 2 ULP and 75 % both), but
-  no faster: 0.85-1.15 times libmvec in the kernel on a shared 2-core Zen 3 (2.0-2.6
-  Gelem/s exp, 1.7-2.3 log, 1.8-2.0 sin, 1.6-1.7 cos per core), within the noise of
-  that machine but for cos (0.85). So libmvec is the default;
-  ``scripts/bench_native_ops.py`` times all three. Lanes outside the
-  fast range (NaN, Inf, huge arguments, subnormal results) take rules (``native_source._RULES``) or
-  the scalar libm function. Without AVX2 and FMA: libmvec where glibc has it, else libm;
+  kernel on an AVX2 Zen 3, 0.55-0.7 times libmvec (tanh excepted: 1.2 times). (A third
+  choice, our float32 code, was no faster than libmvec and was removed; the tag
+  ``comparison-tables`` has it.) ``scripts/bench_native_ops.py`` times them. Lanes
+  outside the fast range (NaN, Inf, huge arguments, subnormal results) take rules
+  (``source._RULES``) or the scalar libm function. Without AVX2 and FMA: libmvec where glibc has it, else libm;
 - a register that a program reads before writing it starts each tile at zero; the
   others are not cleared between tiles;
 - constant folding: an instruction whose arguments are all constant (literals, unwritten
@@ -65,7 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evolve.eval.cpu.source import TILE, chosen_math, source
+from evolve.eval.cpu.source import TILE, source
 from evolve.eval.ffibuild import build_library, operands
 from evolve.ops import OPCODE, OPS
 
@@ -83,9 +77,8 @@ def compiler() -> str | None:
 
 @lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether the kernel can be built here: a C++ compiler that builds a tiny one, and
-    EVOLVE_NATIVE not set to 0."""
-    if os.environ.get("EVOLVE_NATIVE", "1") == "0" or compiler() is None:
+    """Whether the kernel can be built here: a C++ compiler that builds a tiny one."""
+    if compiler() is None:
         return False
     try:
         build(source((OPCODE["add"],), 2))
@@ -126,10 +119,11 @@ def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "li
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, threads=1, **_ignored):
+           opset=None, threads=1, math="libmvec", **_ignored):
     """``kernels.errors`` by the C++ kernel on the CPU: float64 [P, 3] per program, the
-    programs shared out among ``threads`` threads."""
-    name = _target(_opset(opset), n_registers, TILE, chosen_math())
+    programs shared out among ``threads`` threads, the transcendental ops by ``math``
+    (``source.MATHS``)."""
+    name = _target(_opset(opset), n_registers, TILE, math)
     return jax.ffi.ffi_call(f"{name}_errors", jax.ShapeDtypeStruct((op.shape[0], 3),
                                                                     jnp.float64))(
         *operands(op, args, dst, const, length, output, xt, y, scale, mask),
@@ -137,9 +131,10 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
 
 
 def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, threads=1,
-            **_ignored):
-    """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0]."""
-    name = _target(_opset(opset), n_registers, TILE, chosen_math())
+            math="libmvec", **_ignored):
+    """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0], the
+    transcendental ops by ``math`` (``source.MATHS``)."""
+    name = _target(_opset(opset), n_registers, TILE, math)
     N = xt.shape[0] * xt.shape[2]
     return jax.ffi.ffi_call(f"{name}_outputs", jax.ShapeDtypeStruct((op.shape[0], N),
                                                                      jnp.float32))(

@@ -8,12 +8,12 @@ docstring says how the kernel works.
 
 from __future__ import annotations
 
-import os
-
-from evolve.eval.cpu.vecmath import FAST, FAST_MATH, OWN_MATH
+from evolve.eval.cpu.vecmath import OWN_MATH
 from evolve.ops import C_HELPERS, CONST, OPS
 
-MATHS = ("libmvec", "fast", "own")  # the transcendental ops' implementations (chosen_math)
+# The transcendental ops' implementations (``check_math``): glibc's libmvec (the default)
+# or our own float64-evaluated code (``evolve.eval.cpu.vecmath``).
+MATHS = ("libmvec", "own")
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
 FOLD_LANES = 8  # lanes of the constant-folding step: one AVX2 vector
 SLOTS = 16  # registers of their own for a program's literals (filled once a program)
@@ -96,22 +96,20 @@ def _c_expr(o: int, a: str, b: str, c: str) -> str:
     return OPS[o].c.format(a, b, c)
 
 
-def chosen_math() -> str:
-    """The transcendental ops' implementation: $EVOLVE_NATIVE_MATH, "libmvec" (default:
-    glibc's), "fast" (ours in float32 for exp, log, sin, cos, libmvec for the rest:
-    within 1-2 ULP, as fast as libmvec within the noise, cos 0.85 times) or "own" (ours
-    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec). Ours
-    need a compiler that targets AVX2 and FMA; without, libmvec or libm."""
-    math = os.environ.get("EVOLVE_NATIVE_MATH", "libmvec")
+def check_math(math: str) -> str:
+    """``math`` if it names one of the transcendental ops' implementations (``MATHS``):
+    "libmvec" (glibc's, the default: float32 arithmetic, up to 2-4 ULP off) or "own" (ours
+    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec's speed).
+    Ours need a compiler that targets AVX2 and FMA; without, libmvec or libm."""
     if math not in MATHS:
-        raise ValueError(f"EVOLVE_NATIVE_MATH must be one of {', '.join(MATHS)}, got {math!r}")
+        raise ValueError(f"the CPU kernel's math must be one of {', '.join(MATHS)}, "
+                         f"got {math!r}")
     return math
 
 
 def _transcendental(o: int, math: str, decls: list[str]) -> str:
-    """The loop of a transcendental op over the tile: ours ("own", or "fast" for the ops
-    of vecmath.FAST; AVX2 and FMA), else libmvec
-    (AVX2 and glibc), else the scalar libm loop. In the vector paths, lanes outside the
+    """The loop of a transcendental op over the tile: ours ("own"; AVX2 and FMA), else
+    libmvec (AVX2 and glibc), else the scalar libm loop. In the vector paths, lanes outside the
     fast range (lo, hi) get NaN for NaN, the value of a rule of _RULES, or the scalar libm
     function."""
     op = OPS[o]
@@ -154,9 +152,6 @@ def _transcendental(o: int, math: str, decls: list[str]) -> str:
 
     mvec = vector(fn)
     body = f"\n#if EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n"
-    if math == "fast" and op.name in FAST:
-        body = (f"\n#if EVOLVE_OWN_MATH\n{vector(f'ev_fast_{op.name}')}"
-                f"#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n")
     if math == "own":
         # pass 1: the reduction of every lane (a safe argument in the special ones, whose
         # vectors are kept); pass 2: the polynomials into D; then the special lanes
@@ -190,19 +185,17 @@ def _transcendental(o: int, math: str, decls: list[str]) -> str:
 
 
 def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
-           math: str | None = None) -> str:
+           math: str = "libmvec") -> str:
     """The C++ source of the kernel and its FFI handler for one op set and size; ``math``
-    (one of MATHS, default ``chosen_math()``) picks the transcendental ops' code."""
+    (one of ``MATHS``, ``check_math``) picks the transcendental ops' code."""
     R, T = n_registers, tile
-    math = chosen_math() if math is None else math
+    math = check_math(math)
     ops = sorted(set(opset) | {CONST})
     helpers = [body for name, body in C_HELPERS.items()
                if any(name in OPS[o].c for o in ops if o != CONST)]
     own = math == "own" and any(not OPS[o].exact and OPS[o].name in _MVEC for o in ops)
     if own:
         helpers.append(OWN_MATH)
-    if math == "fast" and any(not OPS[o].exact and OPS[o].name in FAST for o in ops):
-        helpers.append(FAST_MATH)
     decls, cases = [], []
     for o in ops:
         op = OPS[o]

@@ -1,8 +1,9 @@
-"""C++ sources of our own AVX2 + FMA vector float32 transcendental functions, inlined into
-the CPU kernel (``evolve.eval.cpu.kernel``) when ``EVOLVE_NATIVE_MATH`` selects them: "own"
-(float64-evaluated, within 1 ULP and correctly rounded but for a few in 1e5) and "fast"
-(float32 arithmetic, as fast as glibc's libmvec, within 1 to 2 ULP). Both are guarded by
-``EVOLVE_OWN_MATH`` (the compiler targets AVX2 and FMA), which the kernel's prelude sets.
+"""C++ source of our own AVX2 + FMA vector float32 transcendental functions, inlined into
+the CPU kernel (``evolve.eval.cpu.kernel``) when its math choice is "own" (the run
+configuration's ``search.evaluator.native_math``): float64-evaluated, within 1 ULP and
+correctly rounded but for a few in 1e5. Guarded by ``EVOLVE_OWN_MATH`` (the compiler
+targets AVX2 and FMA), which the kernel's prelude sets. (Our float32 "fast" variant, no
+faster than libmvec, was removed; the tag ``comparison-tables`` has it.)
 """
 
 # Our float32 exp, exp2, log, sin, cos and tanh for AVX2 and FMA: each computed in float64
@@ -157,92 +158,6 @@ static inline __m256d ev_log_finish(__m256d s, __m256d e) {
 static inline __m256 ev_log_finish8(const double* R, const double* X) {
     return ev_pack(ev_log_finish(_mm256_load_pd(R), _mm256_load_pd(X)),
                    ev_log_finish(_mm256_load_pd(R + 4), _mm256_load_pd(X + 4)));
-}
-#endif
-"""
-
-
-# Our float32 exp, log, sin and cos for AVX2 and FMA ("fast"): 8 floats a vector, float32
-# arithmetic throughout, no tables, inlined into the tile's loop. The polynomials are
-# minimax fits of the relative error (Lawson's iteration, mpmath and numpy), their
-# coefficients rounded to float32; each comment gives the fit's bound (the rounded
-# coefficients' in brackets; half an ULP is 3e-8 to 6e-8 relatively). The integer k of a
-# reduction comes from t = y + 1.5 * 2^23 (one FMA), which holds k in its low bits.
-# Against glibc's float64 functions rounded, on every float of the fast range: at most
-# 1 ULP (exp, log) or 2 ULP (sin, cos) off; correctly rounded for 99.4 % (exp), 96.5 %
-# (log), 97.4 % (sin), 94 % (cos: 1 ULP below 1 for some tiny arguments) of those floats,
-# and for 93 %, 96 %, 75 %, 75 % of the uniform arguments of tests/test_cpu_kernel.py (libmvec:
-# 51 %, 94 %, 75 %, 75 %, at most 2, 4, 2, 2 ULP off).
-FAST = ("exp", "log", "sin", "cos")  # the ops of FAST_MATH; exp2 and tanh take libmvec
-FAST_MATH = r"""
-#if EVOLVE_OWN_MATH
-#define EV_F(c) _mm256_set1_ps(c)
-#define EV_FMAGIC EV_F(0x1.8p23f)
-// exp: x = k ln2 + r, |r| <= ln2/2, ln2 = ln2hi + ln2lo (x - k ln2hi exact in the FMA);
-// e^r = 1 + r P(r), P of degree 5 (Estrin's scheme): 3.1e-9 [3.7e-9]; 2^k enters as k
-// added to the exponent field (the results of the fast range are normal)
-static inline __m256 ev_fast_exp(__m256 x) {
-    const __m256 t = _mm256_fmadd_ps(x, EV_F(0x1.715476p+0f), EV_FMAGIC);
-    const __m256 k = _mm256_sub_ps(t, EV_FMAGIC);
-    __m256 r = _mm256_fnmadd_ps(k, EV_F(0x1.62e430p-1f), x);
-    r = _mm256_fnmadd_ps(k, EV_F(-0x1.05c610p-29f), r);
-    const __m256 z = _mm256_mul_ps(r, r);
-    const __m256 a0 = _mm256_fmadd_ps(EV_F(0x1.fffffcp-2f), r, EV_F(1.0f));
-    const __m256 a1 = _mm256_fmadd_ps(EV_F(0x1.5558f2p-5f), r, EV_F(0x1.555492p-3f));
-    const __m256 a2 = _mm256_fmadd_ps(EV_F(0x1.6a23f2p-10f), r, EV_F(0x1.123a0ap-7f));
-    const __m256 p = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_fmadd_ps(a2, z, a1), z, a0), r,
-                                     EV_F(1.0f));
-    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p),
-                                                _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
-}
-// log of a normal positive float: x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1 (exact);
-// log x = e ln2 + f + f^2 Q(f), Q of degree 7 (Estrin's scheme): 3.0e-8 [3.5e-8]; ln2 as
-// one float (relative error 2.7e-9)
-static inline __m256 ev_fast_log(__m256 x) {
-    const __m256i bits = _mm256_castps_si256(x);
-    const __m256i e = _mm256_srai_epi32(_mm256_sub_epi32(bits, _mm256_set1_epi32(0x3f3504f3)), 23);
-    const __m256 f = _mm256_sub_ps(
-        _mm256_castsi256_ps(_mm256_sub_epi32(bits, _mm256_slli_epi32(e, 23))), EV_F(1.0f));
-    const __m256 f2 = _mm256_mul_ps(f, f), f4 = _mm256_mul_ps(f2, f2);
-    const __m256 a0 = _mm256_fmadd_ps(EV_F(0x1.5556f4p-2f), f, EV_F(-0x1.fffffap-2f));
-    const __m256 a1 = _mm256_fmadd_ps(EV_F(0x1.98d2c0p-3f), f, EV_F(-0x1.00049ap-2f));
-    const __m256 a2 = _mm256_fmadd_ps(EV_F(0x1.318526p-3f), f, EV_F(-0x1.535d30p-3f));
-    const __m256 a3 = _mm256_fmadd_ps(EV_F(0x1.65c778p-4f), f, EV_F(-0x1.25049ep-3f));
-    const __m256 q = _mm256_fmadd_ps(_mm256_fmadd_ps(a3, f2, a2), f4, _mm256_fmadd_ps(a1, f2, a0));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(e), EV_F(0x1.62e430p-1f), _mm256_fmadd_ps(f2, q, f));
-}
-// sin r = r + (r^3 S(r^2) + c) for |r| <= pi/2 + 2e-4, c a tiny part of the argument
-// (r + c): S of degree 3: 6.1e-9 [8.8e-9]
-static inline __m256 ev_fast_sin_poly(__m256 r, __m256 c) {
-    const __m256 z = _mm256_mul_ps(r, r);
-    __m256 s = _mm256_fmadd_ps(EV_F(0x1.5dbceap-19f), z, EV_F(-0x1.9f6feep-13f));
-    s = _mm256_fmadd_ps(s, z, EV_F(0x1.110ed4p-7f));
-    s = _mm256_fmadd_ps(s, z, EV_F(-0x1.55554cp-3f));
-    return _mm256_add_ps(r, _mm256_fmadd_ps(_mm256_mul_ps(r, z), s, c));
-}
-// sin: |x| = k pi + r + c, pi = p1 + p2 + p3 in three floats (k < 2^12 in the fast range:
-// |x| - k p1 exact in the FMA, r then off by half an ULP at most, c = -k p3 under 1e-11);
-// sin x = sign(x) (-1)^k sin(r + c), (-1)^k from k's low bit in t
-static inline __m256 ev_fast_sin(__m256 x) {
-    const __m256 sign = _mm256_and_ps(x, EV_F(-0.0f)), ax = _mm256_xor_ps(x, sign);
-    const __m256 t = _mm256_fmadd_ps(ax, EV_F(0x1.45f306p-2f), EV_FMAGIC);
-    const __m256 k = _mm256_sub_ps(t, EV_FMAGIC);
-    __m256 r = _mm256_fnmadd_ps(k, EV_F(0x1.921fb6p+1f), ax);
-    r = _mm256_fnmadd_ps(k, EV_F(-0x1.777a5cp-24f), r);
-    const __m256 s = ev_fast_sin_poly(r, _mm256_mul_ps(k, EV_F(0x1.ee59dap-49f)));
-    return _mm256_xor_ps(s, _mm256_xor_ps(sign, _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_castps_si256(t), 31))));
-}
-// cos: |x| = (k + 1/2) pi - r - c; cos x = (-1)^k sin(r + c)
-static inline __m256 ev_fast_cos(__m256 x) {
-    const __m256 ax = _mm256_andnot_ps(EV_F(-0.0f), x);
-    const __m256 t = _mm256_add_ps(_mm256_fmadd_ps(ax, EV_F(0x1.45f306p-2f), EV_F(-0.5f)),
-                                   EV_FMAGIC);
-    const __m256 m = _mm256_add_ps(_mm256_sub_ps(t, EV_FMAGIC), EV_F(0.5f));
-    __m256 r = _mm256_fmsub_ps(m, EV_F(0x1.921fb6p+1f), ax);
-    r = _mm256_fmadd_ps(m, EV_F(-0x1.777a5cp-24f), r);
-    const __m256 s = ev_fast_sin_poly(r, _mm256_mul_ps(m, EV_F(-0x1.ee59dap-49f)));
-    return _mm256_xor_ps(s, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 31)));
 }
 #endif
 """
