@@ -22,6 +22,8 @@ Workload: random straight-line programs over R=8 registers, one input, lengths u
 its DEAP trees are not used because DEAP is not on the GPU machine); points uniform in
 [-3, 3]; target cos(x).
 
+One concept over 400 lines: the GPU kernels' checks and benchmarks, a stage a function.
+
     python scripts/check_gpu.py                       # all stages, in this order
     python scripts/check_gpu.py --stages correct,bench --deadline 200
 """

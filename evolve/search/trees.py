@@ -18,7 +18,8 @@ ops table, generates random ``gp.PrimitiveTree`` objects from a private, seeded
   uniform, node-replacement, shrink, ephemeral and insert mutations on copies, drawing
   from a private ``random.Random``; the size, height and register limits against bloat.
 
-No ``creator.create`` here: trees are plain ``gp.PrimitiveTree`` objects.
+No ``creator.create`` here: trees are plain ``gp.PrimitiveTree`` objects. One concept
+over 400 lines: the DEAP bridge (everything that touches DEAP's trees).
 """
 
 from __future__ import annotations

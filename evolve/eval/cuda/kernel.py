@@ -29,8 +29,6 @@ The shared library is compiled with ``nvcc`` on first use (about 20 s) and cache
 ``~/.cache/evolve/cuda`` under the hash of its source; ``available()`` says whether that can
 work here (a CUDA GPU for JAX and an ``nvcc``). The entry point has the signature of
 ``kernels.errors`` (outputs reduced to error statistics in the kernel).
-
-One concept, over 400 lines: the CUDA kernel's source template, its shape and its build.
 """
 
 from __future__ import annotations
