@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import evolve
 from evolve import __version__
 from evolve.errors import UserError, did_you_mean
 
@@ -440,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    evolve.use_compilation_cache()
     parser = build_parser()
     try:
         try:

@@ -19,7 +19,7 @@ import argparse
 import json
 import time
 
-import evolve  # noqa: F401  (configures XLA before JAX starts)
+import evolve  # configures XLA before JAX starts
 from evolve.catalog import load_problem
 from evolve.search.engine import Engine, SearchParams
 
@@ -47,6 +47,7 @@ def run(problem, fec: bool, seconds: float, points: int, seed: int, population: 
 
 
 def main() -> None:
+    evolve.use_compilation_cache()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problem", default="exp2")
     ap.add_argument("--seconds", type=float, default=120.0)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import evolve  # noqa: F401  (configures XLA before JAX starts)
+import evolve  # configures XLA before JAX starts
 from evolve.catalog import load_problem
 from evolve.runs.config import build_config
 from evolve.runs.driver import open_islands
@@ -85,6 +85,7 @@ def _devices(search) -> list:
 
 
 def main() -> None:
+    evolve.use_compilation_cache()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--islands", default="1,2", help="the K to run, comma-separated")
     ap.add_argument("--backend", choices=("ray", "inprocess"), default="ray")

@@ -1,7 +1,8 @@
 """Suite-wide settings: JAX made strict, hypothesis profiles.
 
 ``evolve`` is imported before any test starts a JAX backend: it sets XLA_FLAGS (excess
-precision off), which XLA reads when the backend starts, and enables float64.
+precision off), which XLA reads when the backend starts, and enables float64. Compiled
+functions are cached on disk across test processes (``evolve.use_compilation_cache``).
 
 JAX is strict here, as in equinox's suite: implicit rank promotion raises, and dtype
 promotion is "strict" (no implicit float32/float64 or int/float mixing), so an
@@ -21,7 +22,9 @@ from pathlib import Path
 import jax
 from hypothesis import settings
 
-import evolve  # noqa: F401  (XLA flags, float64)
+import evolve  # (XLA flags, float64)
+
+evolve.use_compilation_cache()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 

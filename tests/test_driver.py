@@ -273,3 +273,16 @@ def test_checkpoints_name_the_evaluator_and_a_resume_with_another_warns(referenc
         in err.getvalue()
     assert "set search.evaluator.backend: cuda in config.yaml" in err.getvalue()
     assert "made with the cuda evaluator" in (path / "events.log").read_text()
+
+
+def test_a_run_without_the_excess_precision_flag_warns(tmp_path, monkeypatch):
+    import evolve
+
+    assert evolve.excess_precision_off()  # conftest imported evolve: the flag is set
+    assert not evolve.excess_precision_off("--xla_allow_excess_precision=false "
+                                           "--xla_allow_excess_precision=true")
+    path = tmp_path / "run"
+    monkeypatch.setenv("XLA_FLAGS", "")
+    err = io.StringIO()
+    runs.start(tiny.config(1), path, quiet=True, err=err)
+    assert "XLA_FLAGS lacks --xla_allow_excess_precision=false" in err.getvalue()

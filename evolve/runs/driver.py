@@ -35,6 +35,7 @@ from typing import TextIO
 
 import jax
 
+import evolve
 from evolve import __version__
 from evolve.catalog import load_problem
 from evolve.errors import UserError
@@ -231,7 +232,17 @@ def start(config: RunConfig, run_dir: Path | None = None, quiet: bool = False,
             lock.release()
 
 
+def check_precision(run: RunDir, err: TextIO) -> None:
+    """Warn unless XLA's excess precision is off (``evolve.excess_precision_off``): float32
+    errors may read too low without it."""
+    if not evolve.excess_precision_off():
+        _warn(run, err, "XLA_FLAGS lacks --xla_allow_excess_precision=false (EVOLVE_NO_XLA_FLAGS "
+                        "set?): XLA may skip float32 roundings, so float32 errors may read too "
+                        "low; unset EVOLVE_NO_XLA_FLAGS, or add the flag to XLA_FLAGS")
+
+
 def _initial(run, config, problem, stop, quiet, err) -> Outcome:
+    check_precision(run, err)
     with searcher(config, problem, run) as engine:
         state = engine.init(config.seed)
         run.write_front(state)
@@ -373,6 +384,7 @@ def _resume(run: RunDir, config: RunConfig, problem: Problem, generations: int |
                 _warn(run, err, f"metrics.csv lacks the rows of generations {missing[0]}.."
                                 f"{missing[-1]} ({len(missing)} rows); they cannot be made again")
             run.write_front(state)
+            check_precision(run, err)
             with searcher(config, problem, run) as engine:
                 check_evaluator(run, err, meta, engine)
                 return _drive(run, config, problem, engine, state, stop, quiet, err,

@@ -31,13 +31,18 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from evolve.runs.checkpoint import checkpoint_name, load_checkpoint, state_from_data, state_to_data
-from evolve.runs.config import RunConfig
 from evolve.errors import UserError
-from evolve.search.fec import FECache
+from evolve.runs.checkpoint import (
+    checkpoint_name,
+    load_checkpoint,
+    state_from_data,
+    state_to_data,
+    states_data,
+)
+from evolve.runs.config import RunConfig
 from evolve.runs.islands.core import After, Island, Plan, Stepped, apply_logs, new_shared
+from evolve.search.fec import FECache
 from evolve.search.state import IslandsState
-from evolve.runs.checkpoint import states_data
 
 try:
     import ray
@@ -60,9 +65,11 @@ class IslandActor:
     """One island in a Ray actor: the methods the driver calls (``RayIslands``)."""
 
     def __init__(self, config: RunConfig, index: int):
-        import evolve  # noqa: F401  (XLA flags before JAX starts)
-        from evolve.search.engine import Engine
+        import evolve  # (XLA flags before JAX starts)
+
+        evolve.use_compilation_cache()
         from evolve.catalog import load_problem
+        from evolve.search.engine import Engine
 
         self.engine = Engine(load_problem(config.problem), config.search)
         self.index, self.params = index, config.islands
