@@ -286,3 +286,23 @@ def test_a_run_without_the_excess_precision_flag_warns(tmp_path, monkeypatch):
     err = io.StringIO()
     runs.start(tiny.config(1), path, quiet=True, err=err)
     assert "XLA_FLAGS lacks --xla_allow_excess_precision=false" in err.getvalue()
+
+
+def test_summary_shows_programs_without_dead_instructions(reference):
+    from dataclasses import replace
+
+    from evolve.catalog import load_problem
+    from evolve.ops import CONST
+    from evolve.program import Instruction, Program, pruned
+
+    state, _ = load_checkpoint(list_checkpoints(reference / "checkpoints")[-1][1])
+    config = runs.open_run(reference)[1]
+    problem = load_problem("exp2")
+    # a dead instruction (its register is never read) in front of every program
+    dead = Instruction(CONST, problem.n_registers - 1, (), 0.25)
+    padded = [Program((dead, *p.instructions), p.output) for p in state.programs]
+    assert all(len(pruned(p)) < len(p) for p in padded if p.output != dead.dst)
+    text = runs.summary(runs.Outcome(reference, config, problem,
+                                     replace(state, programs=padded), None))
+    shown = text.split("# error")[1:]
+    assert shown and all("0.25" not in block for block in shown)

@@ -463,7 +463,9 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
 
 # -- results ----------------------------------------------------------------------------------
 def summary(outcome: Outcome, count: int = 3) -> str:
-    """What ``evolve run`` prints at the end: the run directory and the best programs."""
+    """What ``evolve run`` prints at the end: the run directory and the best programs,
+    each as ``format_program(pruned(p))`` (``front_rows``: without dead instructions; the
+    checkpoint keeps the full genome)."""
     state, problem = outcome.state, outcome.problem
     lines = [f"run directory: {outcome.run_dir}",
              f"generation {state.generation} of {outcome.config.generations}, "
