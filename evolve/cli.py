@@ -8,6 +8,8 @@ not take down the others.
 There is one error path: bad input raises ``UserError`` (argparse's own complaints are
 turned into one too), and ``main`` prints it as ``evolve: error: <message>`` on stderr
 and returns 2, without a traceback.
+
+One concept, the command line: a parser and a short handler per subcommand.
 """
 
 from __future__ import annotations

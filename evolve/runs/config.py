@@ -15,6 +15,9 @@ checked when the configuration is built; an error names the field, the value and
 fix (with "did you mean" for unknown names) and is a ``UserError``. The run directory
 holds the fully resolved configuration (``dump_config``), which reads back to the same
 ``RunConfig``.
+
+One concept, the run configuration, in one module: each field's description and check sit
+in one table beside the others (most of its length), so a new field is one place to read.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ run resumed from generation k continues as if never stopped. On resume, metrics.
 cut back to the checkpoint's generation (rows a killed process wrote after it are made
 again), front.csv is rewritten from the checkpoint, and a checkpoint that fails its
 checksums is reported and set aside (renamed ``*.corrupt``) for the one before it.
+
+One concept, the life of a run directory: start, resume, the generation loop with its
+checkpoints, and the summary at the end.
 """
 
 from __future__ import annotations

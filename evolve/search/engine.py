@@ -22,6 +22,8 @@ A generation:
   5. NSGA-II over (error, cost) on population + children, duplicates (by fingerprint)
      removed; in accuracy-first mode errors below the target are clipped to it, so
      accurate programs compete on cost alone.
+
+One concept, a generation of the search (the state it works on is ``evolve.search.state``).
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ little-endian quantized words: stable across processes, platforms and Python ver
 never Python's salted ``hash``. The salt should name the problem and the evaluation
 budget (``make_salt``), as AutoML-Zero's does, so that fingerprints from different
 problems or probe sets never meet.
+
+One concept, functional-equivalence caching: the fingerprint and the cache it keys.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ and literal slots, the error reduction, the transcendental ops by libmvec or our
 vector code (``evolve.eval.cpu.vecmath``), the thread pool, and the two XLA FFI handlers
 (``EvolveErrors``, ``EvolveOutputs``). ``evolve.eval.cpu.kernel`` builds and calls it; its
 docstring says how the kernel works.
+
+One concept, the C++ text of the kernel: its templates are long, the Python around them
+short; the vector math it inlines is in ``evolve.eval.cpu.vecmath``.
 """
 
 from __future__ import annotations

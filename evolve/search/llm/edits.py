@@ -33,6 +33,10 @@ million tokens) bound the whole run. A request is sent only if the budget left c
 worst case (the prompt's bytes, an upper bound on its tokens, plus ``max_tokens``), so the
 budget is never passed; once nothing fits, LLM variation stops and the run goes on.
 Tokens are the server's ``usage`` counts, or estimates (bytes / 4) when it gives none.
+
+One concept, the LLM operator of a run: its slots are planned, sent, settled, parsed,
+assessed and accounted for in one generation's call and ``finish``; the chat client
+(``evolve.search.llm.chat``) and the prompts (``evolve.search.llm.prompts``) live apart.
 """
 
 from __future__ import annotations
