@@ -17,7 +17,7 @@ from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import Instruction, Program, to_arrays
 from evolve.runs.files import front_rows
 from evolve.search.engine import Engine, SearchParams
-from evolve.search.selection import nsga2, pareto_ranks, tournament
+from evolve.search.selection import nsga2, pareto_ranks
 from evolve.search.variation import rng_from_key
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -141,9 +141,3 @@ def test_selection_ranks_non_finite_errors_last(engine, accuracy_first):
     finite = np.isfinite(error)
     assert ranks[~finite].min() > ranks[finite].max()
     assert set(nsga2(obj, int(finite.sum()), random.Random(0))) == set(np.flatnonzero(finite))
-
-
-def test_tournaments_never_pick_nan_over_a_number():
-    fitness = np.array([np.nan, 7.0, np.inf, np.nan])
-    winners = tournament(fitness, 200, 4, np.random.default_rng(0))
-    assert np.all(winners == 1)
