@@ -17,14 +17,15 @@ Output, one JSON object per line::
     {"bench": "native_ops", "case": {...}, "metric": "gelem_per_s", "value": float,
      "unit": "Gelem/s", "baseline": "numpy", "baseline_value": float, "ratio": float}
 
-The transcendental ops are timed with each implementation of ``EVOLVE_NATIVE_MATH``: our
-float32 code ("fast"; exp2 and tanh take libmvec there), glibc's vector math library
-("libmvec") and our float64 code ("own") (``--math fast,libmvec,own``: set to each in
-turn; "math" in the case says which), interleaved so that all see the same load. The machine may be shared: take
+The transcendental ops are timed with each implementation the run configuration offers
+(``search.evaluator.native_math``): glibc's vector math library ("libmvec") and our
+float64 code ("own") (``--math libmvec,own``; "math" in the case says which), interleaved
+so that all see the same load. (Our float32 "fast" code, removed as no faster, is at the
+tag ``comparison-tables``.) The machine may be shared: take
 the best of several runs, and pin to one core for steadier figures (``taskset -c 1``).
 
     .venv/bin/python scripts/bench_native_ops.py
-    .venv/bin/python scripts/bench_native_ops.py --ops sin,exp --math fast,libmvec
+    .venv/bin/python scripts/bench_native_ops.py --ops sin,exp --math libmvec,own
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from evolve.eval.cpu import kernel as native  # noqa: E402
-from evolve.eval.evaluator import Evaluator  # noqa: E402
+from evolve.eval.evaluator import NATIVE_MATHS, Evaluator  # noqa: E402
 from evolve.ops import OPCODE, OPS  # noqa: E402
 from evolve.program import Instruction, Program, to_arrays  # noqa: E402
 
@@ -78,8 +79,9 @@ def timed(fn, *args, **kwargs) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ops", default="sin,cos,exp,log,exp2,tanh,add,mul,div")
-    ap.add_argument("--math", default="fast,libmvec,own",
-                    help="the transcendental ops' code to time, in turn: fast, libmvec, own")
+    ap.add_argument("--math", default=",".join(NATIVE_MATHS),
+                    help="the transcendental ops' code to time, in turn: "
+                         + ", ".join(NATIVE_MATHS))
     ap.add_argument("--n", type=int, default=100_000, help="points")
     ap.add_argument("--programs", type=int, default=8, help="programs per batch (P)")
     ap.add_argument("--copies", type=int, default=16, help="copies of the op (C)")
@@ -89,6 +91,9 @@ def main(argv=None) -> None:
         sys.exit("the native kernel cannot be built here (no C++ compiler)")
     rng = np.random.default_rng(0)
     maths = args.math.split(",")
+    bad = [m for m in maths if m not in NATIVE_MATHS]
+    if bad:
+        ap.error(f"--math: unknown {bad}; choose from {', '.join(NATIVE_MATHS)}")
     for name in args.ops.split(","):
         o = OPCODE[name]
         x = points(name, args.n, rng)
@@ -96,12 +101,12 @@ def main(argv=None) -> None:
 
         short, long_ = (batch(o, c, args.programs) for c in (args.copies, 2 * args.copies))
         kinds = maths if not OPS[o].exact else maths[:1]
-        # one evaluator per implementation, traced (and its kernel built) with
-        # EVOLVE_NATIVE_MATH set to it; then the timings interleave, best of repeats
+        # one evaluator per implementation, traced (and its kernel built) first; then the
+        # timings interleave, best of repeats
         runs = {}
         for math in kinds:
-            os.environ["EVOLVE_NATIVE_MATH"] = math
-            ev = Evaluator(n_registers=2, n_inputs=1, backend="native", ops=(name,))
+            ev = Evaluator(n_registers=2, n_inputs=1, backend="native", ops=(name,),
+                           native_math=math)
             for b in (short, long_):
                 ev.errors(b, x, y)
             runs[math] = ev

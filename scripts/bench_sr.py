@@ -247,7 +247,7 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
 
     def step():
         nonlocal state
-        state, _ = engine.step(state)
+        state = engine.step(state).state
 
     generations, searched = run_generations(step, t0, budget)
     idx = front_indices(np.stack([state.error, state.cost], axis=1))
