@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import evolve
 import tiny
 from evolve.cli import main
 from evolve.errors import UserError
@@ -23,6 +24,7 @@ from evolve.text import parse_program
 
 TINY_DOMAIN = (1.0, 1.0 + 2 ** -10)  # 8193 float32 values
 PROBLEM_FILE = f'''\
+import evolve
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -227,9 +229,9 @@ def test_interval_argument_overrides_the_domain():
 
 
 def test_excess_precision_on_is_refused(monkeypatch):
-    assert verify.excess_precision_flag_off("--xla_allow_excess_precision=false")
-    assert not verify.excess_precision_flag_off("")
-    assert not verify.excess_precision_flag_off(
+    assert evolve.excess_precision_off("--xla_allow_excess_precision=false")
+    assert not evolve.excess_precision_off("")
+    assert not evolve.excess_precision_off(
         "--xla_allow_excess_precision=false --xla_allow_excess_precision=true")
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
     with pytest.raises(UserError, match="excess precision is on"):

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
+from evolve import excess_precision_off
 from evolve.errors import UserError
 from evolve.ops import OPS
 from evolve.problem import Problem
@@ -72,13 +71,6 @@ class CertificationError(RuntimeError):
 
 
 # -- excess precision -----------------------------------------------------------------
-def excess_precision_flag_off(flags: str | None = None) -> bool:
-    """Whether ``XLA_FLAGS`` turns XLA's excess precision off (the last setting wins)."""
-    flags = os.environ.get("XLA_FLAGS", "") if flags is None else flags
-    found = re.findall(r"--xla_allow_excess_precision(?:=(\S*))?", flags)
-    return bool(found) and found[-1].lower() in ("false", "0")
-
-
 @lru_cache(maxsize=8)
 def _rounding_probe(devices: tuple) -> bool:
     """Whether a float64 product rounded to float32 stays rounded on ``devices``."""
@@ -103,7 +95,7 @@ def flushes_subnormals(devices: tuple) -> bool:
 
 def check_excess_precision(devices) -> None:
     """Refuse (``UserError``) unless float32 roundings are kept: the flag and a probe."""
-    if not excess_precision_flag_off():
+    if not excess_precision_off():
         raise UserError(
             "XLA excess precision is on, so float32 roundings may be skipped and ULP errors "
             "read low; certify only with XLA_FLAGS=--xla_allow_excess_precision=false set "
