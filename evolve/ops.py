@@ -46,7 +46,7 @@ def _round_to_odd_np(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 def _fma64_np(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     # float64 mode: no wider type to round through, so fma is a*b+c with two roundings,
-    # the same on both paths (documented in the README).
+    # the same on both paths (documented in docs/numerics.md).
     return a * b + c
 
 

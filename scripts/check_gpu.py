@@ -582,7 +582,7 @@ return r1
 
 
 def stage_verify(args):
-    """Exhaustive certification of the README's evolved 2^x program (13 instructions) over
+    """Exhaustive certification of the evolved 2^x program of docs/results.md (13 instructions) over
     all float32 in [0, 1]: the reference on the device, then on the host."""
     from evolve.catalog import load_problem
     from evolve.results import certify as verify

@@ -84,7 +84,7 @@ def test_auto_takes_the_native_kernel_on_cpus():
 def test_the_math_choice_is_explicit_not_the_environment(monkeypatch):
     """The kernel's math comes from its argument (the run configuration), never from an
     environment variable."""
-    monkeypatch.setenv("EVOLVE_NATIVE_MATH", "own")
+    monkeypatch.setenv("EVOLVE_NATIVE_MATH", "own")  # the variable of old: ignored
     assert native_source.source((OPCODE["exp"],), R) == \
         native_source.source((OPCODE["exp"],), R, math="libmvec")
     assert native_source.source((OPCODE["exp"],), R, math="own") != \

@@ -109,7 +109,7 @@ DESCRIPTIONS: dict[str, str] = {
     "search.evaluator.native_math": "the C++ CPU kernel's exp, log, sin...: 'libmvec' (glibc's) "
                                     "or 'own' (float64-evaluated, correctly rounded but for "
                                     "a few in 1e5)",
-    "llm": "LLM edits as variation operators (README, LLM edits); off while llm.rate is 0",
+    "llm": "LLM edits as variation operators (docs/llm.md); off while llm.rate is 0",
     "llm.rate": "fraction of children proposed by an LLM (0 turns LLM edits off)",
     "llm.models": "model names to ask; NAME@BASE_URL for a model on another server",
     "llm.model_weights": "relative weight of each model of llm.models ([]: equal)",
@@ -129,7 +129,7 @@ DESCRIPTIONS: dict[str, str] = {
     "llm.budget_cost": "money the run may spend on LLM edits (null: no limit)",
     "llm.price_in": "price of a million prompt tokens (for llm.budget_cost)",
     "llm.price_out": "price of a million reply tokens (for llm.budget_cost)",
-    "islands": "islands: searches side by side that exchange programs (README, Islands and Ray)",
+    "islands": "islands: searches side by side that exchange programs (docs/islands.md)",
     "islands.count": "number of islands (1: one plain search)",
     "islands.migrate_every": "send migrants every this many generations",
     "islands.migrants": "best programs each island sends per migration (0: no migration)",

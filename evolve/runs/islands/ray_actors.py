@@ -140,7 +140,7 @@ def connect(address: str) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:
         detail = " ".join(str(e).split())[:200]
         raise UserError(f"cannot connect to Ray at {address!r} ({detail}); start a cluster "
-                        "with `ray start --head` (README, Islands and Ray), or use "
+                        "with `ray start --head` (docs/islands.md), or use "
                         "--ray-address local to start one here") from None
     _connected = True
 
@@ -165,7 +165,7 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
     except OSError as e:
         raise UserError(f"nothing answers at Ray address {address!r} ({e.strerror or e}); "
                         "start the cluster there with `ray start --head --port=PORT` "
-                        "(README, Islands and Ray), or use --ray-address auto on a machine "
+                        "(docs/islands.md), or use --ray-address auto on a machine "
                         "of the cluster") from None
 
 
