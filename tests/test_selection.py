@@ -1,4 +1,5 @@
-"""Selection: NSGA-II through DEAP, Pareto ranks and fronts, staged objectives."""
+"""Selection: NSGA-II (arrays for two objectives, DEAP otherwise), Pareto ranks and fronts,
+staged objectives."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from evolve.search.selection import (
+    _deap_nsga2,
+    _deap_ranks,
     _finite,
     _individuals,
     accuracy_first,
@@ -171,3 +174,100 @@ def test_front_indices_is_the_first_front_of_the_full_sort(rows):
     inds = _individuals(_finite(obj), range(len(obj)))
     plain = tools.sortNondominated(inds, len(obj), first_front_only=True)[0]
     assert front_indices(obj).tolist() == sorted(ind.index for ind in plain)
+
+
+# -- the array path (two objectives) against DEAP's ------------------------------------
+def _non_finite(obj: np.ndarray, draw) -> np.ndarray:
+    """``obj`` with NaN, +Inf and -Inf at drawn places."""
+    n = obj.shape[0]
+    for value in (np.nan, np.inf, -np.inf):
+        for i, j in draw(st.lists(st.tuples(st.integers(0, max(n - 1, 0)), st.integers(0, 1)),
+                                  max_size=3 if n else 0)):
+            obj[i, j] = value
+    return obj
+
+
+@st.composite
+def tied_objectives(draw, max_n: int = 40) -> np.ndarray:
+    """[n, 2] objectives on a small grid (many ties and repeated rows), sometimes scaled
+    or jittered, with some non-finite values."""
+    n = draw(st.integers(0, max_n))
+    grid = draw(st.integers(1, 6))
+    obj = np.array(draw(st.lists(st.tuples(st.integers(0, grid - 1), st.integers(0, grid - 1)),
+                                 min_size=n, max_size=n)), np.float64).reshape(n, 2)
+    obj = obj * draw(st.sampled_from([1.0, 0.1, -1.0, 1e-300]))
+    if draw(st.booleans()):
+        obj[:, draw(st.integers(0, 1))] += np.random.default_rng(
+            draw(st.integers(0, 99))).random(n) * 1e-3
+    return _non_finite(obj, draw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tied_objectives(), st.data())
+def test_nsga2_on_arrays_is_deaps(obj, data):
+    n = obj.shape[0]
+    mu = data.draw(st.integers(0, n))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    a, b = random.Random(seed), random.Random(seed)
+    chosen = nsga2(obj, mu, a)
+    assert chosen.dtype == np.int64
+    if mu == 0:
+        assert chosen.tolist() == [] and a.getstate() == b.getstate()
+    else:
+        assert chosen.tolist() == _deap_nsga2(obj, mu, b).tolist()
+        assert a.getstate() == b.getstate()  # the same draws: later selections agree too
+    assert nsga2(obj, n, random.Random(seed)).tolist() == list(range(n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tied_objectives())
+def test_pareto_ranks_on_arrays_are_deaps(obj):
+    if obj.shape[0] == 0:
+        assert pareto_ranks(obj).tolist() == [] and front_indices(obj).tolist() == []
+        return
+    ranks = pareto_ranks(obj)
+    assert ranks.dtype == np.int64
+    assert ranks.tolist() == _deap_ranks(obj).tolist()
+    assert front_indices(obj).tolist() == np.flatnonzero(ranks == 0).tolist()
+    one = obj[:, :1]
+    assert pareto_ranks(one).tolist() == _deap_ranks(one).tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(50, 400), st.sampled_from(["random", "engine", "grid"]), st.data())
+def test_nsga2_on_arrays_is_deaps_on_larger_populations(n, kind, data):
+    g = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    if kind == "random":
+        obj = g.random((n, 2))
+    elif kind == "engine":  # accuracy-first: errors clipped at a target, integer costs
+        obj = np.stack([np.maximum(10 ** g.uniform(-8, 1, n), 1e-3),
+                        g.integers(1, 40, n)], 1).astype(np.float64)
+    else:
+        obj = np.round(g.random((n, 2)) * 7)
+    mu = data.draw(st.integers(1, n))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    a, b = random.Random(seed), random.Random(seed)
+    assert nsga2(obj, mu, a).tolist() == _deap_nsga2(obj, mu, b).tolist()
+    assert a.getstate() == b.getstate()
+    assert pareto_ranks(obj).tolist() == _deap_ranks(obj).tolist()
+
+
+def test_nsga2_on_arrays_when_crowding_overflows():
+    # differences of +-1e308 overflow: DEAP's distances are NaN, and its path is used
+    obj = np.array([(-1e308, 0.0), (0.0, -1e308), (1e308, -1.7e308), (1.7e308, -1.7e308),
+                    (-1.7e308, 1e308), (0.0, 1e308), (-np.inf, np.inf), (np.nan, -np.inf)])
+    for seed in range(20):
+        for mu in range(1, len(obj) + 1):
+            a, b = random.Random(seed), random.Random(seed)
+            assert nsga2(obj, mu, a).tolist() == _deap_nsga2(obj, mu, b).tolist()
+            assert a.getstate() == b.getstate()
+
+
+def test_nsga2_small_cases():
+    one = np.array([[3.0, 4.0]])
+    rng = random.Random(0)
+    assert nsga2(one, 1, rng).tolist() == [0]
+    assert pareto_ranks(one).tolist() == [0] and front_indices(one).tolist() == [0]
+    assert nsga2(np.zeros((0, 2)), 0, rng).tolist() == []
+    with pytest.raises(ValueError, match="mu"):
+        nsga2(one, 2, rng)

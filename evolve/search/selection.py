@@ -6,20 +6,30 @@ and an explicit random state; they return indices into the arrays they were give
 Non-finite objectives: NaN counts as +Inf, the worst value. Before DEAP sees them, each
 objective column is mapped by an order-preserving substitution (+Inf and NaN -> the
 column's largest finite value plus its finite span (at least 1); -Inf -> the smallest
-minus the span), so dominance and fronts are exactly those of the original values and
-crowding distances stay finite numbers instead of NaN.
+minus the span) before sorting, so dominance and fronts are exactly those of the original
+values and crowding distances are numbers instead of NaN (unless differences overflow
+float64).
 
-NSGA-II uses DEAP (``sortLogNondominated``/``sortNondominated``, ``assignCrowdingDist``,
-the survivor rule of ``selNSGA2``) on
-throwaway individuals built here; ``deap.creator`` is never touched. DEAP's NSGA-II draws
-no random numbers itself: ties (equal crowding distances at the cut, equal values when
-sorting for crowding) fall to the input order, so ``nsga2`` first shuffles that order
-with the caller's ``random.Random``, and runs DEAP on that stream (``private_random``)
-in case a DEAP version starts drawing. The global ``random`` state is left as it was.
+Two objectives (the engine's (error, cost)) run on arrays: Jensen's sort-and-sweep for
+the fronts (O(n log n)), crowding distance by sorting within the cut front. Other numbers
+of objectives use DEAP (``sortLogNondominated``/``sortNondominated``,
+``assignCrowdingDist``, the survivor rule of ``selNSGA2``) on throwaway individuals built
+here; ``deap.creator`` is never touched. The array path returns exactly what the DEAP
+path (``_deap_nsga2``, ``_deap_ranks``) returns for the same input and ``rng`` state, and
+leaves ``rng`` in the same state, so runs are unchanged by the switch.
+
+DEAP's NSGA-II draws no random numbers itself: ties (equal crowding distances at the cut,
+equal values when sorting for crowding) fall to the input order, so ``nsga2`` first
+shuffles that order with the caller's ``random.Random``; the front that is cut is
+shuffled again before it is sorted by distance. The DEAP path runs on ``rng``'s stream
+(``private_random``) in case a DEAP version starts drawing; that block hands ``rng`` back
+the state it had on entry, so the second shuffle does not advance ``rng`` (the array path
+does the same). The global ``random`` state is left as it was.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 
 import numpy as np
@@ -82,12 +92,109 @@ def _individuals(obj: np.ndarray, order: list[int] | range) -> list[_Individual]
     return [_Individual(fitness(tuple(rows[i])), i) for i in order]
 
 
+# -- two objectives: arrays ----------------------------------------------------------
+def _lex_groups(obj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``obj`` [n, 2] in lexicographic order (stable), and which start a new point.
+
+    Returns ``order`` int64[n] (a stable lexicographic argsort: equal rows keep their
+    order) and ``new`` bool[n], True where ``obj[order]`` differs from the row before.
+    """
+    order = np.lexsort((obj[:, 1], obj[:, 0]))
+    s = obj[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (s[1:, 0] != s[:-1, 0]) | (s[1:, 1] != s[:-1, 1])
+    return order, new
+
+
+def _sweep_ranks(second: np.ndarray) -> np.ndarray:
+    """Front index (int64) of each of the distinct points, given in lexicographic order.
+
+    ``second`` float64[m] is the second objective of m distinct points sorted by (first,
+    second). A point's front is the first whose smallest second objective so far
+    exceeds its own (Jensen's sweep; binary search over the fronts' minima).
+    """
+    minima: list[float] = []
+    ranks = [0] * len(second)
+    for i, x in enumerate(second.tolist()):
+        f = bisect.bisect_right(minima, x)
+        if f == len(minima):
+            minima.append(x)
+        else:
+            minima[f] = x
+        ranks[i] = f
+    return np.array(ranks, np.int64)
+
+
+def _ranks_2d(obj: np.ndarray) -> np.ndarray:
+    """Non-domination ranks int64[n] of finite ``obj`` [n, 2] (equal rows share a rank)."""
+    order, new = _lex_groups(obj)
+    point = np.cumsum(new) - 1
+    ranks = np.empty(len(order), np.int64)
+    ranks[order] = _sweep_ranks(obj[order[new], 1])[point]
+    return ranks
+
+
+def _crowding_2d(front: np.ndarray) -> np.ndarray:
+    """DEAP's ``assignCrowdingDist`` of ``front`` [L, 2], rows in DEAP's order: float64[L].
+
+    Per objective, the rows are stably sorted by it (the second sort starts from the
+    first's order), the first and last get +Inf, and, unless the objective is constant,
+    each middle row adds (next - previous) / (2 * (last - first)).
+    """
+    dist = np.zeros(len(front))
+    perm = np.arange(len(front))
+    for j in range(2):
+        perm = perm[np.argsort(front[perm, j], kind="stable")]
+        dist[perm[0]] = dist[perm[-1]] = np.inf
+        v = front[perm, j]
+        if v[-1] == v[0]:
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):  # as in Python floats
+            dist[perm[1:-1]] += (v[2:] - v[:-2]) / (2.0 * (v[-1] - v[0]))
+    return dist
+
+
+def _nsga2_2d(obj: np.ndarray, mu: int, rng: random.Random) -> np.ndarray | None:
+    """``nsga2`` for finite ``obj`` [n, 2], 0 < mu <= n; ``None`` where DEAP's crowding
+    distance would be NaN (objective differences overflowing float64): the caller then
+    restores ``rng`` and runs DEAP."""
+    n = len(obj)
+    order = list(range(n))
+    rng.shuffle(order)
+    shuffled = np.array(order, np.int64)  # shuffled[p]: the row at position p
+    sobj = obj[shuffled]
+    ranks = _ranks_2d(sobj)
+    filled = np.cumsum(np.bincount(ranks))
+    cut = int(np.searchsorted(filled, mu))  # the first front that reaches mu
+    if filled[cut] == mu:
+        return np.sort(shuffled[ranks <= cut])
+    taken = np.flatnonzero(ranks < cut)
+    members = np.flatnonzero(ranks == cut)  # positions, ascending
+    # DEAP's front order: by point (lexicographic), equal rows in shuffled order
+    members = members[np.lexsort((sobj[members, 1], sobj[members, 0]))]
+    dist = _crowding_2d(sobj[members])
+    if np.isnan(dist).any():
+        return None
+    # today's path shuffles the cut front with rng inside private_random, whose exit
+    # gives rng back the state it had before that shuffle
+    state = rng.getstate()
+    mix = list(range(len(members)))
+    rng.shuffle(mix)
+    rng.setstate(state)
+    mixed = np.array(mix, np.int64)
+    best = mixed[np.argsort(-dist[mixed], kind="stable")[: mu - len(taken)]]
+    return np.sort(shuffled[np.concatenate([taken, members[best]])])
+
+
+# -- public ------------------------------------------------------------------------------
 def nsga2(objectives: np.ndarray, mu: int, rng: random.Random) -> np.ndarray:
-    """The ``mu`` NSGA-II survivors of ``objectives`` [n, k]: indices, ascending.
+    """The ``mu`` NSGA-II survivors of ``objectives`` [n, k]: indices (int64), ascending.
 
     Whole fronts are taken in rank order; the front that does not fit is cut by crowding
     distance, largest first. ``rng`` breaks ties and is advanced; the same ``rng`` state
-    and the same input give the same survivors.
+    and the same input give the same survivors. Two objectives run on arrays, with the
+    same survivors and the same ``rng`` draws as DEAP's path (``_deap_nsga2``), which
+    other k use.
     """
     obj = _as_objectives(objectives)
     n = obj.shape[0]
@@ -95,7 +202,18 @@ def nsga2(objectives: np.ndarray, mu: int, rng: random.Random) -> np.ndarray:
         raise ValueError(f"mu must be in 0..{n} (the number of individuals), got {mu}")
     if mu == 0:
         return np.zeros(0, np.int64)
-    order = list(range(n))
+    if obj.shape[1] == 2:
+        state = rng.getstate()
+        chosen = _nsga2_2d(_finite(obj), mu, rng)
+        if chosen is not None:
+            return chosen
+        rng.setstate(state)
+    return _deap_nsga2(obj, mu, rng)
+
+
+def _deap_nsga2(obj: np.ndarray, mu: int, rng: random.Random) -> np.ndarray:
+    """``nsga2`` through DEAP for ``obj`` [n, k], 0 < mu <= n (any k)."""
+    order = list(range(obj.shape[0]))
     rng.shuffle(order)
     individuals = _individuals(_finite(obj), order)
     with private_random(rng):
@@ -114,7 +232,7 @@ def nsga2(objectives: np.ndarray, mu: int, rng: random.Random) -> np.ndarray:
 
 
 def _fronts(individuals: list, k: int) -> list[list]:
-    """Non-dominated fronts covering at least ``k`` individuals, best first.
+    """Non-dominated fronts covering at least ``k`` individuals, best first (DEAP).
 
     Two or more objectives use DEAP's ``sortLogNondominated`` (Jensen's O(n log^(m-1) n)
     sort, about 30x faster than ``sortNondominated`` at n = 400); one objective uses
@@ -128,13 +246,23 @@ def _fronts(individuals: list, k: int) -> list[list]:
 
 
 def pareto_ranks(objectives: np.ndarray) -> np.ndarray:
-    """The non-domination rank of each row of ``objectives`` [n, k]: 0 is the first front."""
+    """The non-domination rank (int64[n]) of each row of ``objectives`` [n, k]: 0 is the
+    first front. Equal rows share a rank (neither dominates the other)."""
     obj = _as_objectives(objectives)
-    n = obj.shape[0]
-    ranks = np.zeros(n, np.int64)
+    n, k = obj.shape
     if n == 0:
-        return ranks
-    fronts = _fronts(_individuals(_finite(obj), range(n)), n)
+        return np.zeros(0, np.int64)
+    if k == 1:
+        return np.unique(_finite(obj)[:, 0], return_inverse=True)[1].astype(np.int64)
+    if k == 2:
+        return _ranks_2d(_finite(obj))
+    return _deap_ranks(obj)
+
+
+def _deap_ranks(obj: np.ndarray) -> np.ndarray:
+    """``pareto_ranks`` through DEAP's sort, for ``obj`` [n, k], n > 0 (any k)."""
+    ranks = np.zeros(obj.shape[0], np.int64)
+    fronts = _fronts(_individuals(_finite(obj), range(obj.shape[0])), obj.shape[0])
     for rank, front in enumerate(fronts):
         for ind in front:
             ranks[ind.index] = rank
@@ -142,11 +270,13 @@ def pareto_ranks(objectives: np.ndarray) -> np.ndarray:
 
 
 def front_indices(objectives: np.ndarray) -> np.ndarray:
-    """Indices (ascending) of the non-dominated rows of ``objectives`` [n, k]."""
+    """Indices (int64, ascending) of the non-dominated rows of ``objectives`` [n, k]."""
     obj = _as_objectives(objectives)
-    n = obj.shape[0]
+    n, k = obj.shape
     if n == 0:
         return np.zeros(0, np.int64)
+    if k <= 2:
+        return np.flatnonzero(pareto_ranks(obj) == 0).astype(np.int64)
     front = _fronts(_individuals(_finite(obj), range(n)), 1)[0]  # the first front only
     return np.sort(np.array([ind.index for ind in front], np.int64))
 
