@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import overload
 
 import numpy as np
@@ -26,7 +27,8 @@ from evolve.program import Program, ProgramBatch, from_arrays, to_arrays
 
 ARITY = np.array([op.arity for op in OPS], np.int32)  # int32[n_ops]
 COST = np.array([op.cost for op in OPS], np.float64)  # float64[n_ops]: the ops' weights
-_CHUNK_CELLS = 1 << 22  # booleans per register-set array of a chunk (4 MiB)
+_CHUNK_CELLS = 1 << 20  # booleans per register-set array of a chunk of rows
+_CHUNK_ROWS = 1 << 12  # rows per chunk at most (small chunks stay in cache)
 
 
 def _registers(batch: ProgramBatch, at_least: int = 1) -> int:
@@ -35,43 +37,97 @@ def _registers(batch: ProgramBatch, at_least: int = 1) -> int:
     return max(top + 1, at_least)
 
 
-def _chunks(batch: ProgramBatch, R: int) -> Iterator[tuple[slice, tuple]]:
-    """The batch in chunks of rows, each as (rows, (op, args, dst, length, output, base,
-    steps)): numpy arrays of those rows, ``base`` int64[n] the flat offset of each row in
-    an [n, R] array and ``steps`` the longest length among them."""
+@dataclass(frozen=True)
+class _Chunk:
+    """Some rows of a batch, position-major, as flat indices into an [n, W] register set
+    (W = R + 2): register R is a sink that unused argument slots read (never written,
+    so False), register R + 1 one that padding positions write (never read)."""
+
+    rows: slice  # the rows of the batch
+    width: int  # W
+    base: np.ndarray  # intp[n]: the flat offset of each row's registers
+    output: np.ndarray  # intp[n]: flat index of each row's returned register
+    op: np.ndarray  # int32[S, n]: opcodes (S: the longest length among the rows)
+    arity: np.ndarray  # int32[S, n]
+    args: np.ndarray  # intp[S, MAX_ARITY, n]: flat argument indices (unused slots: R)
+    dst: np.ndarray  # intp[S, n]: flat destination indices (padding positions: R + 1)
+    present: np.ndarray  # bool[S, n]: position before the row's length
+
+    def registers(self, fill: int = 0) -> np.ndarray:
+        """bool[n * W], all False but the first ``fill`` registers of each row."""
+        regs = np.zeros((len(self.base), self.width), bool)
+        regs[:, :fill] = True
+        return regs.reshape(-1)
+
+
+def _chunks(batch: ProgramBatch, R: int) -> Iterator[_Chunk]:
+    """The batch in chunks of rows (see ``_Chunk``)."""
     op, args, dst = np.asarray(batch.op), np.asarray(batch.args), np.asarray(batch.dst)
     length, output = np.asarray(batch.length), np.asarray(batch.output)
     P = op.shape[0]
-    step = max(1, _CHUNK_CELLS // R)
+    W = R + 2
+    step = max(1, min(_CHUNK_ROWS, _CHUNK_CELLS // W))
     for start in range(0, P, step):
         rows = slice(start, min(P, start + step))
         n = rows.stop - rows.start
-        ln = length[rows]
-        yield rows, (op[rows], args[rows], dst[rows], ln, output[rows],
-                     np.arange(n, dtype=np.int64) * R, int(np.max(ln, initial=0)))
+        S = int(np.max(length[rows], initial=0))
+        base = np.arange(n, dtype=np.intp) * W
+        o = np.ascontiguousarray(op[rows, :S].T)
+        arity = ARITY[o]
+        present = np.arange(S)[:, None] < length[None, rows]
+        slots = np.arange(MAX_ARITY)[None, :, None] < arity[:, None, :]
+        a = np.where(slots, args[rows, :S].transpose(1, 2, 0), R) + base
+        d = np.where(present, dst[rows, :S].T, R + 1) + base
+        yield _Chunk(rows, W, base, base + output[rows], o, arity, a, d, present)
+
+
+def _used(c: _Chunk) -> np.ndarray:
+    """bool[S, n]: the live positions of a chunk (a backward pass over the positions)."""
+    needed = c.registers()
+    needed[c.output] = True
+    out = np.zeros(c.dst.shape, bool)
+    for i in range(c.dst.shape[0] - 1, -1, -1):
+        d = c.dst[i]
+        hit = np.take(needed, d)  # padding positions read R + 1: never set
+        out[i] = hit
+        needed[d] = False  # read now if it was needed
+        a = c.args[i]  # [MAX_ARITY, n]; a row's repeated registers get one value
+        needed[a] = np.take(needed, a) | hit
+    return out
+
+
+def _dependent(c: _Chunk, n_inputs: int) -> np.ndarray:
+    """bool[S, n]: the input-dependent positions of a chunk (a forward pass)."""
+    dep = c.registers(n_inputs)
+    out = np.zeros(c.dst.shape, bool)
+    for i in range(c.dst.shape[0]):
+        d = np.take(dep, c.args[i]).any(axis=0)
+        dep[c.dst[i]] = d  # padding positions write R + 1: never read
+        out[i] = d & c.present[i]
+    return out
+
+
+def _sizes(c: _Chunk, used: np.ndarray) -> np.ndarray:
+    """float64[n]: the "size" cost of a chunk's rows, ``used`` its live positions
+    bool[S, n]: each live instruction is a node, plus a leaf for each argument no
+    earlier live instruction wrote; 1 when no live instruction writes the returned
+    register (a bare input or zero)."""
+    written = c.registers()
+    size = np.zeros(len(c.base), np.int64)
+    for i in range(c.dst.shape[0]):
+        u = used[i]
+        seen = np.take(written, c.args[i]).sum(axis=0)
+        size += u * (1 + c.arity[i] - seen)
+        written[c.dst[i]] = np.take(written, c.dst[i]) | u
+    return np.where(written[c.output], size, 1).astype(np.float64)
 
 
 def used_mask(batch: ProgramBatch) -> np.ndarray:
     """bool[P, L]: whether each instruction can affect its program's returned register
     (``program.used`` of each program); padding positions are False."""
-    P, L = batch.op.shape
-    R = _registers(batch)
-    out = np.zeros((P, L), bool)
-    for rows, (op, args, dst, length, output, base, steps) in _chunks(batch, R):
-        needed = np.zeros(len(base) * R, bool)  # [n, R] flat: registers still to be read
-        needed[base + output] = True
-        for i in range(steps - 1, -1, -1):
-            d = base + dst[:, i]
-            hit = needed[d] & (i < length)
-            h = np.flatnonzero(hit)
-            if not len(h):
-                continue
-            out[rows.start + h, i] = True
-            needed[d[h]] = False
-            arity = ARITY[op[h, i]]
-            for j in range(MAX_ARITY):
-                k = h[arity > j]
-                needed[base[k] + args[k, i, j]] = True
+    out = np.zeros(batch.op.shape, bool)
+    for c in _chunks(batch, _registers(batch)):
+        out[c.rows, :c.dst.shape[0]] = _used(c).T
     return out
 
 
@@ -79,21 +135,9 @@ def input_dependent_mask(batch: ProgramBatch, n_inputs: int) -> np.ndarray:
     """bool[P, L]: whether each instruction's result depends on an input register (the
     first ``n_inputs``; the others start at zero), as ``program.input_dependent``;
     padding positions are False."""
-    P, L = batch.op.shape
-    R = _registers(batch, n_inputs)
-    out = np.zeros((P, L), bool)
-    for rows, (op, args, dst, length, _, base, steps) in _chunks(batch, R):
-        dep = np.zeros((len(base), R), bool)
-        dep[:, :n_inputs] = True
-        dep = dep.reshape(-1)
-        for i in range(steps):
-            arity = ARITY[op[:, i]]
-            d = np.zeros(len(base), bool)
-            for j in range(MAX_ARITY):
-                d |= (arity > j) & dep[base + args[:, i, j]]
-            v = np.flatnonzero(i < length)
-            dep[base[v] + dst[v, i]] = d[v]
-            out[rows.start + v, i] = d[v]
+    out = np.zeros(batch.op.shape, bool)
+    for c in _chunks(batch, _registers(batch, n_inputs)):
+        out[c.rows, :c.dst.shape[0]] = _dependent(c, n_inputs).T
     return out
 
 
@@ -113,41 +157,21 @@ def costs(batch: ProgramBatch, problem: Problem, used: np.ndarray | None = None)
     "weighted": the ops' weights summed over the live, input-dependent instructions, in
     program order (equal bit for bit to the per-program sum; exactly so whenever the
     partial sums are exact, as with the table's integer weights). "size": the node count
-    of the expression returned. ``used``: ``used_mask(batch)`` if already computed.
+    of the expression returned. ``used``: ``used_mask(batch)`` bool[P, L], if already
+    computed.
     """
-    if used is None:
-        used = used_mask(batch)
-    if problem.cost_model == "size":
-        return _sizes(batch, used)
-    counted = used & input_dependent_mask(batch, problem.n_inputs)
-    weights = np.where(counted, COST[np.asarray(batch.op)], 0.0)
-    total = np.zeros(weights.shape[0], np.float64)
-    for i in range(weights.shape[1]):  # in order, as the per-program sum adds them
-        total += weights[:, i]
-    return total
-
-
-def _sizes(batch: ProgramBatch, used: np.ndarray) -> np.ndarray:
-    """float64[P]: the "size" cost: each live instruction is a node, plus a leaf for each
-    argument no earlier live instruction wrote; 1 when no live instruction writes the
-    returned register (a bare input or zero)."""
-    R = _registers(batch)
-    out = np.zeros(used.shape[0], np.float64)
-    for rows, (op, args, dst, _, output, base, steps) in _chunks(batch, R):
-        written = np.zeros(len(base) * R, bool)
-        size = np.zeros(len(base), np.int64)
-        u_rows = used[rows]
-        for i in range(steps):
-            u = np.flatnonzero(u_rows[:, i])
-            if not len(u):
-                continue
-            arity = ARITY[op[u, i]]
-            leaves = np.zeros(len(u), np.int64)
-            for j in range(MAX_ARITY):
-                leaves += (arity > j) & ~written[base[u] + args[u, i, j]]
-            size[u] += 1 + leaves
-            written[base[u] + dst[u, i]] = True
-        out[rows] = np.where(written[base + output], size, 1)
+    out = np.zeros(batch.op.shape[0], np.float64)
+    for c in _chunks(batch, _registers(batch, problem.n_inputs)):
+        S = c.dst.shape[0]
+        u = _used(c) if used is None else np.ascontiguousarray(used[c.rows, :S].T)
+        if problem.cost_model == "size":
+            out[c.rows] = _sizes(c, u)
+            continue
+        weights = np.where(u & _dependent(c, problem.n_inputs), COST[c.op], 0.0)
+        total = np.zeros(len(c.base), np.float64)
+        for i in range(S):  # in order, as the per-program sum adds them
+            total += weights[i]
+        out[c.rows] = total
     return out
 
 
