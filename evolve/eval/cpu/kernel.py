@@ -52,6 +52,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,7 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evolve.eval.cpu.source import TILE, source
+from evolve.eval.cpu.source import ISAS, TILE, check_isa, source
 from evolve.eval.ffibuild import build_library, operands
 from evolve.ops import OPCODE, OPS
 
@@ -75,22 +76,57 @@ def compiler() -> str | None:
     return None
 
 
+# The compiler flags of each instruction set (``source.ISAS``): the host's own
+# (-march=native) with 512-bit vectors preferred, the host's without AVX-512, or the
+# compiler's default target (portable: no vector code of ours).
+FLAGS = {"avx512": ["-march=native", "-mprefer-vector-width=512"],
+         "avx2": ["-march=native", "-mno-avx512f"],
+         "generic": []}
+_COMMON = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contract=off",
+           "-fno-math-errno"]
+
+
+@lru_cache(maxsize=1)
+def host_isas() -> tuple[str, ...]:
+    """The instruction sets (``source.ISAS``, widest first) the compiler targets on this
+    host with -march=native: what the CPU has, as far as the compiler knows it ("generic"
+    always; none without a compiler)."""
+    cxx = compiler()
+    if cxx is None:
+        return ()
+    res = subprocess.run([cxx, "-march=native", "-dM", "-E", "-x", "c++", os.devnull],
+                         capture_output=True, text=True)
+    macros = set(line.split()[1] for line in res.stdout.splitlines()
+                 if line.startswith("#define ")) if res.returncode == 0 else set()
+    vector = {"__AVX2__", "__FMA__"} <= macros
+    found = [isa for isa, have in (("avx512", vector and "__AVX512F__" in macros),
+                                   ("avx2", vector)) if have]
+    return (*found, "generic")
+
+
+def host_isa() -> str:
+    """The widest instruction set of this host (``host_isas``): what the kernel is built
+    for unless told otherwise."""
+    isas = host_isas()
+    return isas[0] if isas else "generic"
+
+
 @lru_cache(maxsize=1)
 def available() -> bool:
     """Whether the kernel can be built here: a C++ compiler that builds a tiny one."""
     if compiler() is None:
         return False
     try:
-        build(source((OPCODE["add"],), 2))
+        build(source((OPCODE["add"],), 2, isa=host_isa()), host_isa())
     except (RuntimeError, OSError):
         return False
     return True
 
 
-def build(src: str, out_dir: Path = CACHE) -> Path:
-    """Compile ``src`` into a shared library (cached by the hash of source and flags)."""
-    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-march=native",
-             "-ffp-contract=off", "-fno-math-errno"]
+def build(src: str, isa: str, out_dir: Path = CACHE) -> Path:
+    """Compile ``src``, generated for ``isa``, into a shared library (cached by the hash
+    of source and flags)."""
+    flags = [*_COMMON, *FLAGS[check_isa(isa)]]
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("the native CPU evaluator needs a C++ compiler (g++ or clang++); "
@@ -105,12 +141,16 @@ def build(src: str, out_dir: Path = CACHE) -> Path:
 
 
 @lru_cache(maxsize=32)
-def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "libmvec") -> str:
+def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "libmvec",
+            isa: str = "avx2") -> str:
     """Build (or find) the library; register its two FFI targets (NAME_errors,
-    NAME_outputs) and return NAME."""
-    src = source(opset, n_registers, tile, math)
-    lib = ctypes.cdll.LoadLibrary(str(build(src)))
-    name = f"evolve_native_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
+    NAME_outputs) and return NAME, which names the instruction set."""
+    if isa not in host_isas():
+        raise ValueError(f"this host's kernel can be built for {', '.join(host_isas())}, "
+                         f"not {isa!r}")
+    src = source(opset, n_registers, tile, math, isa)
+    lib = ctypes.cdll.LoadLibrary(str(build(src, isa)))
+    name = f"evolve_native_{isa}_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
     jax.ffi.register_ffi_target(f"{name}_errors", jax.ffi.pycapsule(lib.EvolveErrors),
                                 platform="cpu")
     jax.ffi.register_ffi_target(f"{name}_outputs", jax.ffi.pycapsule(lib.EvolveOutputs),
@@ -119,11 +159,12 @@ def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "li
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, threads=1, math="libmvec", **_ignored):
+           opset=None, threads=1, math="libmvec", isa=None, **_ignored):
     """``kernels.errors`` by the C++ kernel on the CPU: float64 [P, 3] per program, the
     programs shared out among ``threads`` threads, the transcendental ops by ``math``
-    (``source.MATHS``)."""
-    name = _target(_opset(opset), n_registers, TILE, math)
+    (``source.MATHS``), the vector code for ``isa`` (``host_isas()``; None: the widest,
+    ``host_isa()``)."""
+    name = _target(_opset(opset), n_registers, TILE, math, isa or host_isa())
     return jax.ffi.ffi_call(f"{name}_errors", jax.ShapeDtypeStruct((op.shape[0], 3),
                                                                     jnp.float64))(
         *operands(op, args, dst, const, length, output, xt, y, scale, mask),
@@ -131,10 +172,11 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
 
 
 def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, threads=1,
-            math="libmvec", **_ignored):
+            math="libmvec", isa=None, **_ignored):
     """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0], the
-    transcendental ops by ``math`` (``source.MATHS``)."""
-    name = _target(_opset(opset), n_registers, TILE, math)
+    transcendental ops by ``math`` (``source.MATHS``), the vector code for ``isa`` (None:
+    ``host_isa()``)."""
+    name = _target(_opset(opset), n_registers, TILE, math, isa or host_isa())
     N = xt.shape[0] * xt.shape[2]
     return jax.ffi.ffi_call(f"{name}_outputs", jax.ShapeDtypeStruct((op.shape[0], N),
                                                                      jnp.float32))(
