@@ -60,7 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evolve.eval.cpu.source import ISAS, TILE, check_isa, source
+from evolve.eval.cpu.source import TILE, check_isa, source
 from evolve.eval.ffibuild import build_library, operands
 from evolve.ops import OPCODE, OPS
 
