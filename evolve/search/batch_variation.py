@@ -13,8 +13,9 @@ past an op's arity, the literal of a non-literal row) holds 0.
 
 A mutation that cannot apply or leaves the child unchanged is drawn again, up to
 ``params.max_retries`` times, as in ``variation.mutate``: each round draws one candidate
-kind for every child still unresolved and keeps it where it applies and changes the
-program. The rounds run in a ``lax.while_loop`` that stops once every child is resolved.
+kind for children still unresolved and keeps it where it applies and changes the
+program; later rounds work on a compacted subset, in a ``lax.while_loop`` that stops
+once every child is resolved or out of draws.
 """
 
 from __future__ import annotations
@@ -37,36 +38,43 @@ _F32_MAX_ORDERED = 0x7F7FFFFF  # the ordered integer of float32's largest finite
 
 
 class _Static(NamedTuple):
-    """The hashable settings the jitted function is compiled for (``VariationParams``
-    holds dicts, so it is not hashable itself)."""
+    """The hashable settings the jitted function is compiled for."""
 
     ops: tuple[int, ...]
     n_registers: int
     n_inputs: int
     max_length: int
     output: int
-    mutation_weights: tuple[float, ...]  # in MUTATIONS order
-    crossover_rate: float
-    crossover_weights: tuple[float, ...]  # in CROSSOVERS order
-    const_sigma: float
     max_retries: int
 
 
-def _weights(weights: dict, names: tuple[str, ...], what: str) -> tuple[float, ...]:
+class _Rates(NamedTuple):
+    """The rates of ``VariationParams`` as arrays: arguments of the jitted function, so
+    changing them does not compile again (``VariationParams`` holds dicts, and is not
+    hashable)."""
+
+    mutation_weights: jax.Array  # float64[8], in MUTATIONS order
+    crossover_rate: jax.Array  # float64[]
+    crossover_weights: jax.Array  # float64[3], in CROSSOVERS order
+    const_sigma: jax.Array  # float64[]
+
+
+def _weights(weights: dict, names: tuple[str, ...], what: str) -> np.ndarray:
     unknown = set(weights) - set(names)
     if unknown:
         raise ValueError(f"unknown {what} kind(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(names)}")
-    return tuple(float(weights.get(name, 0.0)) for name in names)
+    return np.array([float(weights.get(name, 0.0)) for name in names], np.float64)
 
 
-def _static(space: Space, params: VariationParams) -> _Static:
-    return _Static(tuple(int(o) for o in space.ops), space.n_registers, space.n_inputs,
-                   space.max_length, space.output,
-                   _weights(params.mutation_weights, MUTATIONS, "mutation"),
-                   float(params.crossover_rate),
+def _settings(space: Space, params: VariationParams) -> tuple[_Static, _Rates]:
+    static = _Static(tuple(int(o) for o in space.ops), space.n_registers, space.n_inputs,
+                     space.max_length, space.output, int(params.max_retries))
+    rates = _Rates(_weights(params.mutation_weights, MUTATIONS, "mutation"),
+                   np.float64(params.crossover_rate),
                    _weights(params.crossover_weights, CROSSOVERS, "crossover"),
-                   float(params.const_sigma), int(params.max_retries))
+                   np.float64(params.const_sigma))
+    return static, rates
 
 
 class _Rows(NamedTuple):
@@ -125,7 +133,7 @@ def _from_ordered(k: jax.Array) -> jax.Array:
     return lax.bitcast_convert_type(bits.astype(jnp.int32), jnp.float32)
 
 
-def _perturb(key: jax.Array, value: jax.Array, sigma: float) -> jax.Array:
+def _perturb(key: jax.Array, value: jax.Array, sigma: jax.Array) -> jax.Array:
     """float32 literals nudged as ``variation._perturb``: half the time a geometric(0.3)
     number of ULP steps either way, else a relative normal step of size ``sigma`` (an
     absolute one from 0); a non-finite result keeps the value."""
@@ -170,14 +178,15 @@ def _clean(op, args, dst, const, length) -> _Rows:
                  jnp.where(live & (op == CONST), const, 0.0).astype(jnp.float32), length)
 
 
-def _crossover(key: jax.Array, a: _Rows, b: _Rows, st: _Static) -> tuple[_Rows, jax.Array]:
+def _crossover(key: jax.Array, a: _Rows, b: _Rows, st: _Static, rates: _Rates
+               ) -> tuple[_Rows, jax.Array]:
     """Each child crossed (at ``crossover_rate``) or a copy of ``a``; int32[C] kind (-1:
     none). Every kind is a[:i] + b[j:k] + a[m:], as ``variation.crossover`` cuts."""
     C, L = a.op.shape
     k_do, k_kind, k1, k2, k3, k4 = jax.random.split(key, 6)
-    do = jax.random.uniform(k_do, (C,), jnp.float64) < st.crossover_rate
+    do = jax.random.uniform(k_do, (C,), jnp.float64) < rates.crossover_rate
     kind = jax.random.categorical(
-        k_kind, jnp.log(jnp.asarray(st.crossover_weights, jnp.float64)), shape=(C,)
+        k_kind, jnp.log(rates.crossover_weights), shape=(C,)
     ).astype(jnp.int32)
     na, nb = a.length, b.length
     # one_point: a[:i] + b[j:]
@@ -313,7 +322,7 @@ def _differs(a: _Rows, b: _Rows) -> jax.Array:
     return (a.length != b.length) | row.any(-1)
 
 
-def _candidate(key: jax.Array, rows: _Rows, tables: _Tables, st: _Static
+def _candidate(key: jax.Array, rows: _Rows, tables: _Tables, st: _Static, rates: _Rates
                ) -> tuple[_Rows, jax.Array, jax.Array]:
     """One candidate mutation of every program: the children, int32[C] kinds, and
     bool[C] whether the kind applied."""
@@ -321,7 +330,7 @@ def _candidate(key: jax.Array, rows: _Rows, tables: _Tables, st: _Static
     keys = iter(jax.random.split(key, 20))
     arity_of = jnp.asarray(_ARITY)
     kind = jax.random.categorical(
-        next(keys), jnp.log(jnp.asarray(st.mutation_weights, jnp.float64)), shape=(C,)
+        next(keys), jnp.log(rates.mutation_weights), shape=(C,)
     ).astype(jnp.int32)
     is_ = {name: kind == k for name, k in _K.items()}
     n = rows.length
@@ -361,7 +370,7 @@ def _candidate(key: jax.Array, rows: _Rows, tables: _Tables, st: _Static
     r_arity = arity_of[r_op]
     lit_val = _at(rows.const, lit_i)
     lit_dst = _at(rows.dst, lit_i)
-    perturbed = _perturb(next(keys), lit_val, st.const_sigma)
+    perturbed = _perturb(next(keys), lit_val, rates.const_sigma)
 
     # change_op: the new op keeps the old arguments and draws the missing ones
     a_any = arity_of[op_any]
@@ -411,28 +420,54 @@ def _candidate(key: jax.Array, rows: _Rows, tables: _Tables, st: _Static
     return _build(rows, edit), kind, applies
 
 
-def _mutate(key: jax.Array, rows: _Rows, output: jax.Array, st: _Static
+def _mutate(key: jax.Array, rows: _Rows, output: jax.Array, st: _Static, rates: _Rates
             ) -> tuple[_Rows, jax.Array]:
     """Each program mutated (a kind that applies and changes it, drawn up to
-    ``max_retries`` times), and int32[C] kinds (-1 where every draw failed)."""
+    ``max_retries`` times), and int32[C] kinds (-1 where every draw failed).
+
+    Rounds draw one candidate for each of up to K children still unresolved (fewer than
+    ``max_retries`` draws, none kept): the first round takes all C, the second C/4, the
+    rest C/32 until none is left, so the few children whose draws keep failing do not
+    cost whole-batch rounds. Each child's draws are independent, so the round a draw
+    happens in changes nothing in the distribution."""
     C = rows.op.shape[0]
     tables = _make_tables(rows, output, st)
 
-    def cond(state):
-        t, done, _, _ = state
-        return (t < st.max_retries) & ~done.all()
+    def one_round(state, K: int):
+        t, attempts, done, child, kinds = state
+        eligible = ~done & (attempts < st.max_retries)
+        t_key = jax.random.fold_in(key, t)
+        if K == C:  # every child: no gather, no scatter
+            cand, kind, applies = _candidate(t_key, rows, tables, st, rates)
+            take = eligible & applies & _differs(cand, rows)
+            child = _Rows(*(jnp.where(take.reshape((C,) + (1,) * (x.ndim - 1)), y, x)
+                            for x, y in zip(child, cand)))
+            return (t + 1, attempts + eligible.astype(jnp.int32), done | take, child,
+                    jnp.where(take, kind, kinds))
+        idx = jnp.nonzero(eligible, size=K, fill_value=C)[0].astype(jnp.int32)
+        at = jnp.minimum(idx, C - 1)
+        sub = _Rows(*(x[at] for x in rows))
+        cand, kind, applies = _candidate(t_key, sub, _Tables(*(x[at] for x in tables)),
+                                         st, rates)
+        take = (idx < C) & applies & _differs(cand, sub)
+        put = jnp.where(take, idx, C)  # out of range: dropped
+        child = _Rows(*(x.at[put].set(y, mode="drop") for x, y in zip(child, cand)))
+        return (t + 1, attempts.at[idx].add(1, mode="drop"),
+                done.at[put].set(True, mode="drop"), child,
+                kinds.at[put].set(kind, mode="drop"))
 
-    def body(state):
-        t, done, child, kinds = state
-        cand, kind, applies = _candidate(jax.random.fold_in(key, t), rows, tables, st)
-        take = ~done & applies & _differs(cand, rows)
-        child = _Rows(*(jnp.where(take.reshape((C,) + (1,) * (x.ndim - 1)), y, x)
-                        for x, y in zip(child, cand)))
-        return t + 1, done | take, child, jnp.where(take, kind, kinds)
+    state = (jnp.int32(0), jnp.zeros((C,), jnp.int32), jnp.zeros((C,), bool), rows,
+             jnp.full((C,), -1, jnp.int32))
+    if st.max_retries > 0:
+        state = one_round(state, C)
+        state = one_round(state, -(-C // 4))
 
-    start = (jnp.int32(0), jnp.zeros((C,), bool), rows, jnp.full((C,), -1, jnp.int32))
-    _, _, child, kinds = lax.while_loop(cond, body, start)
-    return child, kinds
+        def cond(state):
+            _, attempts, done, _, _ = state
+            return (~done & (attempts < st.max_retries)).any()
+
+        state = lax.while_loop(cond, lambda s: one_round(s, -(-C // 32)), state)
+    return state[3], state[4]
 
 
 # ---------------------------------------------------------------------------------------
@@ -443,7 +478,8 @@ TRACES = {"make_children": 0}  # times the jitted function was traced (a compile
 
 
 @partial(jax.jit, static_argnames=("st",))
-def _make_children(key, op, args, dst, const, length, output, pairs, st: _Static):
+def _make_children(key, op, args, dst, const, length, output, pairs, rates: _Rates,
+                   st: _Static):
     TRACES["make_children"] += 1
     parents = _Rows(jnp.asarray(op, jnp.int32), jnp.asarray(args, jnp.int32),
                     jnp.asarray(dst, jnp.int32), jnp.asarray(const, jnp.float32),
@@ -453,8 +489,8 @@ def _make_children(key, op, args, dst, const, length, output, pairs, st: _Static
     b = _Rows(*(x[pairs[:, 1]] for x in parents))
     out = jnp.asarray(output, jnp.int32)[pairs[:, 0]]
     k_cross, k_mut = jax.random.split(key)
-    crossed, cross_kind = _crossover(k_cross, a, b, st)
-    child, mut_kind = _mutate(k_mut, crossed, out, st)
+    crossed, cross_kind = _crossover(k_cross, a, b, st, rates)
+    child, mut_kind = _mutate(k_mut, crossed, out, st, rates)
     return (ProgramBatch(child.op, child.args, child.dst, child.const, child.length, out),
             cross_kind, mut_kind)
 
@@ -470,15 +506,16 @@ def make_children(key: jax.Array, parents: ProgramBatch, pairs, space: Space,
     Returns the children as a ``ProgramBatch`` of JAX arrays [C, L] (outputs those of the
     first parent), int32[C] crossover kinds (-1: none, else an index into ``CROSSOVERS``)
     and int32[C] mutation kinds (-1: "none", every draw failed; else an index into
-    ``MUTATIONS``). Compiled once per (P, C, L, space, params); new keys and parents of
-    the same shapes reuse it.
+    ``MUTATIONS``). Compiled once per (P, C, L, space, max_retries); new keys, parents
+    and rates (weights, crossover_rate, const_sigma) reuse it.
     """
     L = parents.op.shape[1]
     if L < space.max_length:
         raise ValueError(f"parents are padded to {L} instructions, fewer than "
                          f"max_length={space.max_length}; pad to bucket(max_length)")
     params = VariationParams() if params is None else params
-    return _make_children(key, *parents, pairs, st=_static(space, params))
+    static, rates = _settings(space, params)
+    return _make_children(key, *parents, pairs, rates, st=static)
 
 
 def kinds_text(crossover_kind, mutation_kind) -> list[str]:
