@@ -175,6 +175,38 @@ def costs(batch: ProgramBatch, problem: Problem, used: np.ndarray | None = None)
     return out
 
 
+# -- rows ------------------------------------------------------------------------------
+def take(batch: ProgramBatch, rows) -> ProgramBatch:
+    """The rows ``rows`` of ``batch`` (an index array or a boolean mask), as numpy arrays."""
+    return ProgramBatch(*(np.asarray(a)[rows] for a in batch))
+
+
+def concat(a: ProgramBatch, b: ProgramBatch) -> ProgramBatch:
+    """The rows of ``a`` then those of ``b`` (of one padded length)."""
+    return ProgramBatch(*(np.concatenate([np.asarray(x), np.asarray(y)]) for x, y in zip(a, b)))
+
+
+def padded(batch: ProgramBatch, rows: int, length: int) -> ProgramBatch:
+    """``batch`` with ``rows`` rows (extra rows: empty programs) and ``length`` columns
+    (extra columns: padding), as numpy arrays; ``batch`` itself where it has that shape."""
+    P, L = np.asarray(batch.op).shape
+    if length < L or rows < P:
+        raise ValueError(f"{P} programs padded to {L} instructions do not fit "
+                         f"{rows} rows of {length}")
+    if (P, L) == (rows, length):
+        return ProgramBatch(*(np.asarray(a) for a in batch))
+
+    def grow(a, fill_shape):
+        out = np.zeros(fill_shape, np.asarray(a).dtype)
+        out[tuple(slice(0, s) for s in np.shape(a))] = a
+        return out
+
+    return ProgramBatch(grow(batch.op, (rows, length)), grow(batch.args, (rows, length, 3)),
+                        grow(batch.dst, (rows, length)), grow(batch.const, (rows, length)),
+                        grow(batch.length, (rows,)), grow(batch.output, (rows,)))
+
+
+
 def _present(batch: ProgramBatch) -> np.ndarray:
     """bool[P, L]: the positions before each program's length."""
     L = batch.op.shape[1]

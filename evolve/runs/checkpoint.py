@@ -40,10 +40,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from evolve.search.fec import FECache
-from evolve.search.state import IslandsState, State
+from evolve.batch import Programs
 from evolve.program import Program, ProgramBatch, from_arrays, to_arrays
+from evolve.search.fec import FECache
 from evolve.search.shared_cache import SharedCacheView
+from evolve.search.state import IslandsState, State
 
 FORMAT = "evolve-checkpoint-1"
 _NAME = re.compile(r"^gen-(\d{6,})$")
@@ -81,6 +82,8 @@ def _kind(value: Any) -> str:
         return "key"
     if isinstance(value, np.ndarray):
         return "array"
+    if isinstance(value, Programs) and len(value):
+        return "programs"
     if isinstance(value, list) and all(isinstance(v, Program) for v in value) and value:
         return "programs"
     if isinstance(value, list) and all(isinstance(v, bytes) for v in value):
@@ -125,7 +128,8 @@ def state_to_data(state: State, prefix: str = ""
         elif kind == "array":
             arrays[name] = value
         elif kind == "programs":
-            for part, a in zip(ProgramBatch._fields, to_arrays(value)):
+            batch = value.batch if isinstance(value, Programs) else to_arrays(value)
+            for part, a in zip(ProgramBatch._fields, batch):
                 arrays[f"{name}.{part}"] = np.asarray(a)
             data = len(value)
         elif kind == "bytes":
@@ -176,8 +180,10 @@ def state_from_data(arrays: dict[str, np.ndarray], scalars: dict[str, Any], pref
         elif kind == "array":
             kwargs[name] = arrays[name]
         elif kind == "programs":
-            programs = from_arrays(ProgramBatch(*(arrays[f"{name}.{part}"]
-                                                  for part in ProgramBatch._fields)))
+            batch = ProgramBatch(*(np.asarray(arrays[f"{name}.{part}"])
+                                   for part in ProgramBatch._fields))
+            from_arrays(batch)  # every row must be a program (raises if damaged)
+            programs = Programs(batch)
             if len(programs) != data:
                 raise ValueError(f"State.{name}: {len(programs)} programs, expected {data}")
             kwargs[name] = programs

@@ -70,6 +70,9 @@ DESCRIPTIONS: dict[str, str] = {
     "search.fit": "fit the literals of each new program structure to the target",
     "search.fit_points": "points of the domain the constant fitting uses",
     "search.fit_iterations": "iterations of the constant fitting per structure",
+    "search.fit_limit": "new structures fitted a generation, at most, in the children's order "
+                        "(null: all); the others keep their literals until their structure "
+                        "comes again",
     "search.fec": "skip programs whose fingerprint (functional equivalence) was seen before",
     "search.fec_capacity": "entries of the fingerprint cache (least recently used dropped)",
     "search.fec_max_hits": "forget a cache entry after this many hits (null: never)",
@@ -165,6 +168,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "search.init_length": (lambda v: 1 <= v[0] <= v[1], "must be [min, max] with 1 <= min <= max"),
     "search.fit_points": _at_least(1),
     "search.fit_iterations": _at_least(0),
+    "search.fit_limit": _at_least(0),
     "search.fec_capacity": _at_least(1),
     "search.fec_max_hits": _at_least(1),
     "search.fec_mantissa_bits": _between(0, 23),

@@ -40,6 +40,7 @@ import jax
 
 import evolve
 from evolve import __version__
+from evolve.batch import Programs
 from evolve.catalog import load_problem
 from evolve.errors import UserError
 from evolve.problem import Problem
@@ -298,8 +299,8 @@ def _check_programs(state: State, problem: Problem) -> None:
         for island in state.islands:
             _check_programs(island, problem)
         return
-    if not isinstance(state.programs, list) or not all(isinstance(p, Program)
-                                                       for p in state.programs):
+    if not isinstance(state.programs, (list, Programs)) or not all(
+            isinstance(p, Program) for p in state.programs):
         raise CheckpointError("the population is not a list of programs")
     for i, program in enumerate(state.programs):
         try:

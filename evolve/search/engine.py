@@ -30,16 +30,18 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
+from evolve.batch import Programs, concat, costs, has_literal, padded, take
 from evolve.eval.evaluator import EvalParams, Evaluator
 from evolve.ops import CONST
 from evolve.problem import Problem
-from evolve.program import Program, bucket, to_arrays
+from evolve.program import Program, ProgramBatch, bucket, to_arrays
 from evolve.search import mating
 from evolve.search.fec import FECache, fingerprints, make_salt
 from evolve.search.fitting import ConstantFitter, FitParams
@@ -61,6 +63,7 @@ def _cpu_devices(devices: list | None) -> list | None:
 # Purposes of the per-generation keys.
 _VARY, _SELECT, _PROBE, _INIT, _AUDIT = range(5)
 _MATE, _TREES = 101, 102  # mate choice (evolve.search.mating), the tree representation's stream
+_CHILDREN = 103  # the linear representation's variation on arrays
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class SearchParams:
     fit: bool = True
     fit_points: int = 256
     fit_iterations: int = 10
+    fit_limit: int | None = None  # new structures fitted a generation, at most (None: all)
     fec: bool = True
     fec_capacity: int = 200_000
     fec_max_hits: int | None = None
@@ -94,7 +98,7 @@ class SearchParams:
 class Children(NamedTuple):
     """A generation's children, as assessed (before selection), in the order made."""
 
-    programs: list[Program]
+    programs: Sequence[Program]  # a ``Programs`` view of the children's arrays
     fingerprints: list[bytes]
     error: np.ndarray  # float64 [n]
     cost: np.ndarray  # float64 [n]
@@ -171,85 +175,108 @@ class Engine:
                                    max(self.problem.n_probe - len(corners), 0))
         return np.concatenate([corners, rest])
 
-    def _fingerprints(self, programs: list[Program], probe: np.ndarray,
+    def batch(self, programs) -> ProgramBatch:
+        """``programs`` (a list of ``Program``, a ``Programs`` view or a ``ProgramBatch``) as
+        arrays of this engine's padded length, one row a program."""
+        if isinstance(programs, Programs):
+            programs = programs.batch
+        if isinstance(programs, ProgramBatch):
+            n = len(programs.length)
+            if np.asarray(programs.op).shape[1] == self.length:
+                return ProgramBatch(*(np.asarray(a) for a in programs))
+            return padded(programs, n, self.length)
+        return to_arrays(list(programs), length=self.length)
+
+    def _device_batch(self, batch: ProgramBatch) -> ProgramBatch:
+        """``batch`` padded to a bucket of rows: few shapes, few compilations."""
+        n = len(batch.length)
+        return padded(batch, bucket(n, minimum=32), self.length)
+
+    def _fingerprints(self, batch: ProgramBatch, probe: np.ndarray,
                       structure: bool = False) -> list[bytes]:
-        batch = self._batch(programs)
+        n = len(batch.length)
+        if not n:
+            return []
+        batch = self._device_batch(batch)
         if structure:  # literals replaced by fixed values that depend on their slot only
             slot_values = np.float32(0.5) + np.arange(batch.const.shape[1], dtype=np.float32) * \
                 np.float32(0.1234567)
             batch = batch._replace(const=np.where(batch.op == CONST, slot_values[None, :],
                                                   batch.const).astype(np.float32))
-        out = self.evaluator.outputs(batch, probe)[: len(programs)]
+        out = self.evaluator.outputs(batch, probe)[:n]
         salt = self.salt + (b"structure" if structure else b"")
         return fingerprints(out, self.params.fec_mantissa_bits, salt)
 
-    def features(self, programs: list[Program], probe: np.ndarray) -> np.ndarray:
+    def features(self, programs, probe: np.ndarray) -> np.ndarray:
         """Behaviour features of ``programs`` (``evolve.search.mating.features``): their outputs on
         the first probe points, scaled by the training targets."""
-        if not programs:
+        batch = self.batch(programs)
+        n = len(batch.length)
+        if not n:
             return np.zeros((0, mating.N_FEATURES))
-        out = self.evaluator.outputs(self._batch(programs), probe[: mating.N_FEATURES])
-        return mating.features(out[: len(programs)], float(np.mean(self.y_train)),
+        out = self.evaluator.outputs(self._device_batch(batch), probe[: mating.N_FEATURES])
+        return mating.features(out[:n], float(np.mean(self.y_train)),
                                float(np.std(self.y_train)))
 
-    def _batch(self, programs: list[Program]):
-        return to_arrays(programs, length=self.length,
-                         size=bucket(len(programs), minimum=32))
-
     # -- evaluation -------------------------------------------------------------------
-    def _evaluate(self, programs: list[Program]) -> np.ndarray:
-        """Errors of ``programs`` (float64): training error, verified when it meets target."""
-        if not programs:
+    def _evaluate(self, batch: ProgramBatch) -> np.ndarray:
+        """Errors of the programs of ``batch`` (float64): training error, verified when it
+        meets the target."""
+        n = len(batch.length)
+        if not n:
             return np.zeros(0)
-        batch = self._batch(programs)
-        stats = self.evaluator.errors(batch, self.x_train, self.y_train, self.s_train)
-        error = self.problem.error_value(stats)[: len(programs)]
+        stats = self.evaluator.errors(self._device_batch(batch), self.x_train, self.y_train,
+                                      self.s_train)
+        error = self.problem.error_value(stats)[:n]
         if self.problem.target is not None:
             good = np.flatnonzero(error < self.problem.target)
             if len(good):
-                sub = self._batch([programs[i] for i in good])
+                sub = self._device_batch(take(batch, good))
                 vstats = self.evaluator.errors(sub, self.x_verify, self.y_verify, self.s_verify)
                 error[good] = np.maximum(error[good], self.problem.error_value(vstats)[: len(good)])
         return error
 
-    def _fit(self, programs: list[Program]) -> list[Program]:
-        batch = self._batch(programs)
-        const, _ = self.fitter.fit(batch, self.x_fit, self.y_fit, self.s_fit)
-        out = []
-        for p, prog in enumerate(programs):
-            body = tuple(replace(ins, value=float(const[p, i])) if ins.op == CONST else ins
-                         for i, ins in enumerate(prog.instructions))
-            out.append(Program(body, prog.output))
-        return out
+    def _fit(self, batch: ProgramBatch) -> np.ndarray:
+        """The fitted literals of ``batch``'s programs: its const array, float32 [n, L]."""
+        n = len(batch.length)
+        const, _ = self.fitter.fit(self._device_batch(batch), self.x_fit, self.y_fit,
+                                   self.s_fit)
+        return const[:n]
 
-    def assess(self, state: State, programs: list[Program], probe: np.ndarray,
-               rng: np.random.Generator) -> tuple[list[Program], np.ndarray, np.ndarray,
+    def assess(self, state: State, programs, probe: np.ndarray,
+               rng: np.random.Generator) -> tuple[Programs, np.ndarray, np.ndarray,
                                                    list[bytes], dict]:
-        """Fingerprint, fit, look up and evaluate ``programs``.
+        """Fingerprint, fit, look up and evaluate ``programs`` (a list of ``Program``, a
+        ``Programs`` view or a ``ProgramBatch``), all as arrays.
 
         Changes ``state`` (its caches and counters: pass a ``working_copy``) and not
-        ``programs`` (the fitted programs are returned)."""
-        programs = list(programs)
+        ``programs`` (the fitted programs are returned, as a ``Programs`` view)."""
+        batch = self.batch(programs)
+        n = len(batch.length)
         params = self.params
         info = {"fits": 0, "evaluated": 0}
-        if params.fit:
-            has_literal = [any(i.op == CONST for i in p.instructions) for p in programs]
-            idx = [i for i, h in enumerate(has_literal) if h]
-            if idx:
-                sfps = self._fingerprints([programs[i] for i in idx], probe, structure=True)
+        if params.fit and n:
+            idx = np.flatnonzero(has_literal(batch))
+            if len(idx):
+                sfps = self._fingerprints(take(batch, idx), probe, structure=True)
                 new = {}
-                for i, fp in zip(idx, sfps):
-                    if fp not in state.structures and fp not in new:
+                limit = n if params.fit_limit is None else params.fit_limit
+                for i, fp in zip(idx.tolist(), sfps):
+                    if len(new) >= limit:  # the rest keep their literals, and are fitted
+                        break              # when their structure comes again
+                    if fp not in new and fp not in state.structures:
                         new[fp] = i
                 if new:
-                    fitted = self._fit([programs[i] for i in new.values()])
-                    for (fp, i), prog in zip(new.items(), fitted):
-                        programs[i] = prog
+                    rows = np.fromiter(new.values(), np.int64, len(new))
+                    const = np.array(batch.const)
+                    const[rows] = self._fit(take(batch, rows))
+                    batch = batch._replace(const=const)  # one scatter of the fitted rows
+                    for fp in new:
                         state.structures.insert(fp, {"fitted": 1.0})
                     info["fits"] = len(new)
                     state.fits += len(new)
-        fps = self._fingerprints(programs, probe)
-        error = np.full(len(programs), np.nan)
+        fps = self._fingerprints(batch, probe)
+        error = np.full(n, np.nan)
         todo: dict[bytes, list[int]] = {}
         for i, fp in enumerate(fps):
             hit = state.cache.lookup(fp) if params.fec else None
@@ -261,8 +288,8 @@ class Engine:
             else:
                 todo.setdefault(fp, []).append(i)
         if todo:
-            first = [ids[0] for ids in todo.values()]
-            fresh = self._evaluate([programs[i] for i in first])
+            first = np.fromiter((ids[0] for ids in todo.values()), np.int64, len(todo))
+            fresh = self._evaluate(take(batch, first))
             info["evaluated"] = len(first)
             state.evaluations += len(first)
             for (fp, ids), e in zip(todo.items(), fresh):
@@ -272,11 +299,12 @@ class Engine:
                     state.cache.record_audit(audited, {"error": float(e)})
                 elif params.fec:
                     state.cache.insert(fp, {"error": float(e)})
+        out = Programs(batch)
         if self.latency is not None:  # measured speed (evolve/search/latency.py)
-            cost = self.latency(programs, error)
+            cost = self.latency(out, error)
         else:
-            cost = np.array([self.problem.cost(p) for p in programs])
-        return programs, error, cost, fps, info
+            cost = costs(batch, self.problem)
+        return out, error, cost, fps, info
 
     # -- the loop -----------------------------------------------------------------------
     def init(self, seed: int, probe_key: jax.Array | None = None,
@@ -299,7 +327,7 @@ class Engine:
         programs, error, cost, fps, _ = self.assess(state, programs, probe, rng)
         genomes = self.representation.absorb(genomes, programs)
         keep = self._select(error, cost, fps, random.Random(seed))
-        state.programs = [programs[i] for i in keep]
+        state.programs = Programs(take(programs.batch, keep))
         state.genomes = [genomes[i] for i in keep] if genomes else []
         if self.params.mating == "ideal":
             state.ideals = mating.initial_ideals(
@@ -365,21 +393,22 @@ class Engine:
         if self.representation.name == "tree" and (vary is not None or len(state.genomes) != n):
             raise ValueError("the tree representation needs a tree for every program: LLM "
                              "edits and migrants between islands are linear programs only")
-        children, child_genomes, kinds = self.representation.children(rng, state, pick)
+        children, child_genomes, kinds = self.representation.children(
+            rng, state, pick, jax.random.fold_in(key_g, _CHILDREN))
         pending = None
         if vary is None:
             children, error, cost, fps, info = self.assess(state, children, probe, rng)
             child_genomes = self.representation.absorb(child_genomes, children)
         else:
             children, kinds, error, cost, fps, info, pending = vary(
-                self, state, key_g, pick, children, kinds, probe, rng)
-        programs = state.programs + children
+                self, state, key_g, pick, Programs(self.batch(children)), kinds, probe, rng)
+        everyone = concat(self.batch(state.programs), self.batch(children))
         all_error = np.concatenate([state.error, error])
         all_cost = np.concatenate([state.cost, cost])
-        all_fps = state.fingerprints + fps
+        all_fps = list(state.fingerprints) + list(fps)
         keep = self._select(all_error, all_cost, all_fps, sel_rng)
         all_genomes = state.genomes + child_genomes
-        new = State(g, state.key, [programs[i] for i in keep], all_error[keep], all_cost[keep],
+        new = State(g, state.key, Programs(take(everyone, keep)), all_error[keep], all_cost[keep],
                     [all_fps[i] for i in keep], state.cache, state.structures,
                     state.evaluations, state.fits, probe_key=state.probe_key,
                     genomes=[all_genomes[i] for i in keep] if all_genomes else [],
@@ -411,5 +440,5 @@ class Engine:
         }
         if vary is not None:
             row.update(vary.finish(new, pending))
-        return Step(new, Children(list(children), list(fps), np.asarray(error, np.float64),
+        return Step(new, Children(children, list(fps), np.asarray(error, np.float64),
                                   np.asarray(cost, np.float64), list(kinds)), row)

@@ -3,7 +3,8 @@
 The engine works on ``Program``s throughout (fingerprints, constant fitting, evaluation,
 selection); a representation says where they come from (``SearchParams.representation``):
 
-- ``linear``: the genome is the straight-line program itself (``evolve.search.variation``);
+- ``linear``: the genome is the straight-line program itself; children are made on
+  arrays, a whole generation in one jitted call (``evolve.search.batch_variation``);
 - ``tree``: the genome is a DEAP ``PrimitiveTree`` (``evolve.search.trees``), compiled into a
   program (Sethi-Ullman registers) for everything else, so trees and linear programs
   share one evaluator, one fingerprint and one cache. The state keeps each tree as text
@@ -27,7 +28,9 @@ import jax
 import numpy as np
 from deap import gp
 
-from evolve.program import Program
+from evolve.batch import Programs, padded
+from evolve.program import Program, ProgramBatch, bucket, to_arrays
+from evolve.search.batch_variation import kinds_text, make_children
 from evolve.search.trees import (
     TREE_MUTATIONS,
     crossover,
@@ -40,7 +43,7 @@ from evolve.search.trees import (
     tree_to_program,
     within_limits,
 )
-from evolve.search.variation import CROSSOVERS, Space, make_children, random_program, rng_from_key
+from evolve.search.variation import CROSSOVERS, Space, random_program, rng_from_key
 
 REPRESENTATIONS = ("linear", "tree")
 CROSSOVER_KINDS = frozenset(CROSSOVERS) | {"one_point"}
@@ -76,6 +79,7 @@ class LinearRepresentation:
     def __init__(self, problem, params):
         self.space = Space.from_problem(problem)
         self.params = params
+        self.length = bucket(problem.max_length)
 
     def new_random(self, key: jax.Array) -> None:
         return None
@@ -87,11 +91,19 @@ class LinearRepresentation:
                     for _ in range(n)]
         return programs, []
 
-    def children(self, rng: np.random.Generator, state, pairs: np.ndarray
-                 ) -> tuple[list[Program], list[str], list[str]]:
-        children, kinds = make_children(rng, state.programs, pairs, self.space,
-                                        self.params.variation)
-        return children, [], kinds
+    def children(self, rng: np.random.Generator, state, pairs: np.ndarray, key: jax.Array
+                 ) -> tuple[ProgramBatch, list[str], list[str]]:
+        """One child per row of ``pairs``, made on arrays in one jitted call
+        (``evolve.search.batch_variation``), and how each was made."""
+        parents = state.programs.batch if isinstance(state.programs, Programs) else \
+            to_arrays(list(state.programs), length=self.length)
+        # parents padded to a power of two of rows: one compile for a run's generations
+        rows = bucket(len(parents.length), minimum=32)
+        children, crossed_kind, mutated_kind = make_children(
+            key, padded(parents, rows, self.length), np.asarray(pairs, np.int32), self.space,
+            self.params.variation)
+        return (ProgramBatch(*(np.asarray(a) for a in children)), [],
+                kinds_text(crossed_kind, mutated_kind))
 
     def absorb(self, genomes: list[str], programs: list[Program]) -> list[str]:
         return genomes
@@ -172,8 +184,8 @@ class TreeRepresentation:
         entries = [self._remember(t, self.compile(t)) for t in trees]
         return [program for _, (_, program) in entries], [text for text, _ in entries]
 
-    def children(self, rng: np.random.Generator, state, pairs: np.ndarray
-                 ) -> tuple[list[Program], list[str], list[str]]:
+    def children(self, rng: np.random.Generator, state, pairs: np.ndarray,
+                 key: jax.Array | None = None) -> tuple[list[Program], list[str], list[str]]:
         r = state.tree_random
         # Forget trees no longer in the population: the cache stays the size of a
         # generation (a large one makes Python's garbage collector slow).

@@ -1,0 +1,195 @@
+"""The search's own speed: children a second and seconds a generation, and time to an answer.
+
+Two kinds of records, one JSON object a line:
+
+- ``{"bench": "search", ...}``: ``exp2`` (or ``--problem``) at each population of
+  ``--populations`` (children = population), after ``--warmup`` generations (compilation),
+  timed over ``--generations`` generations: children a second, seconds a generation, and
+  the share of a generation spent in the evaluator (``errors`` and ``outputs`` calls) and in
+  constant fitting, measured by wrapping those calls with timers;
+- ``{"bench": "search_discovery", ...}``: for each seed of ``--seeds``, a search at
+  ``--discovery-population`` until a program meets the problem's target (< 1 ULP for
+  exp2) on the engine's training and verification points, or ``--discovery-seconds``
+  pass: the seconds of search (initial population included) and the generation.
+
+Every record names the host (CPU model, core count, JAX devices) and versions. Timings are
+of this machine only; compare them only with records made on the same one.
+
+    python scripts/bench_search.py                                   # 1e3, 1e4 on the CPU
+    python scripts/bench_search.py --populations 1000,10000,100000 --out docs/results/bench_search.jsonl
+    python scripts/bench_search.py --populations 0 --seeds 1,2,3,4,5   # discovery only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import evolve  # noqa: E402
+from evolve.catalog import load_problem  # noqa: E402
+from evolve.search.engine import Engine, SearchParams  # noqa: E402
+
+
+def host() -> dict:
+    """What the figures were measured on."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    devices = jax.devices()
+    return {"cpu": model, "cores": os.cpu_count(), "platform": devices[0].platform,
+            "devices": [d.device_kind for d in devices][:1] + ([f"x{len(devices)}"]
+                                                               if len(devices) > 1 else []),
+            "jax": jax.__version__, "evolve": evolve.__version__}
+
+
+class Timers:
+    """Seconds spent in the wrapped methods of an engine's evaluator and fitter."""
+
+    def __init__(self, engine: Engine):
+        self.seconds = {"evaluator": 0.0, "fitting": 0.0}
+        for obj, names, bucket in ((engine.evaluator, ("errors", "outputs"), "evaluator"),
+                                   (engine.fitter, ("fit",), "fitting")):
+            for name in names:
+                setattr(obj, name, self._timed(getattr(obj, name), bucket))
+
+    def _timed(self, fn, bucket):
+        def wrapped(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[bucket] += time.perf_counter() - t0
+        return wrapped
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(self.seconds, 0.0)
+
+
+def bench_population(problem, population: int, generations: int, warmup: int,
+                     seed: int, fit_limit: int | None) -> dict:
+    """One throughput record at ``population`` (children = population)."""
+    params = SearchParams(population=population, children=population, fit_limit=fit_limit)
+    engine = Engine(problem, params)
+    timers = Timers(engine)
+    t0 = time.perf_counter()
+    state = engine.init(seed)
+    init_s = time.perf_counter() - t0
+    for _ in range(warmup):
+        state = engine.step(state).state
+    timers.reset()
+    evaluated = fits = 0
+    t0 = time.perf_counter()
+    for _ in range(generations):
+        step = engine.step(state)
+        state = step.state
+        evaluated += step.row["evaluated"]
+        fits += step.row["fits"]
+    seconds = time.perf_counter() - t0
+    per_gen = seconds / generations
+    return {"bench": "search", "problem": problem.name, "population": population,
+            "children": population, "fit_limit": fit_limit, "generations": generations,
+            "warmup": warmup,
+            "seed": seed, "seconds_per_generation": round(per_gen, 4),
+            "children_per_second": round(population * generations / seconds, 1),
+            "evaluated_per_generation": round(evaluated / generations, 1),
+            "fits_per_generation": round(fits / generations, 1),
+            "evaluator_share": round(timers.seconds["evaluator"] / seconds, 3),
+            "fitting_share": round(timers.seconds["fitting"] / seconds, 3),
+            "init_seconds": round(init_s, 2), "best_error": float(np.min(state.error)),
+            "host": host()}
+
+
+def bench_discovery(problem, population: int, seed: int, limit_s: float,
+                    fit_limit: int | None) -> dict:
+    """Seconds of search until a program meets the problem's target (on the engine's
+    sampled training and verification points: not a certificate)."""
+    engine = Engine(problem, SearchParams(population=population, children=population,
+                                          fit_limit=fit_limit))
+    # compile first, on another seed: the time to an answer is search, not compilation
+    warm = engine.init(seed + 10_000)
+    engine.step(warm)
+    t0 = time.perf_counter()
+    state = engine.init(seed)
+    target = problem.target
+    found = None
+    while time.perf_counter() - t0 < limit_s:
+        if target is not None and np.any(state.error < target):
+            found = time.perf_counter() - t0
+            break
+        state = engine.step(state).state
+    ok = state.error < target if target is not None else np.zeros(len(state.error), bool)
+    return {"bench": "search_discovery", "problem": problem.name, "population": population,
+            "fit_limit": fit_limit, "seed": seed, "seconds": None if found is None else round(found, 2),
+            "generation": state.generation, "limit_s": limit_s,
+            "best_error": float(np.min(state.error)),
+            "cheapest_at_target": float(np.min(state.cost[ok])) if ok.any() else None,
+            "host": host()}
+
+
+def _limits(text: str) -> list[int | None]:
+    return [None if v.strip() in ("none", "") else int(v) for v in text.split(",")]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(float(v)) for v in text.split(",") if v.strip() and float(v) > 0]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--problem", default="exp2")
+    p.add_argument("--populations", default="1000,10000",
+                   help="comma-separated populations (children = population); 0: none")
+    p.add_argument("--generations", type=int, default=5, help="timed generations a case")
+    p.add_argument("--warmup", type=int, default=2, help="untimed generations first")
+    p.add_argument("--seeds", default="", help="discovery runs: comma-separated seeds")
+    p.add_argument("--discovery-population", type=int, default=1000)
+    p.add_argument("--discovery-seconds", type=float, default=60.0)
+    p.add_argument("--fit-limits", default="none",
+                   help="comma-separated search.fit_limit values to run each case with "
+                        "('none': fit every new structure)")
+    p.add_argument("--out", type=Path, default=None, help="also append the lines here")
+    args = p.parse_args(argv)
+    evolve.use_compilation_cache()
+    problem = load_problem(args.problem)
+    records = []
+
+    def emit(record: dict) -> None:
+        line = json.dumps(record)
+        print(line, flush=True)
+        records.append(line)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "a") as f:
+                f.write(line + "\n")
+
+    limits = _limits(args.fit_limits)
+    for population in _ints(args.populations):
+        for limit in limits:
+            emit(bench_population(problem, population, args.generations, args.warmup,
+                                  seed=1, fit_limit=limit))
+    for limit in limits:
+        for seed in _ints(args.seeds):
+            emit(bench_discovery(problem, args.discovery_population, seed,
+                                 args.discovery_seconds, limit))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
