@@ -75,6 +75,26 @@ def test_without_cache_every_child_is_evaluated():
     assert row["cache_hits"] == 0
 
 
+def test_fit_limit_fits_the_most_promising_new_structures(engine):
+    """With ``fit_limit``, at most that many new structures are fitted a generation: the
+    ones with the lowest training error before fitting."""
+    eng = Engine(engine.problem, SearchParams(**{**PARAMS.__dict__, "fit_limit": 3}))
+    state = eng.init(2)
+    for _ in range(3):
+        state, children, row = eng.step(state)
+        assert row["fits"] <= 3
+    batch = eng.batch(state.programs)
+    new = {bytes([i]): i for i in range(len(state.programs))}
+    chosen = sorted(eng._most_promising(batch, new).values())
+    assert len(chosen) == 3
+    stats = eng.evaluator.errors(eng._device_batch(batch), eng.x_train, eng.y_train,
+                                 eng.s_train)
+    before = np.nan_to_num(eng.problem.error_value(stats)[: len(new)], nan=np.inf)
+    assert sorted(np.argsort(before, kind="stable")[:3].tolist()) == chosen
+    unlimited = Engine(engine.problem, PARAMS)
+    assert unlimited._most_promising(batch, new) == new
+
+
 # -- a step does not change the state it is given ------------------------------------------
 def _cache_contents(cache) -> tuple:
     """Everything a cache (an FECache or an island's view of a shared one) holds."""

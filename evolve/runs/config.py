@@ -70,9 +70,9 @@ DESCRIPTIONS: dict[str, str] = {
     "search.fit": "fit the literals of each new program structure to the target",
     "search.fit_points": "points of the domain the constant fitting uses",
     "search.fit_iterations": "iterations of the constant fitting per structure",
-    "search.fit_limit": "new structures fitted a generation, at most, in the children's order "
-                        "(null: all); the others keep their literals until their structure "
-                        "comes again",
+    "search.fit_limit": "new structures fitted a generation, at most: those with the lowest "
+                        "training error before fitting (null: all); the others keep their "
+                        "literals until their structure comes again",
     "search.fec": "skip programs whose fingerprint (functional equivalence) was seen before",
     "search.fec_capacity": "entries of the fingerprint cache (least recently used dropped)",
     "search.fec_max_hits": "forget a cache entry after this many hits (null: never)",

@@ -243,6 +243,22 @@ class Engine:
                                    self.s_fit)
         return const[:n]
 
+    def _most_promising(self, batch: ProgramBatch, new: dict[bytes, int]) -> dict[bytes, int]:
+        """The structures of ``new`` (fingerprint: row of ``batch``) to fit this generation:
+        all, or the ``fit_limit`` with the lowest training error before fitting (with the
+        literals they inherited; ties in the children's order). The others keep their
+        literals, and are fitted when their structure comes again."""
+        limit = self.params.fit_limit
+        if limit is None or len(new) <= limit:
+            return new
+        rows = np.fromiter(new.values(), np.int64, len(new))
+        stats = self.evaluator.errors(self._device_batch(take(batch, rows)), self.x_train,
+                                      self.y_train, self.s_train)
+        before = np.asarray(self.problem.error_value(stats)[: len(rows)], np.float64)
+        before = np.where(np.isnan(before), np.inf, before)
+        chosen = set(rows[np.argsort(before, kind="stable")[:limit]].tolist())
+        return {fp: i for fp, i in new.items() if i in chosen}
+
     def assess(self, state: State, programs, probe: np.ndarray,
                rng: np.random.Generator) -> tuple[Programs, np.ndarray, np.ndarray,
                                                    list[bytes], dict]:
@@ -260,12 +276,10 @@ class Engine:
             if len(idx):
                 sfps = self._fingerprints(take(batch, idx), probe, structure=True)
                 new = {}
-                limit = n if params.fit_limit is None else params.fit_limit
                 for i, fp in zip(idx.tolist(), sfps):
-                    if len(new) >= limit:  # the rest keep their literals, and are fitted
-                        break              # when their structure comes again
                     if fp not in new and fp not in state.structures:
                         new[fp] = i
+                new = self._most_promising(batch, new)
                 if new:
                     rows = np.fromiter(new.values(), np.int64, len(new))
                     const = np.array(batch.const)
