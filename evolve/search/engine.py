@@ -239,8 +239,8 @@ class Engine:
     def _fit(self, batch: ProgramBatch) -> np.ndarray:
         """The fitted literals of ``batch``'s programs: its const array, float32 [n, L]."""
         n = len(batch.length)
-        const, _ = self.fitter.fit(self._device_batch(batch), self.x_fit, self.y_fit,
-                                   self.s_fit)
+        # no row padding: the fitter runs fixed chunks of rows itself
+        const, _ = self.fitter.fit(batch, self.x_fit, self.y_fit, self.s_fit)
         return const[:n]
 
     def _most_promising(self, batch: ProgramBatch, new: dict[bytes, int]) -> dict[bytes, int]:
