@@ -115,6 +115,10 @@ def fingerprints(outputs: np.ndarray, mantissa_bits: int = 12, salt: bytes = b""
 
 # -- values ------------------------------------------------------------------------------
 def _check_value(value: Mapping[str, Any]) -> Value:
+    if type(value) is dict and all(type(k) is str and type(v) is float  # noqa: E721
+                                   for k, v in value.items()):
+        return dict(value)  # the engine's own values: plain floats (the ABC checks below
+        #                     cost more than the rest of an insert)
     if not isinstance(value, Mapping):
         raise TypeError(f"a cache value must be a dict of str -> float or 1-D float array, "
                         f"got {type(value).__name__}")
