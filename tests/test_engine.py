@@ -87,7 +87,7 @@ def test_fit_limit_fits_the_most_promising_new_structures(engine):
     new = {bytes([i]): i for i in range(len(state.programs))}
     chosen = sorted(eng._most_promising(batch, new).values())
     assert len(chosen) == 3
-    stats = eng.evaluator.errors(eng._device_batch(batch), eng.x_train, eng.y_train,
+    stats = eng.evaluator.errors(batch, eng.x_train, eng.y_train,
                                  eng.s_train)
     before = np.nan_to_num(eng.problem.error_value(stats)[: len(new)], nan=np.inf)
     assert sorted(np.argsort(before, kind="stable")[:3].tolist()) == chosen

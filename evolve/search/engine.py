@@ -187,17 +187,12 @@ class Engine:
             return padded(programs, n, self.length)
         return to_arrays(list(programs), length=self.length)
 
-    def _device_batch(self, batch: ProgramBatch) -> ProgramBatch:
-        """``batch`` padded to a bucket of rows: few shapes, few compilations."""
-        n = len(batch.length)
-        return padded(batch, bucket(n, minimum=32), self.length)
-
     def _fingerprints(self, batch: ProgramBatch, probe: np.ndarray,
                       structure: bool = False) -> list[bytes]:
         n = len(batch.length)
         if not n:
             return []
-        batch = self._device_batch(batch)
+        # no row padding here: the evaluator pads to its own buckets, with rows its kernels skip
         if structure:  # literals replaced by fixed values that depend on their slot only
             slot_values = np.float32(0.5) + np.arange(batch.const.shape[1], dtype=np.float32) * \
                 np.float32(0.1234567)
@@ -214,7 +209,7 @@ class Engine:
         n = len(batch.length)
         if not n:
             return np.zeros((0, mating.N_FEATURES))
-        out = self.evaluator.outputs(self._device_batch(batch), probe[: mating.N_FEATURES])
+        out = self.evaluator.outputs(batch, probe[: mating.N_FEATURES])
         return mating.features(out[:n], float(np.mean(self.y_train)),
                                float(np.std(self.y_train)))
 
@@ -225,13 +220,13 @@ class Engine:
         n = len(batch.length)
         if not n:
             return np.zeros(0)
-        stats = self.evaluator.errors(self._device_batch(batch), self.x_train, self.y_train,
+        stats = self.evaluator.errors(batch, self.x_train, self.y_train,
                                       self.s_train)
         error = self.problem.error_value(stats)[:n]
         if self.problem.target is not None:
             good = np.flatnonzero(error < self.problem.target)
             if len(good):
-                sub = self._device_batch(take(batch, good))
+                sub = take(batch, good)
                 vstats = self.evaluator.errors(sub, self.x_verify, self.y_verify, self.s_verify)
                 error[good] = np.maximum(error[good], self.problem.error_value(vstats)[: len(good)])
         return error
@@ -252,7 +247,7 @@ class Engine:
         if limit is None or len(new) <= limit:
             return new
         rows = np.fromiter(new.values(), np.int64, len(new))
-        stats = self.evaluator.errors(self._device_batch(take(batch, rows)), self.x_train,
+        stats = self.evaluator.errors(take(batch, rows), self.x_train,
                                       self.y_train, self.s_train)
         before = np.asarray(self.problem.error_value(stats)[: len(rows)], np.float64)
         before = np.where(np.isnan(before), np.inf, before)
