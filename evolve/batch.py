@@ -201,10 +201,9 @@ def padded(batch: ProgramBatch, rows: int, length: int) -> ProgramBatch:
         out[tuple(slice(0, s) for s in np.shape(a))] = a
         return out
 
-    return ProgramBatch(grow(batch.op, (rows, length)), grow(batch.args, (rows, length, 3)),
+    return ProgramBatch(grow(batch.op, (rows, length)), grow(batch.args, (rows, length, MAX_ARITY)),
                         grow(batch.dst, (rows, length)), grow(batch.const, (rows, length)),
                         grow(batch.length, (rows,)), grow(batch.output, (rows,)))
-
 
 
 def _present(batch: ProgramBatch) -> np.ndarray:

@@ -85,14 +85,14 @@ def test_fit_limit_fits_the_most_promising_new_structures(engine):
         assert row["fits"] <= 3
     batch = eng.batch(state.programs)
     new = {bytes([i]): i for i in range(len(state.programs))}
-    chosen = sorted(eng._most_promising(batch, new).values())
+    chosen = sorted(eng._most_promising(batch, new)[0].values())
     assert len(chosen) == 3
     stats = eng.evaluator.errors(batch, eng.x_train, eng.y_train,
                                  eng.s_train)
     before = np.nan_to_num(eng.problem.error_value(stats)[: len(new)], nan=np.inf)
     assert sorted(np.argsort(before, kind="stable")[:3].tolist()) == chosen
     unlimited = Engine(engine.problem, PARAMS)
-    assert unlimited._most_promising(batch, new) == new
+    assert unlimited._most_promising(batch, new) == (new, {})
 
 
 # -- a step does not change the state it is given ------------------------------------------

@@ -181,10 +181,7 @@ class Engine:
         if isinstance(programs, Programs):
             programs = programs.batch
         if isinstance(programs, ProgramBatch):
-            n = len(programs.length)
-            if np.asarray(programs.op).shape[1] == self.length:
-                return ProgramBatch(*(np.asarray(a) for a in programs))
-            return padded(programs, n, self.length)
+            return padded(programs, len(programs.length), self.length)
         return to_arrays(list(programs), length=self.length)
 
     def _fingerprints(self, batch: ProgramBatch, probe: np.ndarray,
@@ -192,7 +189,6 @@ class Engine:
         n = len(batch.length)
         if not n:
             return []
-        # no row padding here: the evaluator pads to its own buckets, with rows its kernels skip
         if structure:  # literals replaced by fixed values that depend on their slot only
             slot_values = np.float32(0.5) + np.arange(batch.const.shape[1], dtype=np.float32) * \
                 np.float32(0.1234567)
@@ -214,15 +210,23 @@ class Engine:
                                float(np.std(self.y_train)))
 
     # -- evaluation -------------------------------------------------------------------
-    def _evaluate(self, batch: ProgramBatch) -> np.ndarray:
+    def _train_error(self, batch: ProgramBatch) -> np.ndarray:
+        """Training errors of the programs of ``batch`` (float64)."""
+        stats = self.evaluator.errors(batch, self.x_train, self.y_train, self.s_train)
+        return np.asarray(self.problem.error_value(stats)[: len(batch.length)], np.float64)
+
+    def _evaluate(self, batch: ProgramBatch, known: dict[int, float] | None = None
+                  ) -> np.ndarray:
         """Errors of the programs of ``batch`` (float64): training error, verified when it
-        meets the target."""
+        meets the target. ``known``: training errors already measured, by row."""
         n = len(batch.length)
         if not n:
             return np.zeros(0)
-        stats = self.evaluator.errors(batch, self.x_train, self.y_train,
-                                      self.s_train)
-        error = self.problem.error_value(stats)[:n]
+        known = known or {}
+        error = np.array([known.get(i, np.nan) for i in range(n)], np.float64)
+        todo = np.array([i not in known for i in range(n)], bool)
+        if todo.any():
+            error[todo] = self._train_error(take(batch, todo))
         if self.problem.target is not None:
             good = np.flatnonzero(error < self.problem.target)
             if len(good):
@@ -234,25 +238,25 @@ class Engine:
     def _fit(self, batch: ProgramBatch) -> np.ndarray:
         """The fitted literals of ``batch``'s programs: its const array, float32 [n, L]."""
         n = len(batch.length)
-        # no row padding: the fitter runs fixed chunks of rows itself
         const, _ = self.fitter.fit(batch, self.x_fit, self.y_fit, self.s_fit)
         return const[:n]
 
-    def _most_promising(self, batch: ProgramBatch, new: dict[bytes, int]) -> dict[bytes, int]:
+    def _most_promising(self, batch: ProgramBatch, new: dict[bytes, int]
+                        ) -> tuple[dict[bytes, int], dict[int, float]]:
         """The structures of ``new`` (fingerprint: row of ``batch``) to fit this generation:
         all, or the ``fit_limit`` with the lowest training error before fitting (with the
         literals they inherited; ties in the children's order). The others keep their
-        literals, and are fitted when their structure comes again."""
+        literals, and are fitted when their structure comes again; their training errors
+        (row: error) come back too, so that they are not measured twice."""
         limit = self.params.fit_limit
         if limit is None or len(new) <= limit:
-            return new
+            return new, {}
         rows = np.fromiter(new.values(), np.int64, len(new))
-        stats = self.evaluator.errors(take(batch, rows), self.x_train,
-                                      self.y_train, self.s_train)
-        before = np.asarray(self.problem.error_value(stats)[: len(rows)], np.float64)
-        before = np.where(np.isnan(before), np.inf, before)
-        chosen = set(rows[np.argsort(before, kind="stable")[:limit]].tolist())
-        return {fp: i for fp, i in new.items() if i in chosen}
+        before = self._train_error(take(batch, rows))
+        order = np.argsort(np.where(np.isnan(before), np.inf, before), kind="stable")
+        chosen = set(rows[order[:limit]].tolist())
+        unfitted = {int(r): float(e) for r, e in zip(rows, before) if int(r) not in chosen}
+        return {fp: i for fp, i in new.items() if i in chosen}, unfitted
 
     def assess(self, state: State, programs, probe: np.ndarray,
                rng: np.random.Generator) -> tuple[Programs, np.ndarray, np.ndarray,
@@ -266,6 +270,7 @@ class Engine:
         n = len(batch.length)
         params = self.params
         info = {"fits": 0, "evaluated": 0}
+        trained: dict[int, float] = {}  # training errors measured while choosing what to fit
         if params.fit and n:
             idx = np.flatnonzero(has_literal(batch))
             if len(idx):
@@ -274,7 +279,7 @@ class Engine:
                 for i, fp in zip(idx.tolist(), sfps):
                     if fp not in new and fp not in state.structures:
                         new[fp] = i
-                new = self._most_promising(batch, new)
+                new, trained = self._most_promising(batch, new)
                 if new:
                     rows = np.fromiter(new.values(), np.int64, len(new))
                     const = np.array(batch.const)
@@ -298,7 +303,9 @@ class Engine:
                 todo.setdefault(fp, []).append(i)
         if todo:
             first = np.fromiter((ids[0] for ids in todo.values()), np.int64, len(todo))
-            fresh = self._evaluate(take(batch, first))
+            fresh = self._evaluate(take(batch, first),
+                                   {j: trained[i] for j, i in enumerate(first.tolist())
+                                    if i in trained})
             info["evaluated"] = len(first)
             state.evaluations += len(first)
             for (fp, ids), e in zip(todo.items(), fresh):
