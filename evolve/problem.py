@@ -45,6 +45,9 @@ class Problem:
     domain: one (low, high) pair per input.
     error: "max_ulp" (max error in float32 ULPs of the exact value), "max_abs", "rmse" or
         "nmse" (mean squared error over the variance of the training targets: 1 - R^2).
+    linear_scaling: for "nmse" only: the error of a program ``f`` is that of ``a*f + b``
+        with ``a, b`` the least-squares fit on the points the error is measured on
+        (``evolve.scaling``); the model a program stands for is then ``a*f + b``.
     target: the error to reach (e.g. 1.0 for "max ULP < 1"), or None.
     n_train: training points (``points``).
     n_probe: probe points for functional-equivalence hashing.
@@ -88,6 +91,7 @@ class Problem:
     data_seed: int = 0
     cost_model: str = "weighted"
     formula: Callable | None = None
+    linear_scaling: bool = False
     opcodes: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):
@@ -101,6 +105,9 @@ class Problem:
         if self.error not in ERRORS:
             raise UserError(f"problem {self.name!r}: error must be one of {ERRORS}, "
                             f"got {self.error!r}")
+        if self.linear_scaling and self.error != "nmse":
+            raise UserError(f"problem {self.name!r}: linear_scaling applies to error='nmse' "
+                            f"only, got error={self.error!r}; set linear_scaling=False")
         if self.n_inputs >= self.n_registers:
             raise UserError(f"problem {self.name!r}: needs more registers than inputs")
         for name, value, allowed in (("sampling", self.sampling, SAMPLINGS),
@@ -196,7 +203,7 @@ class Problem:
         elif self.error == "max_abs":
             e = stats["max_abs"]
         elif self.error == "nmse":
-            e = stats["mse"] / self.target_variance
+            e = stats["scaled_mse" if self.linear_scaling else "mse"] / self.target_variance
         else:
             e = np.sqrt(stats["mse"])
         return np.where(np.isfinite(e), e, np.inf)

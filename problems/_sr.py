@@ -24,8 +24,10 @@ SR_OPS = ("add", "sub", "mul", "div", "sin", "cos", "exp", "log", "sqrt")
 EXACT_FIT = 1e-12
 
 SR_NOTES = ("Error: normalised mean squared error on the training points, MSE / Var(y) "
-            "(1 - R^2); target 1e-12, float32's level of an exact fit. Cost: the node count "
-            "of the expression (inputs, literals and ops). Op set: + - x / sin cos exp log "
+            "(1 - R^2), of the program after linear scaling (a f + b with a, b the least-"
+            "squares fit: the model exported); target 1e-12, float32's level of an exact fit. "
+            "Cost: the node count of the expression (inputs, literals and ops; the exported "
+            "model adds 2 nodes for a != 1 and 2 for b != 0, as Operon counts them). Op set: + - x / sin cos exp log "
             "sqrt, IEEE float32 (no protected division or log: a NaN or infinity is the "
             "worst error).")
 
@@ -35,13 +37,15 @@ def sr_problem(name: str, description: str, formula: Callable[[Sequence, object]
                n_test: int = 1000, sampling: str = "uniform",
                test_domain: Sequence[tuple[float, float]] | None = None,
                test_sampling: str = "uniform", reference: Callable | None = None,
-               notes: str = "", data_seed: int = 0, max_length: int = 31) -> Problem:
+               notes: str = "", data_seed: int = 0, max_length: int = 31,
+               linear_scaling: bool = True) -> Problem:
     """A symbolic-regression ``Problem`` for ``formula(x, m)`` over ``domain``.
 
     ``formula`` takes the inputs as a list (numpy arrays or sympy symbols) and a module
     (``numpy`` or ``sympy``) for sin, cos, exp, log, sqrt and pi. ``reference`` (float64
     points [N, n] -> [N]) defaults to the formula under numpy. Programs get 8 scratch
-    registers past the inputs, enough for any tree of up to 255 nodes.
+    registers past the inputs, enough for any tree of up to 255 nodes. The error is
+    scored after linear scaling unless ``linear_scaling`` is False (``Problem``).
     """
     n_inputs = len(domain)
     if reference is None:
@@ -55,4 +59,5 @@ def sr_problem(name: str, description: str, formula: Callable[[Sequence, object]
         n_verify=n_train, sampling=sampling, n_test=n_test,
         test_domain=None if test_domain is None else tuple(test_domain),
         test_sampling=test_sampling, data_seed=data_seed, cost_model="size",
-        formula=formula, notes=f"{notes.strip()}\n\n{SR_NOTES}\n")
+        formula=formula, linear_scaling=linear_scaling,
+        notes=f"{notes.strip()}\n\n{SR_NOTES}\n")

@@ -435,3 +435,44 @@ def test_the_header_shows_the_program_without_dead_instructions():
         source = export.export(prog, PROBLEM, fmt)
         assert "without its dead instructions" in source and "r1 = add(r0, r0)" in source
         assert "r3 = " not in source and "r2 = " not in source  # the dead instructions
+
+
+# -- linear scaling -------------------------------------------------------------------------
+def test_every_format_exports_the_scaled_model(tmp_path):
+    """With linear scaling the exported model is a * f + b (a, b fitted on the training
+    points): python, jax and sympy compute it, C and LaTeX spell it, the header says so."""
+    import sympy
+
+    from evolve.catalog import load_problem
+    from evolve.scaling import linear_fit
+
+    p = load_problem("nguyen-8")  # sqrt(x) on [0, 4]: a = -1/3, b = 1/2 undo themselves
+    prog = parse_program("r2 = sqrt(r0)\nr3 = -3.0\nr1 = mul(r2, r3)\nr3 = 1.5\n"
+                         "r1 = add(r1, r3)\nreturn r1\n", n_registers=p.n_registers)
+    x = p.points(p.n_train)
+    y, _ = p.targets(x)
+    a, b = linear_fit(run_numpy(prog, x, p.n_registers), y)
+    model = export.scaled_model(prog, p)
+    assert export.scaling_of(prog, p) == (float(a), float(b))
+    assert p.cost(model) == p.cost(prog) + 4
+    grid = np.linspace(0, 4, 101, dtype=np.float32)
+    f = load_module(export.export(prog, p, "python"), tmp_path).f
+    assert_same_bits(f(grid), run_numpy(model, grid, p.n_registers))
+    np.testing.assert_allclose(f(grid), np.sqrt(grid.astype(np.float64)), atol=3e-6)
+    source = export.export(prog, p, "sympy")
+    assert "Linear scaling: the model is a * f(x) + b" in source
+    expr = export.to_sympy(model, p)
+    xs = sympy.Symbol("x", real=True)
+    assert abs(float(expr.subs(xs, 2.25)) - 1.5) < 1e-5
+    latex = export.export(prog, p, "latex")  # sympy folds a and b into the expression
+    assert latex.startswith("1.0000000") and "\\sqrt{x}" in latex
+    c = export.export(prog, p, "c")
+    assert f"{export._c_literal(a)};" in c and f"{export._c_literal(b)};" in c
+    jax_source = export.export(prog, p, "jax")
+    assert jax_source.count("jnp.float32(") == 4  # the program's two literals, a and b
+    # without scaling the program is exported as it is
+    from dataclasses import replace
+
+    plain = export.export(prog, replace(p, linear_scaling=False), "python")
+    assert "Linear scaling" not in plain
+    assert_same_bits(load_module(plain, tmp_path).f(grid), run_numpy(prog, grid, p.n_registers))

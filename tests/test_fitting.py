@@ -3,8 +3,10 @@
 import numpy as np
 
 from evolve.catalog import load_problem
+from evolve.eval.evaluator import run_numpy_batch
 from evolve.program import to_arrays
-from evolve.search.fitting import ConstantFitter
+from evolve.scaling import scaled_mse
+from evolve.search.fitting import ConstantFitter, FitParams
 from evolve.text import parse_program
 
 HORNER3 = """
@@ -82,3 +84,22 @@ def test_ops_outside_the_fitter_ops_are_refused():
     with pytest.raises(ValueError, match="fma"):
         ConstantFitter(p.n_registers, ops=("add", "const")).fit(
             to_arrays([_poly_program(2)], length=8), x, y, scale)
+
+
+def test_linear_scaling_fits_the_constants_the_scaled_error_needs():
+    # sin(c x) against 3 sin(2 x) + 5: the unscaled fit bends c to reach the offset; the
+    # variable-projection fit (a, b re-fitted at every step) finds c = 2.
+    x = np.linspace(-1.5, 1.5, 64)[:, None].astype(np.float32)
+    y = 3 * np.sin(2 * x[:, 0].astype(np.float64)) + 5
+    prog = parse_program("r2 = 1.4\nr3 = mul(r0, r2)\nr1 = sin(r3)\nreturn r1\n")
+    batch = to_arrays([prog], length=8)
+    errors = {}
+    for scaling in (False, True):
+        fitter = ConstantFitter(4, params=FitParams(iterations=20, lawson=False,
+                                                    linear_scaling=scaling))
+        const, _ = fitter.fit(batch, x, y, np.ones(len(y)))
+        fitted = to_arrays([prog], length=8)._replace(const=const)
+        errors[scaling] = scaled_mse(run_numpy_batch(fitted, x, 4), y)[0] / np.var(y)
+        if scaling:
+            assert abs(const[0, 0] - 2.0) < 1e-4
+    assert errors[True] < 1e-10 < errors[False]

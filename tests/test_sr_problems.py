@@ -1,4 +1,5 @@
-"""The symbolic-regression problems (problems/nguyen.py, keijzer.py, feynman.py): declared
+"""The symbolic-regression problems (problems/nguyen.py, keijzer.py, feynman.py,
+strogatz.py): declared
 as published, data designs fixed and held out, noise a fixed function of the point, error
 and size as documented."""
 
@@ -10,7 +11,10 @@ import pytest
 import sympy
 
 from evolve.catalog import list_problems, load_problem
+from evolve.eval.evaluator import Evaluator
+from evolve.program import to_arrays
 from evolve.search.trees import primitive_set, random_trees, tree_to_program
+from evolve.text import parse_program
 
 SR = [p for p in list_problems() if p.error == "nmse"]
 NAMES = [p.name for p in SR]
@@ -21,6 +25,7 @@ def test_the_benchmark_sets_are_there():
     assert {"keijzer-4", "keijzer-6", "keijzer-11"} <= set(NAMES)
     assert len([n for n in NAMES if n.startswith("feynman-")]) >= 12
     assert load_problem("feynman-I.6.2a").name == "feynman-I.6.2a"
+    assert len([n for n in NAMES if n.startswith("strogatz-")]) == 14
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -79,8 +84,28 @@ def test_nmse_is_one_minus_r2_on_the_training_points():
     p = load_problem("nguyen-5")
     y, _ = p.targets(p.points(p.n_train))
     mse = np.array([np.var(y), 0.0, np.nan])
-    np.testing.assert_allclose(p.error_value({"mse": mse, "max_abs": mse, "max_scaled": mse}),
-                               [1.0, 0.0, np.inf])
+    stats = {"mse": mse, "scaled_mse": mse, "max_abs": mse, "max_scaled": mse}
+    np.testing.assert_allclose(p.error_value(stats), [1.0, 0.0, np.inf])
+
+
+@pytest.mark.parametrize("name, text", [
+    ("nguyen-8", "r2 = sqrt(r0)\nr3 = -3.0\nr1 = mul(r2, r3)\nr3 = 0.5\nr1 = add(r1, r3)"),
+    ("feynman-I.12.1", "r2 = mul(r0, r1)\nr3 = 5.0\nr2 = add(r2, r3)"),
+    ("strogatz-vdp-2", "r2 = add(r0, r0)"),
+])
+def test_sr_problems_score_after_linear_scaling(name, text):
+    """On by default: a program off from the truth by a scale and an offset is an exact
+    fit once scaled (the engine's path: evaluator statistics, ``error_value``), and is
+    not without scaling."""
+    p = load_problem(name)
+    assert p.linear_scaling
+    prog = parse_program(text + f"\nreturn r{p.output}\n", n_registers=p.n_registers)
+    x = p.points(p.n_train)
+    y, scale = p.targets(x)
+    stats = Evaluator(p.n_registers, p.n_inputs, backend="lax").errors(
+        to_arrays([prog], length=8), x, y, scale)
+    assert p.error_value(stats)[0] < p.target
+    assert replace(p, linear_scaling=False).error_value(stats)[0] > 0.01
 
 
 def test_size_is_the_node_count_of_a_compiled_tree():

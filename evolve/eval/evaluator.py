@@ -17,6 +17,7 @@ picks it when the devices are GPUs and this portable ``lax`` path otherwise.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -29,6 +30,7 @@ from jax.sharding import Mesh, PartitionSpec
 from evolve.eval import pallas as kernels
 from evolve.ops import CONST, OPCODE, OPS
 from evolve.program import Program, ProgramBatch, bucket
+from evolve.scaling import scaled_mse
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -157,6 +159,29 @@ def _cuda_available() -> bool:
     return cuda.available()
 
 
+class Stats(Mapping):
+    """Per-program error statistics: the kernel's reductions, and ``scaled_mse`` (the mean
+    squared error after linear scaling, ``evolve.scaling``), computed from the programs'
+    outputs on first use, since few problems need it."""
+
+    def __init__(self, reduced: dict[str, np.ndarray], outputs: Callable[[], np.ndarray],
+                 y: np.ndarray):
+        self._values = dict(reduced)
+        self._outputs, self._y = outputs, y
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key == "scaled_mse" and key not in self._values:
+            self._values[key] = scaled_mse(self._outputs(), self._y)
+        return self._values[key]
+
+    def __iter__(self):
+        return iter((*self._values, *(("scaled_mse",) if "scaled_mse" not in self._values
+                                       else ())))
+
+    def __len__(self) -> int:
+        return len(self._values) + ("scaled_mse" not in self._values)
+
+
 BACKENDS = ("auto", "native", "cuda", "pallas", "lax")
 NATIVE_MATHS = ("libmvec", "own")  # evolve.eval.cpu.source.MATHS
 
@@ -242,7 +267,9 @@ class Evaluator:
         # slower): without devices given, one device and a thread a core.
         self._threads = 1
         if self._native:
-            cores = os.cpu_count() or 1
+            # the cores this process may run on (a process pinned to one core: one thread)
+            cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count() or 1)
             if not chosen:
                 self.devices = self.devices[:1]
             self._threads = max(1, cores // len(self.devices))
@@ -365,12 +392,14 @@ class Evaluator:
         return np.asarray(out)[:P, : x.shape[0]]
 
     def errors(self, batch: ProgramBatch, x: np.ndarray, y: np.ndarray,
-               scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               scale: np.ndarray | None = None) -> Stats:
         """Per-program error against targets ``y`` (float64), reduced in the loop.
 
         Returns float64 arrays of length P: ``max_abs`` (max |out - y|), ``mse`` (mean
         squared error) and ``max_scaled`` (max |out - y| * scale, e.g. scale = 1/ulp for
-        ULP errors; equals ``max_abs`` without ``scale``). NaN or Inf outputs give inf.
+        ULP errors; equals ``max_abs`` without ``scale``), and ``scaled_mse`` (the mean
+        squared error of the best ``a * out + b``; from ``outputs``, run when first read).
+        NaN or Inf outputs give inf.
         """
         x = _as_points(x, self.n_inputs, self._np_dtype)
         N = x.shape[0]
@@ -390,4 +419,5 @@ class Evaluator:
         res = np.asarray(self._errors(*arrays, xt, tiles(y, 0.0), tiles(s, 0.0), mask))[:P]
         with np.errstate(all="ignore"):
             mse = res[:, 2] / N
-        return {"max_scaled": res[:, 0], "max_abs": res[:, 1], "mse": mse}
+        return Stats({"max_scaled": res[:, 0], "max_abs": res[:, 1], "mse": mse},
+                     lambda: self.outputs(batch, x)[:P], y)

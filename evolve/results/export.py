@@ -24,6 +24,11 @@ the program its header shows). Each op is written as its spelling in the ops tab
 - ``latex``: that expression (optionally simplified) in LaTeX (``to_latex``); literals
   with 9 significant digits.
 
+For a problem with ``linear_scaling`` the model is ``a * f(x) + b``, with ``a, b`` the
+least-squares fit of the program's outputs on the training points (``scaled_model``):
+every format exports that model, as the program with the two literals and the multiply
+and add appended (``evolve.scaling.scaled``), and its header says so.
+
 ``export_run`` picks a member of a run's front (``choose_row``) and exports it.
 """
 
@@ -41,6 +46,7 @@ from evolve.ops import C_HELPERS, CONST, OPS, sympy_functions
 from evolve.problem import Problem
 from evolve.program import Program, input_dependent, pruned
 from evolve.program import live as _live
+from evolve.scaling import linear_fit, scaled
 from evolve.text import format_literal, format_program
 
 FORMATS = ("python", "jax", "c", "sympy", "latex")
@@ -125,8 +131,7 @@ def _c_literal(value: float) -> str:
 
 def _header(program: Program, problem: Problem, info: str) -> list[str]:
     lines = [f"Exported by evolve from problem {problem.name!r}: {problem.description}."]
-    if info:
-        lines.append(info)
+    lines += info.splitlines()
     lines += ["", "The program (without its dead instructions):", ""]
     lines += ["    " + line for line in format_program(pruned(program)).splitlines()]
     return lines
@@ -295,17 +300,49 @@ def _sympy_source(program: Program, problem: Problem, info: str, simplify: bool)
     return "\n".join(out) + "\n"
 
 
+# -- the model of a program ----------------------------------------------------------------
+def scaling_of(program: Program, problem: Problem, n_train: int | None = None
+               ) -> tuple[float, float]:
+    """The linear scaling ``a, b`` of ``program`` for ``problem``: the least-squares fit of
+    its float32 outputs to the targets of the first ``n_train`` training points (the
+    search's ``search.n_train``; default the problem's), as the search scored it."""
+    from evolve.eval.evaluator import run_numpy
+
+    x = problem.points(n_train or problem.n_train)
+    y, _ = problem.targets(x)
+    a, b = linear_fit(run_numpy(program, x, problem.n_registers, np.float32), y)
+    return float(a), float(b)
+
+
+def scaled_model(program: Program, problem: Problem, n_train: int | None = None) -> Program:
+    """The program of the model ``program`` stands for: itself, or with the problem's
+    ``linear_scaling`` the program of ``a * program + b`` (``scaling_of``)."""
+    if not problem.linear_scaling:
+        return program
+    a, b = scaling_of(program, problem, n_train)
+    return scaled(program, a, b, problem.n_registers)
+
+
 # -- public ---------------------------------------------------------------------------------
 def export(program: Program, problem: Problem, fmt: str, *, name: str = "f",
-           simplify: bool = False, info: str = "") -> str:
+           simplify: bool = False, info: str = "", n_train: int | None = None) -> str:
     """The source text of ``program`` in format ``fmt`` (one of ``FORMATS``): a function
     ``name(x)`` (``python``, ``jax``, ``c``) or a module defining ``expr`` (``sympy``,
-    simplified if ``simplify``). ``info`` is a line for the header comment."""
+    simplified if ``simplify``). ``info`` is a line for the header comment. With the
+    problem's ``linear_scaling``, the model exported is ``a * program + b`` fitted on the
+    first ``n_train`` training points (``scaled_model``)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
     if simplify and fmt not in ("sympy", "latex"):
         raise UserError("simplify applies to the sympy and latex formats only")
     _check_name(name)
+    if problem.linear_scaling:
+        a, b = scaling_of(program, problem, n_train)
+        program = scaled(program, a, b, problem.n_registers)
+        line = (f"Linear scaling: the model is a * f(x) + b, a = {a!r}, b = {b!r} (least "
+                f"squares on the {n_train or problem.n_train} training points; written as "
+                "float32 literals, a left out if 1, b if 0).")
+        info = f"{info}\n{line}" if info else line
     if fmt == "c":
         return _c_source(program, problem, name, info)
     if fmt == "sympy":
@@ -367,4 +404,5 @@ def export_run(run_dir: Path, fmt: str, index: int | None = None, best: bool = F
         raise UserError(f"front.csv row {i} holds no valid program (line {e.line}, column "
                         f"{e.column}: {e.detail}); the run directory is damaged") from None
     info = _row_info(rows[i], i, problem)
-    return export(program, problem, fmt, name=name, simplify=simplify, info=info), i, info
+    return export(program, problem, fmt, name=name, simplify=simplify, info=info,
+                  n_train=config.search.n_train), i, info

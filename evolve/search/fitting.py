@@ -8,6 +8,11 @@ comes from ``jax.jacfwd`` through the same interpreter loop the evaluator runs. 
 fitted values are rounded to float32 by the caller, which then evaluates the programs
 exactly as usual; the best iterate by max scaled error is kept.
 
+With ``linear_scaling`` (problems whose error is that of ``a*f + b``, ``evolve.scaling``)
+the residual is that of the scaled model, ``a`` and ``b`` re-fitted by least squares at
+every evaluation (variable projection): the literals are fitted for the error the search
+scores, and none of them is spent on the output's scale or offset.
+
 On CPUs programs run one after another (``lax.map``), so each instruction is one real
 branch on its opcode; on GPUs they run side by side (``vmap``). The batch is sharded
 across devices like the evaluator's.
@@ -36,6 +41,7 @@ class FitParams:
     iterations: int = 12  # Levenberg-Marquardt steps
     lawson: bool = True  # reweight towards the minimax fit
     damping: float = 1e-8  # initial Levenberg-Marquardt damping (columns scaled to 1)
+    linear_scaling: bool = False  # fit a*f + b, a and b by least squares (Problem's option)
 
 
 def _fit_one(op, args, dst, const, length, output, slots, n_slots, xt, y, scale, *,
@@ -47,6 +53,8 @@ def _fit_one(op, args, dst, const, length, output, slots, n_slots, xt, y, scale,
     def residual(c):
         full = const.at[slots].set(c, mode="drop")  # padding slots point past the end
         out = _tile_program(op, args, dst, full, length, output, xt, n_registers, opset)
+        if params.linear_scaling:
+            out = _scaled(out, y)
         return (out - y) * scale
 
     def max_err_of(r):  # the max scaled error of a residual vector
@@ -96,6 +104,16 @@ def _fit_one(op, args, dst, const, length, output, slots, n_slots, xt, y, scale,
     init = (c0, r0, jnp.ones(M), jnp.asarray(params.damping), c0, max_err_of(r0))
     (_, _, _, _, best_c, best_err), _ = lax.scan(step, init, None, length=params.iterations)
     return const.at[slots].set(best_c, mode="drop"), best_err
+
+
+def _scaled(out, y):
+    """``a * out + b`` with ``a, b`` the least-squares fit to ``y`` (``a = 0`` for a
+    constant ``out``), differentiable: the variable-projection residual's model."""
+    fc = out - jnp.mean(out)
+    var = jnp.sum(fc * fc)
+    ok = var > 0
+    a = jnp.where(ok, jnp.sum(fc * (y - jnp.mean(y))) / jnp.where(ok, var, 1.0), 0.0)
+    return a * fc + jnp.mean(y)
 
 
 @dataclass
