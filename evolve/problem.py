@@ -20,6 +20,9 @@ from evolve.program import Program, input_dependent, used
 
 ERRORS = ("max_ulp", "max_abs", "rmse", "nmse")
 SAMPLINGS = ("grid", "uniform")
+# The share of a float32 ULP problem's points drawn uniformly in the bit pattern when the
+# problem does not say (``Problem.per_binade``): half per binade, half uniform in value.
+PER_BINADE = 0.5
 COST_MODELS = ("weighted", "size")
 
 
@@ -65,6 +68,12 @@ class Problem:
         "size" (the node count of the expression the program computes).
     formula: the true formula, ``formula(x, m)`` of a list of inputs and a module (numpy or
         sympy), for recovery checks; None when there is none.
+    per_binade: the share (0..1) of the training, check and probe points (``points``,
+        ``sample``) drawn uniformly in the float32 bit pattern (``float32_from_keys``), so
+        every binade of the domain gets as many points as any other; the rest are drawn as
+        ``sampling`` says, uniform in value. None: ``PER_BINADE`` for float32 "max_ulp"
+        problems (what a certificate measures: every float32 counts once), 0 for others.
+        A run records the share it used (config field ``sampling.per_binade``).
     """
 
     name: str
@@ -92,6 +101,7 @@ class Problem:
     cost_model: str = "weighted"
     formula: Callable | None = None
     linear_scaling: bool = False
+    per_binade: float | None = None
     opcodes: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):
@@ -124,6 +134,13 @@ class Problem:
             object.__setattr__(self, "test_domain", test_domain)
         if not (self.noise >= 0 and self.n_test >= 0):
             raise UserError(f"problem {self.name!r}: noise and n_test must be >= 0")
+        share = self.per_binade
+        if share is not None and (isinstance(share, bool) or not 0 <= share <= 1):
+            raise UserError(f"problem {self.name!r}: per_binade must be a number in [0, 1] "
+                            f"or None (the default), got {share!r}")
+        if share and self.dtype != "float32":
+            raise UserError(f"problem {self.name!r}: per_binade draws float32 bit patterns; "
+                            f"a {self.dtype} problem needs per_binade=0 or None")
 
     @property
     def n_inputs(self) -> int:
@@ -145,18 +162,57 @@ class Problem:
         cols = [np.linspace(lo, hi, n).astype(self.np_dtype) for lo, hi in self.domain]
         return np.stack(cols, axis=1)
 
+    @property
+    def binade_share(self) -> float:
+        """``per_binade`` resolved: the share of points drawn uniformly in the bit pattern."""
+        if self.per_binade is not None:
+            return float(self.per_binade)
+        return PER_BINADE if self.error == "max_ulp" and self.dtype == "float32" else 0.0
+
+    def _split(self, n: int) -> tuple[int, int]:
+        """(points uniform in value, points uniform in the bit pattern) of ``n``."""
+        n_bits = int(n * self.binade_share)
+        return n - n_bits, n_bits
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` uniform random points of the domain: [n, n_inputs] in the dtype."""
-        return _uniform(rng, self.domain, n).astype(self.np_dtype)
+        """``n`` random points of the domain, [n, n_inputs] in the dtype: uniform in value,
+        then (``binade_share`` of them) uniform in the float32 bit pattern."""
+        n_value, n_bits = self._split(n)
+        x = _uniform(rng, self.domain, n_value).astype(self.np_dtype)
+        if not n_bits:
+            return x
+        return np.concatenate([x, self._bit_points(n_bits, rng)])
 
     def points(self, n: int) -> np.ndarray:
-        """The problem's ``n`` training points: ``grid(n)`` for ``sampling="grid"``, else
-        the first ``n`` points of its seeded uniform design (so fewer points are a subset
-        of more)."""
+        """The problem's ``n`` training points: ``grid`` or the first points of its seeded
+        uniform design (``sampling``), then ``binade_share`` of them evenly spaced
+        (``grid``) or uniform (``uniform``) in the float32 bit pattern. Fewer points of a
+        uniform design are a subset of more."""
+        n_value, n_bits = self._split(n)
         if self.sampling == "grid":
-            return self.grid(n)
-        rng = np.random.default_rng([self.data_seed, 0])
-        return _uniform(rng, self.domain, n).astype(self.np_dtype)
+            x = self.grid(n_value)
+        else:
+            rng = np.random.default_rng([self.data_seed, 0])
+            x = _uniform(rng, self.domain, n_value).astype(self.np_dtype)
+        if not n_bits:
+            return x
+        rng = None if self.sampling == "grid" else np.random.default_rng([self.data_seed, 2])
+        return np.concatenate([x, self._bit_points(n_bits, rng)])
+
+    def _bit_points(self, n: int, rng: np.random.Generator | None) -> np.ndarray:
+        """``n`` float32 points of the domain uniform in the bit pattern (each input on its
+        own): evenly spaced in ``float32_order_keys`` without ``rng``, else drawn."""
+        cols = []
+        for lo, hi in self.domain:
+            k_lo, k_hi = float32_order_keys(np.array([lo, hi], np.float64), inward=True)
+            if k_lo > k_hi:  # no float32 inside: the one nearest, as points in value get
+                k_lo = k_hi = float32_order_keys(np.array([lo]))[0]
+            if rng is None:
+                keys = np.round(np.linspace(k_lo, k_hi, n)).astype(np.int64)
+            else:
+                keys = rng.integers(k_lo, k_hi, n, endpoint=True, dtype=np.int64)
+            cols.append(float32_from_keys(keys))
+        return np.stack(cols, axis=1).astype(self.np_dtype)
 
     def test_data(self) -> tuple[np.ndarray, np.ndarray]:
         """The held-out test points [n_test, n_inputs] and their noise-free targets."""
@@ -232,6 +288,32 @@ class Problem:
 
     def meets_target(self, error: float) -> bool:
         return self.target is not None and error < self.target
+
+
+def float32_order_keys(x: np.ndarray, inward: bool = False) -> np.ndarray:
+    """The positions (int64) of the float32 values ``x`` among all float32 values in
+    order: +0 is 0, positive values follow their bit patterns, -0 is -1 and negative
+    values go down, so consecutive float32 values have consecutive keys. With ``inward``
+    the float64 ``x`` are first rounded toward the middle of ``[x[0], x[-1]]`` (for an
+    interval's ends: the smallest float32 >= the low end and the largest <= the high end).
+    """
+    x64 = np.asarray(x, np.float64)
+    f = x64.astype(np.float32)
+    if inward:
+        up = np.nextafter(f, np.float32(np.inf))
+        down = np.nextafter(f, np.float32(-np.inf))
+        f = f.copy()
+        f[0] = up[0] if float(f[0]) < x64[0] else f[0]
+        f[-1] = down[-1] if float(f[-1]) > x64[-1] else f[-1]
+    bits = f.view(np.uint32).astype(np.int64)
+    return np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
+
+
+def float32_from_keys(keys: np.ndarray) -> np.ndarray:
+    """The float32 values at order keys ``keys`` (the inverse of ``float32_order_keys``)."""
+    keys = np.asarray(keys, np.int64)
+    bits = np.where(keys >= 0, keys, (-keys - 1) | 0x80000000)
+    return bits.astype(np.uint32).view(np.float32)
 
 
 def _uniform(rng: np.random.Generator, domain, n: int) -> np.ndarray:

@@ -208,3 +208,27 @@ def test_an_old_config_yaml_without_the_evaluator_fields_loads_with_the_defaults
     assert loaded == config
     assert loaded.search.evaluator.backend == "auto"
     assert loaded.search.evaluator.native_math == "libmvec"
+
+
+def test_a_config_yaml_without_sampling_keeps_the_old_points(tmp_path):
+    from evolve.runs.config import LEGACY, run_problem, to_dict
+
+    new = build_config(overrides=EXP2)
+    assert new.sampling.per_binade is None and run_problem(new).binade_share == 0.5
+    old = to_dict(new)
+    del old["sampling"]  # written before the field existed
+    path = tmp_path / "config.yaml"
+    path.write_text(__import__("yaml").safe_dump(old))
+    loaded = load_config(path)
+    assert loaded.sampling.per_binade == LEGACY["sampling.per_binade"] == 0.0
+    assert run_problem(loaded).binade_share == 0.0
+    recorded = replace_field(new, "sampling.per_binade", 0.25)
+    path.write_text(dump_config(recorded))
+    assert load_config(path) == recorded and run_problem(recorded).binade_share == 0.25
+
+
+def test_sampling_and_certify_fields_are_checked():
+    with pytest.raises(UserError, match="sampling.per_binade.*between 0 and 1"):
+        build_config(sets=["sampling.per_binade=2"], overrides=EXP2)
+    with pytest.raises(UserError, match="certify.seconds.*at least 0"):
+        build_config(sets=["certify.seconds=-1"], overrides=EXP2)

@@ -60,7 +60,10 @@ def test_run_directory_layout(reference):
         metrics.columns)
     log = (reference / "events.log").read_text()
     assert "started" in log and "checkpoint gen-000012" in log and "finished" in log
-    assert runs.open_run(reference)[1] == tiny.config(N)  # config.yaml: the resolved config
+    from evolve.runs.config import replace_field
+
+    # config.yaml: the resolved config, with the sampling rule the problem's points followed
+    assert runs.open_run(reference)[1] == replace_field(tiny.config(N), "sampling.per_binade", 0.5)
 
 
 def test_front_csv(reference):

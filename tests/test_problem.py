@@ -57,3 +57,80 @@ def test_user_problem_file_by_path(tmp_path):
     assert p.name == "cube" and p.error == "rmse"
     with pytest.raises(UserError, match="does not exist"):
         load_problem(str(tmp_path / "missing.py"))
+
+
+# -- where the points lie: per binade as well as uniform in value -----------------------
+from dataclasses import replace  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from evolve.problem import Problem, float32_from_keys, float32_order_keys  # noqa: E402
+
+
+def _binades(x: np.ndarray) -> set[int]:
+    return set(np.frexp(np.abs(x[x != 0].astype(np.float64)))[1].tolist())
+
+
+def test_ulp_problems_draw_half_their_points_per_binade():
+    p = load_problem("exp2")
+    assert p.per_binade is None and p.binade_share == 0.5
+    x = p.points(p.n_train)[:, 0]
+    assert len(x) == p.n_train and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    # every binade of [0, 1]: the 126 normal ones below 1 (frexp exponents -125..0) and 1
+    assert set(range(-125, 2)) <= _binades(x)
+    old = replace(p, per_binade=0.0)  # the rule before: evenly spaced in value only
+    assert len(_binades(old.points(p.n_train)[:, 0])) < 20
+    np.testing.assert_array_equal(old.points(1000), old.grid(1000))
+    np.testing.assert_array_equal(p.points(1000)[:500], p.grid(500))
+
+
+def test_other_problems_keep_uniform_in_value():
+    p = load_problem("nguyen-1")
+    assert p.error != "max_ulp" and p.binade_share == 0.0
+    rng = np.random.default_rng(3)
+    sample = p.sample(np.random.default_rng(3), 50)
+    lo, hi = p.domain[0]
+    np.testing.assert_array_equal(sample, (lo + (hi - lo) * rng.random((50, 1))).astype(np.float32))
+
+
+def test_uniform_designs_stay_nested_with_bit_points():
+    p = Problem(name="u", description="", reference=lambda x: x[:, 0], domain=((-2.0, 3.0),),
+                ops=("add",), sampling="uniform", per_binade=0.5)
+    assert set(p.points(100)[:, 0].tolist()) <= set(p.points(400)[:, 0].tolist())
+
+
+def test_per_binade_is_checked():
+    with pytest.raises(UserError, match="per_binade must be a number in"):
+        Problem(name="b", description="", reference=lambda x: x[:, 0], domain=((0, 1),),
+                ops=("add",), per_binade=1.5)
+    with pytest.raises(UserError, match="float32 bit patterns"):
+        Problem(name="b", description="", reference=lambda x: x[:, 0], domain=((0, 1),),
+                ops=("add",), dtype="float64", per_binade=0.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.floats(-1e30, 1e30), width=st.floats(0, 1e30), share=st.floats(0, 1),
+       n=st.integers(2, 300), seed=st.integers(0, 2**32 - 1))
+def test_points_and_samples_lie_in_the_domain(lo, width, share, n, seed):
+    hi = lo + width
+    p = Problem(name="d", description="", reference=lambda x: x[:, 0], domain=((lo, hi),),
+                ops=("add",), per_binade=share)
+    k_lo, k_hi = float32_order_keys(np.array([lo, hi]), inward=True)
+    for x in (p.points(n), p.sample(np.random.default_rng(seed), n)):
+        assert x.shape == (n, 1) and x.dtype == np.float32
+        n_bits = int(n * share)
+        keys = float32_order_keys(x[n - n_bits:, 0])
+        if k_lo <= k_hi:  # the interval holds a float32
+            assert np.all((keys >= k_lo) & (keys <= k_hi))
+        else:  # it does not: the float32 nearest its low end
+            assert np.all(x[n - n_bits:, 0] == np.float32(lo))
+    np.testing.assert_array_equal(p.sample(np.random.default_rng(seed), n),
+                                  p.sample(np.random.default_rng(seed), n))
+
+
+@given(st.integers(-(2**31) + 2**23, 2**31 - 2**23 - 1))
+def test_order_keys_round_trip(key):
+    x = float32_from_keys(np.array([key, key + 1]))
+    assert float32_order_keys(x).tolist() == [key, key + 1]
+    assert x[0] < x[1] or (x[0] == 0 and x[1] == 0)  # -0 then +0 at keys -1, 0

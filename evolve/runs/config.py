@@ -41,6 +41,22 @@ from evolve.search.llm.edits import LLMParams
 
 
 @dataclass(frozen=True)
+class SamplingParams:
+    """Where the problem's points are drawn (``evolve.problem.Problem.per_binade``)."""
+
+    per_binade: float | None = None  # None: the problem's own; a run records the value used
+
+
+@dataclass(frozen=True)
+class CertifyParams:
+    """The certificate at the end of ``evolve run`` and ``evolve resume``
+    (``evolve.results.certify.certify_end_of_run``)."""
+
+    seconds: float = 10.0  # estimated seconds the certificates may take, in all
+    count: int = 3  # programs meeting the target on sampled points, cheapest first
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A run, fully resolved: what to solve, for how long, how to save it, how to search."""
 
@@ -52,7 +68,13 @@ class RunConfig:
     search: SearchParams = field(default_factory=SearchParams)
     llm: LLMParams = field(default_factory=LLMParams)
     islands: IslandParams = field(default_factory=IslandParams)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    certify: CertifyParams = field(default_factory=CertifyParams)
 
+
+# What a config.yaml that lacks a field (written before the field existed) meant by it,
+# where that differs from the field's default: such a run resumes as it began.
+LEGACY: dict[str, Any] = {"sampling.per_binade": 0.0}
 
 # One line for every field, keyed by dotted name (tests check that none is missing).
 DESCRIPTIONS: dict[str, str] = {
@@ -132,6 +154,12 @@ DESCRIPTIONS: dict[str, str] = {
     "llm.budget_cost": "money the run may spend on LLM edits (null: no limit)",
     "llm.price_in": "price of a million prompt tokens (for llm.budget_cost)",
     "llm.price_out": "price of a million reply tokens (for llm.budget_cost)",
+    "llm.breaker": "circuit breaker per endpoint: a failing server is paused, then probed",
+    "llm.breaker.failures": "consecutive failures (refused, timeout, HTTP error) that pause "
+                            "an endpoint",
+    "llm.breaker.cooldown": "seconds of an endpoint's first pause; doubled after each failed "
+                            "probe",
+    "llm.breaker.max_cooldown": "seconds of an endpoint's longest pause",
     "islands": "islands: searches side by side that exchange programs (docs/islands.md)",
     "islands.count": "number of islands (1: one plain search)",
     "islands.migrate_every": "send migrants every this many generations",
@@ -142,6 +170,17 @@ DESCRIPTIONS: dict[str, str] = {
     "islands.shared_cache": "share the equivalence and fitted-structure caches across islands",
     "islands.ray_address": "run islands as Ray actors: 'local', 'auto' or a cluster address "
                            "(null: in this process)",
+    "sampling": "where the problem's training, check and probe points lie",
+    "sampling.per_binade": "share (0..1) of the points of a float32 problem drawn uniformly in "
+                           "the float32 bit pattern (every binade alike), the rest uniform in "
+                           "value (null: the problem's own, 0.5 for ULP problems; a run "
+                           "records the value it used)",
+    "certify": "the certificate at the end of `evolve run` / `evolve resume` (ULP problems "
+               "of one float32 input)",
+    "certify.seconds": "estimated seconds all end-of-run certificates may take; a program "
+                       "whose estimate does not fit is left to `evolve verify` (0: none)",
+    "certify.count": "programs certified at the end of a run, at most: those meeting the "
+                     "target on sampled points, cheapest first",
 }
 
 
@@ -203,6 +242,9 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "islands.count": _at_least(1),
     "islands.migrate_every": _at_least(1),
     "islands.migrants": _at_least(0),
+    "sampling.per_binade": _between(0, 1),
+    "certify.seconds": _at_least(0),
+    "certify.count": _at_least(0),
     "islands.topology": (lambda v: v in ("ring", "random"), "must be 'ring' or 'random'"),
     "islands.reset_stagnant_after": _at_least(1),
     "islands.ray_address": (lambda v: v is None or v.strip() != "",
@@ -223,6 +265,9 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "llm.budget_cost": _at_least(0),
     "llm.price_in": _at_least(0),
     "llm.price_out": _at_least(0),
+    "llm.breaker.failures": _at_least(1),
+    "llm.breaker.cooldown": (lambda v: v > 0, "must be above 0"),
+    "llm.breaker.max_cooldown": (lambda v: v > 0, "must be above 0"),
 }
 
 
@@ -557,11 +602,29 @@ def dump_config(config: RunConfig) -> str:
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """The configuration in a YAML file (a run's config.yaml), checked."""
+    """The configuration in a YAML file (a run's config.yaml), checked. A field the file
+    lacks takes its ``LEGACY`` value if it has one (the file was written before the field
+    existed), else its default."""
     values: dict[str, Any] = {}
     where = f" in {str(path)!r}"
     _flatten("", read_yaml(path), values, where)
-    return from_values(values, where)
+    return from_values({**LEGACY, **values}, where)
+
+
+def run_problem(config: RunConfig):
+    """The ``evolve.problem.Problem`` a run of ``config`` solves: ``config.problem`` loaded,
+    its points drawn by the run's ``sampling.per_binade`` (None: the problem's own)."""
+    from evolve.catalog import load_problem
+
+    problem = load_problem(config.problem)
+    share = config.sampling.per_binade
+    if share is None or share == problem.per_binade:
+        return problem
+    if share and problem.dtype != "float32":
+        raise UserError(f"config field 'sampling.per_binade' = {share!r}: problem "
+                        f"{problem.name!r} is in {problem.dtype}, and per binade sampling draws "
+                        "float32 bit patterns; set sampling.per_binade: 0 (or null)")
+    return dataclasses.replace(problem, per_binade=share)
 
 
 def replace_field(config: RunConfig, name: str, value: Any) -> RunConfig:

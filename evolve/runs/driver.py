@@ -41,7 +41,6 @@ import jax
 import evolve
 from evolve import __version__
 from evolve.batch import Programs
-from evolve.catalog import load_problem
 from evolve.errors import UserError
 from evolve.problem import Problem
 from evolve.program import Program, ProgramError, bucket, validate
@@ -55,7 +54,7 @@ from evolve.runs.checkpoint import (
     remove_temporaries,
     save_checkpoint,
 )
-from evolve.runs.config import RunConfig, dump_config, load_config, replace_field
+from evolve.runs.config import RunConfig, dump_config, load_config, replace_field, run_problem
 from evolve.runs.files import Lock, RunDir, front_rows, writing
 from evolve.runs.islands.core import InProcess, IslandSearch, check_state, uses_islands
 from evolve.runs.progress import Progress
@@ -100,7 +99,7 @@ _ENGINES: dict[str, Engine] = {}
 def engine_for(config: RunConfig, problem: Problem) -> Engine:
     """The engine of ``config``: built once per process for a (problem, search) pair, since
     building one compiles the evaluator (an Engine holds no state of a run)."""
-    key = config.problem + "\n" + repr(config.search)
+    key = config.problem + "\n" + repr(config.search) + repr(problem.binade_share)
     if key not in _ENGINES:
         _ENGINES.clear()
         _ENGINES[key] = Engine(problem, config.search)
@@ -149,7 +148,7 @@ def searcher(config: RunConfig, problem: Problem, run: RunDir):
 
 
 def _problem(config: RunConfig) -> Problem:
-    problem = load_problem(config.problem)
+    problem = run_problem(config)
     lo, hi = config.search.init_length
     if hi > problem.max_length:
         raise UserError(f"config field 'search.init_length' = [{lo}, {hi}]: programs of problem "
@@ -218,6 +217,8 @@ def start(config: RunConfig, run_dir: Path | None = None, quiet: bool = False,
     if config.problem.endswith(".py") or Path(config.problem).is_file():
         config = replace_field(config, "problem", str(Path(config.problem).resolve()))
     problem = _problem(config)
+    if config.sampling.per_binade is None:  # config.yaml records the rule of its points
+        config = replace_field(config, "sampling.per_binade", problem.binade_share)
     check_devices()
     prepare_islands(config)  # before a run directory is made: a bad Ray address, say
     with writing(run_dir or RUNS_ROOT):

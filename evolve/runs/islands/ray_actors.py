@@ -68,10 +68,10 @@ class IslandActor:
         import evolve  # (XLA flags before JAX starts)
 
         evolve.use_compilation_cache()
-        from evolve.catalog import load_problem
+        from evolve.runs.config import run_problem
         from evolve.search.engine import Engine
 
-        self.engine = Engine(load_problem(config.problem), config.search)
+        self.engine = Engine(run_problem(config), config.search)
         self.index, self.params = index, config.islands
         self.shared = new_shared(self.engine) if self.params.shared_cache else None
         self.island = Island(self.engine, index, self.params, self.shared)
