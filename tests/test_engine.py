@@ -1,5 +1,7 @@
 """The engine loop: deterministic for a seed, caches counted, objectives consistent."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from evolve.catalog import load_problem
 from evolve.eval.evaluator import run_numpy
 from evolve.runs.islands.core import SHARED, apply_logs, new_shared
 from evolve.search.engine import Engine, SearchParams
+from evolve.search.fec import FINGERPRINT_HASH
 from evolve.search.shared_cache import SharedCacheView
 
 PARAMS = SearchParams(population=16, children=16, n_train=512, fit_points=64,
@@ -145,3 +148,17 @@ def test_a_step_leaves_an_islands_shared_caches_unchanged(engine):
     state = engine.init(3, probe_key=jax.random.key(3), caches=views)
     apply_logs(shared, [{name: getattr(state, name).take_log() for name in SHARED}])
     _assert_pure(engine, state, generations=1)
+
+
+def test_a_state_fingerprinted_by_an_earlier_rule_is_fingerprinted_again(engine):
+    # Checkpoints written before fingerprints were MurmurHash3 (on the device) hold
+    # blake2b fingerprints: the next step recomputes the population's, so that children
+    # equal to a parent are recognised again.
+    state = engine.init(8)
+    old = dataclasses.replace(state, fingerprints=[bytes(16)] * len(state.programs),
+                              fingerprint_hash="blake2b-128")
+    a, _, _ = engine.step(state)
+    b, _, _ = engine.step(old)
+    assert b.fingerprint_hash == FINGERPRINT_HASH
+    assert a.programs == b.programs and a.fingerprints == b.fingerprints
+    assert old.fingerprints == [bytes(16)] * len(state.programs)  # the input is unchanged

@@ -43,7 +43,7 @@ from evolve.ops import CONST
 from evolve.problem import Problem
 from evolve.program import Program, ProgramBatch, bucket, to_arrays
 from evolve.search import mating
-from evolve.search.fec import FECache, fingerprints, make_salt
+from evolve.search.fec import FINGERPRINT_HASH, FECache, fingerprints, make_salt
 from evolve.search.fitting import ConstantFitter, FitParams
 from evolve.search.representation import TreeParams, crossed, make_representation
 from evolve.search.selection import accuracy_first, nsga2, pareto_ranks
@@ -196,7 +196,7 @@ class Engine:
                                                   batch.const).astype(np.float32))
         out = self.evaluator.outputs(batch, probe)[:n]
         salt = self.salt + (b"structure" if structure else b"")
-        return fingerprints(out, self.params.fec_mantissa_bits, salt)
+        return fingerprints(out, self.params.fec_mantissa_bits, salt)  # on the device
 
     def features(self, programs, probe: np.ndarray) -> np.ndarray:
         """Behaviour features of ``programs`` (``evolve.search.mating.features``): their outputs on
@@ -285,22 +285,24 @@ class Engine:
                     const = np.array(batch.const)
                     const[rows] = self._fit(take(batch, rows))
                     batch = batch._replace(const=const)  # one scatter of the fitted rows
-                    for fp in new:
-                        state.structures.insert(fp, {"fitted": 1.0})
+                    state.structures.insert_many(list(new), [{"fitted": 1.0}] * len(new))
                     info["fits"] = len(new)
                     state.fits += len(new)
         fps = self._fingerprints(batch, probe)
         error = np.full(n, np.nan)
-        todo: dict[bytes, list[int]] = {}
-        for i, fp in enumerate(fps):
-            hit = state.cache.lookup(fp) if params.fec else None
-            if hit is not None and params.fec and state.cache.should_audit(rng.random()):
-                todo.setdefault(fp, []).append(i)
-                info.setdefault("audit", {})[fp] = hit
-            elif hit is not None:
+        hits = state.cache.lookup_many(fps) if params.fec else [None] * n
+        # Hits to re-evaluate: one uniform draw a child from the generation's stream.
+        audit_rate = state.cache.audit_rate if params.fec else 0.0
+        audited = rng.random(n) < audit_rate if audit_rate > 0 else np.zeros(n, bool)
+        todo: dict[bytes, list[int]] = {}  # fingerprint -> children to evaluate (first once)
+        audits: dict[bytes, dict] = {}  # fingerprint -> the cached record an audit checks
+        for i, (fp, hit) in enumerate(zip(fps, hits)):
+            if hit is not None and not audited[i]:
                 error[i] = hit["error"]
-            else:
-                todo.setdefault(fp, []).append(i)
+                continue
+            todo.setdefault(fp, []).append(i)
+            if hit is not None:
+                audits[fp] = hit
         if todo:
             first = np.fromiter((ids[0] for ids in todo.values()), np.int64, len(todo))
             fresh = self._evaluate(take(batch, first),
@@ -308,13 +310,16 @@ class Engine:
                                     if i in trained})
             info["evaluated"] = len(first)
             state.evaluations += len(first)
-            for (fp, ids), e in zip(todo.items(), fresh):
+            inserted, values = [], []
+            for (fp, ids), e in zip(todo.items(), fresh.tolist()):
                 error[ids] = e
-                audited = info.get("audit", {}).get(fp)
-                if audited is not None:
-                    state.cache.record_audit(audited, {"error": float(e)})
+                audited_hit = audits.get(fp)
+                if audited_hit is not None:
+                    state.cache.record_audit(audited_hit, {"error": e})
                 elif params.fec:
-                    state.cache.insert(fp, {"error": float(e)})
+                    inserted.append(fp)
+                    values.append({"error": e})
+            state.cache.insert_many(inserted, values)
         out = Programs(batch)
         if self.latency is not None:  # measured speed (evolve/search/latency.py)
             cost = self.latency(out, error)
@@ -335,7 +340,7 @@ class Engine:
                                                self.params.audit_rate),
                                        FECache(self.params.fec_capacity))
         state = State(0, key, [], np.zeros(0), np.zeros(0), [], cache, structures,
-                      probe_key=probe_key)
+                      probe_key=probe_key, fingerprint_hash=FINGERPRINT_HASH)
         rng = rng_from_key(jax.random.fold_in(jax.random.fold_in(key, 0), _INIT))
         state.tree_random = self.representation.new_random(jax.random.fold_in(key, _TREES))
         programs, genomes = self.representation.initial(rng, state, self.params.population)
@@ -393,6 +398,9 @@ class Engine:
         sel_rng = random.Random(int(rng_from_key(jax.random.fold_in(key_g, _SELECT))
                                     .integers(2**63)))
         probe = self.probe_points(state.key if state.probe_key is None else state.probe_key)
+        if state.fingerprint_hash != FINGERPRINT_HASH:  # a checkpoint of an earlier version
+            state.fingerprints = self._fingerprints(self.batch(state.programs), probe)
+            state.fingerprint_hash = FINGERPRINT_HASH
         ranks = pareto_ranks(self._objectives(state.error, state.cost))
         n = len(state.programs)
         params = self.params
@@ -428,7 +436,7 @@ class Engine:
                     [all_fps[i] for i in keep], state.cache, state.structures,
                     state.evaluations, state.fits, probe_key=state.probe_key,
                     genomes=[all_genomes[i] for i in keep] if all_genomes else [],
-                    tree_random=state.tree_random)
+                    tree_random=state.tree_random, fingerprint_hash=FINGERPRINT_HASH)
         if ideals is not None:
             born = mating.child_ideals(mate_rng, ideals, pick, crossed(kinds), params.mate_sigma)
             new.ideals = np.concatenate([ideals, born])[keep]

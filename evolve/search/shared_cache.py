@@ -77,6 +77,13 @@ class SharedCacheView:
         self._own[bytes(fp)] = dict(value)
         self._log.append(("insert", bytes(fp), dict(value)))
 
+    def lookup_many(self, fps) -> list[Value | None]:
+        return [self.lookup(fp) for fp in fps]
+
+    def insert_many(self, fps, values) -> None:
+        for fp, value in zip(fps, values, strict=True):
+            self.insert(fp, value)
+
     def should_audit(self, u: float) -> bool:
         return self.base.should_audit(u)
 
