@@ -3,32 +3,42 @@ seeds and wall-clock budget. Prints one JSON object a line (and appends it to --
 
     python scripts/bench_sr.py --problems nguyen,feynman --seeds 5 --budget 60 \
         --engines evolve,deap,gplearn,operon --jobs 16 --out sr.jsonl
+    python scripts/bench_sr.py --problems nguyen,feynman,strogatz --noise 0,0.01 \
+        --scaling on,off --engines evolve,operon --seeds 2 --budget 20 --jobs 2 --out sr.jsonl
     python scripts/bench_sr.py --summary sr.jsonl        # the docs/symbolic-regression.md table from a JSONL file
 
-Each (engine, problem, seed) cell runs in its own process, pinned to one core with one
-thread (OMP/BLAS threads 1, XLA's CPU thread pool off, one XLA device), and gets the same
-budget: the clock starts after imports and data loading, so compilation (ours: the JAX
+Each (engine, problem, seed, noise) cell runs in its own process, pinned to one core with
+one thread (OMP/BLAS threads 1, XLA's CPU thread pool off, one XLA device) and with every
+accelerator hidden (``JAX_PLATFORMS=cpu``, no visible CUDA or ROCm device: on a GPU host
+cells would otherwise share its GPUs and measure that), and gets the same budget: the clock starts after imports and data loading, so compilation (ours: the JAX
 evaluator) counts. evolve, DEAP and gplearn run whole generations while the next one,
 predicted to last as long as the last one did, would end within the budget (so a cell
 ends at or a little under it); Operon stops by its own ``max_time`` (whole seconds
 left). ``wall_s`` is the search's time; choosing and converting the model afterwards is
 ``after_s``, not counted. Every engine gets the problem's training points and the op set
-+ - x / sin cos exp log sqrt with constants. Results per cell:
++ - x / sin cos exp log sqrt with constants. ``--noise`` levels (SRBench's 0, 0.001,
+0.01, 0.1: Gaussian noise of that many standard deviations of the clean training
+targets, ``Problem.noise``) apply to the training targets only: recovery is judged on the
+noise-free test points. Results per cell:
 
 - ``test_r2``: R^2 of the final model on the held-out test points (noise-free);
 - ``exact``: the model, simplified by sympy with every constant rounded to 3 decimals,
   equals the true formula with its constants evaluated and rounded the same way (docs/symbolic-regression.md);
   or does so after constants within 1e-5 (relative) of a/b, a/b pi or a/(b pi) (b <= 12)
   are replaced by them first (so that 2 sin(x) sin(y + 1.5707964) counts as 2 sin(x) cos(y));
-- ``recovered``: ``exact`` or ``test_r2 > 0.999999`` (the issue's definition);
+- ``recovered``: ``exact`` or ``test_r2 > 0.999999``;
 - ``size``: nodes of the simplified sympy expression (``sympy.preorder_traversal``), one
-  measure for every engine; ``native_size``: the engine's own node count.
+  measure for every engine; ``native_size``: the engine's own node count of the model
+  (evolve's with linear scaling: the program's size + 2 for a != 1 + 2 for b != 0, as
+  Operon counts its scaled models).
 
 Engines and their settings (each its authors' defaults or published examples, except the
 shared op set; population 1000 for the peers):
 
 - ``evolve``: trees (``search.representation=tree``), NSGA-II on (NMSE, size), constant
-  fitting, the equivalence cache; the model is the smallest of the final Pareto front
+  fitting, the equivalence cache; NMSE after linear scaling (the problems' default;
+  ``--scaling off`` or ``on,off`` runs it without, recorded as ``settings.scaling``), the
+  model then a * program + b (``evolve.results.export.scaled_model``); the model is the smallest of the final Pareto front
   within 1.5x of its lowest training loss, losses floored at 1e-12 since evaluation is
   float32 (``--select best``: PySR's rule, the largest drop of log-loss per added node);
 - ``deap``: DEAP 1.4's symbolic-regression example (``eaSimple``, cxpb 0.5, mutpb 0.1,
@@ -63,13 +73,17 @@ NGUYEN = tuple(f"nguyen-{k}" for k in range(1, 13))
 FEYNMAN = tuple(f"feynman-{eq}" for eq in (
     "I.6.2a", "I.6.2", "I.8.14", "I.10.7", "I.12.1", "I.14.3", "I.18.4", "I.25.13",
     "I.29.4", "I.34.27", "II.3.24", "II.38.14"))
-SETS = {"nguyen": NGUYEN, "feynman": FEYNMAN}
+STROGATZ = tuple(f"strogatz-{system}-{k}" for system in (
+    "bacres", "barmag", "glider", "lv", "predprey", "shearflow", "vdp") for k in (1, 2))
+SETS = {"nguyen": NGUYEN, "feynman": FEYNMAN, "strogatz": STROGATZ}
 R2_RECOVERED = 0.999999
 SIMPLIFY_SECONDS = 30
 PEER_POPULATION = 1000
 
-# Threads pinned to one per cell (set before numpy, JAX or Operon start).
-SINGLE_THREAD_ENV = {
+# Threads pinned to one per cell, accelerators hidden (set before numpy, JAX or Operon start).
+CELL_ENV = {
+    "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": "",
+    "ROCR_VISIBLE_DEVICES": "",
     "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 "
@@ -233,16 +247,17 @@ def select_model(errors, sizes, rule: str = "accurate") -> int:
 
 
 def run_evolve(problem, seed, budget, t0, args) -> dict:
+    import jax
     import numpy as np
 
     from evolve.eval.evaluator import run_numpy
-    from evolve.results.export import to_sympy
+    from evolve.results.export import scaled_model, to_sympy
     from evolve.search.engine import Engine, SearchParams
     from evolve.search.selection import front_indices
 
     params = SearchParams(population=args.population, children=args.population,
                           representation="tree", mating=args.mating)
-    engine = Engine(problem, params)
+    engine = Engine(problem, params, devices=jax.devices("cpu")[:1])
     state = engine.init(seed)
 
     def step():
@@ -252,7 +267,7 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
     generations, searched = run_generations(step, t0, budget)
     idx = front_indices(np.stack([state.error, state.cost], axis=1))
     pick = int(idx[select_model(state.error[idx], state.cost[idx], args.select)])
-    program = state.programs[pick]
+    program = scaled_model(state.programs[pick], problem)  # a * f + b with scaling on
     x_test, _ = problem.test_data()
     pred = run_numpy(program, x_test, problem.n_registers, np.float32)
     syms = symbols(problem)
@@ -261,7 +276,7 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
         expr = expr.xreplace({s: syms[int(s.name[1:] or 0)] for s in expr.free_symbols})
     except Exception:
         expr = None
-    return {"expr": expr, "pred": pred, "native_size": float(state.cost[pick]),
+    return {"expr": expr, "pred": pred, "native_size": problem.cost(program),
             "searched_s": searched, "generations": generations, "evaluations": state.evaluations,
             "model": state.genomes[pick] if state.genomes else None}
 
@@ -485,6 +500,17 @@ def _findable(util, module: str) -> bool:
         return False
 
 
+def cell_problem(problem, engine: str, args):
+    """The problem a cell runs: with the cell's noise level and, for evolve, its linear
+    scaling (``args.scaling``, "on" or "off")."""
+    from dataclasses import replace
+
+    changes = {"noise": float(args.noise)} if args.noise else {}
+    if engine == "evolve" and problem.error == "nmse":
+        changes["linear_scaling"] = args.scaling == "on"
+    return replace(problem, **changes) if changes else problem
+
+
 def run_cell(engine: str, name: str, seed: int, args) -> dict:
     """One (engine, problem, seed) cell in this process: the JSON record."""
     import importlib
@@ -493,18 +519,14 @@ def run_cell(engine: str, name: str, seed: int, args) -> dict:
 
     for module in IMPORTS[engine]:
         importlib.import_module(module)
-    problem = load_problem(name)
-    if args.noise:
-        from dataclasses import replace
-
-        problem = replace(problem, noise=args.noise)
+    problem = cell_problem(load_problem(name), engine, args)
     x_test, y_test = problem.test_data()
     record = {"bench": "sr", "engine": engine, "problem": name, "set": problem_set(name),
               "seed": seed, "budget_s": args.budget, "noise": args.noise,
               "n_train": problem.n_train, "n_test": len(x_test)}
     if engine == "evolve":  # the options that change our search
         record["settings"] = {"population": args.population, "mating": args.mating,
-                              "select": args.select}
+                              "select": args.select, "scaling": problem.linear_scaling}
     t0 = time.perf_counter()
     try:
         result = RUNNERS[engine](problem, seed, args.budget, t0, args)
@@ -535,7 +557,27 @@ def _versions() -> dict:
     return out
 
 
-def _done(path: Path | None) -> set[tuple[str, str, int]]:
+def cell_key(record: dict) -> tuple:
+    """(engine, problem, seed, noise, scaling) of a record: what tells cells apart.
+    ``scaling`` is evolve's (records made before it was an option were unscaled), None
+    for the other engines."""
+    scaling = None
+    if record["engine"] == "evolve":
+        scaling = "on" if (record.get("settings") or {}).get("scaling") else "off"
+    return (record["engine"], record["problem"], int(record["seed"]),
+            float(record.get("noise") or 0.0), scaling)
+
+
+def label(record: dict) -> str:
+    """The engine as tables show it: evolve without linear scaling is "evolve-unscaled"
+    (records made before scaling was an option have no such setting: "evolve")."""
+    if record.get("engine") == "evolve" and (record.get("settings") or {}).get(
+            "scaling") is False:
+        return "evolve-unscaled"
+    return record.get("engine", "?")
+
+
+def _done(path: Path | None) -> set[tuple]:
     if path is None or not path.is_file():
         return set()
     done = set()
@@ -545,13 +587,20 @@ def _done(path: Path | None) -> set[tuple[str, str, int]]:
         except ValueError:
             continue
         if r.get("bench") == "sr" and "engine" in r:
-            done.add((r["engine"], r["problem"], int(r["seed"])))
+            done.add(cell_key(r))
     return done
 
 
+def plan_cells(args) -> list[tuple]:
+    """Every (engine, problem, seed, noise, scaling) cell to run, problems outermost:
+    evolve once per ``args.scaling_list`` entry, the other engines once."""
+    return [(e, p, s, noise, sc) for p in expand_problems(args.problems)
+            for noise in args.noise_list for s in args.seed_list for e in args.engines
+            for sc in (args.scaling_list if e == "evolve" else [None])]
+
+
 def run_all(args) -> list[dict]:
-    cells = [(e, p, s) for p in expand_problems(args.problems) for s in args.seed_list
-             for e in args.engines]
+    cells = plan_cells(args)
     out = Path(args.out) if args.out else None
     if args.resume:
         done = _done(out)
@@ -566,21 +615,21 @@ def run_all(args) -> list[dict]:
     started = time.time()
     while pending or running:
         while pending and len(running) < args.jobs:
-            engine, name, seed = pending.pop(0)
+            engine, name, seed, noise, scaling = pending.pop(0)
             core = free.pop(0) if free else cores[len(running) % len(cores)]
             cmd = [sys.executable, __file__, "--cell", f"{engine}:{name}:{seed}",
                    "--budget", str(args.budget), "--population", str(args.population),
-                   "--mating", args.mating, "--noise", str(args.noise),
-                   "--select", args.select]
-            env = {**os.environ, **SINGLE_THREAD_ENV}
+                   "--mating", args.mating, "--noise", repr(noise),
+                   "--scaling", scaling or "on", "--select", args.select]
+            env = {**os.environ, **CELL_ENV}
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env, cwd=ROOT,
                                     preexec_fn=lambda c=core: os.sched_setaffinity(0, {c}))
-            running[proc] = (engine, name, seed, core, time.time())
+            running[proc] = (engine, name, seed, core, time.time(), noise)
         time.sleep(0.2)
         for proc in [p for p in running if p.poll() is not None or
                      time.time() - running[p][4] > args.budget + args.grace]:
-            engine, name, seed, core, t = running.pop(proc)
+            engine, name, seed, core, t, noise = running.pop(proc)
             if proc.poll() is None:
                 proc.kill()
             stdout, stderr = proc.communicate()
@@ -590,7 +639,7 @@ def run_all(args) -> list[dict]:
             except (IndexError, ValueError):
                 record = {"bench": "sr", "engine": engine, "problem": name,
                           "set": problem_set(name), "seed": seed, "budget_s": args.budget,
-                          "recovered": False, "exact": False,
+                          "noise": noise, "recovered": False, "exact": False,
                           "error": f"cell failed (exit {proc.returncode}): "
                                    f"{stderr.strip()[-300:]}"}
             record["core"] = core
@@ -614,15 +663,17 @@ def summarize(records: list[dict]) -> tuple[list[dict], str]:
     import numpy as np
 
     rows = []
-    keys = sorted({(r["set"], r["engine"]) for r in records if "engine" in r},
-                  key=lambda k: (k[0], ENGINES.index(k[1]) if k[1] in ENGINES else 9))
-    for s, e in keys:
-        rs = [r for r in records if r.get("set") == s and r.get("engine") == e]
+    order = {name: i for i, name in enumerate(("evolve", "evolve-unscaled", *ENGINES[1:]))}
+    keys = sorted({(r["set"], float(r.get("noise") or 0.0), label(r)) for r in records
+                   if "engine" in r}, key=lambda k: (k[0], k[1], order.get(k[2], 9)))
+    for s, noise, e in keys:
+        rs = [r for r in records if r.get("set") == s and label(r) == e
+              and float(r.get("noise") or 0.0) == noise]
         r2 = [r.get("test_r2") for r in rs]
         r2 = np.array([v if v is not None else -np.inf for v in r2])
         sizes = [r["size"] for r in rs if r.get("size") is not None]
         rows.append({
-            "bench": "sr-summary", "set": s, "engine": e, "cells": len(rs),
+            "bench": "sr-summary", "set": s, "noise": noise, "engine": e, "cells": len(rs),
             "problems": len({r["problem"] for r in rs}), "seeds": len({r["seed"] for r in rs}),
             "recovered": sum(bool(r.get("recovered")) for r in rs),
             "exact": sum(bool(r.get("exact")) for r in rs),
@@ -631,15 +682,16 @@ def summarize(records: list[dict]) -> tuple[list[dict], str]:
             "median_wall_s": float(np.median([r.get("wall_s", np.nan) for r in rs])),
             "errors": sum(1 for r in rs if r.get("error")),
         })
-    lines = ["| set | engine | recovered (exact or test R² > 0.999999) | exact (sympy) | "
-             "median test R² | median size | median time (s) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| set | noise | engine | recovered (exact or test R² > 0.999999) | "
+             "exact (sympy) | median test R² | median size | median time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         n = row["cells"]
         r2 = row["median_test_r2"]
         r2s = "–" if r2 is None or not math.isfinite(r2) else (
             f"{r2:.9f}" if r2 > 0.99 else f"{r2:.3f}")
-        lines.append(f"| {row['set']} | {row['engine']} | {row['recovered']}/{n} "
+        lines.append(f"| {row['set']} | {row['noise']:g} | {row['engine']} | "
+                     f"{row['recovered']}/{n} "
                      f"({row['recovered'] / n:.0%}) | {row['exact']}/{n} | {r2s} | "
                      f"{_g(row['median_size'])} | {_g(row['median_wall_s'], '.0f')} |")
     return rows, "\n".join(lines)
@@ -650,17 +702,21 @@ def _g(value: float | None, spec: str = "g") -> str:
 
 
 def per_problem_table(records: list[dict]) -> str:
-    """Recovered / cells per problem and engine (markdown)."""
-    engines = [e for e in ENGINES if any(r.get("engine") == e for r in records)]
-    problems = list(dict.fromkeys(r["problem"] for r in records if "problem" in r))
-    lines = ["| problem | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
-    for p in problems:
+    """Recovered / cells per problem, noise level and engine (markdown)."""
+    engines = [e for e in ("evolve", "evolve-unscaled", *ENGINES[1:])
+               if any(label(r) == e for r in records)]
+    rows = list(dict.fromkeys((r["problem"], float(r.get("noise") or 0.0)) for r in records
+                              if "problem" in r))
+    lines = ["| problem | noise | " + " | ".join(engines) + " |",
+             "|---|---|" + "---|" * len(engines)]
+    for p, noise in rows:
         cells = []
         for e in engines:
-            rs = [r for r in records if r.get("problem") == p and r.get("engine") == e]
+            rs = [r for r in records if r.get("problem") == p and label(r) == e
+                  and float(r.get("noise") or 0.0) == noise]
             cells.append(f"{sum(bool(r.get('recovered')) for r in rs)}/{len(rs)}"
                          f" ({sum(bool(r.get('exact')) for r in rs)} exact)" if rs else "")
-        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+        lines.append(f"| {p} | {noise:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -668,7 +724,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--problems", default="nguyen,feynman",
-                   help="comma-separated problem names or sets (nguyen, feynman)")
+                   help="comma-separated problem names or sets (nguyen, feynman, strogatz)")
     p.add_argument("--seeds", default="5", help="a count N (seeds 0..N-1) or a list 0,3,7")
     p.add_argument("--budget", type=float, default=60.0, help="wall seconds per cell")
     p.add_argument("--engines", default=",".join(ENGINES))
@@ -679,13 +735,27 @@ def main(argv=None) -> int:
     p.add_argument("--mating", default="tournament", help="evolve's search.mating")
     p.add_argument("--select", default="accurate", choices=("accurate", "best"),
                    help="evolve's choice from its front (see select_model)")
-    p.add_argument("--noise", type=float, default=0.0, help="relative noise on training targets")
+    p.add_argument("--noise", default="0",
+                   help="noise levels on the training targets, e.g. 0,0.001,0.01,0.1 "
+                        "(standard deviations of the clean targets; test points stay clean)")
+    p.add_argument("--scaling", default="on",
+                   help="evolve's linear scaling: on, off, or on,off (a cell each)")
     p.add_argument("--grace", type=float, default=180.0,
                    help="seconds past the budget before a cell is killed")
     p.add_argument("--summary", metavar="FILE.jsonl", help="print the tables of a results file")
     p.add_argument("--cell", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    try:
+        args.noise_list = [float(v) for v in args.noise.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--noise {args.noise!r}: give numbers separated by commas, e.g. 0,0.01")
+    if not args.noise_list or any(not v >= 0 for v in args.noise_list):
+        p.error(f"--noise {args.noise!r}: give levels >= 0, e.g. 0,0.01")
+    args.scaling_list = [v.strip() for v in args.scaling.split(",") if v.strip()]
+    if not args.scaling_list or set(args.scaling_list) - {"on", "off"}:
+        p.error(f"--scaling {args.scaling!r}: give on, off or on,off")
     if args.cell:
+        args.noise, args.scaling = args.noise_list[0], args.scaling_list[0]
         engine, name, seed = args.cell.split(":")
         print(json.dumps(run_cell(engine, name, int(seed), args), sort_keys=True), flush=True)
         return 0

@@ -55,7 +55,8 @@ def test_problem_sets_expand():
     names = bench_sr.expand_problems("nguyen,feynman,keijzer-4,nguyen-1")
     assert names[:12] == [f"nguyen-{k}" for k in range(1, 13)]
     assert len(names) == 12 + 12 + 1
-    for name in names:
+    assert len(bench_sr.expand_problems("strogatz")) == 14
+    for name in names + bench_sr.expand_problems("strogatz"):
         load_problem(name)
 
 
@@ -91,4 +92,81 @@ def test_summary_of_failed_cells_has_no_numbers_to_format():
               "seed": 0, "error": "ValueError: x", "recovered": False, "exact": False}
     rows, table = bench_sr.summarize([record])
     assert rows[0]["errors"] == 1 and rows[0]["median_size"] is None
-    assert "| nguyen | evolve | 0/1 (0%) | 0/1 | – | – | – |" in table
+    assert "| nguyen | 0 | evolve | 0/1 (0%) | 0/1 | – | – | – |" in table
+
+
+def _args(argv):
+    """The parsed arguments main() would run with (main stops before running cells)."""
+    seen = {}
+
+    def stop(args):
+        seen["args"] = args
+        raise SystemExit(0)
+
+    import unittest.mock as mock
+
+    with mock.patch.object(bench_sr, "run_all", stop), \
+            mock.patch.object(bench_sr, "available", lambda engines: engines):
+        with pytest.raises(SystemExit):
+            bench_sr.main(argv)
+    return seen["args"]
+
+
+def test_cells_cover_noise_levels_and_evolve_with_and_without_scaling():
+    args = _args(["--problems", "nguyen-1,nguyen-2", "--seeds", "2", "--noise", "0,0.01",
+                  "--scaling", "on,off", "--engines", "evolve,operon"])
+    cells = bench_sr.plan_cells(args)
+    # 2 problems x 2 noise levels x 2 seeds x (evolve on, evolve off, operon)
+    assert len(cells) == 2 * 2 * 2 * 3 and len(set(cells)) == len(cells)
+    assert ("evolve", "nguyen-2", 1, 0.01, "off") in cells
+    assert ("operon", "nguyen-1", 0, 0.0, None) in cells
+    record = {"engine": "evolve", "problem": "nguyen-2", "seed": 1, "noise": 0.01,
+              "settings": {"scaling": False}}
+    assert bench_sr.cell_key(record) == ("evolve", "nguyen-2", 1, 0.01, "off")
+    assert bench_sr.label(record) == "evolve-unscaled"
+    old = {"engine": "evolve", "problem": "nguyen-2", "seed": 1}  # before noise, scaling
+    assert bench_sr.cell_key(old) == ("evolve", "nguyen-2", 1, 0.0, "off")
+    assert bench_sr.label(old) == "evolve"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--noise", "0,lots"], "give numbers"), (["--noise", "-0.1"], "levels >= 0"),
+    (["--scaling", "maybe"], "on, off or on,off")])
+def test_bad_noise_or_scaling_is_refused(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench_sr.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_a_cell_gets_its_noise_and_scaling_and_no_accelerator():
+    args = _args(["--noise", "0.1", "--scaling", "off", "--engines", "evolve"])
+    args.noise, args.scaling = args.noise_list[0], args.scaling_list[0]
+    p = bench_sr.cell_problem(load_problem("nguyen-1"), "evolve", args)
+    assert p.noise == 0.1 and not p.linear_scaling
+    args.scaling = "on"
+    assert bench_sr.cell_problem(load_problem("nguyen-1"), "evolve", args).linear_scaling
+    assert bench_sr.cell_problem(load_problem("nguyen-1"), "operon", args).noise == 0.1
+    env = bench_sr.CELL_ENV
+    assert env["JAX_PLATFORMS"] == "cpu" and env["CUDA_VISIBLE_DEVICES"] == ""
+    assert "--xla_force_host_platform_device_count=1" in env["XLA_FLAGS"]
+
+
+def test_exact_recovery_sees_the_scaled_model():
+    """evolve's model is a * program + b: -3 sqrt(x) + 1.5 is sqrt(x) once scaled."""
+    from dataclasses import replace
+
+    from evolve.eval.evaluator import run_numpy
+    from evolve.results.export import scaled_model, to_sympy
+    from evolve.text import parse_program
+
+    p = load_problem("nguyen-8")
+    prog = parse_program("r2 = sqrt(r0)\nr3 = -3.0\nr1 = mul(r2, r3)\nr3 = 1.5\n"
+                         "r1 = add(r1, r3)\nreturn r1\n", n_registers=p.n_registers)
+    x_test, y_test = p.test_data()
+    syms = bench_sr.symbols(p)
+    for problem, exact in ((p, True), (replace(p, linear_scaling=False), False)):
+        model = scaled_model(prog, problem)
+        expr = to_sympy(model, problem).xreplace({sympy.Symbol("x", real=True): syms[0]})
+        pred = run_numpy(model, x_test, p.n_registers)
+        result = bench_sr.score(p, expr, pred, y_test)
+        assert result["exact"] is exact and result["recovered"] is exact

@@ -341,7 +341,8 @@ def export(program: Program, problem: Problem, fmt: str, *, name: str = "f",
         program = scaled(program, a, b, problem.n_registers)
         line = (f"Linear scaling: the model is a * f(x) + b, a = {a!r}, b = {b!r} (least "
                 f"squares on the {n_train or problem.n_train} training points; written as "
-                "float32 literals, a left out if 1, b if 0).")
+                "float32 literals, a left out if 1, b if 0); its cost with them is "
+                f"{problem.cost(program):g}.")
         info = f"{info}\n{line}" if info else line
     if fmt == "c":
         return _c_source(program, problem, name, info)
