@@ -7,16 +7,26 @@ The script is called with the parsed request body and the number of requests see
 (0, 1, ...) and returns an ``Answer``: a message text, or a status, a raw body, a delay
 before answering, a slow trickle of bytes, headers. A list of answers is served in order
 (the last repeats). Every request's body and headers are recorded in ``requests``. It
-listens on 127.0.0.1 only; no test calls the internet.
+listens on 127.0.0.1 only (on ``port``, or a free one); no test calls the internet.
+``free_port()`` names a port nothing listens on yet: a server that is down, to be started
+later with ``ChatServer(script, port)``.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (connections to it are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass
@@ -89,13 +99,13 @@ class _Handler(BaseHTTPRequestHandler):
 class ChatServer:
     """The server, in a background thread, from ``start`` (or ``with``) to ``stop``."""
 
-    def __init__(self, script: Callable[[dict, int], Answer] | list[Answer]):
+    def __init__(self, script: Callable[[dict, int], Answer] | list[Answer], port: int = 0):
         self.script = script
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._http = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._http.daemon_threads = True
         self._http.owner = self
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)

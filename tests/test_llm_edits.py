@@ -7,6 +7,7 @@ import math
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,14 +15,14 @@ import pandas as pd
 import pytest
 
 import tiny
-from chat_server import Answer, ChatServer
+from chat_server import Answer, ChatServer, free_port
 from evolve.catalog import load_problem
 from evolve.errors import UserError
 from evolve.runs import driver as runs
 from evolve.runs.checkpoint import list_checkpoints, load_checkpoint
 from evolve.runs.config import build_config
 from evolve.search.llm import chat
-from evolve.search.llm.edits import REPLIES, LLMParams, ReplyLog
+from evolve.search.llm.edits import REPLIES, LLMParams, ReplyLog, open_llm
 from evolve.search.llm.prompts import ReplyError, messages, parse_reply
 from evolve.text import format_program, parse_program
 
@@ -238,108 +239,217 @@ def server(tmp_path_factory):
         yield s
 
 
-def _sets(server, *extra):
+def _sets(url, *extra):
     return [*tiny.SETS, "llm.rate=0.5", "llm.models=[scripted, other]",
-            f"llm.base_url={server.url}", "llm.timeout=2", "llm.backoff=0.01",
+            f"llm.base_url={url}", "llm.timeout=0.5", "llm.backoff=0.01",
             "llm.crossover_rate=0.3", "llm.inspirations=3", "llm.max_in_flight=4",
-            "llm.price_in=1.5", "llm.price_out=6", *extra]
+            "llm.price_in=1.5", "llm.price_out=6", "llm.breaker.cooldown=0.2", *extra]
 
 
-def _config(server, generations, *extra):
-    return build_config(sets=_sets(server, *extra),
+def _config(url, generations, *extra):
+    return build_config(sets=_sets(url, *extra),
                         overrides={"problem": tiny.PROBLEM, "generations": generations})
 
 
-N = 6
+N = 12
 
 
 @pytest.fixture(scope="module")
 def reference(server, tmp_path_factory):
     path = tmp_path_factory.mktemp("llm") / "reference"
-    assert runs.start(_config(server, N), path, quiet=True).state.generation == N
+    assert runs.start(_config(server.url, N), path, quiet=True).state.generation == N
     return path
+
+
+def _log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in (path / REPLIES).read_text().splitlines()]
+
+
+def _saved_llm(path: Path) -> dict:
+    _, last = list_checkpoints(path / "checkpoints")[-1]
+    return load_checkpoint(last)[1]["llm"]
 
 
 def test_llm_run_records_metrics_and_replies(server, reference):
     metrics = pd.read_csv(reference / "metrics.csv")
-    assert (metrics["llm_requests"] > 0).all()
-    for column in ("llm_programs", "llm_fail_parse", "llm_fail_edit", "llm_fail_timeout",
-                   "llm_improved", "llm_accepted", "llm_tokens_in", "llm_tokens_out",
-                   "llm_cost", "llm_cost_total", "llm_acceptance", "llm_wait_seconds"):
+    for column in ("llm_requests", "llm_replies", "llm_in_flight", "llm_programs",
+                   "llm_fail_parse", "llm_fail_edit", "llm_fail_timeout", "llm_improved",
+                   "llm_accepted", "llm_tokens_in", "llm_tokens_out", "llm_cost",
+                   "llm_cost_total", "llm_acceptance", "llm_lag", "llm_skipped_busy",
+                   "llm_skipped_paused", "llm_paused", "llm_breaker_failures",
+                   "llm_next_probe_seconds", "llm_wait_seconds"):
         assert column in metrics.columns
     totals = metrics.sum()
+    assert totals["llm_requests"] > 0 and totals["llm_replies"] > 0
     assert totals["llm_programs"] > 0 and totals["llm_fail_parse"] > 0
-    assert totals["llm_fail_timeout"] > 0 and totals["llm_accepted"] > 0
-    assert totals["llm_requests"] == totals["llm_programs"] + sum(
+    assert totals["llm_skipped_busy"] > 0  # more candidates than places: never queued
+    assert (metrics["llm_in_flight"] <= 4).all()
+    # every request is absorbed once, or still out at the end
+    assert totals["llm_requests"] == totals["llm_replies"] + metrics["llm_in_flight"].iloc[-1]
+    assert totals["llm_replies"] == totals["llm_programs"] + sum(
         totals[c] for c in metrics.columns if c.startswith("llm_fail_"))
+    assert (metrics["llm_lag"].dropna() >= 1).all()  # absorbed after the generation that asked
     assert math.isclose(metrics["llm_cost_total"].iloc[-1], totals["llm_cost"])
     assert math.isclose(totals["llm_cost"], (totals["llm_tokens_in"] * 1.5
                                             + totals["llm_tokens_out"] * 6) / 1e6)
-    entries = [json.loads(line) for line in (reference / REPLIES).read_text().splitlines()]
-    assert len(entries) == totals["llm_requests"]
-    assert {"timeout", None} <= {e["error"] for e in entries}
-    assert all(e["generation"] >= 1 and len(e["key"]) == 64 for e in entries)
-    _, last = list_checkpoints(reference / "checkpoints")[-1]
-    saved = load_checkpoint(last)[1]["llm"]
-    assert saved["requests"] == totals["llm_requests"] and len(saved["history"]) == 8
+    log = _log(reference)
+    replies = [e for e in log if "key" in e]
+    absorbed = [k for e in log if "boundary" in e for k in e["absorbed"]]
+    assert len(absorbed) == len(set(absorbed)) == totals["llm_replies"]
+    assert set(absorbed) <= {e["key"] for e in replies}
+    assert all(e["generation"] >= 1 and len(e["key"]) == 64 for e in replies)
+    saved = _saved_llm(reference)
+    assert saved["requests"] == totals["llm_requests"]
+    assert len(saved["pending"]) == metrics["llm_in_flight"].iloc[-1]
     assert not server.script.marker.exists()  # hostile replies were never run
 
 
-def test_llm_run_resumes_exactly_after_a_kill(server, reference, tmp_path):
-    """Killed after the checkpoint of generation 3 with replies of generation 4 logged (and
-    a line cut short), resumed while the server is down: generation 4 is replayed from the
-    log, failures included, without a request; then resumed to the end: the same run."""
-    path = tmp_path / "run"
-    runs.start(_config(server, 4), path, quiet=True)
-    shutil.rmtree(path / "checkpoints" / "gen-000004")  # as if killed before it
-    with open(path / REPLIES, "a") as f:
+def _replay_from(run: Path, to: Path, generation: int) -> Path:
+    """A copy of ``run`` with its checkpoints after ``generation`` gone and a line of the
+    reply log cut short: as if killed after that checkpoint."""
+    shutil.copytree(run, to)
+    for g, path in list_checkpoints(to / "checkpoints"):
+        if g > generation:
+            shutil.rmtree(path)
+    with open(to / REPLIES, "a") as f:
         f.write('{"key": "cut sh')
+    return to
+
+
+def test_llm_run_resumes_exactly_with_the_server_down(server, reference, tmp_path):
+    """The reference run, as if killed after its checkpoint of generation 6 (replies of
+    later generations in the log, and a line cut short), resumed while the server is
+    down: the logged replies are absorbed where the log says, none is asked again, and
+    the run is the same."""
+    path = _replay_from(reference, tmp_path / "run", 6)
+    out_at_end = {json.dumps(r["body"], sort_keys=True) for r in _saved_llm(reference)["pending"]}
     asked = len(server.requests)
     server.script.down = True
     try:
-        runs.resume(path, 4, quiet=True)
+        runs.resume(path, quiet=True)
     finally:
         server.script.down = False
-    assert len(server.requests) == asked  # everything replayed; nothing asked
-    assert "LLM replies replayed" in (path / "events.log").read_text()
-    runs.resume(path, N, quiet=True)
+    again = {json.dumps(r, sort_keys=True) for r in server.requests[asked:]}
+    assert again <= out_at_end  # only requests the reference never had answered
+    assert "replayed" in (path / "events.log").read_text()
     tiny.assert_same_run(reference, path)
 
 
 @pytest.mark.slow
-def test_llm_run_resumes_exactly_after_sigkill(server, reference, tmp_path):
-    """A real process, killed (SIGKILL) in the generation after its first checkpoint past
-    0, once a reply of that generation is logged (others likely in flight); the resumed
-    run replays the logged ones and matches the run never stopped."""
+def test_llm_run_resumes_exactly_after_sigkill(tmp_path):
+    """A real process, killed (SIGKILL) between checkpoints once the reply log records a
+    generation past its first checkpoint, resumed while the server is down (nothing
+    listens): the generations it had written come again the same, edits never asked again;
+    and resuming that run's checkpoint once more repeats it byte for byte."""
     path = tmp_path / "run"
-    sets = [a for s in _sets(server) for a in ("--set", s)]
+    script = Scripted(tmp_path / "pwned")
+    server = ChatServer(script).start()
+    sets = [a for s in _sets(server.url, "checkpoint_every=5") for a in ("--set", s)]
     run = subprocess.Popen([sys.executable, "-m", "evolve", "run", tiny.PROBLEM, "--quiet",
-                            "--generations", str(N), "--run-dir", str(path), *sets],
+                            "--generations", "40", "--run-dir", str(path), *sets],
                            cwd=Path(__file__).resolve().parent.parent,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    def logged_past_checkpoint():
+
+    def recorded_past_checkpoint():
         saved = [g for g, _ in list_checkpoints(path / "checkpoints") if g > 0]
         if not saved or not (path / REPLIES).exists():
             return False
         for line in (path / REPLIES).read_text().splitlines():
             try:
-                if json.loads(line)["generation"] > saved[0]:
+                if json.loads(line).get("boundary", 0) > saved[0] + 1:
                     return True
             except ValueError:  # a line being written
                 pass
         return False
 
-    deadline = time.monotonic() + 240
-    while not logged_past_checkpoint():
-        assert run.poll() is None, run.communicate()[1]
-        assert time.monotonic() < deadline, "timed out waiting for the run"
-        time.sleep(0.02)
-    run.kill()
-    run.communicate()
-    assert list_checkpoints(path / "checkpoints")[-1][0] < N
+    try:
+        deadline = time.monotonic() + 240
+        while not recorded_past_checkpoint():
+            assert run.poll() is None, run.communicate()[1]
+            assert time.monotonic() < deadline, "timed out waiting for the run"
+            time.sleep(0.02)
+        run.kill()
+        run.communicate()
+    finally:
+        server.stop()
+    killed = tiny.metrics_without_wall_clock(path)
+    at = list_checkpoints(path / "checkpoints")[-1][0]
+    assert at < 40 and len(killed) - 1 > at
+    asked = len(server.requests)
     runs.resume(path, quiet=True)
-    assert "LLM replies replayed" in (path / "events.log").read_text()
-    tiny.assert_same_run(reference, path)
+    assert len(server.requests) == asked
+    events = (path / "events.log").read_text()
+    assert "replayed" in events and "paused" in events
+    resumed = tiny.metrics_without_wall_clock(path)
+    assert resumed[: len(killed)] == killed  # what the killed run wrote, made again
+    again = _replay_from(path, tmp_path / "again", at)
+    runs.resume(again, quiet=True)
+    tiny.assert_same_run(path, again)
+    assert not script.marker.exists()
+
+
+def test_search_never_waits_for_replies(tmp_path):
+    """A server that answers nothing until told to: the run goes through its generations
+    with its requests out (none absorbed, no more sent); resumed once the server answers,
+    it sends those requests again and absorbs their programs."""
+    release = threading.Event()
+
+    def script(request, n):
+        release.wait(30)
+        return Answer("r1 = mul(r0, r0)\nreturn r1")
+
+    with ChatServer(script) as server:
+        config = _config(server.url, 8, "llm.timeout=30")
+        runs.start(config, tmp_path / "run", quiet=True)
+        metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+        assert metrics["llm_requests"].sum() == 4 and metrics["llm_replies"].sum() == 0
+        assert (metrics["llm_in_flight"] == 4).all()
+        release.set()
+        runs.resume(tmp_path / "run", 40, quiet=True)
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert metrics["llm_replies"].sum() > 4 and metrics["llm_programs"].iloc[8:].sum() > 0
+
+
+def test_endpoint_down_then_up_pauses_then_resumes_edits(tmp_path):
+    """Nothing listens at the endpoint: after a handful of refused requests its breaker
+    pauses it (ordinary children fill the slots), probing now and then; a server starts
+    there mid-run: the probe succeeds and LLM edits resume."""
+    port = free_port()
+    config = _config(f"http://127.0.0.1:{port}/v1", 10**6, "llm.breaker.failures=3",
+                     "llm.breaker.cooldown=0.3", "llm.breaker.max_cooldown=0.3")
+    problem = load_problem(tiny.PROBLEM)
+    engine = runs.engine_for(config, problem)
+    events = []
+    llm = open_llm(config.llm, problem, tmp_path, log=events.append)
+    state = engine.init(0)
+    rows = []
+
+    def step():
+        nonlocal state
+        state, _, row = engine.step(state, llm)
+        rows.append(row)
+
+    deadline = time.monotonic() + 60
+    while not any("paused" in e for e in events):
+        step()
+        assert time.monotonic() < deadline
+    before = sum(r["llm_requests"] for r in rows)
+    assert before <= 2 + 4  # failures short of a pause, and those in flight
+    for _ in range(20):  # paused: only probes are sent
+        step()
+    after = sum(r["llm_requests"] for r in rows) - before
+    assert after == sum("probe sent" in e for e in events)
+    assert sum(r["llm_skipped_paused"] for r in rows[-20:]) > 0
+    assert rows[-1]["llm_paused"] == 1
+    with ChatServer(lambda request, n: Answer("r1 = mul(r0, r0)\nreturn r1"), port):
+        while not (rows and rows[-1]["llm_programs"] > 0):
+            step()
+            time.sleep(0.01)
+            assert time.monotonic() < deadline + 60
+    llm.close()
+    assert any("back at generation" in e and "resume" in e for e in events)
+    assert any("next probe in" in e for e in events)
+    assert rows[-1]["llm_paused"] == 0 and rows[-1]["llm_breaker_failures"] == 0
 
 
 def test_budget_stops_llm_variation_not_the_run(tmp_path, monkeypatch):
@@ -349,7 +459,7 @@ def test_budget_stops_llm_variation_not_the_run(tmp_path, monkeypatch):
 
     monkeypatch.setenv("EVOLVE_TEST_KEY", "sk-secret-4711")
     with ChatServer(script) as server:
-        config = _config(server, N, "llm.budget_tokens=15000", "llm.max_tokens=256",
+        config = _config(server.url, N, "llm.budget_tokens=15000", "llm.max_tokens=256",
                          "llm.api_key_env=EVOLVE_TEST_KEY")
         outcome = runs.start(config, tmp_path / "run", quiet=True)
     assert outcome.state.generation == N

@@ -1,42 +1,47 @@
 """LLM edits as variation operators: mutation and crossover proposed by a language model.
 
-With ``llm.rate > 0``, each generation some children are made by a model that speaks the
-OpenAI-compatible chat-completions protocol (``evolve.search.llm.chat``), prompted with the problem,
-the ops table, the grammar, the parents and the outcomes of this run's recent LLM edits
-(``evolve.search.llm.prompts``). A generation:
+With ``llm.rate > 0``, a model that speaks the OpenAI-compatible chat-completions protocol
+(``evolve.search.llm.chat``) proposes children, prompted with the problem, the ops table,
+the grammar, the current front, the parents and the outcomes of this run's recent LLM
+edits (``evolve.search.llm.prompts``). Requests are asynchronous: the search never waits
+for a reply. At each generation boundary:
 
-  1. The ordinary children are made as always. From the generation's key (its own
-     purpose), each child slot becomes an LLM slot with probability ``rate``: a
-     crossover (program A, B and, with ``inspirations: 3``, a random third; those of
-     one function shown once, and a crossover left with one program is a mutation)
-     with probability ``crossover_rate``, else a mutation of A; A and B are the slot's
-     tournament winners. The model of the slot is drawn by ``model_weights``.
-  2. The requests go out, at most ``max_in_flight`` at once, each with its own deadline,
-     while the ordinary children are fingerprinted and evaluated on the device.
-  3. The generation waits for every request to end (reply or failure), parses the replies
-     (never runs them), and assesses the LLM children. A slot whose request failed, or
-     whose reply gives no program, keeps its ordinary child, so results never depend on
-     timing: only on the replies.
-  4. After selection, each LLM slot's outcome (improved on A, not better, same function,
-     failed and why) joins the history shown in later prompts, and the generation's
-     metrics row gets the ``llm_*`` columns.
+  1. Absorb. The replies that have arrived since the last boundary (in the order their
+     requests were made) are parsed, never run; those that give a program take the first
+     child slots of this generation, in place of ordinary children, and are assessed with
+     them in one batch. Their outcomes (improved on their first parent, not better, same
+     function, failed and why) join the history that later prompts show, and the
+     endpoint's circuit breaker (``evolve.search.llm.breaker``) learns of them.
+  2. Send. From the generation's key (its own purpose), each child slot is a candidate
+     with probability ``rate``: a crossover of its tournament winners A, B (and, with
+     ``inspirations: 3``, a random third) with probability ``crossover_rate``, else a
+     mutation of A; its model drawn by ``model_weights``. Candidates are sent in slot
+     order while fewer than ``max_in_flight`` requests are out, their endpoint is not
+     paused by its breaker, and the budget covers them; the rest are skipped (counted).
+     So with generations in milliseconds, a new request goes out as soon as a reply frees
+     a place, its prompt built from the population of that moment.
+  3. Record. The generation's boundary line (what it absorbed, which paused endpoints it
+     let a probe through to) goes to ``llm-replies.jsonl`` before its metrics row.
 
-Exact resume. Every reply, failures included (a timeout is stored as a timeout), is
-appended to ``llm-replies.jsonl`` in the run directory, keyed by the SHA-256 of the
-request (generation, slot, URL, and the body: model, messages, sampling settings). A
-request whose key is in the log is answered from it and never sent. The counters, the
-budget and the history are saved in each checkpoint, so a resumed run builds the same
-prompts, hence the same keys, and replays what the first run was told.
+Exact resume. Every reply, failures included, is appended to ``llm-replies.jsonl`` when it
+arrives, keyed by the SHA-256 of its request (generation, slot, URL, and the body: model,
+messages, sampling settings); the requests still out, the counters, the budget, the
+breakers and the history are saved in each checkpoint. A resumed run builds the same
+requests, answers those in the log from it (never sending them again), sends again those
+that were out when the run stopped, and absorbs exactly what the logged boundaries say up
+to the last of them (``evolve.search.llm.replies``): the run is a function of its
+configuration and its log, so it repeats the run it resumes, whatever the server does now.
 
 Budget. ``budget_tokens`` and ``budget_cost`` (with ``price_in`` and ``price_out`` per
-million tokens) bound the whole run. A request is sent only if the budget left covers its
-worst case (the prompt's bytes, an upper bound on its tokens, plus ``max_tokens``), so the
-budget is never passed; once nothing fits, LLM variation stops and the run goes on.
-Tokens are the server's ``usage`` counts, or estimates (bytes / 4) when it gives none.
+million tokens) bound the whole run. A request is sent only if the budget left, less the
+worst case of the requests out, covers its own worst case (the prompt's bytes, an upper
+bound on its tokens, plus ``max_tokens``), so the budget is never passed; once nothing
+fits and nothing is out, LLM variation stops and the run goes on. Tokens are the server's
+``usage`` counts, or estimates (bytes / 4) when it gives none; charged when absorbed.
 
-One concept, the LLM operator of a run: its slots are planned, sent, settled, parsed,
-assessed and accounted for in one generation's call and ``finish``; the chat client
-(``evolve.search.llm.chat``) and the prompts (``evolve.search.llm.prompts``) live apart.
+One concept, the LLM operator of a run: its requests are planned, sent, absorbed,
+assessed and accounted for in one generation's call and ``finish``; the chat client, the
+prompts, the breakers and the reply log live apart.
 """
 
 from __future__ import annotations
@@ -56,18 +61,24 @@ from urllib.parse import urlsplit
 import jax
 import numpy as np
 
+from evolve.batch import concat, take
 from evolve.errors import UserError
 from evolve.problem import Problem
 from evolve.program import Program
 from evolve.search.llm import chat
+from evolve.search.llm.breaker import BreakerParams, Breakers
 from evolve.search.llm.prompts import ReplyError, messages, parse_reply
+from evolve.search.llm.replies import REPLIES, ReplyLog
+from evolve.search.selection import front_indices
 from evolve.search.variation import rng_from_key
-from evolve.text import format_program
+from evolve.text import format_program, parse_program
 
-REPLIES = "llm-replies.jsonl"
+__all__ = ["REPLIES", "FAILURES", "LLMParams", "LLMVariation", "ReplyLog", "open_llm"]
+
 FAILURES = (*chat.FAILURES, "edit", "parse")
 _PURPOSE = 0x11D  # the generation key's purpose for LLM decisions (the engine uses 0..4)
-_GRACE = 5.0  # seconds past a request's deadline before the generation stops waiting
+_GRACE = 5.0  # seconds past a request's deadline before it is settled as a timeout
+_FRONT = 8  # points of the current front a prompt shows, at most
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class LLMParams:
     budget_cost: float | None = None
     price_in: float = 0.0
     price_out: float = 0.0
+    breaker: BreakerParams = field(default_factory=BreakerParams)
 
     def __post_init__(self):
         if self.rate > 0 and not self.models:
@@ -126,94 +138,93 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text.encode()) / 4)
 
 
-class ReplyLog:
-    """``llm-replies.jsonl``: one JSON object per line, appended, looked up by request key.
+def _float(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
-    A line cut short by a kill is dropped when the log is opened; lines that do not parse
-    are skipped. Appends are flushed and fsynced one by one.
-    """
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.entries: dict[str, dict] = {}
-        self.skipped = 0
-        self._lock = threading.Lock()
-        if path.exists():
-            data = path.read_bytes()
-            if data and not data.endswith(b"\n"):  # a kill in the middle of a line
-                data = data[: data.rfind(b"\n") + 1]
-                with open(path, "r+b") as f:
-                    f.truncate(len(data))
-            for line in data.decode("utf-8", "replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                    self.entries.setdefault(entry["key"], entry)
-                except (ValueError, KeyError, TypeError):
-                    self.skipped += 1
-
-    def get(self, key: str) -> dict | None:
-        return self.entries.get(key)
-
-    def append(self, entry: dict) -> None:
-        line = json.dumps(entry, sort_keys=True) + "\n"
-        with self._lock:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
-            self.entries.setdefault(entry["key"], entry)
+def _num(value: float) -> float | str:
+    """A float as JSON keeps it exactly: itself, or "inf"/"-inf"/"nan"."""
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
 
 
 @dataclass
-class _Slot:
-    """One LLM child to be: where it goes, from whom, and the request that makes it."""
+class _Request:
+    """One LLM request: the child it is to make, from which parents, and its reply."""
 
+    generation: int  # the generation that made it
     slot: int
     kind: str  # "mutation" or "crossover"
-    parents: list[int]
+    parent: Program  # program A: edits apply to it, outcomes compare with it
+    parent_error: float
+    parent_cost: float
+    parent_fps: list[bytes]  # fingerprints of the programs shown
     model: str
     url: str
     body: dict
     key: str
+    worst: tuple[int, float]  # worst-case tokens and cost, reserved while it is out
     reply: chat.Reply | None = None
     replayed: bool = False
     started: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def to_dict(self) -> dict:
+        return {"generation": self.generation, "slot": self.slot, "kind": self.kind,
+                "parent": format_program(self.parent), "parent_error": _num(self.parent_error),
+                "parent_cost": _num(self.parent_cost),
+                "parent_fps": [f.hex() for f in self.parent_fps], "model": self.model,
+                "url": self.url, "body": self.body, "key": self.key,
+                "worst": list(self.worst)}
 
-def _float(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
+    @classmethod
+    def from_dict(cls, d: dict, problem: Problem) -> _Request:
+        parent = parse_program(d["parent"], problem.n_registers, problem.opcodes,
+                               problem.max_length)
+        return cls(int(d["generation"]), int(d["slot"]), str(d["kind"]), parent,
+                   float(d["parent_error"]), float(d["parent_cost"]),
+                   [bytes.fromhex(f) for f in d["parent_fps"]], str(d["model"]),
+                   str(d["url"]), d["body"], str(d["key"]),
+                   (int(d["worst"][0]), float(d["worst"][1])))
+
+
+def _reply(entry: dict) -> chat.Reply:
+    return chat.Reply(entry["content"], entry["error"], entry["detail"], entry["tokens_in"],
+                      entry["tokens_out"], entry["attempts"], entry["seconds"])
 
 
 @dataclass(frozen=True)
 class Pending:
-    """What an ``LLMVariation`` call hands to its ``finish``: the generation's LLM slots
-    and their outcomes, and the children as assessed (before selection)."""
+    """What an ``LLMVariation`` call hands to its ``finish``: the replies absorbed, their
+    outcomes and the children as assessed (before selection), and what was sent."""
 
     generation: int
-    slots: list[_Slot]
-    outcomes: dict[int, tuple[str | None, str]]  # slot -> (failure kind or None, detail)
-    cut: int  # slots the budget cut
-    state: Any  # the state the children were made from (``evolve.search.state.State``)
-    children: list[Program]
+    absorbed: list[_Request]
+    outcomes: list[tuple[str | None, str]]  # per absorbed reply: (failure kind or None, detail)
+    at: dict[str, int]  # key of an absorbed reply that gave a program -> its child slot
     error: np.ndarray
     cost: np.ndarray
     fps: list[bytes]
-    seconds: float  # waited for replies
+    children: Any  # the children as assessed (a ``Programs`` view)
+    sent: int
+    skipped: dict[str, int]  # "budget", "busy", "paused" -> candidates not sent
+    seconds: float  # spent on LLM work (prompts, parsing, the log), not waiting
 
 
 class LLMVariation:
     """The LLM operator of one run: an engine hook (``Engine.step(state, vary=...)``).
 
     ``saved`` is what ``state_dict`` returned at the checkpoint being resumed; ``log``
-    writes a line to the run's event log.
+    writes a line to the run's event log; ``clock`` gives seconds (``time.monotonic``).
     """
 
     def __init__(self, params: LLMParams, problem: Problem, run_dir: Path,
-                 saved: dict | None = None, log: Callable[[str], None] | None = None):
+                 saved: dict | None = None, log: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.params, self.problem = params, problem
         self.replies = ReplyLog(Path(run_dir) / REPLIES)
         self.log = log or (lambda message: None)
+        self.clock = clock
         if self.replies.skipped:
             self.log(f"warning: {self.replies.skipped} unreadable lines in {REPLIES} skipped")
         self.api_key = api_key(params)
@@ -228,22 +239,116 @@ class LLMVariation:
         self.requests = int(saved.get("requests", 0))
         self.exhausted = saved.get("exhausted")  # the generation the budget ran out, or None
         self.history: list[dict] = list(saved.get("history", []))
-        self._pool = None  # a ThreadPoolExecutor, from the first request on
+        self.breakers = Breakers(params.breaker, sorted({u for _, u in self.models}),
+                                 saved.get("breakers"), clock(), self.log)
+        self.pending = [_Request.from_dict(d, problem) for d in saved.get("pending", [])]
+        self._unsent = []  # requests out when the run stopped, not in the log: sent again
+        for r in self.pending:
+            entry = self.replies.get(r.key)
+            if entry is not None:
+                r.reply, r.replayed = _reply(entry), True
+            else:
+                self._unsent.append(r)
+        self._closed = False
 
     def state_dict(self) -> dict:
-        """What a checkpoint keeps (JSON): counters, budget state and the recent history."""
+        """What a checkpoint keeps (JSON): counters, budget, breakers, history and the
+        requests still out."""
         return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "cost": self.cost,
                 "requests": self.requests, "exhausted": self.exhausted,
-                "history": self.history}
+                "history": self.history, "breakers": self.breakers.state_dict(),
+                "pending": [r.to_dict() for r in self.pending]}
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop logging replies: those still out are kept by the checkpoint, sent again on
+        resume. Their threads end by their deadlines (daemons: they never hold up exit)."""
+        self._closed = True
 
-    # -- planning ---------------------------------------------------------------------------
-    def plan(self, key_g: jax.Array, state, pick: np.ndarray) -> tuple[list[_Slot], int]:
-        """The LLM slots of the generation after ``state`` and the number the budget cut."""
+    # -- sending ------------------------------------------------------------------------------
+    def _settle(self, r: _Request, reply: chat.Reply) -> None:
+        """The request's reply: the first one settled wins and is logged (then seen by the
+        search: a reply is absorbed only once it is in the log)."""
+        with r.lock:
+            if r.reply is not None or self._closed:
+                return
+            self.replies.append({
+                "key": r.key, "generation": r.generation, "slot": r.slot, "model": r.model,
+                "kind": r.kind, "content": reply.content, "error": reply.error,
+                "detail": reply.detail, "tokens_in": reply.tokens_in,
+                "tokens_out": reply.tokens_out, "attempts": reply.attempts,
+                "seconds": round(reply.seconds, 3)})
+            r.reply = reply
+
+    def _ask(self, r: _Request) -> None:
+        p = self.params
+        try:
+            reply = chat.complete(r.url, r.body, api_key=self.api_key, timeout=p.timeout,
+                                  retries=p.retries, backoff=p.backoff,
+                                  max_bytes=max(1 << 16, 64 * p.max_tokens),
+                                  jitter=random.Random(r.key))
+        except Exception as e:  # a bug, not the server: count it, go on
+            reply = chat.Reply(None, "network", f"client error: {e!r}")
+        self._settle(r, reply)
+
+    def _send(self, r: _Request) -> None:
+        entry = self.replies.get(r.key)
+        if entry is not None:  # answered before: never asked again
+            r.reply, r.replayed = _reply(entry), True
+            return
+        r.started = self.clock()
+        threading.Thread(target=self._ask, args=(r,), name="evolve-llm", daemon=True).start()
+
+    def _expire(self, now: float) -> None:
+        """Requests past their deadline (and a grace) are settled as timeouts (the watchdog
+        in ``evolve.search.llm.chat`` should have ended them already)."""
+        for r in self.pending:
+            if r.reply is None and r.started is not None and \
+                    now > r.started + self.params.timeout + _GRACE:
+                self._settle(r, chat.Reply(None, "timeout", "the request did not end; "
+                                           "abandoned", seconds=now - r.started))
+
+    # -- absorbing ----------------------------------------------------------------------------
+    def _absorb(self, g: int, cap: int) -> list[_Request]:
+        """The requests whose replies generation ``g`` absorbs, taken off ``pending``: as the
+        log's boundary says up to its last one, else those that have arrived (at most
+        ``cap``, the oldest first)."""
+        if g <= self.replies.horizon:
+            keys = self.replies.boundaries.get(g, {}).get("absorbed", [])
+            by_key = {r.key: r for r in self.pending}
+            chosen = []
+            for key in keys:
+                r, entry = by_key.get(key), self.replies.get(key)
+                if r is None or entry is None:
+                    raise UserError(f"{REPLIES} says generation {g} absorbed request "
+                                    f"{key[:12]}..., which this run {'never made' if r is None else 'has no reply of'}; "
+                                    "the log does not belong to this run's checkpoints. "
+                                    f"Move {REPLIES} aside to resume without replaying it "
+                                    "(the run then differs from the one that stopped)")
+                if r.reply is None:
+                    r.reply, r.replayed = _reply(entry), True
+                chosen.append(r)
+        else:
+            chosen = [r for r in self.pending if r.reply is not None][:cap]
+        taken = {r.key for r in chosen}
+        self.pending = [r for r in self.pending if r.key not in taken]
+        return chosen
+
+    # -- planning -----------------------------------------------------------------------------
+    def _left(self) -> tuple[float, float]:
+        """Tokens and money left, less the worst case of the requests out."""
+        p = self.params
+        out_tokens = sum(r.worst[0] for r in self.pending)
+        out_cost = sum(r.worst[1] for r in self.pending)
+        tokens = math.inf if p.budget_tokens is None else \
+            p.budget_tokens - self.tokens_in - self.tokens_out - out_tokens
+        cost = math.inf if p.budget_cost is None else p.budget_cost - self.cost - out_cost
+        return tokens, cost
+
+    def plan(self, key_g: jax.Array, state, pick: np.ndarray, probes: set[str]
+             ) -> tuple[list[_Request], dict[str, int]]:
+        """The requests generation ``state.generation + 1`` sends, and the candidates it
+        skips by reason ("busy": ``max_in_flight`` out, "paused": the endpoint's breaker,
+        "budget")."""
         p = self.params
         g = state.generation + 1
         rng = rng_from_key(jax.random.fold_in(key_g, _PURPOSE))
@@ -253,8 +358,22 @@ class LLMVariation:
         third = rng.integers(0, len(state.programs), n)
         model = rng.choice(len(self.models), n, p=self.weights)
         seeds = rng.integers(0, 2**31, n)
-        slots = []
+        skipped = {"budget": 0, "busy": 0, "paused": 0}
+        new: list[_Request] = []
+        left_tokens, left_cost = self._left()
+        front = None
+        broke = False
         for i in np.flatnonzero(chosen):
+            name, url = self.models[int(model[i])]
+            if broke:
+                skipped["budget"] += 1
+                continue
+            if len(self.pending) + len(new) >= p.max_in_flight:
+                skipped["busy"] += 1
+                continue
+            if not self.breakers.allows(url, probes):
+                skipped["paused"] += 1
+                continue
             kind = "crossover" if crossover[i] else "mutation"
             parents = [int(pick[i, 0])]
             if kind == "crossover":
@@ -263,158 +382,106 @@ class LLMVariation:
                     if all(state.fingerprints[j] != state.fingerprints[k] for k in parents):
                         parents.append(j)
                 kind = "crossover" if len(parents) > 1 else "mutation"
-            name, url = self.models[int(model[i])]
+            if front is None:
+                front = _front(state)
             shown = [(state.programs[j], _float(state.error[j]), _float(state.cost[j]))
                      for j in parents]
             body = {"model": name, "messages": messages(self.problem, kind, shown,
-                                                        self.history, p.answer),
+                                                        self.history, p.answer, front),
                     "temperature": p.temperature, "max_tokens": p.max_tokens,
                     "seed": int(seeds[i]), "stream": False}
-            ident = json.dumps({"generation": g, "slot": int(i), "url": chat.endpoint(url),
-                                "body": body}, sort_keys=True)
-            key = hashlib.sha256(ident.encode()).hexdigest()
-            slots.append(_Slot(int(i), kind, parents, name, url, body, key))
-        return self._afford(slots, g)
-
-    def _afford(self, slots: list[_Slot], g: int) -> tuple[list[_Slot], int]:
-        p = self.params
-        left_tokens = math.inf if p.budget_tokens is None else \
-            p.budget_tokens - self.tokens_in - self.tokens_out
-        left_cost = math.inf if p.budget_cost is None else p.budget_cost - self.cost
-        for n, s in enumerate(slots):
-            prompt = worst_tokens("".join(m["content"] for m in s.body["messages"]))
+            prompt = worst_tokens("".join(m["content"] for m in body["messages"]))
             tokens = prompt + p.max_tokens
             cost = (prompt * p.price_in + p.max_tokens * p.price_out) / 1e6
             if tokens > left_tokens or cost > left_cost:
-                if n == 0 and self.exhausted is None:
+                broke = True
+                skipped["budget"] += 1
+                if not self.pending and not new and self.exhausted is None:
                     self.exhausted = g
-                    self.log(f"LLM budget spent at generation {g} ({self.tokens_in} tokens in, "
-                             f"{self.tokens_out} out, cost {self.cost:.6g}): LLM variation "
-                             "stops, the run goes on")
-                return slots[:n], len(slots) - n
+                    self.log(f"LLM budget spent at generation {g} ({self.tokens_in} tokens "
+                             f"in, {self.tokens_out} out, cost {self.cost:.6g}): LLM "
+                             "variation stops, the run goes on")
+                continue
             left_tokens -= tokens
             left_cost -= cost
-        return slots, 0
+            ident = json.dumps({"generation": g, "slot": int(i), "url": chat.endpoint(url),
+                                "body": body}, sort_keys=True)
+            key = hashlib.sha256(ident.encode()).hexdigest()
+            a = parents[0]
+            new.append(_Request(g, int(i), kind, state.programs[a], float(state.error[a]),
+                                float(state.cost[a]), [state.fingerprints[j] for j in parents],
+                                name, url, body, key, (tokens, cost)))
+            self.breakers.sent(url, g, key)
+        return new, skipped
 
-    # -- requests ---------------------------------------------------------------------------
-    def _settle(self, s: _Slot, reply: chat.Reply, g: int) -> chat.Reply:
-        """The slot's reply: the first one settled wins and is logged."""
-        with s.lock:
-            if s.reply is None:
-                s.reply = reply
-                self.replies.append({
-                    "key": s.key, "generation": g, "slot": s.slot, "model": s.model,
-                    "kind": s.kind, "content": reply.content, "error": reply.error,
-                    "detail": reply.detail, "tokens_in": reply.tokens_in,
-                    "tokens_out": reply.tokens_out, "attempts": reply.attempts,
-                    "seconds": round(reply.seconds, 3)})
-            return s.reply
-
-    def _ask(self, s: _Slot, g: int) -> chat.Reply:
-        s.started = time.monotonic()
-        p = self.params
-        reply = chat.complete(s.url, s.body, api_key=self.api_key, timeout=p.timeout,
-                              retries=p.retries, backoff=p.backoff,
-                              max_bytes=max(1 << 16, 64 * p.max_tokens),
-                              jitter=random.Random(s.key))
-        return self._settle(s, reply, g)
-
-    def _send(self, slots: list[_Slot], g: int) -> dict:
-        futures = {}
-        for s in slots:
-            entry = self.replies.get(s.key)
-            if entry is not None:
-                s.replayed = True
-                s.reply = chat.Reply(entry["content"], entry["error"], entry["detail"],
-                                     entry["tokens_in"], entry["tokens_out"],
-                                     entry["attempts"], entry["seconds"])
-                continue
-            if self._pool is None:
-                import concurrent.futures
-
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    self.params.max_in_flight, thread_name_prefix="evolve-llm")
-            futures[self._pool.submit(self._ask, s, g)] = s
-        return futures
-
-    def _wait(self, futures: dict, g: int) -> None:
-        """Until every request has ended; one running past its deadline is settled as a
-        timeout (the watchdog in ``evolve.search.llm.chat`` should have ended it already)."""
-        import concurrent.futures
-
-        waiting = set(futures)
-        while waiting:
-            done, waiting = concurrent.futures.wait(waiting, timeout=0.25)
-            for f in done:
-                if f.exception() is not None:  # a bug, not the server: count it, go on
-                    self._settle(futures[f], chat.Reply(None, "network",
-                                                        f"client error: {f.exception()!r}"), g)
-            now = time.monotonic()
-            for f in list(waiting):
-                s = futures[f]
-                if s.started is not None and now > s.started + self.params.timeout + _GRACE:
-                    self._settle(s, chat.Reply(None, "timeout", "the request did not end; "
-                                               "abandoned", seconds=now - s.started), g)
-                    waiting.discard(f)
-
-    # -- the engine hook --------------------------------------------------------------------
+    # -- the engine hook ----------------------------------------------------------------------
     def __call__(self, engine, state, key_g, pick, children, kinds, probe, rng):
-        """Replace some of ``children`` by LLM children and assess them all, as
-        ``Engine.assess`` does; returns (children, kinds, error, cost, fingerprints, info,
-        pending), ``pending`` being what ``finish`` needs once selection is done."""
-        g = state.generation + 1
-        slots, cut = self.plan(key_g, state, pick)
+        """Absorb the replies due, put their programs in place of the first children, assess
+        all children (as ``Engine.assess`` does) and send this generation's requests;
+        returns (children, kinds, error, cost, fingerprints, info, pending), ``pending``
+        being what ``finish`` needs once selection is done."""
         t0 = time.perf_counter()
-        futures = self._send(slots, g)
-        at = {s.slot: s for s in slots}
-        children, kinds = list(children), list(kinds)
-        n = len(children)
-        error, cost, fps = np.zeros(n), np.zeros(n), [b""] * n
-        info = {"fits": 0, "evaluated": 0}
-
-        def assess(idx: list[int]) -> None:
-            if not idx:
-                return
-            progs, e, c, f, inf = engine.assess(state, [children[i] for i in idx], probe, rng)
-            for j, i in enumerate(idx):
-                children[i], error[i], cost[i], fps[i] = progs[j], e[j], c[j], f[j]
-            info["fits"] += inf["fits"]
-            info["evaluated"] += inf["evaluated"]
-
-        assess([i for i in range(n) if i not in at])  # while the requests are out
-        self._wait(futures, g)
-        waited = time.perf_counter() - t0
-        outcomes = {}
-        for s in slots:
-            reply, parent = s.reply, state.programs[s.parents[0]]
+        g = state.generation + 1
+        now = self.clock()
+        replay = g <= self.replies.horizon
+        for r in self._unsent:
+            self._send(r)
+        self._unsent = []
+        self._expire(now)
+        absorbed = self._absorb(g, len(children))
+        outcomes, programs, at = [], [], {}
+        for r in absorbed:
+            reply = r.reply
+            self.breakers.outcome(r.url, r.key, reply.error, reply.detail, g, now)
             if reply.error is not None:
-                outcomes[s.slot] = (reply.error, reply.detail)
+                outcomes.append((reply.error, reply.detail))
                 continue
             try:
-                children[s.slot] = parse_reply(reply.content, parent, self.problem)
-                kinds[s.slot] = f"llm_{s.kind}"
-                outcomes[s.slot] = (None, "")
+                program = parse_reply(reply.content, r.parent, self.problem)
             except ReplyError as e:
-                outcomes[s.slot] = (e.kind, str(e))
-        assess(sorted(at))
-        replayed = sum(s.replayed for s in slots)
-        if replayed:
-            self.log(f"generation {g}: {replayed} of {len(slots)} LLM replies replayed "
-                     f"from {REPLIES}")
-        pending = Pending(g, slots, outcomes, cut, state, list(children), error.copy(),
-                          cost.copy(), list(fps), waited)
+                outcomes.append((e.kind, str(e)))
+                continue
+            at[r.key] = len(programs)
+            programs.append(program)
+            outcomes.append((None, ""))
+        kinds = list(kinds)
+        if programs:  # the LLM children take the first slots
+            m = len(programs)
+            children = concat(engine.batch(programs),
+                              take(engine.batch(children), np.arange(m, len(kinds))))
+            for r in absorbed:
+                if r.key in at:
+                    kinds[at[r.key]] = f"llm_{r.kind}"
+        if replay:
+            probes = set(self.replies.boundaries.get(g, {}).get("probes", []))
+        else:
+            probes = set(self.breakers.due(now))
+        new, skipped = self.plan(key_g, state, pick, probes)
+        for r in new:
+            self._send(r)
+        self.pending += new
+        self.requests += len(new)
+        if not replay and (absorbed or self.pending or probes or self.breakers.paused()):
+            self.replies.boundary(g, [r.key for r in absorbed], sorted(probes))
+        if replay and any(r.replayed for r in absorbed):
+            self.log(f"generation {g}: {len(absorbed)} LLM replies absorbed as {REPLIES} "
+                     "records (replayed)")
+        seconds = time.perf_counter() - t0
+        children, error, cost, fps, info = engine.assess(state, children, probe, rng)
+        pending = Pending(g, absorbed, outcomes, at, error, cost, list(fps), children,
+                          len(new), skipped, seconds)
         return children, kinds, error, cost, fps, info, pending
 
-    def _usage(self, s: _Slot) -> tuple[int, int]:
-        """Tokens (in, out) charged for a slot: the server's counts, else estimates."""
-        r = s.reply
-        prompt = "".join(m["content"] for m in s.body["messages"])
-        reached = r.error in (None, "timeout", "too_long", "bad_response")
-        t_in = r.tokens_in if r.tokens_in is not None else (
+    def _usage(self, r: _Request) -> tuple[int, int]:
+        """Tokens (in, out) charged for a request: the server's counts, else estimates."""
+        reply = r.reply
+        prompt = "".join(m["content"] for m in r.body["messages"])
+        reached = reply.error in (None, "timeout", "too_long", "bad_response")
+        t_in = reply.tokens_in if reply.tokens_in is not None else (
             estimate_tokens(prompt) if reached else 0)
-        t_out = r.tokens_out if r.tokens_out is not None else (
-            estimate_tokens(r.content) if r.content else
-            self.params.max_tokens if r.error == "too_long" else 0)
+        t_out = reply.tokens_out if reply.tokens_out is not None else (
+            estimate_tokens(reply.content) if reply.content else
+            self.params.max_tokens if reply.error == "too_long" else 0)
         return t_in, t_out
 
     def finish(self, new, pend: Pending) -> dict:
@@ -427,28 +494,26 @@ class LLMVariation:
         cost = 0.0
         programs = same = improved = accepted = 0
         survivors = set(new.fingerprints)
-        old = pend.state
-        for s in pend.slots:
-            a, b = self._usage(s)
+        for r, (kind, why) in zip(pend.absorbed, pend.outcomes):
+            a, b = self._usage(r)
             t_in, t_out = t_in + a, t_out + b
             cost += (a * p.price_in + b * p.price_out) / 1e6
-            kind, why = pend.outcomes[s.slot]
-            i, j = s.slot, s.parents[0]
-            entry = {"generation": pend.generation, "kind": s.kind, "model": s.model,
-                     "parent": [_float(old.error[j]), _float(old.cost[j])]}
+            entry = {"generation": r.generation, "kind": r.kind, "model": r.model,
+                     "parent": [_float(r.parent_error), _float(r.parent_cost)]}
             if kind is not None:
                 counts[kind] += 1
                 entry.update(result="failed", why=f"{kind}: {why}"[:400])
             else:
                 programs += 1
+                i = pend.at[r.key]
                 e, c, fp = pend.error[i], pend.cost[i], pend.fps[i]
                 entry["child"] = [_float(e), _float(c)]
                 accepted += fp in survivors
-                if fp in {old.fingerprints[k] for k in s.parents}:
+                pe, pc = r.parent_error, r.parent_cost
+                if fp in r.parent_fps:
                     same += 1
                     entry.update(result="same", why="it computes the same function as a parent")
-                elif e <= old.error[j] and c <= old.cost[j] and (e < old.error[j] or
-                                                                 c < old.cost[j]):
+                elif e <= pe and c <= pc and (e < pe or c < pc):
                     improved += 1
                     entry.update(result="improved",
                                  program=format_program(pend.children[i]))
@@ -459,15 +524,36 @@ class LLMVariation:
         self.tokens_in += t_in
         self.tokens_out += t_out
         self.cost += cost
-        n = len(pend.slots)
-        self.requests += n
-        return {"llm_requests": n, "llm_programs": programs,
+        n = len(pend.absorbed)
+        lag = [pend.generation - r.generation for r in pend.absorbed]
+        return {"llm_requests": pend.sent, "llm_replies": n, "llm_in_flight": len(self.pending),
+                "llm_programs": programs,
                 **{f"llm_fail_{k}": v for k, v in counts.items()},
-                "llm_skipped_budget": pend.cut, "llm_tokens_in": t_in,
-                "llm_tokens_out": t_out, "llm_cost": cost, "llm_cost_total": self.cost,
-                "llm_same": same, "llm_improved": improved, "llm_accepted": accepted,
+                "llm_skipped_budget": pend.skipped["budget"],
+                "llm_skipped_busy": pend.skipped["busy"],
+                "llm_skipped_paused": pend.skipped["paused"],
+                "llm_tokens_in": t_in, "llm_tokens_out": t_out, "llm_cost": cost,
+                "llm_cost_total": self.cost, "llm_same": same, "llm_improved": improved,
+                "llm_accepted": accepted,
                 "llm_acceptance": accepted / n if n else float("nan"),
+                "llm_lag": float(np.mean(lag)) if lag else float("nan"),
+                "llm_paused": self.breakers.paused(),
+                "llm_breaker_failures": self.breakers.worst(),
+                "llm_next_probe_seconds": self.breakers.next_probe(self.clock()),
                 "llm_wait_seconds": pend.seconds}
+
+
+def _front(state) -> list[tuple[float | None, float | None]]:
+    """The (error, cost) points of the population's Pareto front, most accurate first, at
+    most ``_FRONT`` of them (spread along it)."""
+    finite = np.flatnonzero(np.isfinite(state.error))
+    if not len(finite):
+        return []
+    idx = finite[front_indices(np.stack([state.error[finite], state.cost[finite]], 1))]
+    points = sorted({(float(state.error[i]), float(state.cost[i])) for i in idx})
+    if len(points) > _FRONT:
+        points = [points[round(k * (len(points) - 1) / (_FRONT - 1))] for k in range(_FRONT)]
+    return points
 
 
 def api_key(params: LLMParams) -> str | None:

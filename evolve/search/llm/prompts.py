@@ -3,8 +3,9 @@
 A prompt is two chat messages. The system message holds what does not change in a run:
 the problem (its description, inputs, domain, error measure, target), the ops table (for
 the allowed ops: name, arity, meaning, cost) and the grammar of the text form. The user
-message holds the parents in text form with their objectives, the outcomes of this run's
-recent LLM edits (which improved on their parent, which did not, and why, parse errors
+message holds the current Pareto front of the population (error and cost of up to eight
+points: where the search stands now, since replies arrive while it goes on), the parents
+in text form with their objectives, the outcomes of this run's recent LLM edits (which improved on their parent, which did not, and why, parse errors
 included), and the task: a mutation of one program, or a crossover of two or three.
 
 A reply is either SEARCH/REPLACE blocks applied to the first parent's text,
@@ -142,12 +143,16 @@ def describe_outcome(entry: dict) -> str:
 
 
 def user_message(kind: str, parents: list[tuple[Program, float, float]],
-                 history: list[dict]) -> str:
-    """The second message: recent outcomes, the parents with objectives, the task."""
+                 history: list[dict], front: list[tuple] | None = None) -> str:
+    """The second message: recent outcomes, the current front, the parents with
+    objectives, the task."""
     parts = []
     if history:
         parts.append("Outcomes of recent LLM edits in this run (oldest first); learn from "
                      "them:\n" + "\n".join(describe_outcome(e) for e in history))
+    if front:
+        parts.append("The search's current Pareto front (error, cost), most accurate first: "
+                     + ", ".join(f"({number(e)}, {number(c)})" for e, c in front))
     names = "ABC"
     for name, (program, error, cost) in zip(names, parents):
         parts.append(f"Program {name} (error {number(error)}, cost {number(cost)}):\n```\n"
@@ -164,10 +169,11 @@ def user_message(kind: str, parents: list[tuple[Program, float, float]],
 
 
 def messages(problem: Problem, kind: str, parents: list[tuple[Program, float, float]],
-             history: list[dict], answer: str = "either") -> list[dict]:
+             history: list[dict], answer: str = "either",
+             front: list[tuple] | None = None) -> list[dict]:
     """The chat messages of one request."""
     return [{"role": "system", "content": system_message(problem, answer)},
-            {"role": "user", "content": user_message(kind, parents, history)}]
+            {"role": "user", "content": user_message(kind, parents, history, front)}]
 
 
 # -- replies --------------------------------------------------------------------------------
