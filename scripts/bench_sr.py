@@ -219,21 +219,36 @@ def run_generations(step, t0: float, budget: float) -> tuple[int, float]:
             return generations, now - t0
 
 
-def select_model(errors, sizes, rule: str = "accurate") -> int:
+SELECT_RULES = ("accurate", "best", "lowest", "bic")
+
+
+def select_model(errors, sizes, rule: str = "accurate", n: int | None = None) -> int:
     """The index of the model to report from a Pareto front of (loss, size).
 
     Losses are floored at 1e-12 (float32 evaluation: below it, all are exact fits).
     "accurate": the smallest model within 1.5x of the lowest loss. "best" (PySR's rule):
-    among those, the one with the largest drop of log-loss per added node.
+    among those, the one with the largest drop of log-loss per added node. "lowest": the
+    lowest loss (the smallest of equals). "bic": the lowest Bayesian information criterion
+    n log(loss) + size log(n), ``n`` the training points, each node a parameter.
     """
     import numpy as np
 
+    if rule not in SELECT_RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(SELECT_RULES)}")
     order = np.lexsort((errors, sizes))
     loss = np.maximum(np.asarray(errors, np.float64)[order], 1e-12)
     size = np.asarray(sizes, np.float64)[order]
     best_loss = loss.min()
     if rule == "accurate":
         return int(order[np.flatnonzero(loss <= 1.5 * best_loss)[0]])
+    if rule == "lowest":
+        return int(order[np.flatnonzero(loss == best_loss)[0]])
+    if rule == "bic":
+        if n is None:
+            raise ValueError("rule 'bic' needs n, the number of training points")
+        with np.errstate(all="ignore"):
+            bic = np.where(np.isfinite(loss), n * np.log(loss) + size * np.log(n), np.inf)
+        return int(order[int(np.argmin(bic))])
     best, best_score, prev = int(order[0]), -np.inf, None
     for k in range(len(order)):
         if not np.isfinite(loss[k]):
@@ -266,10 +281,20 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
 
     generations, searched = run_generations(step, t0, budget)
     idx = front_indices(np.stack([state.error, state.cost], axis=1))
-    pick = int(idx[select_model(state.error[idx], state.cost[idx], args.select)])
+    n = len(engine.x_train)
+    pick = int(idx[select_model(state.error[idx], state.cost[idx], args.select, n)])
     program = scaled_model(state.programs[pick], problem)  # a * f + b with scaling on
-    x_test, _ = problem.test_data()
+    x_test, y_test = problem.test_data()
     pred = run_numpy(program, x_test, problem.n_registers, np.float32)
+    # the whole front, for comparing model choices on the held-out points: each member's
+    # training error, search cost, model size and test R^2, and each rule's pick
+    front = []
+    for i in idx.tolist():
+        model = scaled_model(state.programs[i], problem)
+        r2 = r2_score(y_test, run_numpy(model, x_test, problem.n_registers, np.float32))
+        front.append([float(state.error[i]), float(state.cost[i]), problem.cost(model), r2])
+    picks = {rule: int(select_model(state.error[idx], state.cost[idx], rule, n))
+             for rule in SELECT_RULES}
     syms = symbols(problem)
     try:  # to_sympy names inputs x (one input) or x0, x1, ...: give them the domain's signs
         expr = to_sympy(program, problem)
@@ -278,7 +303,8 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
         expr = None
     return {"expr": expr, "pred": pred, "native_size": problem.cost(program),
             "searched_s": searched, "generations": generations, "evaluations": state.evaluations,
-            "model": state.genomes[pick] if state.genomes else None}
+            "model": state.genomes[pick] if state.genomes else None,
+            "front": front, "picks": picks}
 
 
 def _np_ops():
@@ -541,6 +567,8 @@ def run_cell(engine: str, name: str, seed: int, args) -> dict:
                   evaluations=result["evaluations"], native_size=result["native_size"],
                   **score(problem, result["expr"], result["pred"], y_test),
                   model=result["model"])
+    if "front" in result:  # evolve: its final front, and the pick of every model choice
+        record.update(front=result["front"], picks=result["picks"])
     return record
 
 
@@ -697,6 +725,36 @@ def summarize(records: list[dict]) -> tuple[list[dict], str]:
     return rows, "\n".join(lines)
 
 
+def choice_table(records: list[dict]) -> tuple[list[dict], str]:
+    """Each model choice (``SELECT_RULES``) applied to evolve's recorded final fronts,
+    judged on the held-out points: cells whose pick has test R^2 > 0.999999, the median
+    test R^2 and model size of the picks, per (set, noise, engine label)."""
+    import numpy as np
+
+    rows = []
+    fronts = [r for r in records if r.get("front") and r.get("picks")]
+    for key in sorted({(r["set"], float(r.get("noise") or 0.0), label(r)) for r in fronts}):
+        rs = [r for r in fronts if (r["set"], float(r.get("noise") or 0.0), label(r)) == key]
+        for rule in SELECT_RULES:
+            chosen = [r["front"][r["picks"][rule]] for r in rs if rule in r["picks"]]
+            r2 = np.array([c[3] if c[3] is not None else -np.inf for c in chosen])
+            rows.append({"bench": "sr-choice", "set": key[0], "noise": key[1],
+                         "engine": key[2], "rule": rule, "cells": len(chosen),
+                         "r2_recovered": int(np.sum(r2 > R2_RECOVERED)),
+                         "median_test_r2": float(np.median(r2)) if len(r2) else None,
+                         "median_size": float(np.median([c[2] for c in chosen]))
+                         if chosen else None})
+    lines = ["| set | noise | engine | model choice | test R² > 0.999999 | median test R² | "
+             "median model size |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        r2 = row["median_test_r2"]
+        r2s = "–" if r2 is None or not math.isfinite(r2) else f"{r2:.9f}"
+        lines.append(f"| {row['set']} | {row['noise']:g} | {row['engine']} | {row['rule']} | "
+                     f"{row['r2_recovered']}/{row['cells']} | {r2s} | "
+                     f"{_g(row['median_size'])} |")
+    return rows, "\n".join(lines)
+
+
 def _g(value: float | None, spec: str = "g") -> str:
     return "–" if value is None or not math.isfinite(value) else format(value, spec)
 
@@ -733,7 +791,7 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="skip cells already in --out")
     p.add_argument("--population", type=int, default=500, help="evolve's population")
     p.add_argument("--mating", default="tournament", help="evolve's search.mating")
-    p.add_argument("--select", default="accurate", choices=("accurate", "best"),
+    p.add_argument("--select", default="accurate", choices=SELECT_RULES,
                    help="evolve's choice from its front (see select_model)")
     p.add_argument("--noise", default="0",
                    help="noise levels on the training targets, e.g. 0,0.001,0.01,0.1 "
@@ -769,6 +827,12 @@ def main(argv=None) -> int:
         print(table)
         print()
         print(per_problem_table(records))
+        choices, choice_md = choice_table(records)
+        if choices:
+            for row in choices:
+                print(json.dumps(row))
+            print()
+            print(choice_md)
         return 0
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in args.engines if e not in ENGINES]

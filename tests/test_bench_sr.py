@@ -170,3 +170,27 @@ def test_exact_recovery_sees_the_scaled_model():
         pred = run_numpy(model, x_test, p.n_registers)
         result = bench_sr.score(p, expr, pred, y_test)
         assert result["exact"] is exact and result["recovered"] is exact
+
+
+def test_model_choices_and_their_table():
+    errors = np.array([0.5, 1e-3, 9e-4, 1e-15])
+    sizes = np.array([1, 3, 30, 40])
+    assert bench_sr.select_model(errors, sizes, "lowest") == 3
+    assert bench_sr.select_model(errors, sizes, "accurate") == 3
+    # BIC, 20 points: the exact fit (loss floored at 1e-12) pays 40 log 20 and still wins;
+    # against a near fit it does not: 20 log(1e-3) + 3 log 20 < 20 log(5e-4) + 40 log 20
+    assert bench_sr.select_model(errors, sizes, "bic", n=20) == 3
+    near = np.array([0.5, 1e-3, 5e-4])
+    assert bench_sr.select_model(near, sizes[[0, 1, 3]], "bic", n=20) == 1
+    assert bench_sr.select_model(near, sizes[[0, 1, 3]], "accurate") == 2
+    with pytest.raises(ValueError, match="choose from"):
+        bench_sr.select_model(errors, sizes, "smallest")
+    front = [[0.5, 1, 1, 0.2], [1e-3, 3, 7, 0.999], [1e-15, 40, 44, 1.0]]
+    records = [{"bench": "sr", "engine": "evolve", "set": "nguyen", "problem": "nguyen-1",
+                "seed": s, "noise": 0.01, "settings": {"scaling": True}, "front": front,
+                "picks": {"accurate": 2, "best": 1, "lowest": 2, "bic": 1}} for s in (0, 1)]
+    rows, table = bench_sr.choice_table(records)
+    by_rule = {r["rule"]: r for r in rows}
+    assert by_rule["accurate"]["r2_recovered"] == 2 and by_rule["best"]["r2_recovered"] == 0
+    assert by_rule["bic"]["median_size"] == 7
+    assert "| nguyen | 0.01 | evolve | lowest | 2/2 | 1.000000000 | 44 |" in table
