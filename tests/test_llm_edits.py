@@ -109,7 +109,7 @@ def test_prompt_is_built_from_data():
                {"generation": 4, "kind": "mutation", "result": "worse", "parent": [3.0, 5.0],
                 "child": [None, 5.0]}]
     system, user = (m["content"] for m in messages(PROBLEM, "crossover", [
-        (PARENT, 12.5, 3.0), (PARENT, None, 3.0)], history))
+        (PARENT, 12.5, 3.0), (PARENT, None, 3.0)], history, front=[(0.875, 6.0), (12.5, 3.0)]))
     assert PROBLEM.description in system
     for op in ("add", "sub", "mul", "div", "fma(a, b, c)", "LITERAL"):
         assert op in system
@@ -118,6 +118,7 @@ def test_prompt_is_built_from_data():
     assert "error 12.5, cost 3" in user and "inf" in user
     assert "unknown op 'pow'" in user and "12.5 -> 3.25" in user and "r1 = add(r0, r0)" in user
     assert "not better" in user
+    assert "current Pareto front (error, cost), most accurate first: (0.875, 6), (12.5, 3)" in user
 
 
 def test_replies_give_programs_by_text_or_by_edits():
