@@ -174,12 +174,21 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="list the config fields, their defaults and descriptions, and exit")
 
 
-def _finish(outcome) -> int:
+def _finish(outcome, quiet: bool = False) -> int:
     import shlex
 
     from evolve.runs.driver import summary
 
+    notes = ()
+    if not outcome.stopped_by:  # certify the cheapest under-target programs, where quick
+        from evolve.results.autocertify import certify_end_of_run
+
+        progress = _VerifyProgress(quiet)
+        notes = certify_end_of_run(outcome.run_dir, outcome.problem, outcome.config.certify,
+                                   on_start=progress.start, progress=progress).notes
     print(summary(outcome), end="")
+    for line in notes:
+        print(line)
     if outcome.stopped_by:
         print(f"{PROG}: stopped by {outcome.stopped_by} at generation "
               f"{outcome.state.generation} of {outcome.config.generations}; checkpoint written. "
@@ -203,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evolve.runs import driver as runs
 
     outcome = runs.start(config, Path(args.run_dir) if args.run_dir else None, quiet=args.quiet)
-    return _finish(outcome)
+    return _finish(outcome, args.quiet)
 
 
 def _add_resume_arguments(p: argparse.ArgumentParser) -> None:
@@ -223,7 +232,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from evolve.runs import driver as runs
 
     return _finish(runs.resume(Path(args.run_dir), args.generations, quiet=args.quiet,
-                               ray_address=args.ray_address))
+                               ray_address=args.ray_address), args.quiet)
 
 
 # -- plot, report ---------------------------------------------------------------------------

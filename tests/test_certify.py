@@ -19,7 +19,7 @@ from evolve.eval.evaluator import run_numpy
 from evolve.problem import Problem, ulp32
 from evolve.results import certify as verify
 from evolve.runs.config import dump_config, replace_field
-from evolve.runs.files import FRONT_COLUMNS, Lock
+from evolve.runs.files import FRONT_COLUMNS, Lock, meets_target
 from evolve.text import parse_program
 
 TINY_DOMAIN = (1.0, 1.0 + 2 ** -10)  # 8193 float32 values
@@ -91,7 +91,8 @@ def make_run(root: Path, front=FRONT, header=FRONT_COLUMNS) -> Path:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for error, cost, text in front:
-            w.writerow([repr(error), repr(cost), len(program(text)), text.rstrip("\n")])
+            label = [meets_target(error, None, 1.0)] if "meets_target" in header else []
+            w.writerow([repr(error), repr(cost), len(program(text)), text.rstrip("\n"), *label])
     return run
 
 
@@ -283,8 +284,12 @@ def test_verify_run_writes_the_certified_columns(tmp_path):
     x = all_float32(*TINY_DOMAIN)
     for i, cert in results:
         row = rows[i]
-        assert {k: row[k] for k in FRONT_COLUMNS} == before[i]
+        same = [k for k in FRONT_COLUMNS if k != "meets_target"]
+        assert {k: row[k] for k in same} == {k: before[i][k] for k in same}
         max_ulp, worst, over = brute_force(program(row["program"]), problem, x)
+        # the label follows the certificate, not the sampled error
+        assert before[i]["meets_target"] == ("sampled only" if i == 2 else "no")
+        assert row["meets_target"] == ("certified" if max_ulp < 1 else "no")
         assert float(row["certified_max_ulp"]) == max_ulp == cert.max_ulp
         assert float(row["certified_worst_x"]) == worst
         assert int(row["certified_over_1ulp"]) == over

@@ -114,7 +114,8 @@ def test_run_prints_the_run_dir_and_best_program(finished, capsys):
     out = capsys.readouterr().out
     assert f"run directory: {finished}" in out
     assert "generation 5 of 5" in out
-    assert re.search(r"^# error \S+, cost \S+\n(r\d+ = .*\n)*return r\d+$", out, re.M)
+    assert re.search(r"^# error \S+ (sampled|certified) \(.*\), cost \S+.*\n(r\d+ = .*\n)*"
+                     r"return r\d+$", out, re.M)
 
 
 @pytest.mark.parametrize("argv, expected", [

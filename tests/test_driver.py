@@ -74,9 +74,10 @@ def test_front_csv(reference):
     assert body
     keys = [(float(r[1]), float(r[0])) for r in body]
     assert keys == sorted(keys)
-    for error, cost, length, program in body:
+    for error, cost, length, program, label in body:
         assert len(parse_program(program).instructions) == int(length)
         assert repr(float(error)) == error and repr(float(cost)) == cost
+        assert label == ("sampled only" if float(error) < 1 else "no")  # exp2: target 1
     assert len(pd.read_csv(reference / "front.csv")) == len(body)
 
 
@@ -309,3 +310,34 @@ def test_summary_shows_programs_without_dead_instructions(reference):
                                      replace(state, programs=padded), None))
     shown = text.split("# error")[1:]
     assert shown and all("0.25" not in block for block in shown)
+
+
+def test_summary_says_meeting_the_target_only_on_a_certificate(tmp_path):
+    from evolve.catalog import load_problem
+    from evolve.runs.files import RunDir
+    from test_files import DEAD, LIVE, _state
+
+    problem = load_problem("exp2")
+    state = _state([DEAD, LIVE], [0.95, 0.9948], [2.0, 1.0])
+    RunDir(tmp_path).write_front(state, problem.target)
+    outcome = runs.Outcome(tmp_path, tiny.config(3), problem, state, None)
+    text = runs.summary(outcome)
+    assert "meeting the target" not in text
+    assert "under the target on sampled points only" in text
+    assert "# error 0.9948 sampled (max on 1,000,512 sampled points; not certified), " \
+           "cost 1" in text  # 512 training + 1e6 check points
+    front = list(csv.DictReader(open(tmp_path / "front.csv", newline="")))
+    front[0].update(certified_max_ulp="1.189", certified_worst_x="0.25",
+                    certified_over_1ulp="4185")  # LIVE (cost 1), as `evolve verify` writes
+    front[1].update(certified_max_ulp="0.97", certified_worst_x="0.5",
+                    certified_over_1ulp="0")
+    with open(tmp_path / "front.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(front[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(front)
+    text = runs.summary(outcome)
+    meets, rest = text.split("programs meeting the target (certified max error < 1")[1].split(
+        "under the target on sampled points but not on every float32")
+    assert "# error 0.97 certified (max over every float32 of the domain), cost 2" in meets
+    assert "0.9948" not in meets and "on sampled points only" not in text
+    assert "certified max error 1.189 at x = 0.25 (4185 inputs over 1 ULP)" in rest

@@ -49,3 +49,42 @@ def test_front_csv_parses_back_to_programs():
 def test_non_finite_errors_are_never_on_the_front():
     rows = front_rows(_state([DEAD, LIVE], [np.nan, 1.0], [0.0, 1.0]))
     assert [r[0] for r in rows] == [1.0]
+
+
+def test_front_csv_labels_errors_against_the_target():
+    from evolve.runs.files import meets_target
+
+    assert meets_target(0.99, None, 1.0) == "sampled only"  # never "yes" on samples alone
+    assert meets_target(0.99, "1.189", 1.0) == "no"  # the certificate decides
+    assert meets_target(0.99, 0.97, 1.0) == "certified"
+    assert meets_target(1.5, None, 1.0) == "no" and meets_target(0.5, None, None) == ""
+    out = front_csv(_state([DEAD, LIVE], [0.5, 1.0], [2.0, 1.0]), target=0.75)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["meets_target"] for r in rows] == ["no", "sampled only"]
+
+
+def test_rewriting_the_front_keeps_the_certificates_of_its_programs(tmp_path):
+    from evolve.runs.files import CERTIFIED_COLUMNS, RunDir, read_certificates
+
+    run = RunDir(tmp_path)
+    state = _state([DEAD, LIVE], [0.5, 1.0], [2.0, 1.0])
+    run.write_front(state, 0.75)
+    plain = (tmp_path / "front.csv").read_bytes()
+    assert read_certificates(tmp_path / "front.csv") == {}
+    rows = list(csv.DictReader(io.StringIO(plain.decode())))
+    cells = {"certified_max_ulp": "0.625", "certified_worst_x": "0.5",
+             "certified_over_1ulp": "0"}
+    text = format_program(Program(DEAD.instructions[1:2] + DEAD.instructions[3:], 1)).rstrip()
+    with open(tmp_path / "front.csv", "w", newline="") as f:  # what `evolve verify` leaves
+        w = csv.DictWriter(f, [*FRONT_COLUMNS, *CERTIFIED_COLUMNS], lineterminator="\n",
+                           restval="")
+        w.writeheader()
+        w.writerows({**r, **(cells if r["program"] == text else {})} for r in rows)
+    run.write_front(state, 0.75)  # the next generation, or a resume
+    again = list(csv.DictReader(open(tmp_path / "front.csv", newline="")))
+    kept = {r["program"]: r for r in again}
+    assert {c: kept[text][c] for c in CERTIFIED_COLUMNS} == cells
+    assert kept[text]["meets_target"] == "certified"
+    assert [r["certified_max_ulp"] for r in again if r["program"] != text] == [""]
+    run.write_front(_state([LIVE], [1.0], [1.0]), 0.75)  # the certified program left
+    assert (tmp_path / "front.csv").read_text().splitlines()[0] == ",".join(FRONT_COLUMNS)

@@ -175,3 +175,19 @@ def test_broken_run_directories_are_user_errors(tmp_path, breakage, message):
         metrics.write_text(metrics.read_text().splitlines()[0] + "\n")
     with pytest.raises(UserError, match=message):
         load_run(run_dir)
+
+
+def test_front_figure_draws_certified_errors_where_front_csv_has_them(tmp_path):
+    run_dir = make_run_dir(tmp_path / "r")
+    front = pd.read_csv(run_dir / "front.csv")
+    front.loc[0, "error"] = 0.9948
+    front["certified_max_ulp"] = [1.189, np.nan, np.nan, np.nan, np.nan]
+    front.to_csv(run_dir / "front.csv", index=False)
+    run = load_run(run_dir)
+    fig = front_figure(group_runs([run]), [problem_info("exp2")])
+    ax = fig.axes[0]
+    ys = np.concatenate([line.get_ydata() for line in ax.get_lines()])
+    assert 1.189 in ys and 0.9948 not in ys  # the certificate replaces the sampled error
+    labels = ax.get_legend_handles_labels()[1]
+    assert "certified error (every float32)" in labels
+    assert "sampled error (run's points)" in labels

@@ -59,8 +59,48 @@ def test_report_to_another_path_and_its_summary(tmp_path):
     metrics = load_run(run_dir).metrics
     rate = metrics.cache_hits.sum() / (metrics.cache_hits.sum() + metrics.cache_misses.sum())
     assert facts["cache hit rate"] == f"{rate:.1%}"
-    assert facts["best cost at target"] in ("not reached", f"{metrics.best_cost_at_target.min():g}")
-    assert facts["best error"] == f"{np.nanmin(metrics.best_error.replace(np.inf, np.nan)):.4g}"
+    assert facts["cheapest cost below the target on sampled points"] in (
+        "not reached", f"{metrics.best_cost_at_target.min():g}")
+    assert facts["best sampled error"] == \
+        f"{np.nanmin(metrics.best_error.replace(np.inf, np.nan)):.4g}"
+
+
+def _certify_rows(run_dir: Path, certified: dict[int, float]) -> None:
+    """What `evolve verify` leaves: certified_max_ulp in some rows of front.csv."""
+    import pandas as pd
+
+    front = pd.read_csv(run_dir / "front.csv")
+    front["certified_max_ulp"] = [certified.get(i, np.nan) for i in range(len(front))]
+    front.to_csv(run_dir / "front.csv", index=False)
+
+
+def test_report_says_below_target_only_on_a_certificate(tmp_path):
+    import pandas as pd
+
+    run_dir = make_run_dir(tmp_path / "r")  # exp2: target 1
+    front = pd.read_csv(run_dir / "front.csv")
+    front.loc[0, "error"], front.loc[1, "error"] = 0.9948, 0.95
+    front.to_csv(run_dir / "front.csv", index=False)
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert "<td>sampled only</td>" in page and "<td>certified</td>" not in page
+    assert "none certified yet" in page
+    assert "not certified: " not in page and ">yes<" not in page
+    assert "below the target on sampled points only, not certified (1): sampled error" in page
+
+    _certify_rows(run_dir, {0: 1.189})  # the README's case: 0.9948 sampled, 1.189 certified
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    row = page[page.index("<td>0.9948</td>"):].split("</tr>")[0]
+    assert "<td>1.189</td>" in row and "<td>no</td>" in row  # not below the target
+    assert "none: the certified programs miss it" in page
+    assert "certified error (every float32)" in page
+
+    _certify_rows(run_dir, {0: 1.189, 1: 0.97})
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    row = page[page.index("<td>0.95</td>"):].split("</tr>")[0]
+    assert "<td>0.97</td>" in row and "<td>certified</td>" in row
+    facts = summary(load_run(run_dir), 1.0)
+    assert facts["cheapest cost certified below the target"] == "9"
+    assert "cheapest certified below the target (1): certified error 0.97" in page
 
 
 def test_report_of_a_broken_run_is_a_user_error(tmp_path):

@@ -56,13 +56,13 @@ from evolve.errors import UserError
 from evolve.ops import OPS
 from evolve.problem import Problem
 from evolve.program import Program, bucket, f32_bits, to_arrays, validate
+from evolve.runs.files import CERTIFIED_COLUMNS, meets_target
 
 CHUNK = 1 << 24  # points per device call
 CHUNK_DEVICE_REFERENCE = 1 << 27  # the same, when the reference is computed on the GPU
 REFERENCE_TOLERANCE = 2.0 ** -44  # device against host float64 reference, relative
 SAMPLE = 256  # outputs of each chunk and device cross-checked against the numpy reference
 _HOST_BLOCK = 1 << 20  # points processed at once on the host
-CERTIFIED_COLUMNS = ("certified_max_ulp", "certified_worst_x", "certified_over_1ulp")
 _LAX_TILE = 8192
 
 
@@ -543,7 +543,7 @@ def write_front(run_dir: Path, header: list[str], rows: list[dict[str, str]]) ->
     """Rewrite front.csv atomically (temporary file, fsync, rename)."""
     from evolve.runs.checkpoint import atomic_write
 
-    columns = header + [c for c in CERTIFIED_COLUMNS if c not in header]
+    columns = header + [c for c in ("meets_target", *CERTIFIED_COLUMNS) if c not in header]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, columns, lineterminator="\n", restval="")
     writer.writeheader()
@@ -596,6 +596,8 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
             results.append((i, cert))
             if stride == 1:
                 rows[i].update(certificate_cells(cert))
+                rows[i]["meets_target"] = meets_target(float(rows[i]["error"]), cert.max_ulp,
+                                                       problem.target)
                 with writing(run_dir):
                     write_front(run_dir, header, rows)  # after each row: a stop keeps it
         return results

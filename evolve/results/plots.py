@@ -150,6 +150,37 @@ def problem_info(name: str, config: dict | None = None) -> ProblemInfo:
                        p.error)
 
 
+# -- what the front's errors are -------------------------------------------------------------
+
+def certified_errors(front: pd.DataFrame) -> np.ndarray:
+    """The certified max ULP error of each front row (``evolve verify`` or the end-of-run
+    certificate: over every float32 of the domain), NaN where a row has none."""
+    if "certified_max_ulp" not in front.columns:
+        return np.full(len(front), np.nan)
+    return pd.to_numeric(front["certified_max_ulp"], errors="coerce").to_numpy(np.float64)
+
+
+def best_errors(front: pd.DataFrame) -> np.ndarray:
+    """Each front row's error as best known: certified where it is, else sampled."""
+    certified = certified_errors(front)
+    return np.where(np.isnan(certified), front["error"].to_numpy(np.float64), certified)
+
+
+def target_status(front: pd.DataFrame, target: float | None) -> list[str]:
+    """Each row against ``target``: "certified" (its certified error is below it), "sampled
+    only" (below it on the sampled points, not certified), "no", or "" without a target.
+    A program is never said to meet the target on sampled errors alone."""
+    if target is None:
+        return [""] * len(front)
+    out = []
+    for sampled, certified in zip(front["error"].to_numpy(np.float64), certified_errors(front)):
+        if not np.isnan(certified):
+            out.append("certified" if certified < target else "no")
+        else:
+            out.append("sampled only" if sampled < target else "no")
+    return out
+
+
 # -- groups -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -323,18 +354,24 @@ def front_figure(groups: list[Group], infos: list[ProblemInfo]):
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.subplots()
     errors = []
+    certified_any = False
     for i, group in enumerate(groups):
         labelled = False
         for run in group.runs:
             if run.front is None or run.front.empty:
                 continue
-            f = run.front.sort_values(["cost", "error"])
-            f = f[np.isfinite(f["error"].to_numpy(np.float64))]
-            errors.append(f["error"].to_numpy(np.float64))
-            ax.step(f["cost"], f["error"], where="post", color=f"C{i % 10}", alpha=0.6)
-            ax.plot(f["cost"], f["error"], "o", color=f"C{i % 10}", markersize=4,
-                    label=None if labelled else group.label)
+            f = run.front.assign(best=best_errors(run.front))
+            f = f[np.isfinite(f["best"].to_numpy(np.float64))].sort_values(["cost", "best"])
+            errors.append(f["best"].to_numpy(np.float64))
+            ax.step(f["cost"], f["best"], where="post", color=f"C{i % 10}", alpha=0.6)
+            sure = ~np.isnan(certified_errors(f))
+            ax.plot(f["cost"][~sure], f["best"][~sure], "o", color=f"C{i % 10}",
+                    markersize=4, label=None if labelled else group.label)
+            labelled = labelled or bool((~sure).any())
+            ax.plot(f["cost"][sure], f["best"][sure], "D", color=f"C{i % 10}", markersize=6,
+                    markeredgecolor="k", label=None if labelled else group.label)
             labelled = True
+            certified_any = certified_any or bool(sure.any())
     for info in infos:
         for j, b in enumerate(info.baselines):
             ax.plot(b["cost"], b["error"], "kX", markersize=8,
@@ -350,6 +387,11 @@ def front_figure(groups: list[Group], infos: list[ProblemInfo]):
     ax.set_xlabel("cost (weighted op count)")
     ax.set_ylabel(_error_label(infos))
     ax.set_title("Pareto front: error vs cost")
+    # Which kind of error each marker is: a sampled one never shows a program as certified.
+    ax.plot([], [], "o", color="0.5", markersize=4, label="sampled error (run's points)")
+    if certified_any:
+        ax.plot([], [], "D", color="0.5", markeredgecolor="k", markersize=6,
+                label="certified error (every float32)")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper right")  # dominated, so empty, for a front

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TextIO
 
 import jax
+import numpy as np
 
 import evolve
 from evolve import __version__
@@ -55,7 +56,7 @@ from evolve.runs.checkpoint import (
     save_checkpoint,
 )
 from evolve.runs.config import RunConfig, dump_config, load_config, replace_field, run_problem
-from evolve.runs.files import Lock, RunDir, front_rows, writing
+from evolve.runs.files import Lock, RunDir, front_rows, read_certificates, writing
 from evolve.runs.islands.core import InProcess, IslandSearch, check_state, uses_islands
 from evolve.runs.progress import Progress
 from evolve.search.engine import Engine
@@ -250,7 +251,7 @@ def _initial(run, config, problem, stop, quiet, err) -> Outcome:
     check_precision(run, err)
     with searcher(config, problem, run) as engine:
         state = engine.init(config.seed)
-        run.write_front(state)
+        run.write_front(state, problem.target)
         _checkpoint(run, config, state, evaluator=evaluator_kind(engine))
         return _drive(run, config, problem, engine, state, stop, quiet, err)
 
@@ -388,7 +389,7 @@ def _resume(run: RunDir, config: RunConfig, problem: Problem, generations: int |
             if missing:
                 _warn(run, err, f"metrics.csv lacks the rows of generations {missing[0]}.."
                                 f"{missing[-1]} ({len(missing)} rows); they cannot be made again")
-            run.write_front(state)
+            run.write_front(state, problem.target)
             check_precision(run, err)
             with searcher(config, problem, run) as engine:
                 check_evaluator(run, err, meta, engine)
@@ -447,7 +448,7 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
             rows = row if isinstance(row, list) else [row]  # islands: theirs, then the run's
             for r in rows:
                 run.metrics.append(r)
-            run.write_front(state)
+            run.write_front(state, problem.target)
             progress.update(rows[-1])
             if state.generation % config.checkpoint_every == 0:
                 _checkpoint(run, config, state, llm, kind)
@@ -470,22 +471,65 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
 def summary(outcome: Outcome, count: int = 3) -> str:
     """What ``evolve run`` prints at the end: the run directory and the best programs,
     each as ``format_program(pruned(p))`` (``front_rows``: without dead instructions; the
-    checkpoint keeps the full genome)."""
-    state, problem = outcome.state, outcome.problem
+    checkpoint keeps the full genome).
+
+    A program is said to meet the target only on a certificate in front.csv (``evolve
+    verify``, or the end-of-run certificate); errors measured on the run's points are
+    labelled as sampled, with the number of points."""
+    state, problem, config = outcome.state, outcome.problem, outcome.config
     lines = [f"run directory: {outcome.run_dir}",
-             f"generation {state.generation} of {outcome.config.generations}, "
+             f"generation {state.generation} of {config.generations}, "
              f"{state.evaluations} evaluations"]
     front = front_rows(state)
+    certified = read_certificates(Path(outcome.run_dir) / "front.csv")
     target = problem.target
-    good = [r for r in front if target is not None and r[0] < target]
+    n_train = config.search.n_train or problem.n_train
+    checked = f"{n_train + problem.n_verify:,} sampled points"
+
+    def cert(text: str) -> float | None:
+        cell = certified.get(text, {}).get("certified_max_ulp")
+        return float(cell) if cell else None
+
+    def on(error: float) -> str:
+        return checked if target is not None and error < target else "the training points"
+
+    def show(rows, head: str, with_cert: bool) -> None:
+        lines.append(head)
+        for error, cost, _, text in rows[:count]:
+            c = cert(text)
+            if with_cert and c is not None:
+                lines.append(f"# error {c:.6g} certified (max over every float32 of the "
+                             f"domain), cost {cost:g}; sampled {error:.6g} on {on(error)}")
+            else:
+                sure = "; not certified" if target is not None and error < target else ""
+                lines.append(f"# error {error:.6g} sampled (max on {on(error)}{sure}), "
+                             f"cost {cost:g}")
+            lines.append(text)
+
+    if target is None:
+        show([min(front, key=lambda r: (r[0], r[1]))] if front else [],
+             "the most accurate program:", True)
+        return "\n".join(lines) + "\n"
+    good = [r for r in front if (cert(r[3]) if cert(r[3]) is not None else np.inf) < target]
+    unsure = [r for r in front if r[0] < target and cert(r[3]) is None]
+    failed = [r for r in front if r[0] < target and cert(r[3]) is not None
+              and cert(r[3]) >= target]
     if good:
-        lines.append(f"programs meeting the target (error < {target:g}), cheapest first:")
-        chosen = good[:count]
-    else:
-        lines.append(f"no program meets the target (error < {target:g}) yet; the most accurate:"
-                      if target is not None else "the most accurate program:")
-        chosen = [min(front, key=lambda r: (r[0], r[1]))] if front else []
-    for error, cost, _, text in chosen:
-        lines.append(f"# error {error:.6g}, cost {cost:g}")
-        lines.append(text)
+        show(good, f"programs meeting the target (certified max error < {target:g} over every "
+                   "float32 of the domain), cheapest first:", True)
+    if unsure:
+        show(unsure, f"programs under the target on sampled points only (max error < "
+                     f"{target:g} on {checked}; not certified), cheapest first:", False)
+    if failed:
+        lines.append(f"under the target on sampled points but not on every float32 "
+                     f"(certified max error >= {target:g}):")
+        for error, cost, _, text in failed[:count]:
+            cells = certified[text]
+            lines.append(f"# cost {cost:g}: certified max error {cert(text):.6g} at x = "
+                         f"{cells['certified_worst_x']} ({cells['certified_over_1ulp']} inputs "
+                         f"over 1 ULP); sampled {error:.6g} on {on(error)}")
+    if not good and not unsure:
+        best = [min(front, key=lambda r: (r[0], r[1]))] if front else []
+        show(best, f"no program meets the target (error < {target:g}) yet; the most "
+                   "accurate:", True)
     return "\n".join(lines) + "\n"

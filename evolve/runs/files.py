@@ -1,9 +1,15 @@
 """The files of a run directory: front.csv, metrics.csv, events.log and the lock.
 
   front.csv     the Pareto front of (error, cost) of the population's programs with a
-                finite error (NaN and Inf never appear on it): columns error, cost,
-                length, program (text form); sorted by cost, then error, then text; floats
-                written by ``repr``, so the same state gives the same bytes
+                finite error (NaN and Inf never appear on it): columns error (the max
+                error on the run's sampled points: training points, and check points for
+                programs under the target there), cost, length, program (text form),
+                meets_target (``meets_target``: "certified", "sampled only", "no", or empty
+                without a target) and, once a program is certified (``evolve verify`` or the
+                end of a run), the certified_* columns; sorted by cost, then error, then
+                text; floats written by ``repr``, so the same state gives the same bytes.
+                Certificates are kept when the front is rewritten, for the programs still
+                on it
   metrics.csv   a header from the first row's keys, then one row per generation (the row
                 ``Engine.step`` returns; a run of islands: a row per island, then one
                 for the run, told apart by the ``island`` column); on resume it is cut
@@ -35,7 +41,10 @@ from evolve.search.selection import front_indices
 from evolve.search.state import State
 from evolve.text import format_program
 
-FRONT_COLUMNS = ("error", "cost", "length", "program")
+FRONT_COLUMNS = ("error", "cost", "length", "program", "meets_target")
+# Written by certification (``evolve.results.certify``): the max ULP error over every
+# float32 of the domain, the (first) input where it is reached, the inputs over 1 ULP.
+CERTIFIED_COLUMNS = ("certified_max_ulp", "certified_worst_x", "certified_over_1ulp")
 
 
 _CAUSES = {errno.ENOSPC: ("the disk is full", "free some space"),
@@ -104,13 +113,45 @@ def front_rows(state: State) -> list[tuple[float, float, int, str]]:
     return sorted(rows, key=lambda r: (r[1], r[0], r[3]))
 
 
-def front_csv(state: State) -> str:
-    """front.csv's text for ``state`` (byte-deterministic)."""
+def meets_target(error: float, certified: str | float | None, target: float | None) -> str:
+    """front.csv's ``meets_target`` label of a program: "certified" (its certified error,
+    over every float32 of the domain, is below ``target``), "sampled only" (no certificate,
+    but its error on the sampled points is below it), "no", or "" without a target."""
+    if target is None:
+        return ""
+    if certified not in (None, ""):
+        return "certified" if float(certified) < target else "no"
+    return "sampled only" if error < target else "no"
+
+
+def front_csv(state: State, target: float | None = None,
+              certificates: dict[str, dict[str, str]] | None = None) -> str:
+    """front.csv's text for ``state`` (byte-deterministic): labelled against ``target``,
+    with the ``certificates`` (program text: certified_* cells) of its programs."""
+    certificates = certificates or {}
+    rows = front_rows(state)
+    certified = any(r[3] in certificates for r in rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(FRONT_COLUMNS)
-    writer.writerows([_cell(v) for v in row] for row in front_rows(state))
+    writer.writerow(FRONT_COLUMNS + (CERTIFIED_COLUMNS if certified else ()))
+    for row in rows:
+        cells = certificates.get(row[3], {})
+        label = meets_target(row[0], cells.get("certified_max_ulp"), target)
+        extra = [cells.get(c, "") for c in CERTIFIED_COLUMNS] if certified else []
+        writer.writerow([_cell(v) for v in row] + [label] + extra)
     return buf.getvalue()
+
+
+def read_certificates(path: Path) -> dict[str, dict[str, str]]:
+    """The certified_* cells of the certified rows of the front.csv at ``path``, by
+    program text; {} if there is none (or the file is not a readable CSV file)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    return {r["program"]: {c: r.get(c) or "" for c in CERTIFIED_COLUMNS} for r in rows
+            if isinstance(r.get("program"), str) and r.get("certified_max_ulp")}
 
 
 class Metrics:
@@ -244,11 +285,14 @@ class RunDir:
         with open(self.path / "events.log", "a") as f:
             f.write(f"{stamp}  {message}\n")
 
-    def write_front(self, state: State) -> None:
+    def write_front(self, state: State, target: float | None = None) -> None:
+        """Rewrite front.csv from ``state`` (atomically), labelled against ``target``,
+        keeping the certificates of the programs still on the front."""
+        path = self.path / "front.csv"
         tmp = self.path / f".front.csv.tmp-{os.getpid()}"
         try:
-            tmp.write_text(front_csv(state))
-            os.replace(tmp, self.path / "front.csv")
+            tmp.write_text(front_csv(state, target, read_certificates(path)))
+            os.replace(tmp, path)
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

@@ -1,0 +1,165 @@
+"""The certificate at the end of a run, where it is quick.
+
+At the end of ``evolve run`` and ``evolve resume`` (not when a run is stopped early), the
+cheapest programs of the front that meet the target on the run's sampled points are
+certified over every float32 of the domain (``evolve.results.certify.certify``) and the
+certificates written into front.csv, as ``evolve verify`` writes them. Only problems with
+a max ULP error, one float32 input and a target take part.
+
+"Quick" is measured, not assumed: each candidate first runs a sampled check of about
+``SAMPLE_POINTS`` evenly spread float32 values of the domain (after one untimed warm-up
+call that compiles); its time, scaled to every float32 of the domain, plus the compile
+time of the warm-up, is the estimate. A program is certified when its estimate fits in
+what is left of ``certify.seconds``; the others are named with their estimate and the
+``evolve verify`` command that certifies them. A sampled check that already finds an
+error over the target is reported too (it proves the program misses the target, though
+it is not a certificate).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from evolve.errors import UserError
+from evolve.problem import Problem
+from evolve.results.certify import (
+    Certificate,
+    CertificationError,
+    certificate_cells,
+    certify,
+    float32_interval,
+    order_key,
+    read_front,
+    write_front,
+)
+from evolve.runs.config import CertifyParams
+from evolve.runs.files import Lock, meets_target, writing
+from evolve.text import ParseError, parse_program
+
+SAMPLE_POINTS = 1 << 20  # points of the sampled check that times a program
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the end-of-run certification did, front row by front row."""
+
+    certified: tuple[tuple[int, Certificate], ...]  # (row, certificate), in the order made
+    skipped: tuple[tuple[int, str], ...]  # (row, why), rows left to `evolve verify`
+    notes: tuple[str, ...]  # lines for people: what was certified, what was not and why
+
+
+def takes_part(problem: Problem) -> bool:
+    """Whether the problem's programs can be certified at the end of a run."""
+    return (problem.error == "max_ulp" and problem.n_inputs == 1
+            and problem.dtype == "float32" and problem.target is not None)
+
+
+def candidates(rows: list[dict[str, str]], problem: Problem, count: int) -> list[int]:
+    """The front rows to certify: not certified yet, under the target on the sampled
+    points, cheapest first (then lowest error); ``count`` of them at most."""
+    under = [i for i, r in enumerate(rows)
+             if problem.meets_target(float(r["error"])) and not r.get("certified_max_ulp")]
+    under.sort(key=lambda i: (float(rows[i]["cost"]), float(rows[i]["error"])))
+    return under[:count]
+
+
+def domain_points(problem: Problem) -> int:
+    """The number of float32 values in the problem's (one-input) domain."""
+    lo, hi = float32_interval(*problem.domain[0])
+    return max(order_key(hi) - order_key(lo) + 1, 0)
+
+
+def certify_end_of_run(run_dir: Path, problem: Problem, params: CertifyParams,
+                       on_start: Callable[[int, dict, int, int], None] | None = None,
+                       progress: Callable[[int, int], None] | None = None,
+                       clock: Callable[[], float] = time.perf_counter) -> Outcome:
+    """Certify the cheapest under-target programs of the front of ``run_dir`` that fit in
+    ``params.seconds`` (estimated), at most ``params.count``; write their certificates
+    into front.csv (under the run's lock). ``on_start`` and ``progress`` are as for
+    ``evolve.results.certify.verify_run``; ``clock`` times the sampled checks."""
+    if not takes_part(problem):
+        return Outcome((), (), ())
+    run_dir = Path(run_dir)
+    header, rows = read_front(run_dir)
+    chosen = candidates(rows, problem, params.count)
+    already = sum(bool(r.get("certified_max_ulp")) for r in rows)
+    if not chosen:
+        return Outcome((), (), ())
+    verify = f"evolve verify {shlex.quote(str(run_dir))} --limit {len(chosen) + already}"
+    if params.seconds <= 0:
+        return Outcome((), tuple((i, "certify.seconds is 0") for i in chosen), (
+            f"not certified: {len(chosen)} program(s) under the target on sampled points "
+            f"(certify.seconds is 0); certify with: {verify}",))
+    total = domain_points(problem)
+    stride = max(1, total // SAMPLE_POINTS)
+    programs = {i: _program(rows, i, problem) for i in chosen}
+    lock = Lock(run_dir)
+    try:
+        try:
+            t0 = clock()
+            certify(programs[chosen[0]], problem, stride=stride)  # compiles; untimed
+            compile_s = clock() - t0
+        except (CertificationError, UserError) as e:
+            return Outcome((), tuple((i, str(e)) for i in chosen), (
+                f"not certified: {e}",))
+        left = float(params.seconds)
+        done: list[tuple[int, Certificate]] = []
+        skipped: list[tuple[int, str]] = []
+        notes: list[str] = []
+        later = 0  # rows left to `evolve verify` for want of time
+        for k, i in enumerate(chosen):
+            t0 = clock()
+            sampled = certify(programs[i], problem, stride=stride)
+            estimate = (clock() - t0) * total / max(sampled.points, 1) + compile_s
+            what = f"front row {i} (cost {float(rows[i]['cost']):g})"
+            if sampled.max_ulp >= problem.target:
+                why = (f"a sampled check of every {stride}th float32 already finds "
+                       f"{sampled.max_ulp:.6g} ULP at x = {sampled.worst_x!r}: over the target")
+                skipped.append((i, why))
+                notes.append(f"not certified: {what}: {why}")
+                continue
+            if estimate > left:
+                later += 1
+                why = (f"certifying its {total:,} float32 inputs would take about "
+                       f"{estimate:.3g} s, more than the {max(left, 0):.3g} s left of "
+                       f"certify.seconds = {params.seconds:g}")
+                skipped.append((i, why))
+                notes.append(f"not certified: {what}: {why}")
+                continue
+            if on_start is not None:
+                on_start(k, rows[i], i, len(chosen))
+            t0 = clock()
+            try:
+                cert = certify(programs[i], problem, progress=progress)
+            except (CertificationError, UserError) as e:
+                skipped.append((i, str(e)))
+                notes.append(f"not certified: {what}: {e}")
+                continue
+            left -= clock() - t0
+            done.append((i, cert))
+            rows[i].update(certificate_cells(cert))
+            rows[i]["meets_target"] = meets_target(float(rows[i]["error"]), cert.max_ulp,
+                                                   problem.target)
+            with writing(run_dir):
+                write_front(run_dir, header, rows)  # after each row: a stop keeps it
+            verdict = "meets" if cert.max_ulp < problem.target else "MISSES"
+            notes.append(f"certified: {what}: max error {cert.max_ulp:.6g} ULP over all "
+                         f"{cert.total:,} float32 of the domain ({verdict} the target "
+                         f"{problem.target:g}; worst x = {cert.worst_x!r}, {cert.seconds:.1f} s)")
+        if later:
+            notes.append(f"to certify what was left: {verify}  (or raise certify.seconds)")
+        return Outcome(tuple(done), tuple(skipped), tuple(notes))
+    finally:
+        lock.release()
+
+
+def _program(rows: list[dict[str, str]], i: int, problem: Problem):
+    try:
+        return parse_program(rows[i]["program"], n_registers=problem.n_registers)
+    except ParseError as e:
+        raise UserError(f"front.csv row {i} holds no valid program (line {e.line}, column "
+                        f"{e.column}: {e.detail}); the run directory is damaged") from None

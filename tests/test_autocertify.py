@@ -1,0 +1,59 @@
+"""The end-of-run certificate (evolve.results.autocertify): what it certifies, what it
+leaves to `evolve verify` and says so, and what it writes into front.csv."""
+
+import csv
+import itertools
+from pathlib import Path
+
+from evolve.results.autocertify import candidates, certify_end_of_run, domain_points, takes_part
+from evolve.runs.config import CertifyParams
+from evolve.runs.files import read_certificates
+from test_certify import CONSTANT, LINEAR, QUADRATIC, TINY_DOMAIN, make_run, tiny_problem
+
+
+def rows(run: Path) -> list[dict]:
+    with open(run / "front.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_cheapest_under_target_programs_are_certified_into_front_csv(tmp_path):
+    # LINEAR claims 0.95 on sampled points: a certificate, not the claim, decides
+    front = [(1000.0, 0.0, CONSTANT), (0.95, 2.0, LINEAR), (0.9, 3.0, QUADRATIC)]
+    run = make_run(tmp_path, front=front)
+    problem = tiny_problem()
+    assert candidates(rows(run), problem, 3) == [1, 2] and domain_points(problem) == 8193
+    out = certify_end_of_run(run, problem, CertifyParams(seconds=60.0, count=3))
+    got = rows(run)
+    assert [i for i, _ in out.certified] == [2] and [i for i, _ in out.skipped] == [1]
+    assert "already finds" in out.skipped[0][1]  # the sampled check caught LINEAR
+    assert got[2]["meets_target"] == "certified" and float(got[2]["certified_max_ulp"]) < 1
+    assert got[1]["certified_max_ulp"] == "" and got[1]["meets_target"] == "sampled only"
+    assert any(n.startswith("certified: front row 2") for n in out.notes)
+    assert not any("evolve verify" in n for n in out.notes)  # nothing left for want of time
+    # certified rows are not certified again
+    again = certify_end_of_run(run, problem, CertifyParams(seconds=60.0, count=3))
+    assert not again.certified and set(read_certificates(run / "front.csv")) == {
+        QUADRATIC.rstrip("\n")}
+
+
+def test_what_does_not_fit_the_budget_is_left_to_verify_and_named(tmp_path):
+    run = make_run(tmp_path)
+    ticks = itertools.count(step=1000.0)  # every timed call seems to take 1000 s
+    out = certify_end_of_run(run, tiny_problem(), CertifyParams(seconds=5.0, count=3),
+                             clock=lambda: next(ticks))
+    assert not out.certified and [i for i, _ in out.skipped] == [2]
+    assert "would take about" in out.notes[0] and "certify.seconds = 5" in out.notes[0]
+    assert out.notes[-1].startswith(f"to certify what was left: evolve verify {run} --limit 1")
+    assert "certified_max_ulp" not in rows(run)[0]  # front.csv untouched
+    off = certify_end_of_run(run, tiny_problem(), CertifyParams(seconds=0.0, count=3))
+    assert not off.certified and "certify.seconds is 0" in off.notes[0]
+
+
+def test_only_ulp_problems_of_one_float32_input_with_a_target_take_part():
+    from dataclasses import replace
+
+    problem = tiny_problem()
+    assert takes_part(problem) and problem.domain[0] == TINY_DOMAIN
+    assert not takes_part(replace(problem, target=None))
+    assert not takes_part(replace(problem, error="rmse"))
+    assert not takes_part(replace(problem, domain=(TINY_DOMAIN, TINY_DOMAIN)))
