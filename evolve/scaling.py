@@ -63,3 +63,22 @@ def scaled(program: Program, a: float, b: float, n_registers: int) -> Program:
     if b32 != 0.0:
         tail += [Instruction(CONST, spare, (), b32), Instruction(OPCODE["add"], out, (out, spare))]
     return Program(program.instructions + tuple(tail), out)
+
+
+def standardized(out: np.ndarray, bits: int = 16) -> np.ndarray:
+    """Outputs [P, N] as linear scaling sees them, for fingerprints: each row centred,
+    divided by its standard deviation, its sign chosen so that the first value that is
+    not ~0 is positive, and rounded to multiples of 2^-bits (float32). ``f`` and
+    ``a * f + b`` (a != 0) then share their values (up to float32 rounding of ``f``'s
+    arithmetic, which the rounding absorbs but at the edges of its steps); every
+    constant row becomes zeros. Rows with a NaN or an infinity are returned as they are."""
+    f = np.asarray(out, np.float64)
+    with np.errstate(all="ignore"):
+        z = f - np.mean(f, axis=-1, keepdims=True)
+        sd = np.sqrt(np.mean(z * z, axis=-1, keepdims=True))
+        z = np.where(sd > 0, z / np.where(sd > 0, sd, 1.0), 0.0)
+        q = np.round(z * 2.0**bits) / 2.0**bits
+    first = np.argmax(np.abs(q) > 0, axis=-1)
+    sign = np.where(np.take_along_axis(q, first[..., None], -1) < 0, -1.0, 1.0)
+    finite = np.all(np.isfinite(f), axis=-1, keepdims=True)
+    return np.where(finite, (q * sign) + 0.0, f).astype(np.float32)

@@ -85,3 +85,22 @@ def test_problems_score_the_scaled_error_and_refuse_it_off_nmse():
     assert off.error_value(stats)[0] == pytest.approx(4.0 / p.target_variance)
     with pytest.raises(UserError, match="linear_scaling applies to error='nmse'"):
         replace(load_problem("exp2"), linear_scaling=True)
+
+
+def test_standardized_outputs_merge_affine_images_and_keep_functions_apart():
+    from evolve.scaling import standardized
+
+    x = np.linspace(-1, 1, 64).astype(np.float32)
+    f = x * x + x
+    rows = np.stack([f, np.float32(2) * f + np.float32(1), -f, np.float32(-0.5) * f,
+                     np.full_like(x, 3.0), np.zeros_like(x), x * x * x, np.sin(x),
+                     np.where(x > 0, np.nan, x)])
+    z = standardized(rows)
+    assert z.dtype == np.float32
+    for k in (1, 2, 3):  # 2f + 1, -f, -f/2: the model f once scaled
+        np.testing.assert_array_equal(z[k], z[0])
+    np.testing.assert_array_equal(z[4], 0.0)
+    np.testing.assert_array_equal(z[5], 0.0)
+    assert not np.array_equal(z[6], z[0]) and not np.array_equal(z[7], z[6])
+    np.testing.assert_array_equal(np.isnan(z[8]), np.isnan(rows[8]))  # left as it was
+    assert not np.any(np.signbit(z[4]))  # no -0: one fingerprint for every constant
