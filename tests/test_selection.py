@@ -271,3 +271,9 @@ def test_nsga2_small_cases():
     assert nsga2(np.zeros((0, 2)), 0, rng).tolist() == []
     with pytest.raises(ValueError, match="mu"):
         nsga2(one, 2, rng)
+
+
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 40), st.just(2)),
+                  elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, np.inf, np.nan, -1.0])))
+def test_the_two_objective_front_is_the_rank_zero_rows(obj):
+    assert front_indices(obj).tolist() == np.flatnonzero(pareto_ranks(obj) == 0).tolist()

@@ -228,6 +228,11 @@ class Evaluator:
     backend: str = "auto"
     ops: tuple[str, ...] | None = None
     native_math: str = "libmvec"
+    # ``errors`` on the CUDA kernel pads the programs to at least this many rows: a search
+    # sets its largest batch, so that one compiled shape serves every generation (each new
+    # row count compiles the kernel's plan, seconds at 1e5 programs; padded rows are
+    # skipped by the kernel, so they cost next to nothing).
+    min_rows: int = 0
     trace_count: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -340,7 +345,7 @@ class Evaluator:
         return lax.map(f, (op, args, dst, const, length, output))
 
     # -- padding ----------------------------------------------------------------------
-    def _pad_batch(self, batch: ProgramBatch) -> tuple[tuple, int]:
+    def _pad_batch(self, batch: ProgramBatch, min_rows: int = 0) -> tuple[tuple, int]:
         P, L = batch.op.shape
         if self._opset is not None:
             live = np.arange(L)[None, :] < np.asarray(batch.length)[:, None]
@@ -354,6 +359,7 @@ class Evaluator:
             size = max(kernels.round_size(per_device), 8) * n_dev
         else:
             size = bucket(per_device, minimum=8) * n_dev
+        size = max(size, -(-min_rows // n_dev) * n_dev)
         length = bucket(L, minimum=8)
 
         def pad(a, value=0):
@@ -407,7 +413,7 @@ class Evaluator:
         if y.shape[0] != N:
             raise ValueError(f"targets y have {y.shape[0]} values for {N} points")
         s = np.ones(N) if scale is None else np.asarray(scale, np.float64).reshape(-1)
-        arrays, P = self._pad_batch(batch)
+        arrays, P = self._pad_batch(batch, self.min_rows if self._cuda else 0)
         xt, n_tiles, T = self._tiles(x)
 
         def tiles(v, fill):

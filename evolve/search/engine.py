@@ -46,7 +46,7 @@ from evolve.search import mating
 from evolve.search.fec import FINGERPRINT_HASH, FECache, fingerprints, make_salt
 from evolve.search.fitting import ConstantFitter, FitParams
 from evolve.search.representation import TreeParams, crossed, make_representation
-from evolve.search.selection import accuracy_first, nsga2, pareto_ranks
+from evolve.search.selection import accuracy_first, front_indices, nsga2, pareto_ranks
 from evolve.search.state import State
 from evolve.search.variation import Space, VariationParams, rng_from_key
 
@@ -140,7 +140,8 @@ class Engine:
         self.space = Space.from_problem(problem)
         self.evaluator = Evaluator(problem.n_registers, problem.n_inputs, problem.dtype,
                                    devices=devices, backend=params.evaluator.backend,
-                                   ops=problem.ops, native_math=params.evaluator.native_math)
+                                   ops=problem.ops, native_math=params.evaluator.native_math,
+                                   min_rows=bucket(max(params.population, params.children)))
         # Constant fitting is small, branchy, latency-bound work (a few hundred points per
         # program): it runs on the host's CPU cores even when programs are evaluated on
         # GPUs, where a vectorised fit computes every op at every step and compiles slowly.
@@ -285,7 +286,7 @@ class Engine:
                     const = np.array(batch.const)
                     const[rows] = self._fit(take(batch, rows))
                     batch = batch._replace(const=const)  # one scatter of the fitted rows
-                    state.structures.insert_many(list(new), [{"fitted": 1.0}] * len(new))
+                    state.structures.insert_column(list(new), "fitted", np.ones(len(new)))
                     info["fits"] = len(new)
                     state.fits += len(new)
         fps = self._fingerprints(batch, probe)
@@ -318,8 +319,8 @@ class Engine:
                     state.cache.record_audit(audited_hit, {"error": e})
                 elif params.fec:
                     inserted.append(fp)
-                    values.append({"error": e})
-            state.cache.insert_many(inserted, values)
+                    values.append(e)
+            state.cache.insert_column(inserted, "error", np.array(values, np.float64))
         out = Programs(batch)
         if self.latency is not None:  # measured speed (evolve/search/latency.py)
             cost = self.latency(out, error)
@@ -442,7 +443,7 @@ class Engine:
             new.ideals = np.concatenate([ideals, born])[keep]
         stats = {**_EMPTY_STATS, **new.cache.take_stats()}
         new.structures.take_stats()
-        front = pareto_ranks(np.stack([new.error, new.cost], 1)) == 0
+        front = front_indices(np.stack([new.error, new.cost], 1))
         target = self.problem.target
         ok = new.error < target if target is not None else np.zeros(len(new.error), bool)
         row = {
@@ -455,7 +456,7 @@ class Engine:
             "cache_false_hits": stats["false_hits"],
             "best_error": float(np.min(new.error)),
             "best_cost_at_target": float(np.min(new.cost[ok])) if ok.any() else float("nan"),
-            "front_size": int(front.sum()),
+            "front_size": len(front),
             "unique_fingerprints": len(set(new.fingerprints)),
             "unique_children": len(set(fps)),
             "diversity": mating.diversity(self.features(new.programs, probe)),

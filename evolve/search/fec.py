@@ -372,9 +372,11 @@ class FECache:
         self._stats["forgotten"] += forgotten
         return out
 
-    def insert_many(self, fps: Sequence[bytes], values: Sequence[Mapping[str, Any]]) -> None:
+    def insert_many(self, fps: Sequence[bytes], values: Sequence[Mapping[str, Any]],
+                    checked: bool = False) -> None:
         """``insert(fp, value)`` for each pair in order, in one call: the same entries, LRU
-        order and evictions."""
+        order and evictions. ``checked``: the values are dicts of str -> float made by the
+        caller for this call (not checked or copied again)."""
         if len(fps) != len(values):
             raise ValueError(f"{len(fps)} fingerprints for {len(values)} values")
         entries, capacity = self._entries, self.capacity
@@ -382,7 +384,8 @@ class FECache:
         for fp, value in zip(fps, values):
             if len(fp) != FINGERPRINT_BYTES:
                 raise ValueError(f"fingerprints are {FINGERPRINT_BYTES} bytes, got {len(fp)}")
-            value = _check_value(value)
+            if not checked:
+                value = _check_value(value)
             if fp in entries:
                 del entries[fp]
             entries[bytes(fp)] = (value, 0)
@@ -390,6 +393,12 @@ class FECache:
                 entries.popitem(last=False)
                 evictions += 1
         self._stats["evictions"] += evictions
+
+    def insert_column(self, fps: Sequence[bytes], name: str, values: np.ndarray) -> None:
+        """``insert_many(fps, [{name: v} for v in values])``: one float field a record (the
+        engine's errors), from a float array, without checking each record."""
+        values = np.asarray(values, np.float64).reshape(-1)
+        self.insert_many(fps, [{name: v} for v in values.tolist()], checked=True)
 
     def insert(self, fp: bytes, value: Mapping[str, Any]) -> None:
         """Cache ``value`` for ``fp`` as the most recently used entry, with no hits.

@@ -275,8 +275,16 @@ def front_indices(objectives: np.ndarray) -> np.ndarray:
     n, k = obj.shape
     if n == 0:
         return np.zeros(0, np.int64)
-    if k <= 2:
+    if k == 1:
         return np.flatnonzero(pareto_ranks(obj) == 0).astype(np.int64)
+    if k == 2:  # in lexicographic order, a point is on the front iff its second objective
+        #         is below every earlier distinct point's (equal rows share their fate)
+        obj = _finite(obj)
+        order, new = _lex_groups(obj)
+        second = obj[order[new], 1]
+        earlier = np.concatenate([[np.inf], np.minimum.accumulate(second)[:-1]])
+        on = (second < earlier)[np.cumsum(new) - 1]
+        return np.sort(order[on]).astype(np.int64)
     front = _fronts(_individuals(_finite(obj), range(n)), 1)[0]  # the first front only
     return np.sort(np.array([ind.index for ind in front], np.int64))
 

@@ -80,9 +80,12 @@ class SharedCacheView:
     def lookup_many(self, fps) -> list[Value | None]:
         return [self.lookup(fp) for fp in fps]
 
-    def insert_many(self, fps, values) -> None:
+    def insert_many(self, fps, values, checked: bool = False) -> None:
         for fp, value in zip(fps, values, strict=True):
             self.insert(fp, value)
+
+    def insert_column(self, fps, name: str, values) -> None:
+        self.insert_many(fps, [{name: float(v)} for v in values])
 
     def should_audit(self, u: float) -> bool:
         return self.base.should_audit(u)
