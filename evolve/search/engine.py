@@ -295,15 +295,15 @@ class Engine:
         # Hits to re-evaluate: one uniform draw a child from the generation's stream.
         audit_rate = state.cache.audit_rate if params.fec else 0.0
         audited = rng.random(n) < audit_rate if audit_rate > 0 else np.zeros(n, bool)
+        found = np.array([hit is not None for hit in hits], bool)
+        served = np.flatnonzero(found & ~audited)
+        error[served] = [hits[i]["error"] for i in served.tolist()]
         todo: dict[bytes, list[int]] = {}  # fingerprint -> children to evaluate (first once)
         audits: dict[bytes, dict] = {}  # fingerprint -> the cached record an audit checks
-        for i, (fp, hit) in enumerate(zip(fps, hits)):
-            if hit is not None and not audited[i]:
-                error[i] = hit["error"]
-                continue
-            todo.setdefault(fp, []).append(i)
-            if hit is not None:
-                audits[fp] = hit
+        for i in np.flatnonzero(~found | audited).tolist():
+            todo.setdefault(fps[i], []).append(i)
+            if found[i]:
+                audits[fps[i]] = hits[i]
         if todo:
             first = np.fromiter((ids[0] for ids in todo.values()), np.int64, len(todo))
             fresh = self._evaluate(take(batch, first),
@@ -370,14 +370,12 @@ class Engine:
         # One program per fingerprint survives. Keeping the newest (a child over the parent
         # it equals) lets neutral variants drift, so multi-step structures can form,
         # without letting copies of one function fill the population.
-        order = range(len(fps) - 1, -1, -1) if self.params.keep == "newest" else range(len(fps))
-        seen, unique = set(), []
-        for i in order:
-            if fps[i] not in seen:
-                seen.add(fps[i])
-                unique.append(i)
-        unique.sort()
-        unique = np.array(unique)
+        # (A dict keeps the last index it is given for a key.)
+        if self.params.keep == "newest":
+            kept = {fp: i for i, fp in enumerate(fps)}
+        else:
+            kept = {fp: i for i, fp in zip(range(len(fps) - 1, -1, -1), reversed(fps))}
+        unique = np.sort(np.fromiter(kept.values(), np.int64, len(kept)))
         obj = self._objectives(error[unique], cost[unique])
         mu = min(self.params.population, len(unique))
         return unique[np.sort(nsga2(obj, mu, rng_gen))]
