@@ -5,6 +5,7 @@ import csv
 import itertools
 from pathlib import Path
 
+from evolve.results import autocertify
 from evolve.results.autocertify import candidates, certify_end_of_run, domain_points, takes_part
 from evolve.runs.config import CertifyParams
 from evolve.runs.files import read_certificates
@@ -16,7 +17,8 @@ def rows(run: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_the_cheapest_under_target_programs_are_certified_into_front_csv(tmp_path):
+def test_the_cheapest_under_target_programs_are_certified_into_front_csv(tmp_path, monkeypatch):
+    monkeypatch.setattr(autocertify, "chunk_plan", lambda problem: (1024, 8))
     # LINEAR claims 0.95 on sampled points: a certificate, not the claim, decides
     front = [(1000.0, 0.0, CONSTANT), (0.95, 2.0, LINEAR), (0.9, 3.0, QUADRATIC)]
     run = make_run(tmp_path, front=front)
@@ -25,7 +27,7 @@ def test_the_cheapest_under_target_programs_are_certified_into_front_csv(tmp_pat
     out = certify_end_of_run(run, problem, CertifyParams(seconds=60.0, count=3))
     got = rows(run)
     assert [i for i, _ in out.certified] == [2] and [i for i, _ in out.skipped] == [1]
-    assert "already finds" in out.skipped[0][1]  # the sampled check caught LINEAR
+    assert "a sampled check of every 9th float32 finds" in out.skipped[0][1]  # LINEAR caught
     assert got[2]["meets_target"] == "certified" and float(got[2]["certified_max_ulp"]) < 1
     assert got[1]["certified_max_ulp"] == "" and got[1]["meets_target"] == "sampled only"
     assert any(n.startswith("certified: front row 2") for n in out.notes)
@@ -36,13 +38,17 @@ def test_the_cheapest_under_target_programs_are_certified_into_front_csv(tmp_pat
         QUADRATIC.rstrip("\n")}
 
 
-def test_what_does_not_fit_the_budget_is_left_to_verify_and_named(tmp_path):
+def test_what_does_not_fit_the_budget_is_left_to_verify_and_named(tmp_path, monkeypatch):
+    # as if the domain took 8 device calls of 1024 points: timed on one call's worth
+    monkeypatch.setattr(autocertify, "chunk_plan", lambda problem: (1024, 8))
     run = make_run(tmp_path)
-    ticks = itertools.count(step=1000.0)  # every timed call seems to take 1000 s
+    ticks = itertools.count(step=0.5)  # every call seems to take 0.5 s
     out = certify_end_of_run(run, tiny_problem(), CertifyParams(seconds=5.0, count=3),
                              clock=lambda: next(ticks))
     assert not out.certified and [i for i, _ in out.skipped] == [2]
-    assert "would take about" in out.notes[0] and "certify.seconds = 5" in out.notes[0]
+    # 0.5 s a call, 8 calls: 4 s; 1.5 s of the 5 went on the two timing calls
+    assert "would take about 4 s, more than the 3.5 s left of certify.seconds = 5" \
+        in out.notes[0]
     assert out.notes[-1].startswith(f"to certify what was left: evolve verify {run} --limit 1")
     assert "certified_max_ulp" not in rows(run)[0]  # front.csv untouched
     off = certify_end_of_run(run, tiny_problem(), CertifyParams(seconds=0.0, count=3))
@@ -57,3 +63,11 @@ def test_only_ulp_problems_of_one_float32_input_with_a_target_take_part():
     assert not takes_part(replace(problem, target=None))
     assert not takes_part(replace(problem, error="rmse"))
     assert not takes_part(replace(problem, domain=(TINY_DOMAIN, TINY_DOMAIN)))
+
+
+def test_a_domain_of_one_call_is_certified_by_the_timing_call(tmp_path):
+    run = make_run(tmp_path)  # 8,193 float32: less than one device call
+    out = certify_end_of_run(run, tiny_problem(), CertifyParams(seconds=60.0, count=1))
+    (i, cert), = out.certified
+    assert i == 2 and cert.exhaustive and cert.total == 8193
+    assert rows(run)[2]["certified_max_ulp"] == repr(cert.max_ulp)

@@ -306,6 +306,20 @@ def _chunk_size(n: int, n_dev: int, chunk: int) -> int:
     return max(min(size, bucket(chunk, minimum=128 * n_dev)), 128 * n_dev)
 
 
+def chunk_plan(problem: Problem, devices=None, backend: str = "auto",
+               reference: str = "auto") -> tuple[int, int]:
+    """(points per device call, device calls) of ``certify(program, problem)`` with these
+    arguments: the shape of a full certificate's work, for estimating its time."""
+    devices, pallas = _devices(devices, backend)
+    on_device = reference == "device" or (reference == "auto" and pallas
+                                          and problem.jax_reference is not None)
+    chunk = CHUNK_DEVICE_REFERENCE if on_device and pallas else CHUNK
+    lo, hi = float32_interval(*problem.domain[0])
+    total = max(order_key(hi) - order_key(lo) + 1, 1)
+    size = _chunk_size(total, len(devices), chunk)
+    return size, -(-total // size)
+
+
 def certify(program: Program, problem: Problem, *, stride: int = 1,
             interval: tuple[float, float] | None = None, chunk: int = CHUNK,
             devices=None, backend: str = "auto", reference: str = "auto",
