@@ -71,3 +71,17 @@ def test_a_domain_of_one_call_is_certified_by_the_timing_call(tmp_path):
     (i, cert), = out.certified
     assert i == 2 and cert.exhaustive and cert.total == 8193
     assert rows(run)[2]["certified_max_ulp"] == repr(cert.max_ulp)
+
+
+def test_the_verify_command_named_reaches_the_programs_left(tmp_path):
+    # the cheapest under-target program is certified already: verify's order counts it
+    front = [(1000.0, 0.0, CONSTANT), (0.95, 2.0, LINEAR), (0.9, 3.0, QUADRATIC)]
+    run = make_run(tmp_path, front=front)
+    problem = tiny_problem()
+    lines = (run / "front.csv").read_text().splitlines()
+    lines[0] += ",certified_max_ulp"
+    lines = [lines[0]] + [line + ("," if n != 2 else ",1.5") for n, line in
+                          enumerate(lines[1:], 1)]
+    (run / "front.csv").write_text("\n".join(lines) + "\n")
+    out = certify_end_of_run(run, problem, CertifyParams(seconds=0.0, count=3))
+    assert out.notes[0].endswith(f"evolve verify {run} --limit 2")

@@ -33,6 +33,7 @@ from evolve.results.certify import (
     Certificate,
     CertificationError,
     certificate_cells,
+    certification_order,
     certify,
     chunk_plan,
     float32_interval,
@@ -90,7 +91,9 @@ def certify_end_of_run(run_dir: Path, problem: Problem, params: CertifyParams,
     chosen = candidates(rows, problem, params.count)
     if not chosen:
         return Outcome((), (), ())
-    verify = f"evolve verify {shlex.quote(str(run_dir))} --limit {len(chosen)}"
+    order = certification_order(rows, problem)  # `evolve verify`'s: the limit to reach them
+    limit = max(order.index(i) for i in chosen) + 1
+    verify = f"evolve verify {shlex.quote(str(run_dir))} --limit {limit}"
     if params.seconds <= 0:
         return Outcome((), tuple((i, "certify.seconds is 0") for i in chosen), (
             f"not certified: {len(chosen)} program(s) under the target on sampled points "
