@@ -10,7 +10,9 @@ Two kinds of records, one JSON object a line:
 - ``{"bench": "search_discovery", ...}``: for each seed of ``--seeds``, a search at
   ``--discovery-population`` until a program meets the problem's target (< 1 ULP for
   exp2) on the engine's training and verification points, or ``--discovery-seconds``
-  pass: the seconds of search (initial population included) and the generation.
+  pass: the seconds of search (initial population included) and the generation; with
+  ``--certify K``, the search runs the whole time and the cheapest programs meeting the
+  target are then certified over every float32 of the domain (``certified``).
 
 Every record names the host (CPU model, core count, JAX devices) and versions. Timings are
 of this machine only; compare them only with records made on the same one.
@@ -18,6 +20,7 @@ of this machine only; compare them only with records made on the same one.
     python scripts/bench_search.py                                   # 1e3, 1e4 on the CPU
     python scripts/bench_search.py --populations 1000,10000,100000 --out docs/results/bench_search.jsonl
     python scripts/bench_search.py --populations 0 --seeds 1,2,3,4,5   # discovery only
+    python scripts/bench_search.py --populations 0 --seeds 1,2,3,4,5 --discovery-seconds 20 --certify 3
 """
 
 from __future__ import annotations
@@ -116,9 +119,14 @@ def bench_population(problem, population: int, generations: int, warmup: int,
 
 
 def bench_discovery(problem, population: int, seed: int, limit_s: float,
-                    fit_limit: int | None) -> dict:
+                    fit_limit: int | None, certify_count: int = 0) -> dict:
     """Seconds of search until a program meets the problem's target (on the engine's
-    sampled training and verification points: not a certificate)."""
+    sampled training and verification points: not a certificate).
+
+    With ``certify_count`` > 0 the search runs the whole ``limit_s`` and then certifies
+    (``evolve.results.certify``, every float32 of the domain) up to that many of the
+    cheapest programs meeting the target on the sampled points, cheapest first, stopping
+    at the first certified under the target: ``certified`` lists what was checked."""
     engine = Engine(problem, SearchParams(population=population, children=population,
                                           fit_limit=fit_limit))
     # compile first, on another seed: the time to an answer is search, not compilation
@@ -129,17 +137,34 @@ def bench_discovery(problem, population: int, seed: int, limit_s: float,
     target = problem.target
     found = None
     while time.perf_counter() - t0 < limit_s:
-        if target is not None and np.any(state.error < target):
+        if found is None and target is not None and np.any(state.error < target):
             found = time.perf_counter() - t0
-            break
+            if not certify_count:
+                break
         state = engine.step(state).state
+    searched = time.perf_counter() - t0
     ok = state.error < target if target is not None else np.zeros(len(state.error), bool)
-    return {"bench": "search_discovery", "problem": problem.name, "population": population,
-            "fit_limit": fit_limit, "seed": seed, "seconds": None if found is None else round(found, 2),
-            "generation": state.generation, "limit_s": limit_s,
-            "best_error": float(np.min(state.error)),
-            "cheapest_at_target": float(np.min(state.cost[ok])) if ok.any() else None,
-            "host": host()}
+    record = {"bench": "search_discovery", "problem": problem.name, "population": population,
+              "fit_limit": fit_limit, "seed": seed,
+              "seconds": None if found is None else round(found, 2),
+              "generation": state.generation, "limit_s": limit_s,
+              "searched_seconds": round(searched, 2),
+              "best_error": float(np.min(state.error)),
+              "cheapest_at_target": float(np.min(state.cost[ok])) if ok.any() else None}
+    if certify_count:
+        from evolve.results.certify import certify
+
+        checked = []
+        for i in np.flatnonzero(ok)[np.lexsort((state.error[ok], state.cost[ok]))][:certify_count]:
+            c = certify(state.programs[int(i)], problem)
+            checked.append({"ops": float(state.cost[i]), "sampled": float(state.error[i]),
+                            "certified_max_ulp": c.max_ulp, "seconds": round(c.seconds, 2)})
+            if c.max_ulp < target:
+                break
+        good = [c["ops"] for c in checked if c["certified_max_ulp"] < target]
+        record.update(certified=checked, cheapest_certified=min(good) if good else None)
+    record["host"] = host()
+    return record
 
 
 def _limits(text: str) -> list[int | None]:
@@ -161,6 +186,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="", help="discovery runs: comma-separated seeds")
     p.add_argument("--discovery-population", type=int, default=1000)
     p.add_argument("--discovery-seconds", type=float, default=60.0)
+    p.add_argument("--certify", type=int, default=0, metavar="K",
+                   help="discovery runs search the whole --discovery-seconds, then certify "
+                        "up to K of the cheapest programs meeting the target")
     p.add_argument("--fit-limits", default="none",
                    help="comma-separated search.fit_limit values to run each case with "
                         "('none': fit every new structure)")
@@ -187,7 +215,7 @@ def main(argv=None) -> int:
     for limit in limits:
         for seed in _ints(args.seeds):
             emit(bench_discovery(problem, args.discovery_population, seed,
-                                 args.discovery_seconds, limit))
+                                 args.discovery_seconds, limit, args.certify))
     return 0
 
 
