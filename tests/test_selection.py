@@ -277,3 +277,11 @@ def test_nsga2_small_cases():
                   elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, np.inf, np.nan, -1.0])))
 def test_the_two_objective_front_is_the_rank_zero_rows(obj):
     assert front_indices(obj).tolist() == np.flatnonzero(pareto_ranks(obj) == 0).tolist()
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 60),
+                  elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, 5.0, np.inf])))
+def test_ranks_by_levels_equal_the_point_by_point_sweep(second):
+    from evolve.search.selection import _bisect_ranks, _level_ranks
+
+    assert (_level_ranks(second, np.unique(second)) == _bisect_ranks(second)).all()

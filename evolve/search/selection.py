@@ -111,8 +111,41 @@ def _sweep_ranks(second: np.ndarray) -> np.ndarray:
 
     ``second`` float64[m] is the second objective of m distinct points sorted by (first,
     second). A point's front is the first whose smallest second objective so far
-    exceeds its own (Jensen's sweep; binary search over the fronts' minima).
+    exceeds its own (Jensen's sweep; binary search over the fronts' minima). Where the
+    second objective takes few values (a cost in whole operations), ``_level_ranks``
+    computes the same with array operations.
     """
+    levels = np.unique(second)
+    if len(levels) * len(second) <= _LEVEL_WORK:
+        return _level_ranks(second, levels)
+    return _bisect_ranks(second)
+
+
+_LEVEL_WORK = 1 << 25  # distinct values x points up to which _level_ranks is used
+
+
+def _level_ranks(second: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``_sweep_ranks`` by value levels of ``second``, lowest first: O(m) array work each.
+
+    The points earlier in the order that dominate point i are those with a second
+    objective <= its own. Of a level's points (in order, k = 0, 1, ...), point k's rank
+    is one more than the highest rank b_k of an earlier point of a lower level, or than
+    the rank of the level's point k - 1 (which dominates it): r_k = max(b_k + 1,
+    r_(k-1) + 1), that is r_k = k + max over j <= k of (b_j + 1 - j), a running maximum.
+    """
+    m = len(second)
+    ranks = np.full(m, -1, np.int64)
+    below = np.full(m + 1, -1, np.int64)  # below[p]: the highest rank at positions < p
+    for value in levels:
+        pos = np.flatnonzero(second == value)
+        k = np.arange(len(pos))
+        ranks[pos] = k + np.maximum.accumulate(below[pos] + 1 - k)
+        below[1:] = np.maximum.accumulate(ranks)
+    return ranks
+
+
+def _bisect_ranks(second: np.ndarray) -> np.ndarray:
+    """``_sweep_ranks`` point by point (any number of distinct values)."""
     minima: list[float] = []
     ranks = [0] * len(second)
     for i, x in enumerate(second.tolist()):
