@@ -42,6 +42,7 @@ from evolve.eval.evaluator import EvalParams, Evaluator
 from evolve.ops import CONST
 from evolve.problem import Problem
 from evolve.program import Program, ProgramBatch, bucket, to_arrays
+from evolve.scaling import standardized
 from evolve.search import mating
 from evolve.search.fec import FINGERPRINT_HASH, FECache, fingerprints, make_salt
 from evolve.search.fitting import ConstantFitter, FitParams
@@ -147,7 +148,8 @@ class Engine:
         # GPUs, where a vectorised fit computes every op at every step and compiles slowly.
         self.fitter = ConstantFitter(problem.n_registers, problem.n_inputs,
                                      FitParams(iterations=params.fit_iterations,
-                                               lawson=problem.error in ("max_ulp", "max_abs")),
+                                               lawson=problem.error in ("max_ulp", "max_abs"),
+                                               linear_scaling=problem.linear_scaling),
                                      devices=_cpu_devices(devices), ops=problem.ops)
         self.latency = None
         if params.cost == "latency":
@@ -196,6 +198,8 @@ class Engine:
             batch = batch._replace(const=np.where(batch.op == CONST, slot_values[None, :],
                                                   batch.const).astype(np.float32))
         out = self.evaluator.outputs(batch, probe)[:n]
+        if self.problem.linear_scaling:  # f and a*f + b are one model (evolve.scaling)
+            out = standardized(out)
         salt = self.salt + (b"structure" if structure else b"")
         return fingerprints(out, self.params.fec_mantissa_bits, salt)  # on the device
 
