@@ -94,7 +94,7 @@ def test_front_csv_is_the_front_over_all_islands(reference):
     with open(reference / "front.csv", newline="") as f:
         rows = list(csv.reader(f))[1:]
     assert [(repr(e), repr(c), str(n), t) for e, c, n, t in front_rows(union)] == \
-        [tuple(r) for r in rows]
+        [tuple(r[:4]) for r in rows]
 
 
 @pytest.mark.parametrize("stop", [3, 4])
