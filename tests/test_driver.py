@@ -220,7 +220,8 @@ def test_progress_on_a_terminal_is_one_live_line():
     text = out.getvalue()
     assert text.count("\r") == 5 and text.endswith("\n") and text.count("\n") == 1
     last = text.rsplit("\r", 1)[1]
-    assert "gen 5/5" in last and "best error 20" in last and "best cost at target 7" in last
+    assert "gen 5/5" in last and "best sampled error 20" in last
+    assert "best cost at target (sampled) 7" in last
     assert "evals/s" in last and "cache hits 75%" in last and "ETA 0:00:00" in last
 
 

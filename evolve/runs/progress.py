@@ -1,7 +1,8 @@
 """Progress of a running search, for the person watching it.
 
 On a terminal, one live line on stderr, rewritten in place (``\\r``): generation, best
-error, best cost at the target, evaluations per second, cache hit rate, time left. When
+error and best cost at the target (both on the run's sampled points: never a certificate),
+evaluations per second, cache hit rate, time left. When
 stderr is not a terminal (a log file, a pipe), the same fields as plain lines every few
 generations. ``quiet`` silences both.
 """
@@ -55,8 +56,8 @@ class Progress:
         done = g - self.start
         eta = (self.total - g) * elapsed / done if done > 0 else math.nan
         hit_rate = self.hits / self.lookups if self.lookups else math.nan
-        return (f"gen {g}/{self.total}  best error {_num(row.get('best_error'))}  "
-                f"best cost at target {_num(row.get('best_cost_at_target'))}  "
+        return (f"gen {g}/{self.total}  best sampled error {_num(row.get('best_error'))}  "
+                f"best cost at target (sampled) {_num(row.get('best_cost_at_target'))}  "
                 f"{_num(rate)} evals/s  cache hits "
                 f"{'-' if math.isnan(hit_rate) else f'{hit_rate:.0%}'}  "
                 f"ETA {_duration(eta)}")
