@@ -25,7 +25,9 @@ noise-free test points. Results per cell:
 - ``exact``: the model, simplified by sympy with every constant rounded to 3 decimals,
   equals the true formula with its constants evaluated and rounded the same way (docs/symbolic-regression.md);
   or does so after constants within 1e-5 (relative) of a/b, a/b pi or a/(b pi) (b <= 12)
-  are replaced by them first (so that 2 sin(x) sin(y + 1.5707964) counts as 2 sin(x) cos(y));
+  are replaced by them first (so that 2 sin(x) sin(y + 1.5707964) counts as 2 sin(x) cos(y)),
+  or after products are distributed over sums (``sympy.expand_mul``: a scaled model
+  8.3e-6 x (x + 1)(120538.8 x^2 + 120538.8) counts as x^4 + x^3 + x^2 + x);
 - ``recovered``: ``exact`` or ``test_r2 > 0.999999``;
 - ``size``: nodes of the simplified sympy expression (``sympy.preorder_traversal``), one
   measure for every engine; ``native_size``: the engine's own node count of the model
@@ -185,7 +187,10 @@ def score(problem, expr, pred_test, y_test) -> dict:
             out["size"] = sum(1 for _ in sympy.preorder_traversal(simple))
             truth = problem.formula(syms, sympy)
             truth = _rounded(sympy.nfloat(sympy.simplify(truth), exponent=False))
-            for candidate in (simple, sympy.simplify(_snapped(simple))):
+            # a scaled model a * (c g(x)) + b carries its scale in two constants: products
+            # distributed (expand_mul), a c is one coefficient, rounded as one
+            for candidate in (simple, sympy.simplify(_snapped(simple)),
+                              sympy.expand_mul(simple)):
                 found = sympy.nfloat(candidate, exponent=False)  # sqrt stays sqrt
                 diff = sympy.simplify(_rounded(found) - truth)
                 if diff == 0 or _rounded(sympy.expand(diff)) == 0:

@@ -19,6 +19,11 @@ F = sympy.Float
     ("feynman-I.6.2a", lambda s: F(0.3989423) * sympy.exp(F(-0.49999) * s[0] * s[0]), True),
     ("feynman-I.12.4", lambda s: s[0] * F(0.0795775) / (s[1] * s[2] * s[2]), True),
     ("feynman-II.38.14", lambda s: s[0] / (F(2.0) + 2 * s[1]), True),
+    # a scaled model whose scale sits in two constants (a = 8.2961e-6 times 120538.8125)
+    ("nguyen-2", lambda s: F(8.29609e-6) * s[0] * (s[0] + 1) * (F(120538.8125) * s[0]**2
+                                                             + F(120538.8125)), True),
+    ("nguyen-2", lambda s: F(8.2e-6) * s[0] * (s[0] + 1) * (F(120538.8125) * s[0]**2
+                                                          + F(120538.8125)), False),
     ("nguyen-12", lambda s: s[0]**4 - s[0]**3 + s[1]**2 / 2 - s[1] + F(0.01), False),
     ("nguyen-1", lambda s: s[0]**3 + s[0]**2 + F(1.01) * s[0], False),
     ("nguyen-7", lambda s: sympy.log(s[0] + 1) * 2, False),
