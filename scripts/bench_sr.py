@@ -312,6 +312,36 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
             "front": front, "picks": picks}
 
 
+def rescore(record: dict) -> dict:
+    """An evolve record judged again (``score``) from its model's tree text, with the same
+    problem, noise and scaling: for records made before a change of the judgement. The
+    test R^2 must come out as recorded (the same program), else ``rescore_error``."""
+    import numpy as np
+
+    from evolve.catalog import load_problem
+    from evolve.eval.evaluator import run_numpy
+    from evolve.results.export import scaled_model, to_sympy
+    from evolve.search.trees import parse_tree, primitive_set, tree_to_program
+
+    args = argparse.Namespace(noise=record.get("noise") or 0.0,
+                              scaling="on" if cell_key(record)[4] == "on" else "off")
+    problem = cell_problem(load_problem(record["problem"]), "evolve", args)
+    pset = primitive_set([o for o in problem.ops if o != "const"], problem.n_inputs)
+    tree = parse_tree(record["model"], pset)
+    program = scaled_model(tree_to_program(tree, problem.n_inputs, problem.n_registers),
+                           problem)
+    x_test, y_test = problem.test_data()
+    pred = run_numpy(program, x_test, problem.n_registers, np.float32)
+    syms = symbols(problem)
+    expr = to_sympy(program, problem)
+    expr = expr.xreplace({s: syms[int(s.name[1:] or 0)] for s in expr.free_symbols})
+    out = dict(record, **score(problem, expr, pred, y_test), native_size=problem.cost(program),
+               rescored=True)
+    if out["test_r2"] != record.get("test_r2"):
+        out["rescore_error"] = f"test R^2 {out['test_r2']!r}, recorded {record.get('test_r2')!r}"
+    return out
+
+
 def _np_ops():
     import numpy as np
 
@@ -806,6 +836,9 @@ def main(argv=None) -> int:
     p.add_argument("--grace", type=float, default=180.0,
                    help="seconds past the budget before a cell is killed")
     p.add_argument("--summary", metavar="FILE.jsonl", help="print the tables of a results file")
+    p.add_argument("--rescore", metavar="FILE.jsonl",
+                   help="judge the evolve records of FILE again (its other records pass "
+                        "unchanged), printing the records (--out: append them there)")
     p.add_argument("--cell", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -821,6 +854,19 @@ def main(argv=None) -> int:
         args.noise, args.scaling = args.noise_list[0], args.scaling_list[0]
         engine, name, seed = args.cell.split(":")
         print(json.dumps(run_cell(engine, name, int(seed), args), sort_keys=True), flush=True)
+        return 0
+    if args.rescore:
+        for line in Path(args.rescore).read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            if r.get("bench") == "sr" and r.get("engine") == "evolve" and r.get("model"):
+                r = rescore(r)
+            text = json.dumps(r, sort_keys=True)
+            print(text, flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(text + "\n")
         return 0
     if args.summary:
         records = [r for r in (json.loads(line) for line in

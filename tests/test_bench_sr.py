@@ -199,3 +199,16 @@ def test_model_choices_and_their_table():
     assert by_rule["accurate"]["r2_recovered"] == 2 and by_rule["best"]["r2_recovered"] == 0
     assert by_rule["bic"]["median_size"] == 7
     assert "| nguyen | 0.01 | evolve | lowest | 2/2 | 1.000000000 | 44 |" in table
+
+
+def test_rescore_judges_a_record_again_from_its_tree():
+    record = {"bench": "sr", "engine": "evolve", "problem": "nguyen-8", "seed": 0,
+              "noise": 0.0, "settings": {"scaling": True}, "exact": False,
+              "model": "add(mul(sqrt(ARG0), -3.0), 1.5)", "test_r2": None}
+    first = bench_sr.rescore(record)
+    assert first["exact"] and first["recovered"] and first["rescored"]
+    assert "rescore_error" in first  # the R^2 recorded (None) is not the program's
+    again = bench_sr.rescore(dict(record, test_r2=first["test_r2"]))
+    assert "rescore_error" not in again and again["native_size"] == 6 + 4  # + a and b
+    unscaled = bench_sr.rescore(dict(record, settings={"scaling": False}))
+    assert not unscaled["exact"] and not unscaled["recovered"]
