@@ -56,6 +56,8 @@ class Problem:
     n_probe: probe points for functional-equivalence hashing.
     baselines: known programs to compare with, e.g. minimax polynomials:
         dicts with "name", "error", "cost" and optionally "program" (text form).
+    starts: programs (text form) a search may start from (``search.starts``): structures
+        the mathematics suggests, e.g. x + x*q(x^2) for an odd function.
 
     For symbolic regression (data rather than a function to approximate everywhere):
     sampling: training points evenly spaced ("grid") or drawn uniformly from the domain
@@ -90,6 +92,7 @@ class Problem:
     n_probe: int = 64
     n_verify: int = 1_000_000
     baselines: tuple[dict, ...] = ()
+    starts: tuple[str, ...] = ()
     notes: str = ""
     jax_reference: Callable | None = None
     sampling: str = "grid"

@@ -232,3 +232,12 @@ def test_sampling_and_certify_fields_are_checked():
         build_config(sets=["sampling.per_binade=2"], overrides=EXP2)
     with pytest.raises(UserError, match="certify.seconds.*at least 0"):
         build_config(sets=["certify.seconds=-1"], overrides=EXP2)
+
+
+def test_search_starts_is_checked_and_linear_only():
+    assert build_config(sets=["search.starts=baselines"], overrides=EXP2).search.starts == \
+        "baselines"
+    with pytest.raises(UserError, match="search.starts.*must be one of 'random'"):
+        build_config(sets=["search.starts=sollya"], overrides=EXP2)
+    with pytest.raises(UserError, match="starts from random trees only"):
+        build_config(sets=["search.starts=both", "search.representation=tree"], overrides=EXP2)

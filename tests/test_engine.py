@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from evolve.catalog import load_problem
+from evolve.errors import UserError
 from evolve.eval.evaluator import run_numpy
 from evolve.runs.islands.core import SHARED, apply_logs, new_shared
 from evolve.search.engine import Engine, SearchParams
 from evolve.search.fec import FINGERPRINT_HASH
 from evolve.search.shared_cache import SharedCacheView
+from evolve.text import format_program, parse_program
 
 PARAMS = SearchParams(population=16, children=16, n_train=512, fit_points=64,
                       fit_iterations=4)
@@ -162,3 +164,28 @@ def test_a_state_fingerprinted_by_an_earlier_rule_is_fingerprinted_again(engine)
     assert b.fingerprint_hash == FINGERPRINT_HASH
     assert a.programs == b.programs and a.fingerprints == b.fingerprints
     assert old.fingerprints == [bytes(16)] * len(state.programs)  # the input is unchanged
+
+
+def test_starts_from_the_problems_baselines_with_their_literals():
+    problem = load_problem("exp2")
+    engine = Engine(problem, SearchParams(population=16, children=16, n_train=512,
+                                          fit_points=64, fit_iterations=4, starts="baselines"))
+    texts = [b["program"] for b in problem.baselines]
+    starts = engine.start_programs()
+    assert [format_program(p) for p in starts] == [format_program(parse_program(t))
+                                                    for t in texts]
+    state = engine.init(0)
+    # the baselines are programs of the first generation, their literals not refitted
+    kept = {format_program(p) for p in state.programs}
+    best = min(problem.baselines, key=lambda b: b["error"])
+    assert format_program(parse_program(best["program"])) in kept
+
+
+def test_starts_that_are_not_programs_of_the_problem_are_refused():
+    problem = dataclasses.replace(load_problem("exp2"), starts=("r1 = sin(r0)\nreturn r1",))
+    engine = Engine(problem, SearchParams(population=8, children=8, starts="starts"))
+    with pytest.raises(UserError, match=r"starts\[0\] is not a program of this problem"):
+        engine.start_programs()
+    with pytest.raises(UserError, match="no baseline or starts program"):
+        Engine(dataclasses.replace(problem, starts=(), baselines=()),
+               SearchParams(starts="both")).start_programs()

@@ -36,7 +36,7 @@ import yaml
 from evolve.errors import UserError, did_you_mean
 from evolve.eval.evaluator import BACKENDS, NATIVE_MATHS
 from evolve.runs.islands.core import IslandParams
-from evolve.search.engine import SearchParams
+from evolve.search.engine import STARTS, SearchParams
 from evolve.search.llm.edits import LLMParams
 
 
@@ -87,6 +87,9 @@ DESCRIPTIONS: dict[str, str] = {
     "search.population": "programs kept from one generation to the next",
     "search.children": "children made (and assessed) each generation",
     "search.init_length": "[min, max] instructions of the random programs of generation 0",
+    "search.starts": "generation 0: 'random' programs, or first the problem's 'baselines' "
+                     "(e.g. Sollya's minimax polynomials, their literals kept), its own "
+                     "'starts' (structures its file suggests) or 'both', then random ones",
     "search.accuracy_first": "clip errors below the target to it, so accurate programs compete "
                              "on cost",
     "search.fit": "fit the literals of each new program structure to the target",
@@ -214,6 +217,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "search.audit_rate": _between(0, 1),
     "search.n_train": _at_least(2),
     "search.keep": (lambda v: v in ("newest", "oldest"), "must be 'newest' or 'oldest'"),
+    "search.starts": (lambda v: v in STARTS, "must be one of " + ", ".join(map(repr, STARTS))),
     "search.variation.mutation_weights": (_weights_ok, "must not be all 0"),
     "search.variation.crossover_rate": _between(0, 1),
     "search.variation.crossover_weights": (_weights_ok, "must not be all 0"),
@@ -543,6 +547,9 @@ def from_values(values: Mapping[str, Any], where: str = "") -> RunConfig:
                                 f"must be at least 0; the default is "
                                 f"{_show(FIELDS[name + '.' + key].default)}")
     if resolved.get("search.representation") == "tree":  # trees need a tree per program
+        if resolved.get("search.starts", "random") != "random":
+            raise UserError(f"search.representation = 'tree'{where} starts from random trees "
+                            "only; set search.starts='random' or use 'linear'")
         if (resolved.get("llm.rate") or 0) > 0:
             raise UserError(f"search.representation = 'tree'{where} cannot take LLM edits "
                             "(they are linear programs); set llm.rate=0 or use 'linear'")

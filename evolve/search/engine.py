@@ -38,6 +38,7 @@ import jax
 import numpy as np
 
 from evolve.batch import Programs, concat, costs, has_literal, padded, take
+from evolve.errors import UserError
 from evolve.eval.evaluator import EvalParams, Evaluator
 from evolve.ops import CONST
 from evolve.problem import Problem
@@ -50,6 +51,7 @@ from evolve.search.representation import TreeParams, crossed, make_representatio
 from evolve.search.selection import accuracy_first, front_indices, nsga2, pareto_ranks
 from evolve.search.state import State
 from evolve.search.variation import Space, VariationParams, rng_from_key
+from evolve.text import parse_program
 
 
 def _cpu_devices(devices: list | None) -> list | None:
@@ -59,6 +61,9 @@ def _cpu_devices(devices: list | None) -> list | None:
     if all(d.platform == "cpu" for d in chosen):
         return devices
     return jax.devices("cpu")
+
+
+STARTS = ("random", "baselines", "starts", "both")  # search.starts
 
 
 # Purposes of the per-generation keys.
@@ -74,6 +79,8 @@ class SearchParams:
     population: int = 200
     children: int = 200
     init_length: tuple[int, int] = (2, 10)
+    starts: str = "random"  # generation 0: "random", or first the problem's "baselines",
+    #                         its "starts" (Problem.starts) or "both", then random programs
     accuracy_first: bool = True
     fit: bool = True
     fit_points: int = 256
@@ -332,6 +339,36 @@ class Engine:
             cost = costs(batch, self.problem)
         return out, error, cost, fps, info
 
+    def start_programs(self) -> list[Program]:
+        """The programs generation 0 begins with (``search.starts``), in order: the
+        problem's baselines that are programs of it (its ops, registers and length; a
+        baseline of another op set is left out), then its ``starts`` (each must be one).
+        Raises ``UserError`` when a start is not a program of the problem, or none is
+        found."""
+        which, p = self.params.starts, self.problem
+        if which == "random":
+            return []
+        texts = []
+        if which in ("baselines", "both"):
+            texts += [(f"baseline {b.get('name', i)!r}", b["program"], False)
+                      for i, b in enumerate(p.baselines) if b.get("program")]
+        if which in ("starts", "both"):
+            texts += [(f"starts[{i}]", text, True) for i, text in enumerate(p.starts)]
+        programs = []
+        for where, text, required in texts:
+            try:
+                programs.append(parse_program(text, p.n_registers, (*p.opcodes, CONST),
+                                              p.max_length))
+            except ValueError as e:  # ParseError, ProgramError
+                if required:
+                    raise UserError(f"problem {p.name!r}: {where} is not a program of this "
+                                    f"problem: {e}") from None
+        if not programs:
+            raise UserError(f"search.starts = {which!r}, but problem {p.name!r} has no "
+                            f"{'baseline or starts' if which == 'both' else which} program "
+                            "that fits its ops, registers and length; use 'random'")
+        return programs
+
     # -- the loop -----------------------------------------------------------------------
     def init(self, seed: int, probe_key: jax.Array | None = None,
              caches: tuple | None = None) -> State:
@@ -350,6 +387,14 @@ class Engine:
         state.tree_random = self.representation.new_random(jax.random.fold_in(key, _TREES))
         programs, genomes = self.representation.initial(rng, state, self.params.population)
         probe = self.probe_points(key if probe_key is None else probe_key)
+        starts = self.start_programs()[: self.params.population]
+        if starts:  # first in the population; their literals are kept (structures "fitted")
+            if self.representation.name != "linear":
+                raise UserError("search.starts needs the linear representation")
+            programs = starts + list(programs)[len(starts):]
+            batch = self.batch(starts)
+            sfps = self._fingerprints(take(batch, has_literal(batch)), probe, structure=True)
+            state.structures.insert_column(sfps, "fitted", np.ones(len(sfps)))
         programs, error, cost, fps, _ = self.assess(state, programs, probe, rng)
         genomes = self.representation.absorb(genomes, programs)
         keep = self._select(error, cost, fps, random.Random(seed))
