@@ -410,8 +410,8 @@ batches = st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 9), max_size
                    max_size=8)
 
 
-@given(batches, st.integers(1, 6), st.sampled_from([None, 1, 2, 3]))
-def test_batched_lookups_and_inserts_equal_one_at_a_time(script, capacity, max_hits):
+@given(batches, st.integers(1, 6), st.sampled_from([None, 1, 2, 3]), st.booleans())
+def test_batched_lookups_and_inserts_equal_one_at_a_time(script, capacity, max_hits, column):
     one, many = FECache(capacity, max_hits), FECache(capacity, max_hits)
     for is_insert, keys in script:
         fps = [_key(k) for k in keys]
@@ -419,7 +419,10 @@ def test_batched_lookups_and_inserts_equal_one_at_a_time(script, capacity, max_h
             values = [{"error": float(k)} for k in keys]
             for fp, v in zip(fps, values):
                 one.insert(fp, v)
-            many.insert_many(fps, values)
+            if column:  # new distinct keys take the bulk path, others the loop
+                many.insert_column(fps, "error", np.array(keys, np.float64))
+            else:
+                many.insert_many(fps, values)
         else:
             assert many.lookup_many(fps) == [one.lookup(fp) for fp in fps]
         assert many.take_stats() == one.take_stats()

@@ -42,6 +42,7 @@ import math
 import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, Mapping
 
 import jax
@@ -380,6 +381,16 @@ class FECache:
         if len(fps) != len(values):
             raise ValueError(f"{len(fps)} fingerprints for {len(values)} values")
         entries, capacity = self._entries, self.capacity
+        if (checked and len(entries) <= capacity and set(map(len, fps)) <= {FINGERPRINT_BYTES}
+                and entries.keys().isdisjoint(fps) and len(set(fps)) == len(fps)):
+            # new, distinct keys (the engine's misses): added at the recent end in order,
+            # then the oldest dropped, which is what inserting one at a time drops
+            entries.update(zip(map(bytes, fps), zip(values, repeat(0))))
+            excess = max(len(entries) - capacity, 0)
+            for _ in range(excess):
+                entries.popitem(last=False)
+            self._stats["evictions"] += excess
+            return
         evictions = 0
         for fp, value in zip(fps, values):
             if len(fp) != FINGERPRINT_BYTES:
