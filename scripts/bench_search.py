@@ -62,26 +62,46 @@ def host() -> dict:
 
 
 class Timers:
-    """Seconds spent in the wrapped methods of an engine's evaluator and fitter."""
+    """Seconds spent in parts of a generation, each part's time without the parts it calls
+    (a call to the evaluator from inside the fingerprints counts as evaluator time): the
+    evaluator (``errors``, ``outputs``), constant fitting, and the engine's own steps."""
+
+    PARTS = (("evaluator", "evaluator", ("errors", "outputs")),
+             ("fitter", "fitting", ("fit",)),
+             ("representation", "variation", ("children",)),
+             (None, "fingerprints", ("_fingerprints",)),
+             (None, "mate choice and features", ("features",)),
+             (None, "selection", ("_select",)))
 
     def __init__(self, engine: Engine):
-        self.seconds = {"evaluator": 0.0, "fitting": 0.0}
-        for obj, names, bucket in ((engine.evaluator, ("errors", "outputs"), "evaluator"),
-                                   (engine.fitter, ("fit",), "fitting")):
+        self.seconds = {bucket: 0.0 for _, bucket, _ in self.PARTS}
+        self._inner = [0.0]  # time of wrapped calls inside the current one
+        for owner, bucket, names in self.PARTS:
+            obj = engine if owner is None else getattr(engine, owner)
             for name in names:
                 setattr(obj, name, self._timed(getattr(obj, name), bucket))
 
     def _timed(self, fn, bucket):
         def wrapped(*args, **kwargs):
             t0 = time.perf_counter()
+            self._inner.append(0.0)
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[bucket] += time.perf_counter() - t0
+                spent = time.perf_counter() - t0
+                inner = self._inner.pop()
+                self.seconds[bucket] += spent - inner
+                self._inner[-1] += spent
         return wrapped
 
     def reset(self) -> None:
         self.seconds = dict.fromkeys(self.seconds, 0.0)
+
+    def shares(self, seconds: float) -> dict:
+        """Each part's share of ``seconds``, and the rest ("other": cache, cost, gathers)."""
+        out = {k: round(v / seconds, 3) for k, v in self.seconds.items()}
+        out["other"] = round(1 - sum(self.seconds.values()) / seconds, 3)
+        return out
 
 
 def bench_population(problem, population: int, generations: int, warmup: int,
@@ -114,6 +134,7 @@ def bench_population(problem, population: int, generations: int, warmup: int,
             "fits_per_generation": round(fits / generations, 1),
             "evaluator_share": round(timers.seconds["evaluator"] / seconds, 3),
             "fitting_share": round(timers.seconds["fitting"] / seconds, 3),
+            "shares": timers.shares(seconds),
             "init_seconds": round(init_s, 2), "best_error": float(np.min(state.error)),
             "host": host()}
 
