@@ -9,6 +9,7 @@ in ``problems/baselines/<problem>.json``, written by ``scripts/sollya_baselines.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,3 +54,45 @@ def fma_pair(problem: Problem) -> list[Problem]:
                       notes=f"{problem.notes.rstrip()}\n\n{NOFMA_NOTE}\n",
                       baselines=load_baselines(name))
     return [with_fma, without]
+
+
+def polynomial_start(coefficients: Sequence[str], variable: str, fma: bool,
+                     times_variable: bool = False) -> str:
+    """A start program (``Problem.starts``, text form) ``w + w*[v*]q(v)``, q in Horner form
+    with ``coefficients`` (float32 literals as text, constant term first).
+
+    ``variable`` "square": v = x*x and w = x (odd functions: x + x*q(x^2)); "minus_one":
+    v = w = x - 1 (exact in float32 on [1/2, 2]: t + t*q(t)). ``times_variable`` multiplies
+    q by v once more (x + x^3*q(x^2)). With ``fma`` each Horner step and the last step are
+    one fma; without, a mul and an add.
+    """
+    if variable == "square":
+        lines, w = ["r2 = mul(r0, r0)"], "r0"
+    elif variable == "minus_one":
+        lines, w = ["r3 = 1.0", "r2 = sub(r0, r3)"], "r2"
+    else:
+        raise ValueError(f"variable {variable!r}: expected 'square' or 'minus_one'")
+    if not coefficients:
+        raise ValueError("polynomial_start needs at least one coefficient")
+    lines.append(f"r1 = {coefficients[-1]}")
+    for c in reversed(coefficients[:-1]):
+        lines.append(f"r3 = {c}")
+        lines += (["r1 = fma(r1, r2, r3)"] if fma else ["r1 = mul(r1, r2)", "r1 = add(r1, r3)"])
+    if times_variable:
+        lines.append("r1 = mul(r1, r2)")
+    lines += ([f"r1 = fma(r1, {w}, {w})"] if fma else [f"r1 = mul(r1, {w})", f"r1 = add(r1, {w})"])
+    return "\n".join([*lines, "return r1", ""])
+
+
+def with_starts(problems: list[Problem], fits: Sequence[Sequence[str]], variable: str,
+                times_variable: bool = False) -> list[Problem]:
+    """``problems`` (an ``fma_pair``) with ``starts``: a ``polynomial_start`` for each list of
+    coefficients in ``fits``, in each problem's op set (fma or mul and add), leaving out
+    those longer than the problem's ``max_length``."""
+    out = []
+    for p in problems:
+        fma = "fma" in p.ops
+        texts = [polynomial_start(c, variable, fma, times_variable) for c in fits]
+        starts = tuple(t for t in texts if t.count("\n") - 1 <= p.max_length)
+        out.append(replace(p, starts=starts))
+    return out

@@ -15,13 +15,20 @@ with float32 coefficients, as x*q(x^2) with q in Horner form ("minimax-d") and a
 x + x*q(x^2) ("minimax-d-x+xq"). The first never gets below 2 ULP: 2/sqrt(pi) in float32
 is 0.49 of its ULP off, and q's rounding near 1.128 adds as much again near x = 0. The
 reference is float64 ``math.erf``.
+
+Starts (``Problem.starts``, ``search.starts=starts``): x + x*q(s) with s = x*x (erf's
+linear coefficient 2/sqrt(pi) = 1 + 0.128...: the 1 is exact, q(0) carries the rest), q in
+Horner form with 6 to 8 coefficients; coefficients from a float64 fit of the relative
+error (least squares reweighted toward the max, Lawson), each rounded to float32 (a start,
+not a minimax answer; the search refits every structure it derives from them). Starts
+longer than ``max_length`` (the no-FMA forms of the higher degrees) are left out.
 """
 
 import math
 
 import jax.scipy.special
 import numpy as np
-from evolve.problems._common import FMA_OPS, fma_pair
+from evolve.problems._common import FMA_OPS, fma_pair, with_starts
 
 from evolve.problem import Problem
 
@@ -33,7 +40,15 @@ def erf64(x: np.ndarray) -> np.ndarray:
     return np.asarray(_erf(np.asarray(x, np.float64)), np.float64)
 
 
-PROBLEMS = fma_pair(Problem(
+STARTS = (  # x + x*q(s), s = x*x: q with 6, 7, 8 coefficients (degrees 11, 13, 15)
+    ("0.12837912", "-0.37612325", "0.1128018", "-0.026711311", "0.004917551", "-0.0005631419"),
+    ("0.12837917", "-0.37612626", "0.112835854", "-0.026853811", "0.005188327",
+     "-0.00080101873", "7.853838e-05"),
+    ("0.12837917", "-0.37612638", "0.11283782", "-0.0268654", "0.0052209455", "-0.0008482827",
+     "0.00011256937", "-9.6414815e-06"),
+)
+
+PROBLEMS = with_starts(fma_pair(Problem(
     name="erf",
     description="erf(x) on [0,1], float32, max error in ULPs, FMA allowed",
     reference=lambda x: erf64(x[:, 0]),
@@ -43,4 +58,4 @@ PROBLEMS = fma_pair(Problem(
     error="max_ulp",
     target=1.0,
     notes=__doc__,
-))
+)), STARTS, "square")

@@ -25,17 +25,38 @@ in t = x - 1 with float32 coefficients, as t*q(t) with q in Horner form ("minima
 as C*t + t*q(t) with C = float32(1/ln2) ("minimax-d-hilo"), which carries the leading
 coefficient to more bits: t*q(t) stays at 1.47 to 1.5 ULP from degree 10 to 14 (the
 float32 rounding of q near t = 0.41, where log2 is just below 1/2, costs up to an ULP).
+
+Starts (``Problem.starts``, ``search.starts=starts``): t + t*q(t) with t = x - 1 (exact;
+1/ln2 = 1 + 0.4427...: the 1 is exact, q(0) carries the rest), q in Horner form with 6 to
+11 coefficients; coefficients from a float64 fit of the relative error (least squares
+reweighted toward the max, Lawson), each rounded to float32 (a start, not a minimax
+answer; the search refits every structure it derives from them). Starts longer than
+``max_length`` (the no-FMA forms of the higher degrees) are left out.
 """
 
 import jax.numpy as jnp
 import numpy as np
-from evolve.problems._common import FMA_OPS, fma_pair
+from evolve.problems._common import FMA_OPS, fma_pair, with_starts
 
 from evolve.problem import Problem
 
 SQRT2 = float.fromhex("0x1.6a09e6p+0")  # float32(sqrt(2)), just below sqrt(2)
 
-PROBLEMS = fma_pair(Problem(
+STARTS = (  # t + t*q(t), t = x - 1: q with 6 to 11 coefficients (degrees 6 to 11)
+    ("0.4427016", "-0.7212064", "0.47981203", "-0.36649138", "0.31819764", "-0.20618983"),
+    ("0.44269645", "-0.72136354", "0.4806268", "-0.35937175", "0.29569936", "-0.26931924",
+     "0.17162405"),
+    ("0.44269496", "-0.7213528", "0.48092324", "-0.36023965", "0.28709874", "-0.24887684",
+     "0.23404221", "-0.14581162"),
+    ("0.442695", "-0.72134733", "0.48091063", "-0.36070368", "0.28791624", "-0.23894478",
+     "0.21571569", "-0.20727009", "0.12583724"),
+    ("0.44269505", "-0.72134733", "0.48089823", "-0.36069664", "0.28856742", "-0.23961738",
+     "0.20460054", "-0.19106296", "0.18617558", "-0.10994986"),
+    ("0.44269505", "-0.7213475", "0.4808979", "-0.36067414", "0.2885762", "-0.2404672",
+     "0.20504345", "-0.17890862", "0.1720571", "-0.16906415", "0.097034246"),
+)
+
+PROBLEMS = with_starts(fma_pair(Problem(
     name="log2",
     description="log2(x) on [sqrt2/2, sqrt2], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.log2(x[:, 0]),
@@ -45,4 +66,4 @@ PROBLEMS = fma_pair(Problem(
     error="max_ulp",
     target=1.0,
     notes=__doc__,
-))
+)), STARTS, "minus_one")

@@ -16,8 +16,9 @@ import pytest
 
 from evolve.catalog import list_problems, load_problem
 from evolve.eval.evaluator import run_numpy
+from evolve.ops import CONST
 from evolve.program import input_dependent, used
-from evolve.text import parse_program
+from evolve.text import format_program, parse_program
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ROOT / "problems" / "baselines"
@@ -219,3 +220,70 @@ def test_sollya_baseline_script_without_sollya_says_what_to_install():
                           timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "install Sollya" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+
+# -- starts (Problem.starts: problem-shaped structures, search.starts=starts) ------------------
+STARTS = {"tanh": 3, "tanh_nofma": 3, "erf": 3, "erf_nofma": 2, "log2": 6, "log2_nofma": 2}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_starts_are_programs_of_the_problem_and_the_engine_takes_them(name):
+    from evolve.search.engine import Engine, SearchParams
+
+    problem = load_problem(name)
+    assert len(problem.starts) == STARTS.get(name, 0)
+    for text in problem.starts:
+        program = parse_program(text, problem.n_registers, problem.opcodes + (CONST,),
+                                problem.max_length)
+        assert {i.name for i in program.instructions} <= set(problem.ops) | {"const"}
+    if problem.starts:
+        programs = Engine(problem, SearchParams(starts="starts")).start_programs()
+        assert [format_program(p) for p in programs] == [
+            format_program(parse_program(t)) for t in problem.starts]
+
+
+@pytest.mark.parametrize("name", sorted(STARTS))
+def test_starts_compute_their_polynomial(name):
+    problem = load_problem(name)
+    x = problem.grid(4096)[:, 0]
+    xs = x.astype(np.float64)
+    for text in problem.starts:
+        program = parse_program(text)
+        c = [ins.value for ins in program.instructions if ins.name == "const" and
+             ins.value != 1.0][::-1]  # Horner: the last coefficient is loaded first
+        v = xs * xs if _function(name) in ("tanh", "erf") else xs - 1
+        w = xs if _function(name) in ("tanh", "erf") else xs - 1
+        q = np.polynomial.polynomial.polyval(v, c) * (v if _function(name) == "tanh" else 1)
+        want = w + w * q
+        got = run_numpy(program, x, problem.n_registers).astype(np.float64)
+        assert np.allclose(got, want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("name", ["tanh", "tanh_nofma", "erf", "log2"])
+def test_the_best_start_is_under_one_ulp_on_a_sample(name):
+    # the starts are good answers already (sampled: every 9973rd float32 of the domain)
+    from evolve.results.certify import certify
+
+    problem = load_problem(name)
+    best = min(certify(parse_program(t), problem, stride=9973).max_ulp
+               for t in problem.starts)
+    assert best < 1.0
+
+
+def test_polynomial_start_forms_and_bad_input():
+    from evolve.problems._common import polynomial_start, with_starts
+
+    text = polynomial_start(["0.5", "0.25"], "minus_one", fma=False)
+    p = parse_program(text)
+    assert [i.name for i in p.instructions] == ["const", "sub", "const", "const", "mul", "add",
+                                                "mul", "add"]
+    x = np.array([1.5], np.float32)
+    assert run_numpy(p, x, 8)[0] == np.float32(0.5 + 0.5 * (0.5 + 0.25 * 0.5))
+    with pytest.raises(ValueError, match="expected 'square' or 'minus_one'"):
+        polynomial_start(["1"], "cube", fma=True)
+    with pytest.raises(ValueError, match="at least one coefficient"):
+        polynomial_start([], "square", fma=True)
+    problem = load_problem("erf_nofma")
+    long_fit = [["0.1"] * 8]  # 1 + 8 + 14 + 2 = 25 instructions: over max_length 24
+    assert with_starts([problem], long_fit, "square")[0].starts == ()
