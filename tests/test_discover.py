@@ -1,0 +1,145 @@
+"""scripts/discover.py: which rows it certifies and reports, and the record it writes, on a
+real short run of log2 (its domain has 2^24 float32s: a certificate takes seconds on a CPU)."""
+
+import csv
+import importlib
+import json
+import shutil
+
+import pytest
+
+from evolve.catalog import load_problem
+from evolve.results.certify import read_front
+from evolve.text import parse_program
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+
+def _script():
+    return importlib.import_module("discover")  # scripts/ is on sys.path (conftest)
+
+
+def _rows(*rows):
+    """Front rows from (error, cost[, certified]) triples."""
+    out = []
+    for r in rows:
+        row = {"error": repr(r[0]), "cost": repr(r[1]), "program": "r1 = add(r0, r0)\nreturn r1"}
+        if len(r) > 2:
+            row["certified_max_ulp"] = repr(r[2])
+        out.append(row)
+    return out
+
+
+@pytest.fixture(scope="module")
+def log2_run(tmp_path_factory):
+    """A real run of log2 (2 generations, population 32: all 26 starts fit, from Sollya and the
+    problem's shapes), certified by discover's own plan."""
+    d = _script()
+    run_dir = tmp_path_factory.mktemp("discover") / "log2"
+    found = d.search("log2", run_dir, seconds=600, seed=0, population=32, starts="both",
+                     generations=2)
+    certs = d.certify_front(run_dir, load_problem("log2"), limit=2)
+    return found, certs
+
+
+def test_certification_plan_cheapest_meeting_target_first_then_the_most_accurate():
+    d = _script()
+    problem = load_problem("exp2")
+    rows = _rows((5.0, 3), (0.9, 8), (0.7, 9), (0.95, 6), (0.5, 12))
+    assert d.certification_plan(rows, problem, limit=2) == [3, 1, 4]
+    assert d.certification_plan(rows, problem, limit=10) == [3, 1, 2, 4]
+    # nothing meets the target: the most accurate row only
+    assert d.certification_plan(_rows((5.0, 3), (2.0, 6)), problem, limit=3) == [1]
+
+
+def test_choose_row_cheapest_certified_under_target_else_most_accurate():
+    d = _script()
+    problem = load_problem("exp2")
+    rows = _rows((0.9, 6, 1.2), (0.95, 7, 0.99), (0.8, 9, 0.85), (0.5, 10))
+    assert d.choose_row(rows, problem) == 1
+    rows = _rows((0.9, 6, 1.2), (0.95, 7, 1.05), (0.5, 10))
+    assert d.choose_row(rows, problem) == 1  # none under: the lowest certified error
+    assert d.choose_row(_rows((0.9, 6), (0.5, 10)), problem) is None
+
+
+def test_verdict_against_sollyas_cheapest_under_one_ulp():
+    d = _script()
+    sollya = {"sollya_name": "minimax-6", "sollya_ops": 6.0, "sollya_max_ulp": 0.9}
+    none = {"sollya_name": None, "sollya_ops": None, "sollya_max_ulp": None}
+    assert d.verdict(5, 0.95, True, sollya, 0.9) == "beats: fewer ops"
+    assert d.verdict(6, 0.95, True, sollya, 1.3) == "beats: >= 1.2x speed at equal ops"
+    assert d.verdict(6, 0.95, True, sollya, 1.1) == "ties: equal ops"
+    assert d.verdict(7, 0.95, True, sollya, 2.0).startswith("short: 7 ops")
+    assert d.verdict(14, 0.99, True, none, None) == "beats: under 1 ULP where Sollya has none"
+    assert d.verdict(5, 1.3, False, sollya, None).startswith("short: certified 1.3")
+
+
+def test_sollya_reference_is_the_cheapest_baseline_under_target():
+    d = _script()
+    assert d.sollya_reference(load_problem("exp2")) == {
+        "sollya_name": "minimax-6", "sollya_ops": 6.0,
+        "sollya_max_ulp": pytest.approx(0.896, abs=1e-3)}
+    assert d.sollya_reference(load_problem("exp2_nofma"))["sollya_ops"] is None
+
+
+@pytest.mark.slow  # a real run: about 20 s on a 2-core CPU, more when loaded
+def test_a_short_search_checkpoints_and_its_front_gets_certificates(log2_run):
+    found, certs = log2_run
+    assert found.generations == 2
+    assert (found.run_dir / "checkpoints" / "gen-000002").is_dir()
+    header, rows = read_front(found.run_dir)
+    assert "certified_max_ulp" in header and certs
+    problem = load_problem("log2")
+    plan = _script().certification_plan(rows, problem, 2)
+    assert list(certs) == plan[: len(certs)]  # in the plan's order, stopping at a success
+    for i, cert in certs.items():
+        assert float(rows[i]["certified_max_ulp"]) == float(cert.max_ulp)
+        assert cert.exhaustive
+    # Sollya's degree-10 hi-lo polynomial (0.917 ULP) is in generation 0: certified under 1
+    i = _script().choose_row(rows, problem)
+    assert i is not None and float(rows[i]["certified_max_ulp"]) < 1.0
+
+
+@pytest.mark.slow  # a real run: about 20 s on a 2-core CPU, more when loaded
+def test_the_record_of_a_real_run(log2_run):
+    d = _script()
+    found, _ = log2_run
+    problem = load_problem("log2")
+    _, rows = read_front(found.run_dir)
+    row = rows[d.choose_row(rows, problem)]
+    speeds = {"c_speed_vs_sollya": 1.0, "c_speed_vs_libm": 0.8}
+    settings = {"device": d.device(), "population": 32, "starts": "both", "seed": 0}
+    record = d.discovery_record(problem, row, found, d.sollya_reference(problem), speeds,
+                                settings)
+    json.dumps(record)  # JSON-ready
+    program = parse_program(record["program"], n_registers=problem.n_registers)
+    assert record["ops"] == problem.cost(program) == float(row["cost"])
+    assert record["certified_max_ulp"] == float(row["certified_max_ulp"])
+    assert record["under_target"] is True
+    assert record["sollya_ops"] == 12.0 and record["sollya_name"] == "minimax-10-hilo"
+    assert record["verdict"] == d.verdict(record["ops"], record["certified_max_ulp"], True,
+                                          d.sollya_reference(problem), 1.0)
+    assert record["generations"] == 2 and record["population"] == 32
+    assert record["continue_command"].startswith(f"evolve resume {found.run_dir}")
+
+
+@pytest.mark.slow  # a real run: about 20 s on a 2-core CPU, more when loaded
+@needs_gcc
+def test_c_speeds_times_the_exported_program_against_sollya_and_libm(log2_run):
+    d = _script()
+    found, _ = log2_run
+    problem = load_problem("log2")
+    with open(found.run_dir / "front.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    row = rows[d.choose_row(rows, problem)]
+    speeds = d.c_speeds(problem, row, d.CFLAGS, calls=100_000, repeats=1, points=10_000)
+    assert speeds["c_speed_vs_sollya"] > 0 and speeds["c_speed_vs_libm"] > 0
+    assert speeds["c_sollya_timed"] == "minimax-10-hilo"
+
+
+def test_bad_options_name_the_fix():
+    d = _script()
+    with pytest.raises(SystemExit, match="not function problems; choose from"):
+        d.main(["--problems", "nguyen1"])
+    with pytest.raises(SystemExit, match="add -ffp-contract=off"):
+        d.main(["--problems", "exp2", "--cflags=-O2"])
