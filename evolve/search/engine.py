@@ -297,6 +297,7 @@ class Engine:
                     const = np.array(batch.const)
                     const[rows] = self._fit(take(batch, rows))
                     batch = batch._replace(const=const)  # one scatter of the fitted rows
+                    info["fitted_rows"] = rows
                     state.structures.insert_column(list(new), "fitted", np.ones(len(new)))
                     info["fits"] = len(new)
                     state.fits += len(new)
@@ -395,8 +396,9 @@ class Engine:
             batch = self.batch(starts)
             sfps = self._fingerprints(take(batch, has_literal(batch)), probe, structure=True)
             state.structures.insert_column(sfps, "fitted", np.ones(len(sfps)))
-        programs, error, cost, fps, _ = self.assess(state, programs, probe, rng)
-        genomes = self.representation.absorb(genomes, programs)
+        programs, error, cost, fps, info = self.assess(state, programs, probe, rng)
+        genomes = self.representation.absorb(genomes, programs,
+                                             info.get("fitted_rows", np.zeros(0, np.int64)))
         keep = self._select(error, cost, fps, random.Random(seed))
         state.programs = Programs(take(programs.batch, keep))
         state.genomes = [genomes[i] for i in keep] if genomes else []
@@ -470,7 +472,8 @@ class Engine:
         pending = None
         if vary is None:
             children, error, cost, fps, info = self.assess(state, children, probe, rng)
-            child_genomes = self.representation.absorb(child_genomes, children)
+            child_genomes = self.representation.absorb(
+                child_genomes, children, info.get("fitted_rows", np.zeros(0, np.int64)))
         else:
             children, kinds, error, cost, fps, info, pending = vary(
                 self, state, key_g, pick, Programs(self.batch(children)), kinds, probe, rng)

@@ -105,7 +105,8 @@ class LinearRepresentation:
         return (ProgramBatch(*(np.asarray(a) for a in children)), [],
                 kinds_text(crossed_kind, mutated_kind))
 
-    def absorb(self, genomes: list[str], programs: list[Program]) -> list[str]:
+    def absorb(self, genomes: list[str], programs: list[Program],
+               changed: np.ndarray | None = None) -> list[str]:
         return genomes
 
 
@@ -211,8 +212,16 @@ class TreeRepresentation:
             kinds.append(kind)
         return programs, genomes, kinds
 
-    def absorb(self, genomes: list[str], programs: list[Program]) -> list[str]:
-        """The genomes with the (fitted) literals of their programs written back."""
+    def absorb(self, genomes: list[str], programs: list[Program],
+               changed: np.ndarray | None = None) -> list[str]:
+        """The genomes with the (fitted) literals of their programs written back.
+        ``changed``: the rows whose literals may differ from their genome's (the rows the
+        engine fitted); None: every row is compared."""
+        if changed is not None:  # the other rows are their genomes' programs as compiled
+            out = list(genomes)
+            for i in np.asarray(changed, np.int64).tolist():
+                out[i] = self.absorb([genomes[i]], [programs[i]])[0]
+            return out
         out = []
         for text, program in zip(genomes, programs):
             tree, compiled = self._entry(text)
