@@ -25,38 +25,32 @@ for a reply. At each generation boundary:
 
 Exact resume. Every reply, failures included, is appended to ``llm-replies.jsonl`` when it
 arrives, keyed by the SHA-256 of its request (generation, slot, URL, and the body: model,
-messages, sampling settings); the requests still out, the counters, the budget, the
-breakers and the history are saved in each checkpoint. A resumed run builds the same
+messages, sampling settings: ``evolve.search.llm.requests``); the requests still out, the
+counters, the budget, the breakers and the history are saved in each checkpoint. A resumed run builds the same
 requests, answers those in the log from it (never sending them again), sends again those
 that were out when the run stopped, and absorbs exactly what the logged boundaries say up
 to the last of them (``evolve.search.llm.replies``): the run is a function of its
 configuration and its log, so it repeats the run it resumes, whatever the server does now.
 
-Budget. ``budget_tokens`` and ``budget_cost`` (with ``price_in`` and ``price_out`` per
-million tokens) bound the whole run. A request is sent only if the budget left, less the
-worst case of the requests out, covers its own worst case (the prompt's bytes, an upper
-bound on its tokens, plus ``max_tokens``), so the budget is never passed; once nothing
-fits and nothing is out, LLM variation stops and the run goes on. Tokens are the server's
-``usage`` counts, or estimates (bytes / 4) when it gives none; charged when absorbed.
+Budget. ``budget_tokens`` and ``budget_cost`` bound the whole run: a request is sent only
+if the budget left, less the worst case of the requests out, covers its own worst case, so
+the budget is never passed (``evolve.search.llm.budget``); once nothing fits and nothing is
+out, LLM variation stops and the run goes on.
 
 One concept, the LLM operator of a run: its requests are planned, sent, absorbed,
-assessed and accounted for in one generation's call and ``finish``; the chat client, the
-prompts, the breakers and the reply log live apart.
+assessed and accounted for in one generation's call and ``finish``; the request type and
+its saved forms, the budget's arithmetic, the chat client, the prompts, the breakers and
+the reply log live apart.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import jax
 import numpy as np
@@ -64,14 +58,16 @@ import numpy as np
 from evolve.batch import concat, take
 from evolve.errors import UserError
 from evolve.problem import Problem
-from evolve.program import Program
 from evolve.search.llm import chat
-from evolve.search.llm.breaker import BreakerParams, Breakers
+from evolve.search.llm.breaker import Breakers
+from evolve.search.llm.budget import Spent
+from evolve.search.llm.params import LLMParams, api_key
 from evolve.search.llm.prompts import ReplyError, messages, parse_reply
 from evolve.search.llm.replies import REPLIES, ReplyLog
+from evolve.search.llm.requests import Request, logged_reply, request_key
 from evolve.search.selection import front_indices
 from evolve.search.variation import rng_from_key
-from evolve.text import format_program, parse_program
+from evolve.text import format_program
 
 __all__ = ["REPLIES", "FAILURES", "LLMParams", "LLMVariation", "ReplyLog", "open_llm"]
 
@@ -81,116 +77,8 @@ _GRACE = 5.0  # seconds past a request's deadline before it is settled as a time
 _FRONT = 8  # points of the current front a prompt shows, at most
 
 
-@dataclass(frozen=True)
-class LLMParams:
-    """LLM edits (the ``llm`` part of the run configuration); off while ``rate`` is 0."""
-
-    rate: float = 0.0
-    models: tuple[str, ...] = ()
-    model_weights: tuple[float, ...] = ()
-    base_url: str = "http://localhost:8000/v1"
-    api_key_env: str = ""
-    temperature: float = 0.8
-    max_tokens: int = 1024
-    timeout: float = 60.0
-    retries: int = 3
-    backoff: float = 1.0
-    max_in_flight: int = 4
-    crossover_rate: float = 0.3
-    inspirations: int = 2
-    history: int = 8
-    answer: str = "either"
-    budget_tokens: int | None = None
-    budget_cost: float | None = None
-    price_in: float = 0.0
-    price_out: float = 0.0
-    breaker: BreakerParams = field(default_factory=BreakerParams)
-
-    def __post_init__(self):
-        if self.rate > 0 and not self.models:
-            raise UserError("config field 'llm.rate' is above 0 but 'llm.models' is empty; "
-                            "name the model(s) to ask, e.g. llm.models: [qwen2.5-coder:7b]")
-        if self.model_weights and len(self.model_weights) != len(self.models):
-            raise UserError(f"config field 'llm.model_weights' has {len(self.model_weights)} "
-                            f"weights for {len(self.models)} models; give one per model, "
-                            "or [] for equal weights")
-        if self.model_weights and (min(self.model_weights) < 0 or sum(self.model_weights) <= 0):
-            raise UserError("config field 'llm.model_weights' must be >= 0 and not all 0")
-        for name, url in [("llm.base_url", self.base_url)] + [
-                (f"llm.models ({m!r})", m.partition("@")[2]) for m in self.models if "@" in m]:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise UserError(f"config field {name}: {url!r} is not an http(s) URL; "
-                                "give one like http://localhost:8000/v1")
-
-    @property
-    def enabled(self) -> bool:
-        return self.rate > 0
-
-
-def worst_tokens(text: str) -> int:
-    """An upper bound on the tokens of ``text`` (tokenizers do not beat one per byte)."""
-    return len(text.encode())
-
-
-def estimate_tokens(text: str) -> int:
-    """A typical token count of ``text``, for servers that report no usage."""
-    return math.ceil(len(text.encode()) / 4)
-
-
 def _float(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
-
-
-def _num(value: float) -> float | str:
-    """A float as JSON keeps it exactly: itself, or "inf"/"-inf"/"nan"."""
-    value = float(value)
-    return value if math.isfinite(value) else str(value)
-
-
-@dataclass
-class _Request:
-    """One LLM request: the child it is to make, from which parents, and its reply."""
-
-    generation: int  # the generation that made it
-    slot: int
-    kind: str  # "mutation" or "crossover"
-    parent: Program  # program A: edits apply to it, outcomes compare with it
-    parent_error: float
-    parent_cost: float
-    parent_fps: list[bytes]  # fingerprints of the programs shown
-    model: str
-    url: str
-    body: dict
-    key: str
-    worst: tuple[int, float]  # worst-case tokens and cost, reserved while it is out
-    reply: chat.Reply | None = None
-    replayed: bool = False
-    started: float | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def to_dict(self) -> dict:
-        return {"generation": self.generation, "slot": self.slot, "kind": self.kind,
-                "parent": format_program(self.parent), "parent_error": _num(self.parent_error),
-                "parent_cost": _num(self.parent_cost),
-                "parent_fps": [f.hex() for f in self.parent_fps], "model": self.model,
-                "url": self.url, "body": self.body, "key": self.key,
-                "worst": list(self.worst)}
-
-    @classmethod
-    def from_dict(cls, d: dict, problem: Problem) -> _Request:
-        parent = parse_program(d["parent"], problem.n_registers, problem.opcodes,
-                               problem.max_length)
-        return cls(int(d["generation"]), int(d["slot"]), str(d["kind"]), parent,
-                   float(d["parent_error"]), float(d["parent_cost"]),
-                   [bytes.fromhex(f) for f in d["parent_fps"]], str(d["model"]),
-                   str(d["url"]), d["body"], str(d["key"]),
-                   (int(d["worst"][0]), float(d["worst"][1])))
-
-
-def _reply(entry: dict) -> chat.Reply:
-    return chat.Reply(entry["content"], entry["error"], entry["detail"], entry["tokens_in"],
-                      entry["tokens_out"], entry["attempts"], entry["seconds"])
 
 
 @dataclass(frozen=True)
@@ -199,7 +87,7 @@ class Pending:
     outcomes and the children as assessed (before selection), and what was sent."""
 
     generation: int
-    absorbed: list[_Request]
+    absorbed: list[Request]
     outcomes: list[tuple[str | None, str]]  # per absorbed reply: (failure kind or None, detail)
     at: dict[str, int]  # key of an absorbed reply that gave a program -> its child slot
     error: np.ndarray
@@ -233,20 +121,18 @@ class LLMVariation:
         weights = np.array(params.model_weights or [1.0] * len(self.models), float)
         self.weights = weights / weights.sum()
         saved = saved or {}
-        self.tokens_in = int(saved.get("tokens_in", 0))
-        self.tokens_out = int(saved.get("tokens_out", 0))
-        self.cost = float(saved.get("cost", 0.0))
+        self.limits = params.limits
+        self.spent = Spent.from_dict(saved)
         self.requests = int(saved.get("requests", 0))
-        self.exhausted = saved.get("exhausted")  # the generation the budget ran out, or None
         self.history: list[dict] = list(saved.get("history", []))
         self.breakers = Breakers(params.breaker, sorted({u for _, u in self.models}),
                                  saved.get("breakers"), clock(), self.log)
-        self.pending = [_Request.from_dict(d, problem) for d in saved.get("pending", [])]
+        self.pending = [Request.from_dict(d, problem) for d in saved.get("pending", [])]
         self._unsent = []  # requests out when the run stopped, not in the log: sent again
         for r in self.pending:
             entry = self.replies.get(r.key)
             if entry is not None:
-                r.reply, r.replayed = _reply(entry), True
+                r.reply, r.replayed = logged_reply(entry), True
             else:
                 self._unsent.append(r)
         self._closed = False
@@ -254,8 +140,9 @@ class LLMVariation:
     def state_dict(self) -> dict:
         """What a checkpoint keeps (JSON): counters, budget, breakers, history and the
         requests still out."""
-        return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "cost": self.cost,
-                "requests": self.requests, "exhausted": self.exhausted,
+        spent = self.spent
+        return {"tokens_in": spent.tokens_in, "tokens_out": spent.tokens_out,
+                "cost": spent.cost, "requests": self.requests, "exhausted": spent.exhausted,
                 "history": self.history, "breakers": self.breakers.state_dict(),
                 "pending": [r.to_dict() for r in self.pending]}
 
@@ -265,21 +152,16 @@ class LLMVariation:
         self._closed = True
 
     # -- sending ------------------------------------------------------------------------------
-    def _settle(self, r: _Request, reply: chat.Reply) -> None:
+    def _settle(self, r: Request, reply: chat.Reply) -> None:
         """The request's reply: the first one settled wins and is logged (then seen by the
         search: a reply is absorbed only once it is in the log)."""
         with r.lock:
             if r.reply is not None or self._closed:
                 return
-            self.replies.append({
-                "key": r.key, "generation": r.generation, "slot": r.slot, "model": r.model,
-                "kind": r.kind, "content": reply.content, "error": reply.error,
-                "detail": reply.detail, "tokens_in": reply.tokens_in,
-                "tokens_out": reply.tokens_out, "attempts": reply.attempts,
-                "seconds": round(reply.seconds, 3)})
+            self.replies.append(r.log_entry(reply))
             r.reply = reply
 
-    def _ask(self, r: _Request) -> None:
+    def _ask(self, r: Request) -> None:
         p = self.params
         try:
             reply = chat.complete(r.url, r.body, api_key=self.api_key, timeout=p.timeout,
@@ -290,10 +172,10 @@ class LLMVariation:
             reply = chat.Reply(None, "network", f"client error: {e!r}")
         self._settle(r, reply)
 
-    def _send(self, r: _Request) -> None:
+    def _send(self, r: Request) -> None:
         entry = self.replies.get(r.key)
         if entry is not None:  # answered before: never asked again
-            r.reply, r.replayed = _reply(entry), True
+            r.reply, r.replayed = logged_reply(entry), True
             return
         r.started = self.clock()
         threading.Thread(target=self._ask, args=(r,), name="evolve-llm", daemon=True).start()
@@ -308,7 +190,7 @@ class LLMVariation:
                                            "abandoned", seconds=now - r.started))
 
     # -- absorbing ----------------------------------------------------------------------------
-    def _absorb(self, g: int, cap: int) -> list[_Request]:
+    def _absorb(self, g: int, cap: int) -> list[Request]:
         """The requests whose replies generation ``g`` absorbs, taken off ``pending``: as the
         log's boundary says up to its last one, else those that have arrived (at most
         ``cap``, the oldest first)."""
@@ -325,7 +207,7 @@ class LLMVariation:
                                     f"Move {REPLIES} aside to resume without replaying it "
                                     "(the run then differs from the one that stopped)")
                 if r.reply is None:
-                    r.reply, r.replayed = _reply(entry), True
+                    r.reply, r.replayed = logged_reply(entry), True
                 chosen.append(r)
         else:
             chosen = [r for r in self.pending if r.reply is not None][:cap]
@@ -334,18 +216,8 @@ class LLMVariation:
         return chosen
 
     # -- planning -----------------------------------------------------------------------------
-    def _left(self) -> tuple[float, float]:
-        """Tokens and money left, less the worst case of the requests out."""
-        p = self.params
-        out_tokens = sum(r.worst[0] for r in self.pending)
-        out_cost = sum(r.worst[1] for r in self.pending)
-        tokens = math.inf if p.budget_tokens is None else \
-            p.budget_tokens - self.tokens_in - self.tokens_out - out_tokens
-        cost = math.inf if p.budget_cost is None else p.budget_cost - self.cost - out_cost
-        return tokens, cost
-
     def plan(self, key_g: jax.Array, state, pick: np.ndarray, probes: set[str]
-             ) -> tuple[list[_Request], dict[str, int]]:
+             ) -> tuple[list[Request], dict[str, int]]:
         """The requests generation ``state.generation + 1`` sends, and the candidates it
         skips by reason ("busy": ``max_in_flight`` out, "paused": the endpoint's breaker,
         "budget")."""
@@ -359,8 +231,9 @@ class LLMVariation:
         model = rng.choice(len(self.models), n, p=self.weights)
         seeds = rng.integers(0, 2**31, n)
         skipped = {"budget": 0, "busy": 0, "paused": 0}
-        new: list[_Request] = []
-        left_tokens, left_cost = self._left()
+        new: list[Request] = []
+        left_tokens, left_cost = self.limits.left(self.spent,
+                                                  (r.worst for r in self.pending))
         front = None
         broke = False
         for i in np.flatnonzero(chosen):
@@ -390,27 +263,24 @@ class LLMVariation:
                                                         self.history, p.answer, front),
                     "temperature": p.temperature, "max_tokens": p.max_tokens,
                     "seed": int(seeds[i]), "stream": False}
-            prompt = worst_tokens("".join(m["content"] for m in body["messages"]))
-            tokens = prompt + p.max_tokens
-            cost = (prompt * p.price_in + p.max_tokens * p.price_out) / 1e6
+            tokens, cost = self.limits.worst("".join(m["content"] for m in body["messages"]))
             if tokens > left_tokens or cost > left_cost:
                 broke = True
                 skipped["budget"] += 1
-                if not self.pending and not new and self.exhausted is None:
-                    self.exhausted = g
-                    self.log(f"LLM budget spent at generation {g} ({self.tokens_in} tokens "
-                             f"in, {self.tokens_out} out, cost {self.cost:.6g}): LLM "
+                spent = self.spent
+                if not self.pending and not new and spent.exhausted is None:
+                    spent.exhausted = g
+                    self.log(f"LLM budget spent at generation {g} ({spent.tokens_in} tokens "
+                             f"in, {spent.tokens_out} out, cost {spent.cost:.6g}): LLM "
                              "variation stops, the run goes on")
                 continue
             left_tokens -= tokens
             left_cost -= cost
-            ident = json.dumps({"generation": g, "slot": int(i), "url": chat.endpoint(url),
-                                "body": body}, sort_keys=True)
-            key = hashlib.sha256(ident.encode()).hexdigest()
+            key = request_key(g, int(i), url, body)
             a = parents[0]
-            new.append(_Request(g, int(i), kind, state.programs[a], float(state.error[a]),
-                                float(state.cost[a]), [state.fingerprints[j] for j in parents],
-                                name, url, body, key, (tokens, cost)))
+            new.append(Request(g, int(i), kind, state.programs[a], float(state.error[a]),
+                               float(state.cost[a]), [state.fingerprints[j] for j in parents],
+                               name, url, body, key, (tokens, cost)))
             self.breakers.sent(url, g, key)
         return new, skipped
 
@@ -472,18 +342,6 @@ class LLMVariation:
                           len(new), skipped, seconds)
         return children, kinds, error, cost, fps, info, pending
 
-    def _usage(self, r: _Request) -> tuple[int, int]:
-        """Tokens (in, out) charged for a request: the server's counts, else estimates."""
-        reply = r.reply
-        prompt = "".join(m["content"] for m in r.body["messages"])
-        reached = reply.error in (None, "timeout", "too_long", "bad_response")
-        t_in = reply.tokens_in if reply.tokens_in is not None else (
-            estimate_tokens(prompt) if reached else 0)
-        t_out = reply.tokens_out if reply.tokens_out is not None else (
-            estimate_tokens(reply.content) if reply.content else
-            self.params.max_tokens if reply.error == "too_long" else 0)
-        return t_in, t_out
-
     def finish(self, new, pend: Pending) -> dict:
         """The generation's ``llm_*`` metrics, once selection made ``new`` from the
         children that ``pend`` (returned by the call) describes; also records the outcomes
@@ -495,9 +353,9 @@ class LLMVariation:
         programs = same = improved = accepted = 0
         survivors = set(new.fingerprints)
         for r, (kind, why) in zip(pend.absorbed, pend.outcomes):
-            a, b = self._usage(r)
+            a, b = self.limits.usage(r.reply, r.prompt)
             t_in, t_out = t_in + a, t_out + b
-            cost += (a * p.price_in + b * p.price_out) / 1e6
+            cost += self.limits.price(a, b)
             entry = {"generation": r.generation, "kind": r.kind, "model": r.model,
                      "parent": [_float(r.parent_error), _float(r.parent_cost)]}
             if kind is not None:
@@ -521,9 +379,7 @@ class LLMVariation:
                     entry["result"] = "worse"
             self.history.append(entry)
         self.history = self.history[-p.history:] if p.history else []
-        self.tokens_in += t_in
-        self.tokens_out += t_out
-        self.cost += cost
+        self.spent.charge(t_in, t_out, cost)
         n = len(pend.absorbed)
         lag = [pend.generation - r.generation for r in pend.absorbed]
         return {"llm_requests": pend.sent, "llm_replies": n, "llm_in_flight": len(self.pending),
@@ -533,7 +389,7 @@ class LLMVariation:
                 "llm_skipped_busy": pend.skipped["busy"],
                 "llm_skipped_paused": pend.skipped["paused"],
                 "llm_tokens_in": t_in, "llm_tokens_out": t_out, "llm_cost": cost,
-                "llm_cost_total": self.cost, "llm_same": same, "llm_improved": improved,
+                "llm_cost_total": self.spent.cost, "llm_same": same, "llm_improved": improved,
                 "llm_accepted": accepted,
                 "llm_acceptance": accepted / n if n else float("nan"),
                 "llm_lag": float(np.mean(lag)) if lag else float("nan"),
@@ -554,19 +410,6 @@ def _front(state) -> list[tuple[float | None, float | None]]:
     if len(points) > _FRONT:
         points = [points[round(k * (len(points) - 1) / (_FRONT - 1))] for k in range(_FRONT)]
     return points
-
-
-def api_key(params: LLMParams) -> str | None:
-    """The API key named by ``llm.api_key_env`` (None if none is named); ``UserError`` if
-    LLM edits are on and the variable is not set."""
-    if not params.api_key_env:
-        return None
-    key = os.environ.get(params.api_key_env)
-    if not key and params.enabled:
-        raise UserError(f"config field 'llm.api_key_env' names {params.api_key_env!r}, "
-                        "but that environment variable is not set; export it, or set "
-                        "llm.api_key_env to '' for a server that needs no key")
-    return key
 
 
 def open_llm(params: LLMParams, problem: Problem, run_dir: Path, saved: dict | None = None,
