@@ -58,6 +58,9 @@ class Problem:
         dicts with "name", "error", "cost" and optionally "program" (text form).
     starts: programs (text form) a search may start from (``search.starts``): structures
         the mathematics suggests, e.g. x + x*q(x^2) for an odd function.
+    hard_points: inputs (one value an input each) that join the training and fitting
+        points: where programs of a run failed their certificates (``certify.teach``,
+        ``evolve.runs.hard_points``).
 
     For symbolic regression (data rather than a function to approximate everywhere):
     sampling: training points evenly spaced ("grid") or drawn uniformly from the domain
@@ -93,6 +96,7 @@ class Problem:
     n_verify: int = 1_000_000
     baselines: tuple[dict, ...] = ()
     starts: tuple[str, ...] = ()
+    hard_points: tuple[tuple[float, ...], ...] = ()
     notes: str = ""
     jax_reference: Callable | None = None
     sampling: str = "grid"

@@ -85,3 +85,21 @@ def test_the_verify_command_named_reaches_the_programs_left(tmp_path):
     (run / "front.csv").write_text("\n".join(lines) + "\n")
     out = certify_end_of_run(run, problem, CertifyParams(seconds=0.0, count=3))
     assert out.notes[0].endswith(f"evolve verify {run} --limit 2")
+
+
+def test_a_failed_certificate_teaches_the_run_with_certify_teach(tmp_path):
+    from evolve.runs import hard_points
+
+    front = [(1000.0, 0.0, CONSTANT), (0.95, 2.0, LINEAR), (0.9, 3.0, QUADRATIC)]
+    run = make_run(tmp_path, front=front)
+    out = certify_end_of_run(run, tiny_problem(), CertifyParams(seconds=60.0, count=3))
+    assert not hard_points.load(run)  # teach off: nothing learnt
+    failed = {i: c for i, c in out.certified if c.max_ulp >= 1}
+    assert list(failed) == [1]  # LINEAR's sampled 0.95 does not hold
+    (tmp_path / "taught").mkdir()
+    run = make_run(tmp_path / "taught", front=front)
+    out = certify_end_of_run(run, tiny_problem(),
+                             CertifyParams(seconds=60.0, count=3, teach=True))
+    (point,) = hard_points.load(run, n_inputs=1)
+    assert point.x == (failed[1].worst_x,) and point.from_generation == 1
+    assert any("joins the training points from generation 1" in n for n in out.notes)

@@ -392,3 +392,15 @@ def test_device_reference_equals_host_reference():
         verify.certify(prog, wrong, chunk=4096, reference="device")
     with pytest.raises(UserError, match="jax_reference"):
         verify.certify(prog, tiny_problem(), reference="device")
+
+
+def test_verify_with_certify_teach_adds_failed_programs_worst_inputs(tmp_path):
+    from evolve.runs import hard_points
+    from evolve.runs.config import load_config
+
+    front = [(1000.0, 0.0, CONSTANT), (0.95, 2.0, LINEAR), (0.9, 3.0, QUADRATIC)]
+    run = make_run(tmp_path, front=front)
+    config = replace_field(load_config(run / "config.yaml"), "certify.teach", True)
+    (run / "config.yaml").write_text(dump_config(config))
+    failed = [c.worst_x for _, c in verify.verify_run(run) if c.max_ulp >= 1]  # in its order
+    assert failed and [p.x[0] for p in hard_points.load(run)] == failed

@@ -39,8 +39,10 @@ from evolve.results.certify import (
     float32_interval,
     order_key,
     read_front,
+    teaching,
     write_front,
 )
+from evolve.runs import hard_points
 from evolve.runs.config import CertifyParams
 from evolve.runs.files import Lock, meets_target, writing
 from evolve.text import ParseError, parse_program
@@ -118,6 +120,10 @@ def certify_end_of_run(run_dir: Path, problem: Problem, params: CertifyParams,
         notes.append(f"certified: {what(i)}: max error {cert.max_ulp:.6g} ULP over all "
                      f"{cert.total:,} float32 of the domain ({verdict} the target "
                      f"{problem.target:g}; worst x = {cert.worst_x!r}; {cert.seconds:.2g} s)")
+        if params.teach and cert.max_ulp >= problem.target:
+            point = hard_points.add(run_dir, (cert.worst_x,), teaching(rows[i], cert))
+            notes.append(f"x = {cert.worst_x!r} joins the training points from generation "
+                         f"{point.from_generation} ({hard_points.FILE}; certify.teach)")
 
     def what(i: int) -> str:
         return f"front row {i} (cost {float(rows[i]['cost']):g})"

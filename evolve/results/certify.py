@@ -571,6 +571,13 @@ def certificate_cells(c: Certificate) -> dict[str, str]:
             "certified_over_1ulp": str(int(c.over_1ulp))}
 
 
+def teaching(row: dict[str, str], cert: Certificate) -> str:
+    """Why a hard point joins the training points: the program whose certificate missed
+    there (``certify.teach``)."""
+    return (f"certificate of the front program of cost {row.get('cost', '?')}: "
+            f"{cert.max_ulp:.6g} ULP at this input")
+
+
 def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
                on_start: Callable[[int, dict, int, int], None] | None = None,
                progress: Callable[[int, int], None] | None = None,
@@ -584,6 +591,7 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
     before the k-th of n rows; ``kwargs`` go to ``certify``.
     """
     from evolve.catalog import load_problem
+    from evolve.runs import hard_points
     from evolve.runs.driver import check_devices, open_run
     from evolve.runs.files import Lock, writing
     from evolve.text import ParseError, parse_program
@@ -614,6 +622,8 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
                                                        problem.target)
                 with writing(run_dir):
                     write_front(run_dir, header, rows)  # after each row: a stop keeps it
+                if config.certify.teach and cert.max_ulp >= problem.target:
+                    hard_points.add(run_dir, (cert.worst_x,), teaching(rows[i], cert))
         return results
     finally:
         if lock is not None:

@@ -54,6 +54,7 @@ class CertifyParams:
 
     seconds: float = 10.0  # estimated seconds the certificates may take, in all
     count: int = 3  # programs meeting the target on sampled points, cheapest first
+    teach: bool = False  # failed certificates add their worst input to the training points
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,10 @@ DESCRIPTIONS: dict[str, str] = {
                        "whose estimate does not fit is left to `evolve verify` (0: none)",
     "certify.count": "programs certified at the end of a run, at most: those meeting the "
                      "target on sampled points, cheapest first",
+    "certify.teach": "programs whose certificate (end of run, or evolve verify) misses the "
+                     "target add their worst input to the training points of the generations "
+                     "after the newest checkpoint (hard_points.json; a resumed run measures "
+                     "its population on them again); single searches only, not islands",
 }
 
 
@@ -249,6 +254,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "sampling.per_binade": _between(0, 1),
     "certify.seconds": _at_least(0),
     "certify.count": _at_least(0),
+    "certify.teach": (lambda v: isinstance(v, bool), "must be true or false"),
     "islands.topology": (lambda v: v in ("ring", "random"), "must be 'ring' or 'random'"),
     "islands.reset_stagnant_after": _at_least(1),
     "islands.ray_address": (lambda v: v is None or v.strip() != "",
@@ -546,6 +552,9 @@ def from_values(values: Mapping[str, Any], where: str = "") -> RunConfig:
                 raise UserError(f"config field {name + '.' + key!r} = {_show(value)}{where} "
                                 f"must be at least 0; the default is "
                                 f"{_show(FIELDS[name + '.' + key].default)}")
+    if resolved.get("certify.teach") and (resolved.get("islands.count") or 1) > 1:
+        raise UserError(f"certify.teach{where} works for single searches, not islands yet; "
+                        "set certify.teach: false or islands.count: 1")
     if resolved.get("search.representation") == "tree":  # trees need a tree per program
         if resolved.get("search.starts", "random") != "random":
             raise UserError(f"search.representation = 'tree'{where} starts from random trees "

@@ -25,6 +25,7 @@ checkpoints, and the summary at the end.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import os
 import shlex
@@ -45,6 +46,7 @@ from evolve.batch import Programs
 from evolve.errors import UserError
 from evolve.problem import Problem
 from evolve.program import Program, ProgramError, bucket, validate
+from evolve.runs import hard_points
 from evolve.runs.checkpoint import (
     CheckpointError,
     atomic_write,
@@ -100,7 +102,8 @@ _ENGINES: dict[str, Engine] = {}
 def engine_for(config: RunConfig, problem: Problem) -> Engine:
     """The engine of ``config``: built once per process for a (problem, search) pair, since
     building one compiles the evaluator (an Engine holds no state of a run)."""
-    key = config.problem + "\n" + repr(config.search) + repr(problem.binade_share)
+    key = (config.problem + "\n" + repr(config.search) + repr(problem.binade_share)
+           + repr(problem.hard_points))
     if key not in _ENGINES:
         _ENGINES.clear()
         _ENGINES[key] = Engine(problem, config.search)
@@ -389,6 +392,10 @@ def _resume(run: RunDir, config: RunConfig, problem: Problem, generations: int |
             if missing:
                 _warn(run, err, f"metrics.csv lacks the rows of generations {missing[0]}.."
                                 f"{missing[-1]} ({len(missing)} rows); they cannot be made again")
+            # the hard points of the generations up to the checkpoint's (certify.teach)
+            points = hard_points.active(hard_points.load(run_dir, problem.n_inputs), at)
+            if points:
+                problem = dataclasses.replace(problem, hard_points=points)
             run.write_front(state, problem.target)
             check_precision(run, err)
             with searcher(config, problem, run) as engine:
@@ -442,8 +449,21 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
     kind = evaluator_kind(engine)
     progress = Progress(err, config.generations, state.generation, quiet)
     saved = state.generation
+    hard = hard_points.load(run.path, problem.n_inputs)
     try:
         while state.generation < config.generations and stop.signal is None:
+            points = hard_points.active(hard, state.generation + 1)
+            if points != problem.hard_points:  # the training points grow here
+                if not isinstance(engine, Engine):
+                    raise UserError(f"{hard_points.FILE} in {str(run.path)!r}: training "
+                                    "points that grow during a run do not work with islands "
+                                    "yet; delete the file to resume")
+                problem = dataclasses.replace(problem, hard_points=points)
+                engine = engine_for(config, problem)
+                state = engine.remeasure(state)
+                run.log(f"generation {state.generation + 1}: {len(points)} hard points "
+                        f"({hard_points.FILE}) join the training points; the population's "
+                        "errors measured again, the equivalence cache emptied")
             state, _, row = engine.step(state, llm)
             rows = row if isinstance(row, list) else [row]  # islands: theirs, then the run's
             for r in rows:

@@ -163,15 +163,17 @@ class Engine:
             from evolve.search.latency import LatencyCost
 
             self.latency = LatencyCost(problem)
-        self.x_train = problem.points(params.n_train or problem.n_train)
+        n_train = params.n_train or problem.n_train
+        # the problem's hard points (certify.teach) join the training and fitting points
+        hard = np.asarray(problem.hard_points, problem.np_dtype).reshape(-1, problem.n_inputs)
+        self.x_train = np.concatenate([problem.points(n_train), hard])
         self.y_train, self.s_train = problem.targets(self.x_train)
         # at most the training points: for data (SR) problems they are the first ones
-        self.x_fit = problem.points(min(params.fit_points, len(self.x_train)))
+        self.x_fit = np.concatenate([problem.points(min(params.fit_points, n_train)), hard])
         self.y_fit, self.s_fit = problem.targets(self.x_fit)
         self.x_verify = problem.points(problem.n_verify)
         self.y_verify, self.s_verify = problem.targets(self.x_verify)
-        self.salt = make_salt(problem.name, {"n_train": len(self.x_train),
-                                             "n_verify": problem.n_verify})
+        self.salt = make_salt(problem.name, {"n_train": n_train, "n_verify": problem.n_verify})
         self.length = bucket(problem.max_length)
         self.representation = make_representation(problem, params)
 
@@ -369,6 +371,19 @@ class Engine:
                             f"{'baseline or starts' if which == 'both' else which} program "
                             "that fits its ops, registers and length; use 'random'")
         return programs
+
+    def remeasure(self, state: State) -> State:
+        """``state`` with its population's errors measured on this engine's points (those
+        of a run whose training points grew: ``certify.teach``) and an empty equivalence
+        cache (its errors were measured on other points); the structures cache is kept
+        (fitting does not depend on it being complete)."""
+        if not isinstance(state.cache, FECache):
+            raise UserError("training points that change during a run (certify.teach) do "
+                            "not work with islands yet; set certify.teach: false")
+        error = self._evaluate(self.batch(state.programs))
+        cache = FECache(state.cache.capacity, state.cache.max_hits, state.cache.audit_rate)
+        return replace(state, error=error, cache=cache,
+                       evaluations=state.evaluations + len(error))
 
     # -- the loop -----------------------------------------------------------------------
     def init(self, seed: int, probe_key: jax.Array | None = None,
