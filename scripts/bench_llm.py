@@ -30,8 +30,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
-import platform
 import re
 import sys
 import tempfile
@@ -41,8 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the scripted server of the tests
+sys.path.insert(0, str(ROOT / "scripts"))  # bench_search
 
-import jax  # noqa: E402
+import bench_search  # noqa: E402
 import numpy as np  # noqa: E402
 
 from chat_server import Answer, ChatServer, free_port  # noqa: E402
@@ -96,15 +95,10 @@ def hostile(timeout: float):
 
 
 def host() -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "platform": jax.devices()[0].platform}
+    """What the figures were measured on: ``bench_search.host``'s CPU, cores and platform
+    (the fields these records have always had)."""
+    machine = bench_search.host()
+    return {k: machine[k] for k in ("cpu", "cores", "platform")}
 
 
 class Mode:
