@@ -190,7 +190,7 @@ def verdict(ops: float, certified: float, under: bool, sollya: dict,
     "beats: fewer ops", "beats: under 1 ULP where Sollya has none", "beats: >= 1.2x speed at
     equal ops", "ties", or "short: ..."."""
     if not under:
-        return f"short: certified {certified:.4g} ULP, not under the target"
+        return f"short: certified {certified:.5g} ULP, not under the target"
     if sollya["sollya_ops"] is None:
         return "beats: under 1 ULP where Sollya has none"
     if ops < sollya["sollya_ops"]:
