@@ -11,7 +11,7 @@ from evolve.errors import UserError
 from evolve.eval.evaluator import run_numpy
 from evolve.runs.islands.core import SHARED, apply_logs, new_shared
 from evolve.search.engine import Engine, SearchParams
-from evolve.search.fec import FINGERPRINT_HASH
+from evolve.search.fingerprints import FINGERPRINT_HASH
 from evolve.search.shared_cache import SharedCacheView
 from evolve.text import format_program, parse_program
 

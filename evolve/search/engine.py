@@ -45,7 +45,8 @@ from evolve.problem import Problem
 from evolve.program import Program, ProgramBatch, bucket, to_arrays
 from evolve.scaling import standardized
 from evolve.search import mating
-from evolve.search.fec import FINGERPRINT_HASH, FECache, fingerprints, make_salt
+from evolve.search.fec import FECache
+from evolve.search.fingerprints import FINGERPRINT_HASH, fingerprints, make_salt
 from evolve.search.fitting import ConstantFitter, FitParams
 from evolve.search.representation import TreeParams, crossed, make_representation
 from evolve.search.selection import accuracy_first, front_indices, nsga2, pareto_ranks

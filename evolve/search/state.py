@@ -42,7 +42,7 @@ class State:
     #                                                    representation; empty for linear)
     tree_random: random.Random | None = None  # DEAP's private stream (tree representation)
     ideals: np.ndarray | None = None  # float64 [n, d]: ideal mates (mating "ideal")
-    # The rule that made ``fingerprints`` and the caches' keys (evolve.search.fec.FINGERPRINT_HASH).
+    # The rule that made ``fingerprints`` and the caches' keys (evolve.search.fingerprints.FINGERPRINT_HASH).
     # Checkpoints written before the rule was recorded used blake2b: the engine fingerprints
     # their population again on resume (their cached entries never match again).
     fingerprint_hash: str = "blake2b-128"
