@@ -36,8 +36,7 @@ from evolve.results.certify import (
     certification_order,
     certify,
     chunk_plan,
-    float32_interval,
-    order_key,
+    domain_points,
     read_front,
     teaching,
     write_front,
@@ -70,12 +69,6 @@ def candidates(rows: list[dict[str, str]], problem: Problem, count: int) -> list
              if problem.meets_target(float(r["error"])) and not r.get("certified_max_ulp")]
     under.sort(key=lambda i: (float(rows[i]["cost"]), float(rows[i]["error"])))
     return under[:count]
-
-
-def domain_points(problem: Problem) -> int:
-    """The number of float32 values in the problem's (one-input) domain."""
-    lo, hi = float32_interval(*problem.domain[0])
-    return max(order_key(hi) - order_key(lo) + 1, 0)
 
 
 def certify_end_of_run(run_dir: Path, problem: Problem, params: CertifyParams,

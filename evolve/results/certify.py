@@ -54,7 +54,7 @@ from jax.sharding import Mesh, PartitionSpec
 from evolve import excess_precision_off
 from evolve.errors import UserError
 from evolve.ops import OPS
-from evolve.problem import Problem
+from evolve.problem import Problem, float32_from_keys, float32_order_keys
 from evolve.program import Program, bucket, f32_bits, to_arrays, validate
 from evolve.runs.files import CERTIFIED_COLUMNS, meets_target
 
@@ -120,16 +120,18 @@ def float32_interval(lo: float, hi: float) -> tuple[np.float32, np.float32]:
 
 def order_key(x: float) -> int:
     """The position of float32 ``x`` among all float32 values (NaN excluded): +0 is 0, the
-    positive values follow their bit patterns, -0 is -1, and negative values go down."""
-    bits = f32_bits(x)
-    return bits if bits < 0x80000000 else -(bits & 0x7FFFFFFF) - 1
+    positive values follow their bit patterns, -0 is -1, and negative values go down
+    (``evolve.problem.float32_order_keys`` of one value)."""
+    return int(float32_order_keys(np.array([x], np.float32))[0])
 
 
-def from_keys(keys: np.ndarray) -> np.ndarray:
-    """The float32 values at order keys ``keys`` (int64; inverse of ``order_key``)."""
-    keys = np.asarray(keys, np.int64)
-    bits = np.where(keys >= 0, keys, (-keys - 1) | 0x80000000)
-    return bits.astype(np.uint32).view(np.float32)
+from_keys = float32_from_keys  # the float32 values at order keys (inverse of order_key)
+
+
+def domain_points(problem: Problem) -> int:
+    """The number of float32 values in the problem's (one-input) domain."""
+    lo, hi = float32_interval(*problem.domain[0])
+    return max(order_key(hi) - order_key(lo) + 1, 0)
 
 
 def _keys_range(start: int, stride: int, n: int) -> np.ndarray:
@@ -314,8 +316,7 @@ def chunk_plan(problem: Problem, devices=None, backend: str = "auto",
     on_device = reference == "device" or (reference == "auto" and pallas
                                           and problem.jax_reference is not None)
     chunk = CHUNK_DEVICE_REFERENCE if on_device and pallas else CHUNK
-    lo, hi = float32_interval(*problem.domain[0])
-    total = max(order_key(hi) - order_key(lo) + 1, 1)
+    total = max(domain_points(problem), 1)
     size = _chunk_size(total, len(devices), chunk)
     return size, -(-total // size)
 
