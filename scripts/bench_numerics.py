@@ -88,6 +88,9 @@ from evolve.program import Program, input_dependent, used  # noqa: E402
 from evolve.results.export import export  # noqa: E402
 from evolve.text import parse_program  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench_search import cpu_model  # noqa: E402  (one description of the machine)
+
 # function -> (libm symbol, its XLA counterpart)
 LIBM = {"exp2": ("exp2f", jnp.exp2), "exp": ("expf", jnp.exp), "log2": ("log2f", jnp.log2),
         "erf": ("erff", jax.scipy.special.erf), "tanh": ("tanhf", jnp.tanh)}
@@ -445,7 +448,7 @@ def bench_problems(problem_names: list[str], fronts: Path, calls: int, repeats: 
                             f"{str(fronts / (name + '-<seed>-front.csv'))!r}; pass --fronts "
                             "DIR or leave the problem out")
         pairs.append((problem, (evolved, sollya_candidate(problem))))
-    host = {"machine": platform.machine(), "cores": os.cpu_count(), "cpu": _cpu_model()}
+    host = {"machine": platform.machine(), "cores": os.cpu_count(), "cpu": cpu_model()}
     lines = []
     for problem, (evolved, sollya) in pairs:
         case = {"problem": problem.name, "domain": list(problem.domain[0]),
@@ -455,16 +458,6 @@ def bench_problems(problem_names: list[str], fronts: Path, calls: int, repeats: 
                                f"sollya {sollya.label}", float(case["sollya"][metric])))
     lines += _c_lines(pairs, cflags_sets, calls, repeats, points, check_points, host)
     return lines + _xla_lines(pairs, jax_points, repeats, check_points, host)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _count(text: str) -> int:

@@ -23,7 +23,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,17 +31,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_search import cpu_model  # noqa: E402  (one description of the machine)
+
 EVOLVE = [sys.executable, "-m", "evolve"]
-
-
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def one(problem: str, seed: int, share: float, generations: int, work: Path) -> dict:
@@ -79,7 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="also append the lines to this file")
     args = ap.parse_args(argv)
     out = open(args.out, "a") if args.out else None
-    head = {"bench": "sampling_host", "cpu": cpu(), "cores": os.cpu_count(),
+    head = {"bench": "sampling_host", "cpu": cpu_model(), "cores": os.cpu_count(),
             "command": " ".join(["python", "scripts/bench_sampling.py", *(argv or sys.argv[1:])])}
     records = [head]
 

@@ -44,18 +44,21 @@ from evolve.catalog import load_problem  # noqa: E402
 from evolve.search.engine import Engine, SearchParams  # noqa: E402
 
 
-def host() -> dict:
-    """What the figures were measured on."""
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def host() -> dict:
+    """What the figures were measured on."""
     devices = jax.devices()
-    return {"cpu": model, "cores": os.cpu_count(), "platform": devices[0].platform,
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": devices[0].platform,
             "devices": [d.device_kind for d in devices][:1] + ([f"x{len(devices)}"]
                                                                if len(devices) > 1 else []),
             "jax": jax.__version__, "evolve": evolve.__version__}

@@ -236,7 +236,7 @@ def c_speeds(problem: Problem, row: dict[str, str], cflags: str, calls: int, rep
                                        program, ulp, "exhaustive", ulp < 1)
     sollya = bench_numerics.sollya_candidate(problem)
     host = {"machine": platform.machine(), "cores": os.cpu_count(),
-            "cpu": bench_numerics._cpu_model()}
+            "cpu": bench_numerics.cpu_model()}
     lines = bench_numerics._c_lines([(problem, (evolved, sollya))], [cflags], calls, repeats,
                                     points, 4096, host)
     out = {"c_sollya_timed": sollya.label}
@@ -250,7 +250,7 @@ def c_speeds(problem: Problem, row: dict[str, str], cflags: str, calls: int, rep
 
 def device() -> str:
     """This machine in words (CPU model, cores, load)."""
-    return (f"CPU {bench_numerics._cpu_model()}, {os.cpu_count()} cores, "
+    return (f"CPU {bench_numerics.cpu_model()}, {os.cpu_count()} cores, "
             f"1-min load {os.getloadavg()[0]:.1f} at the end")
 
 
