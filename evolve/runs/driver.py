@@ -506,9 +506,11 @@ def summary(outcome: Outcome, count: int = 3) -> str:
     n_train = config.search.n_train or problem.n_train
     checked = f"{n_train + problem.n_verify:,} sampled points"
 
+    ulp = {text: float(row["certified_max_ulp"]) for text, row in certified.items()
+           if row.get("certified_max_ulp")}  # certified max errors, by program text
+
     def cert(text: str) -> float | None:
-        cell = certified.get(text, {}).get("certified_max_ulp")
-        return float(cell) if cell else None
+        return ulp.get(text)
 
     def on(error: float) -> str:
         return checked if target is not None and error < target else "the training points"
@@ -530,10 +532,9 @@ def summary(outcome: Outcome, count: int = 3) -> str:
         show([min(front, key=lambda r: (r[0], r[1]))] if front else [],
              "the most accurate program:", True)
         return "\n".join(lines) + "\n"
-    good = [r for r in front if (cert(r[3]) if cert(r[3]) is not None else np.inf) < target]
-    unsure = [r for r in front if r[0] < target and cert(r[3]) is None]
-    failed = [r for r in front if r[0] < target and cert(r[3]) is not None
-              and cert(r[3]) >= target]
+    good = [r for r in front if ulp.get(r[3], np.inf) < target]
+    unsure = [r for r in front if r[0] < target and r[3] not in ulp]
+    failed = [r for r in front if r[0] < target and ulp.get(r[3], -np.inf) >= target]
     if good:
         show(good, f"programs meeting the target (certified max error < {target:g} over every "
                    "float32 of the domain), cheapest first:", True)
