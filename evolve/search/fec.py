@@ -130,20 +130,7 @@ class FECache:
         A hit makes the entry the most recently used; its ``max_hits``-th hit also drops
         it (counted in ``forgotten``).
         """
-        entry = self._entries.get(fp)
-        if entry is None:
-            self._stats["misses"] += 1
-            return None
-        value, hits = entry
-        self._stats["hits"] += 1
-        hits += 1
-        if self.max_hits is not None and hits >= self.max_hits:
-            del self._entries[fp]
-            self._stats["forgotten"] += 1
-        else:
-            self._entries[fp] = (value, hits)
-            self._entries.move_to_end(fp)
-        return value
+        return self.lookup_many((fp,))[0]
 
     def lookup_many(self, fps: Sequence[bytes]) -> list[Value | None]:
         """``[self.lookup(fp) for fp in fps]`` in one call: the same records, counts, LRU
@@ -217,16 +204,7 @@ class FECache:
         Replaces an existing entry for ``fp``; evicts the least recently used entry when
         the cache is full.
         """
-        if len(fp) != FINGERPRINT_BYTES:
-            raise ValueError(f"fingerprints are {FINGERPRINT_BYTES} bytes, got {len(fp)}")
-        value = _check_value(value)
-        fp = bytes(fp)
-        if fp in self._entries:
-            del self._entries[fp]
-        self._entries[fp] = (value, 0)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-            self._stats["evictions"] += 1
+        self.insert_many((fp,), (value,))
 
     # -- stats -----------------------------------------------------------------------
     @property
