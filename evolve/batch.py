@@ -234,6 +234,10 @@ class Programs(Sequence[Program]):
     def __init__(self, batch: ProgramBatch, n: int | None = None,
                  _cache: list[Program | None] | None = None):
         batch = ProgramBatch(*(np.asarray(a) for a in batch))
+        rows = {a.shape[0] if a.ndim else None for a in batch}
+        if len(rows) != 1 or None in rows:
+            raise ValueError(f"the batch's arrays disagree in their rows: shapes "
+                             f"{[a.shape for a in batch]} (op, args, dst, const, length, output)")
         P = batch.op.shape[0]
         n = P if n is None else int(n)
         if not 0 <= n <= P:

@@ -201,3 +201,11 @@ def test_programs_builds_each_program_once_and_keeps_the_given_ones(listed):
 def test_programs_rejects_a_count_outside_the_batch(listed):
     with pytest.raises(ValueError):
         Programs(to_arrays(listed), 8)
+
+
+def test_programs_rejects_arrays_that_disagree_in_rows(listed):
+    # a damaged checkpoint: one array of the batch with no rows, or none at all
+    batch = to_arrays(listed)
+    for bad in (np.zeros(0, np.int32), np.array(7)):
+        with pytest.raises(ValueError, match="disagree in their rows"):
+            Programs(batch._replace(length=bad))
