@@ -155,36 +155,47 @@ def to_arrays(programs: Sequence[Program], length: int | None = None,
 
     Rows past ``len(programs)`` are empty programs (length 0) returning r0.
     """
-    longest = max((len(p) for p in programs), default=0)
+    rows = [_rows(prog) for prog in programs]
+    return from_rows([r[0] for r in rows], [r[1] for r in rows],
+                     [prog.output for prog in programs], length, size)
+
+
+def from_rows(ints: Sequence[np.ndarray], values: Sequence[np.ndarray], outputs: Sequence[int],
+              length: int | None = None, size: int | None = None) -> ProgramBatch:
+    """A ProgramBatch of ``size`` rows and ``length`` columns from programs given as rows:
+    each program's int32 [n, 2 + MAX_ARITY] (op, dst, args padded with 0), its float32
+    [n] literals (0 where not ``const``) and the register it returns (``_rows``' form,
+    which compiled trees produce directly). Rows past the programs are empty (length 0,
+    returning r0)."""
+    n = len(ints)
+    counts = np.fromiter((len(v) for v in values), np.int64, n)
+    longest = int(counts.max()) if n else 0
     L = length if length is not None else bucket(longest)
-    P = size if size is not None else len(programs)
+    P = size if size is not None else n
     if longest > L:
         raise ValueError(f"a program has {longest} instructions, more than the padded length {L}")
-    if len(programs) > P:
-        raise ValueError(f"{len(programs)} programs do not fit in a batch of {P}")
+    if n > P:
+        raise ValueError(f"{n} programs do not fit in a batch of {P}")
     op = np.zeros((P, L), np.int32)
     args = np.zeros((P, L, MAX_ARITY), np.int32)
     dst = np.zeros((P, L), np.int32)
     const = np.zeros((P, L), np.float32)
     lengths = np.zeros(P, np.int32)
     output = np.zeros(P, np.int32)
-    n = len(programs)
     if n:
-        rows = [_rows(prog) for prog in programs]
-        counts = np.fromiter((len(r[1]) for r in rows), np.int64, n)
         lengths[:n] = counts
-        output[:n] = [prog.output for prog in programs]
+        output[:n] = outputs
         total = int(counts.sum())
         if total:
             # every instruction at once: (program, position) of each, then one assignment
             # per array instead of four per instruction
             where = np.repeat(np.arange(n), counts)
             pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-            ints = np.concatenate([r[0] for r in rows])
-            op[where, pos] = ints[:, 0]
-            dst[where, pos] = ints[:, 1]
-            args[where, pos] = ints[:, 2:]
-            const[where, pos] = np.concatenate([r[1] for r in rows])
+            flat = np.concatenate(ints)
+            op[where, pos] = flat[:, 0]
+            dst[where, pos] = flat[:, 1]
+            args[where, pos] = flat[:, 2:]
+            const[where, pos] = np.concatenate(values)
     return ProgramBatch(op, args, dst, const, lengths, output)
 
 

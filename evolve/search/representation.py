@@ -29,18 +29,19 @@ import numpy as np
 from deap import gp
 
 from evolve.batch import Programs, padded
-from evolve.program import Program, ProgramBatch, bucket, to_arrays
+from evolve.program import Program, ProgramBatch, bucket, from_rows, to_arrays
 from evolve.search.batch_variation import kinds_text, make_children
 from evolve.search.trees import (
     TREE_MUTATIONS,
+    Code,
+    compile_tree,
     crossover,
     mutate,
     parse_tree,
     primitive_set,
     random_trees,
-    set_literals,
     tree_text,
-    tree_to_program,
+    with_literals,
     within_limits,
 )
 from evolve.search.variation import CROSSOVERS, Space, random_program, rng_from_key
@@ -126,15 +127,16 @@ class TreeRepresentation:
             raise ValueError("search.tree.mutation_weights are all 0; give one a weight > 0")
         self._mutations = names
         self._weights = [float(self.params.mutation_weights[k]) for k in names]
-        # text -> (tree, its program): parsed and compiled once, a cache of pure functions
-        self._known: dict[str, tuple[gp.PrimitiveTree, Program]] = {}
+        # text -> (tree, its code): parsed and compiled once, a cache of pure functions
+        self._known: dict[str, tuple[gp.PrimitiveTree, Code]] = {}
+        self.length = bucket(problem.max_length)
 
     # -- genomes -------------------------------------------------------------------
-    def _entry(self, text: str) -> tuple[gp.PrimitiveTree, Program]:
+    def _entry(self, text: str) -> tuple[gp.PrimitiveTree, Code]:
         entry = self._known.get(text)
         if entry is None:
             tree = parse_tree(text, self.pset)
-            entry = self._remember(tree, self.compile(tree))[1]
+            entry = self._remember(tree, self._code(tree))[1]
         return entry
 
     def tree(self, text: str) -> gp.PrimitiveTree:
@@ -142,26 +144,35 @@ class TreeRepresentation:
         return self._entry(text)[0]
 
     def compile(self, tree: gp.PrimitiveTree) -> Program:
-        return tree_to_program(tree, self.problem.n_inputs, self.problem.n_registers)
+        """The tree's program."""
+        return self._code(tree).program()
+
+    def _code(self, tree: gp.PrimitiveTree) -> Code:
+        return compile_tree(tree, self.problem.n_inputs, self.problem.n_registers)
 
     def _ok(self, tree: gp.PrimitiveTree) -> bool:
         return within_limits(tree, self.problem.n_inputs, self.max_size, self.params.max_height,
                              self.problem.n_registers)
 
-    def _compiled(self, tree: gp.PrimitiveTree) -> Program | None:
-        """The tree's program if the tree keeps the limits, else None."""
+    def _compiled(self, tree: gp.PrimitiveTree) -> Code | None:
+        """The tree's code if the tree keeps the limits, else None."""
         if len(tree) > self.max_size or tree.height > self.params.max_height:
             return None
         try:
-            return self.compile(tree)
+            return self._code(tree)
         except ValueError:  # more registers than the problem has
             return None
 
-    def _remember(self, tree: gp.PrimitiveTree, program: Program
-                  ) -> tuple[str, tuple[gp.PrimitiveTree, Program]]:
+    def _remember(self, tree: gp.PrimitiveTree, code: Code
+                  ) -> tuple[str, tuple[gp.PrimitiveTree, Code]]:
         text = tree_text(tree)
-        entry = self._known.setdefault(text, (tree, program))
+        entry = self._known.setdefault(text, (tree, code))
         return text, entry
+
+    def _batch(self, codes: list[Code]) -> ProgramBatch:
+        """The programs of ``codes`` as one batch, stacked from their rows."""
+        return from_rows([c.ints for c in codes], [c.values for c in codes],
+                         [c.output for c in codes], self.length)
 
     # -- the engine's interface -----------------------------------------------------
     def new_random(self, key: jax.Array) -> random.Random:
@@ -169,7 +180,7 @@ class TreeRepresentation:
         return random.Random(int(rng_from_key(key).integers(2**63)))
 
     def initial(self, rng: np.random.Generator, state, n: int
-                ) -> tuple[list[Program], list[str]]:
+                ) -> tuple[ProgramBatch, list[str]]:
         lo, hi = self.params.init_depth
         trees: list[gp.PrimitiveTree] = []
         for _ in range(100 * n):
@@ -182,16 +193,16 @@ class TreeRepresentation:
             raise ValueError(f"ramped half-and-half trees of depth {lo}..{hi} keep breaking "
                              f"the limits (max_size {self.max_size}, max_height "
                              f"{self.params.max_height}); lower search.tree.init_depth")
-        entries = [self._remember(t, self.compile(t)) for t in trees]
-        return [program for _, (_, program) in entries], [text for text, _ in entries]
+        entries = [self._remember(t, self._code(t)) for t in trees]
+        return self._batch([code for _, (_, code) in entries]), [text for text, _ in entries]
 
     def children(self, rng: np.random.Generator, state, pairs: np.ndarray,
-                 key: jax.Array | None = None) -> tuple[list[Program], list[str], list[str]]:
+                 key: jax.Array | None = None) -> tuple[ProgramBatch, list[str], list[str]]:
         r = state.tree_random
         # Forget trees no longer in the population: the cache stays the size of a
         # generation (a large one makes Python's garbage collector slow).
         self._known = {t: self._known[t] for t in state.genomes if t in self._known}
-        programs, genomes, kinds = [], [], []
+        codes, genomes, kinds = [], [], []
         for ia, ib in pairs:
             a, b = self.tree(state.genomes[int(ia)]), self.tree(state.genomes[int(ib)])
             for _ in range(self.params.max_tries):
@@ -200,36 +211,40 @@ class TreeRepresentation:
                 else:
                     kind = r.choices(self._mutations, self._weights)[0]
                     child = mutate(r, a, self.pset, kind, self.params.subtree_depth)
-                program = self._compiled(child)
-                if program is not None:
+                code = self._compiled(child)
+                if code is not None:
                     break
             else:
                 child, kind = a, "none"
-                program = self._entry(state.genomes[int(ia)])[1]
-            text, (_, program) = self._remember(child, program)
-            programs.append(program)
+                code = self._entry(state.genomes[int(ia)])[1]
+            text, (_, code) = self._remember(child, code)
+            codes.append(code)
             genomes.append(text)
             kinds.append(kind)
-        return programs, genomes, kinds
+        return self._batch(codes), genomes, kinds
 
-    def absorb(self, genomes: list[str], programs: list[Program],
-               changed: np.ndarray | None = None) -> list[str]:
-        """The genomes with the (fitted) literals of their programs written back.
-        ``changed``: the rows whose literals may differ from their genome's (the rows the
-        engine fitted); None: every row is compared."""
-        if changed is not None:  # the other rows are their genomes' programs as compiled
-            out = list(genomes)
-            for i in np.asarray(changed, np.int64).tolist():
-                out[i] = self.absorb([genomes[i]], [programs[i]])[0]
-            return out
-        out = []
-        for text, program in zip(genomes, programs):
-            tree, compiled = self._entry(text)
-            if program is compiled or program == compiled:
-                out.append(text)
-            else:
-                fitted = set_literals(tree, program, self.pset, self.problem.n_inputs)
-                out.append(self._remember(fitted, program)[0])
+    def absorb(self, genomes: list[str], programs, changed: np.ndarray | None = None
+               ) -> list[str]:
+        """The genomes with the (fitted) literals of their programs (a ``Programs`` view,
+        a ``ProgramBatch`` or a list of ``Program``, row i compiled from genome i) written
+        back. ``changed``: the rows whose literals may differ from their genome's (the
+        rows the engine fitted); None: every row is compared."""
+        if isinstance(programs, Programs):
+            const = programs.batch.const
+        elif isinstance(programs, ProgramBatch):
+            const = programs.const
+        else:
+            const = to_arrays(list(programs)).const
+        const = np.asarray(const, np.float32)
+        rows = range(len(genomes)) if changed is None else np.asarray(changed, np.int64).tolist()
+        out = list(genomes)
+        for i in rows:
+            tree, code = self._entry(genomes[i])
+            values = const[i, : len(code.values)]
+            if np.array_equal(values.view(np.uint32), code.values.view(np.uint32)):
+                continue  # the genome's own literals, bit for bit
+            fitted = with_literals(tree, code, values, self.pset)
+            out[i] = self._remember(fitted, code._replace(values=values.copy()))[0]
         return out
 
 

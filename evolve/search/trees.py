@@ -28,12 +28,12 @@ import random
 import re
 from contextlib import contextmanager
 from functools import partial
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 from deap import gp
 
-from evolve.ops import CONST, OPCODE, OPS, opcode
+from evolve.ops import CONST, MAX_ARITY, OPCODE, OPS, opcode
 from evolve.program import F32_MAX, Instruction, Program, f32
 
 LITERAL = "literal"  # the name of the ephemeral constant in our primitive sets
@@ -244,8 +244,29 @@ def _by_need(children, need) -> list[int]:
     return sorted(range(len(children)), key=lambda j: -need[children[j]])
 
 
-def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> Program:
-    """The tree as a straight-line program computing the same ops on the same operands.
+class Code(NamedTuple):
+    """A tree compiled (``compile_tree``): the rows of its program (``evolve.program``'s
+    array form of one program), and where each instruction came from."""
+
+    ints: np.ndarray  # int32 [n, 2 + MAX_ARITY]: op, dst, argument registers padded with 0
+    values: np.ndarray  # float32 [n]: the literal of const rows, 0 elsewhere
+    output: int  # the register returned
+    nodes: tuple[int, ...]  # the tree node each instruction computes
+
+    def program(self) -> Program:
+        """The straight-line program (``Instruction`` objects: for the edges, text and
+        export; the search stacks ``Code`` rows into batches with ``from_rows``)."""
+        instructions = tuple(
+            Instruction(op, dst, args[: OPS[op].arity], value)
+            for (op, dst, *args), value in zip(self.ints.tolist(), self.values.tolist()))
+        program = Program(instructions, self.output)
+        object.__setattr__(program, "_rows", (self.ints, self.values))  # already known
+        return program
+
+
+def compile_tree(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> Code:
+    """The tree as the rows of a straight-line program computing the same ops on the same
+    operands (``tree_to_program`` gives it as a ``Program``).
 
     Inputs ``ARG<i>`` are read from register ``r<i>`` and never written; literals become
     ``const`` instructions; every primitive becomes one instruction. Subtrees run in
@@ -269,7 +290,10 @@ def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> 
             f"raise n_registers to {required} or generate shallower trees")
 
     free = list(range(n_registers - 1, n_inputs - 1, -1))  # pop() gives the lowest
-    instructions: list[Instruction] = []
+    rows: list[tuple[int, ...]] = []
+    values: list[float] = []
+    nodes: list[int] = []
+    pad = (0,) * MAX_ARITY
 
     def emit(i: int) -> int:
         kind, what = kinds[i]
@@ -277,7 +301,9 @@ def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> 
             return what
         if kind == "const":
             dst = free.pop()
-            instructions.append(Instruction(CONST, dst, (), what))
+            rows.append((CONST, dst, *pad))
+            values.append(what)
+            nodes.append(i)
             return dst
         ch = children[i]
         regs = [0] * len(ch)
@@ -287,11 +313,31 @@ def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> 
         free.extend(scratch)
         free.sort(reverse=True)
         dst = free.pop()  # the lowest free register: a child's, if any child held one
-        instructions.append(Instruction(what, dst, tuple(regs)))
+        rows.append((what, dst, *(regs + [0] * (MAX_ARITY - len(regs)))))
+        values.append(0.0)
+        nodes.append(i)
         return dst
 
     output = emit(0)
-    return Program(tuple(instructions), output)
+    return Code(np.array(rows, np.int32).reshape(len(rows), 2 + MAX_ARITY),
+                np.array(values, np.float32), output, tuple(nodes))
+
+
+def tree_to_program(tree: gp.PrimitiveTree, n_inputs: int, n_registers: int) -> Program:
+    """The tree as a straight-line program (``compile_tree``, which says how and raises
+    what)."""
+    return compile_tree(tree, n_inputs, n_registers).program()
+
+
+def with_literals(tree: gp.PrimitiveTree, code: Code, values: np.ndarray,
+                  pset: gp.PrimitiveSet) -> gp.PrimitiveTree:
+    """``tree`` (compiled as ``code``) with the literals ``values`` (float32 [n], one a
+    row of ``code``; only its const rows are read), each at the node it was compiled
+    from: fitted literals written back."""
+    out = gp.PrimitiveTree(list(tree))
+    for k in np.flatnonzero(code.ints[:, 0] == CONST).tolist():
+        out[code.nodes[k]] = literal_node(pset, float(values[k]))
+    return out
 
 
 def program_nodes(tree: gp.PrimitiveTree, n_inputs: int) -> list[int]:
