@@ -211,13 +211,15 @@ class TreeRepresentation:
                 else:
                     kind = r.choices(self._mutations, self._weights)[0]
                     child = mutate(r, a, self.pset, kind, self.params.subtree_depth)
-                code = self._compiled(child)
+                text = tree_text(child)
+                known = self._known.get(text)  # e.g. a parent again: compiled already
+                code = known[1] if known is not None else self._compiled(child)
                 if code is not None:
                     break
             else:
-                child, kind = a, "none"
-                code = self._entry(state.genomes[int(ia)])[1]
-            text, (_, code) = self._remember(child, code)
+                child, kind, text = a, "none", state.genomes[int(ia)]
+                code = self._entry(text)[1]
+            code = self._known.setdefault(text, (child, code))[1]
             codes.append(code)
             genomes.append(text)
             kinds.append(kind)
