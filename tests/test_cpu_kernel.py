@@ -6,7 +6,10 @@ of the correctly rounded value and almost always equal to it with our float64 co
 ("own")."""
 
 import os
+import platform
+import subprocess
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -101,6 +104,100 @@ def test_outputs_bit_for_bit_subnormals_included(points):
     want = run_numpy_batch(batch, points, R)
     same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
     assert same.all()
+
+
+
+def test_the_instruction_sets_a_target_runs():
+    """The kernel's instruction sets come from the compiler's target macros, widest first:
+    AVX-512 needs AVX-512F with AVX2 and FMA, AVX2 needs FMA too; "generic" is always
+    there; the host's widest is the default."""
+    avx2 = {"__AVX__ 1", "__AVX2__ 1", "__FMA__ 1"}
+    assert native.isas_of(avx2 | {"__AVX512F__ 1"}) == ("avx512", "avx2", "generic")
+    assert native.isas_of(avx2 | {"__AVX512F__"}) == ("avx512", "avx2", "generic")
+    assert native.isas_of(avx2) == ("avx2", "generic")
+    assert native.isas_of({"__AVX2__ 1", "__AVX512F__ 1"}) == ("generic",)  # no FMA
+    assert native.isas_of(set()) == ("generic",)
+    assert native.host_isas() == native.isas_of(native.target_macros())
+    assert native.host_isa() == native.host_isas()[0]
+
+
+def test_an_instruction_set_the_host_lacks_is_refused():
+    with pytest.raises(ValueError, match="instruction set must be one of avx512, avx2"):
+        native_source.source((OPCODE["add"],), R, isa="sse9")
+    for isa in set(native_source.ISAS) - set(native.host_isas()):
+        with pytest.raises(ValueError, match=f"can be built for .*not {isa!r}"):
+            native._target((OPCODE["add"],), R, native_source.TILE, "libmvec", isa)
+
+
+def test_every_instruction_set_of_the_host_gives_the_same_bits(points, monkeypatch):
+    """The kernel forced to each instruction set this host runs (the widest is the
+    default; the narrower ones are how a host without AVX-512 still covers the selection
+    and an AVX-512 host the AVX2 path): exactly rounded ops equal numpy bit for bit at
+    every width; the transcendental ops give the same bits at every vector width (AVX-512
+    calls libmvec's 16-float variants only where they equal the 8-float ones), and are
+    close to numpy with the scalar libm ("generic")."""
+    rng = np.random.default_rng(12)
+    exact = to_arrays([random_program(rng, EXACT, int(rng.integers(0, 17)), R)
+                       for _ in range(30)], length=16)
+    mixed = to_arrays([random_program(rng, EXACT + INEXACT, 6, R) for _ in range(40)],
+                      length=8)
+    y = rng.normal(size=len(points))
+    want = run_numpy_batch(exact, points, R)
+    got = {}
+    for isa in native.host_isas():
+        monkeypatch.setattr(native, "host_isa", lambda isa=isa: isa)
+        ev = Evaluator(n_registers=R, n_inputs=2, backend="native")
+        out = ev.outputs(exact, points)
+        same = (out.view(np.uint32) == want.view(np.uint32)) | (np.isnan(out) & np.isnan(want))
+        assert same.all(), isa
+        got[isa] = ev.outputs(mixed, points), ev.errors(mixed, points, y)
+    vector = [isa for isa in got if isa != "generic"]
+    for isa in vector[1:]:
+        np.testing.assert_array_equal(got[isa][0].view(np.uint32),
+                                      got[vector[0]][0].view(np.uint32), err_msg=isa)
+        for k in got[isa][1]:
+            np.testing.assert_array_equal(got[isa][1][k], got[vector[0]][1][k], err_msg=isa)
+    ref = reference(mixed, points, np.zeros(len(points)), np.ones(len(points)))
+    for isa, (out, _) in got.items():
+        with np.errstate(all="ignore"):
+            err = np.abs(out.astype(np.float64))
+            err[np.isnan(err)] = np.inf
+        np.testing.assert_allclose(err.max(1), ref["max_abs"], rtol=1e-5, atol=1e-30,
+                                   err_msg=isa)
+
+
+def _compile_to_assembly(tmp_path, isa: str, march: str, flags_of: str | None = None
+                         ) -> subprocess.CompletedProcess:
+    """The kernel's source for ``isa`` compiled to assembly with the flags of ``flags_of``
+    (default ``isa``) for ``march`` instead of this host's CPU."""
+    src = tmp_path / f"{isa}.cc"
+    ops = tuple(OPCODE[o] for o in ("add", "div", "sin", "exp2", "tanh"))
+    src.write_text(native_source.source(ops, R, isa=isa))
+    flags = [f for f in native.FLAGS[flags_of or isa] if f != "-march=native"]
+    return subprocess.run([native.compiler(), *native._COMMON, f"-march={march}", *flags,
+                           "-I", jax.ffi.include_dir(), "-S", str(src), "-o",
+                           str(tmp_path / f"{isa}.s")], capture_output=True, text=True)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="not an x86 host")
+def test_the_avx512_kernel_builds_on_any_x86_host(tmp_path):
+    """A host without AVX-512 never runs the AVX-512 kernel, but it builds it: for
+    x86-64-v4 (AVX-512F, BW, DQ, VL), to assembly, with 16-float vectors and libmvec's
+    16-float sin (its 8-float exp2f twice); the AVX2 and AVX-512 kernels each refuse the
+    other's flags (AVX2 on an AVX-512 CPU is built with AVX-512 off)."""
+    res = _compile_to_assembly(tmp_path, "avx512", "x86-64-v4")
+    if res.returncode and "x86-64-v4" in res.stderr:
+        pytest.skip("the compiler does not know -march=x86-64-v4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    asm = (tmp_path / "avx512.s").read_text()
+    assert "zmm" in asm and "_ZGVeN16v_sinf" in asm and "_ZGVdN8v_exp2f" in asm
+    assert "_ZGVeN16v_exp2f" not in asm
+    res = _compile_to_assembly(tmp_path, "avx2", "x86-64-v4", flags_of="avx512")
+    assert res.returncode and "generated for AVX2 and FMA" in res.stderr
+    res = _compile_to_assembly(tmp_path, "avx512", "x86-64-v4", flags_of="avx2")
+    assert res.returncode and "generated for AVX-512" in res.stderr
+    res = _compile_to_assembly(tmp_path, "avx2", "x86-64-v4")
+    assert res.returncode == 0 and "zmm" not in (tmp_path / "avx2.s").read_text()
 
 
 TRANSCENDENTAL = ["sin", "cos", "exp", "log", "exp2", "tanh"]

@@ -9,14 +9,20 @@ source:
 
 - a program runs on a tile of ``TILE`` points at a time, its registers a ``[R][TILE]``
   array that stays in the L1 cache; each instruction is one loop over the tile, which the
-  compiler vectorises (AVX2 where the machine has it);
+  compiler vectorises for the widest vectors of the host (``host_isa``, built with
+  -march=native): AVX-512 (16 floats) where the CPU has AVX-512F, else AVX2 and FMA (8
+  floats), else the compiler's default target. ``host_isas`` lists what the host runs
+  (``isas_of`` its compiler's target macros); the cache key holds those macros, so a
+  cache folder shared by hosts of different CPUs gives each its own build;
 - exactly rounded ops use the ops table's C spellings, compiled without contraction
   (``-ffp-contract=off``, no fast-math), so they equal numpy bit for bit, subnormals
   included;
 - the transcendental ops (exp, exp2, log, sin, cos, tanh) call glibc's vector math
   library (libmvec, 8 floats a call, float32 arithmetic: up to 2-4 ULP off, 93-98 %
   correctly rounded, like numpy's own SIMD code) on the lanes it handles fast, by
-  default. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
+  default; on AVX-512, 16 floats a call for sin, cos, exp and log, whose 16-float
+  variants equal the 8-float ones bit for bit (``source._MVEC16``), so that the results
+  do not depend on the host's vector width. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
   the evaluator's ``native_math``) selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
   instead: each op computed in float64 from the exact argument (argument reduction, then
   a minimax polynomial or rational function) and rounded once to float32, within 1 ULP
@@ -87,21 +93,36 @@ _COMMON = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contract=o
 
 
 @lru_cache(maxsize=1)
-def host_isas() -> tuple[str, ...]:
-    """The instruction sets (``source.ISAS``, widest first) the compiler targets on this
-    host with -march=native: what the CPU has, as far as the compiler knows it ("generic"
-    always; none without a compiler)."""
+def target_macros() -> frozenset[str]:
+    """The macros the compiler predefines for this host's CPU (-march=native): what it
+    targets here, as it knows it (empty without a compiler, or where it fails)."""
     cxx = compiler()
     if cxx is None:
-        return ()
+        return frozenset()
     res = subprocess.run([cxx, "-march=native", "-dM", "-E", "-x", "c++", os.devnull],
                          capture_output=True, text=True)
-    macros = set(line.split()[1] for line in res.stdout.splitlines()
-                 if line.startswith("#define ")) if res.returncode == 0 else set()
-    vector = {"__AVX2__", "__FMA__"} <= macros
-    found = [isa for isa, have in (("avx512", vector and "__AVX512F__" in macros),
+    if res.returncode != 0:
+        return frozenset()
+    return frozenset(" ".join(line.split()[1:]) for line in res.stdout.splitlines()
+                     if line.startswith("#define "))
+
+
+def isas_of(macros) -> tuple[str, ...]:
+    """The instruction sets (``source.ISAS``, widest first) a target with these predefined
+    macros (names, or "NAME VALUE") runs: "avx512" with AVX-512F, AVX2 and FMA, "avx2"
+    with AVX2 and FMA, "generic" always."""
+    names = {m.split()[0] for m in macros}
+    vector = {"__AVX2__", "__FMA__"} <= names
+    found = [isa for isa, have in (("avx512", vector and "__AVX512F__" in names),
                                    ("avx2", vector)) if have]
     return (*found, "generic")
+
+
+def host_isas() -> tuple[str, ...]:
+    """The instruction sets (``source.ISAS``, widest first) the compiler targets on this
+    host with -march=native (``isas_of`` its macros): what the CPU has, as far as the
+    compiler knows it ("generic" always; none without a compiler)."""
+    return isas_of(target_macros()) if compiler() is not None else ()
 
 
 def host_isa() -> str:
@@ -127,6 +148,12 @@ def build(src: str, isa: str, out_dir: Path = CACHE) -> Path:
     """Compile ``src``, generated for ``isa``, into a shared library (cached by the hash
     of source and flags)."""
     flags = [*_COMMON, *FLAGS[check_isa(isa)]]
+    # -march=native means this CPU: the key names what it resolved to (the target's
+    # macros), so that a cache folder shared between hosts never hands one host's build
+    # to another CPU
+    key = " ".join(flags)
+    if "-march=native" in flags:
+        key += " " + hashlib.sha256("\n".join(sorted(target_macros())).encode()).hexdigest()
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("the native CPU evaluator needs a C++ compiler (g++ or clang++); "
@@ -137,7 +164,7 @@ def build(src: str, isa: str, out_dir: Path = CACHE) -> Path:
         # with glibc's vector math library; without it, the scalar libm path
         return [cmd + ["-lmvec", "-lm"], cmd + ["-DEVOLVE_NO_MVEC", "-lm"]]
 
-    return build_library(src, ".cc", out_dir, " ".join(flags), commands)
+    return build_library(src, ".cc", out_dir, key, commands)
 
 
 @lru_cache(maxsize=32)
