@@ -21,14 +21,22 @@ For each problem (default: the 10 function problems, exp2 exp log2 erf tanh and 
    or its most accurate where none is under 1 ULP, and libm), with ``--cflags``;
 5. write one JSON object (``discovery_record``) to ``--out`` and stdout.
 
+With ``--rounds R`` steps 1-2 run R times on one run, ``--seconds / R`` of search each (the
+first round ``evolve run``, the others ``evolve resume``), and step 3 chooses among every
+row certified in any round. With ``--teach`` each failed certificate's worst input joins
+the run's hard points (``certify.teach``): the rounds after train on it, so that programs
+whose sampled error is under the target while their certificate is not lose their place.
+
     python scripts/discover.py [--problems exp2,log2] [--seconds 120] [--starts both]
-        [--population 256] [--seed 0] [--certify 3] [--out docs/results/discovery.jsonl]
+        [--population 256] [--seed 0] [--certify 3] [--rounds 1] [--teach]
+        [--out docs/results/discovery.jsonl]
 
 Records: problem, program (text), ops (weighted op count, the problem's cost), op_counts,
 certified_max_ulp, under_target, sollya_name, sollya_ops, sollya_max_ulp (Sollya's cheapest
 < 1 ULP baseline; null where there is none), verdict, c_speed_vs_sollya, c_speed_vs_libm
 (CPU-time speed ratios, above 1 is faster), seconds (search wall time), certify_seconds,
-generations, device, population, starts, seed, cflags, run_dir, command, continue_command,
+generations, device, population, starts, seed, cflags, rounds (per round: generation reached,
+certified errors, hard points), teach, chosen_round, run_dir, command, continue_command,
 date.
 """
 
@@ -61,8 +69,10 @@ from evolve.results.certify import (  # noqa: E402
     certificate_cells,
     certify,
     read_front,
+    teaching,
     write_front,
 )
+from evolve.runs import hard_points  # noqa: E402
 from evolve.runs.files import Lock, meets_target  # noqa: E402
 from evolve.search.engine import STARTS  # noqa: E402
 from evolve.text import parse_program  # noqa: E402
@@ -96,7 +106,19 @@ def search(problem: str, run_dir: Path, seconds: float, seed: int, population: i
            starts: str, generations: int = 10**9) -> Search:
     """Run `evolve run` until ``generations`` or ``seconds`` of wall time, whichever comes
     first; at the deadline it gets SIGTERM and checkpoints before it exits."""
-    cmd = run_command(problem, run_dir, seed, population, starts, generations)
+    return _until(run_command(problem, run_dir, seed, population, starts, generations),
+                  run_dir, seconds)
+
+
+def resume(run_dir: Path, seconds: float, generations: int = 10**9) -> Search:
+    """Continue the run with `evolve resume` for ``seconds`` of wall time, as ``search``
+    (the run's hard points, if any, join its training points: ``certify.teach``)."""
+    cmd = [sys.executable, "-m", "evolve", "resume", str(run_dir), "--generations",
+           str(generations), "--quiet"]
+    return _until(cmd, run_dir, seconds)
+
+
+def _until(cmd: list[str], run_dir: Path, seconds: float) -> Search:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -135,10 +157,12 @@ def certification_plan(rows: list[dict[str, str]], problem: Problem, limit: int)
 
 
 def certify_front(run_dir: Path, problem: Problem, limit: int,
-                  certifier=certify) -> dict[int, Certificate]:
+                  certifier=certify, teach: bool = False) -> dict[int, Certificate]:
     """Certify the rows of ``certification_plan`` until one is certified under the target;
     write each certificate into the run's front.csv (under the run's lock) as it comes.
-    ``certifier(program, problem)`` is ``certify`` (every float32 of the domain)."""
+    ``certifier(program, problem)`` is ``certify`` (every float32 of the domain).
+    ``teach``: the worst input of each certificate over the target joins the run's hard
+    points (``certify.teach``), for the generations after its newest checkpoint."""
     header, rows = read_front(run_dir)
     plan = certification_plan(rows, problem, limit)
     done: dict[int, Certificate] = {}
@@ -154,6 +178,8 @@ def certify_front(run_dir: Path, problem: Problem, limit: int,
             write_front(run_dir, header, rows)
             if problem.meets_target(cert.max_ulp):
                 break
+            if teach:
+                hard_points.add(run_dir, (cert.worst_x,), teaching(rows[i], cert))
     finally:
         lock.release()
     return done
@@ -249,30 +275,60 @@ def c_speeds(problem: Problem, row: dict[str, str], cflags: str, calls: int, rep
 
 
 def device() -> str:
-    """This machine in words (CPU model, cores, load)."""
-    return (f"CPU {bench_numerics.cpu_model()}, {os.cpu_count()} cores, "
+    """This machine in words (its accelerator where JAX has one, CPU model, cores, load)."""
+    import jax
+
+    gpu = [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+    return ((f"{len(gpu)} x {gpu[0]}, " if gpu else "")
+            + f"CPU {bench_numerics.cpu_model()}, {os.cpu_count()} cores, "
             f"1-min load {os.getloadavg()[0]:.1f} at the end")
 
 
 # -- the campaign ------------------------------------------------------------------------------
 def discover(name: str, args: argparse.Namespace, command: str) -> dict:
-    """Search, certify, choose, time and record one problem."""
+    """Search, certify, choose, time and record one problem: ``--rounds`` rounds of search
+    (the first ``evolve run``, the others ``evolve resume``) and certification, each with
+    ``--seconds / --rounds`` of search; with ``--teach`` the failed certificates' worst
+    inputs join the training points of the rounds after. The choice is made among every
+    row certified in any round (a later round's front may have lost an earlier winner)."""
     problem = load_problem(name)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = args.runs_dir / f"{name}-{args.starts}-{args.seed}-{stamp}"
-    found = search(name, run_dir, args.seconds, args.seed, args.population, args.starts)
-    t0 = time.perf_counter()
-    certify_front(run_dir, problem, args.certify)
-    certify_seconds = time.perf_counter() - t0
-    _, rows = read_front(run_dir)
+    per_round = args.seconds / args.rounds
+    certified: dict[str, dict[str, str]] = {}  # program text -> its certified row
+    known: dict = {}  # Program -> Certificate: a row still on the front is certified once
+
+    def certifier(program, problem):
+        if program not in known:
+            known[program] = certify(program, problem)
+        return known[program]
+
+    searched, certify_seconds, rounds = 0.0, 0.0, []
+    for r in range(args.rounds):
+        found = (search(name, run_dir, per_round, args.seed, args.population, args.starts)
+                 if r == 0 else resume(run_dir, per_round))
+        searched += found.seconds
+        t0 = time.perf_counter()
+        certs = certify_front(run_dir, problem, args.certify, certifier, teach=args.teach)
+        certify_seconds += time.perf_counter() - t0
+        _, rows = read_front(run_dir)
+        for row in rows:
+            if row.get("certified_max_ulp"):
+                certified.setdefault(row["program"], {**row, "round": str(r + 1)})
+        rounds.append({"generation": found.generations,
+                       "certified": sorted(round(c.max_ulp, 4) for c in certs.values()),
+                       "hard_points": len(hard_points.load(run_dir))})
+    rows = list(certified.values())
     i = choose_row(rows, problem)
     if i is None:
         raise UserError(f"{name}: no row of {str(run_dir / 'front.csv')!r} was certified")
     speeds = c_speeds(problem, rows[i], args.cflags, args.calls, args.repeats, args.points)
     settings = {"device": device(), "population": args.population, "starts": args.starts,
                 "seed": args.seed, "cflags": args.cflags,
-                "certify_seconds": round(certify_seconds, 1),
+                "certify_seconds": round(certify_seconds, 1), "rounds": rounds,
+                "teach": args.teach, "chosen_round": int(rows[i]["round"]),
                 "date": _dt.date.today().isoformat(), "command": command}
+    found = Search(run_dir, searched, found.generations, found.command)
     return discovery_record(problem, rows[i], found, sollya_reference(problem), speeds,
                             settings)
 
@@ -293,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=_count, default=0)
     ap.add_argument("--certify", type=_count, default=3,
                     help="rows meeting the target (sampled) certified at most, cheapest first")
+    ap.add_argument("--rounds", type=_count, default=1,
+                    help="search and certify this many times, --seconds shared among them")
+    ap.add_argument("--teach", action="store_true",
+                    help="failed certificates' worst inputs join the training points of the "
+                         "rounds after (certify.teach)")
     ap.add_argument("--cflags", default=CFLAGS, help="gcc flags of the C timing")
     ap.add_argument("--calls", type=_count, default=20_000_000, help="C calls per repeat")
     ap.add_argument("--points", type=_count, default=1_000_000, help="distinct C inputs")
@@ -311,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     if "-ffp-contract=off" not in shlex.split(args.cflags) or "-ffast-math" in args.cflags:
         sys.exit(f"discover: error: --cflags {args.cflags!r}: add -ffp-contract=off and leave "
                  "out -ffast-math, or the C will not compute what the program does")
+    if args.rounds < 1:
+        sys.exit(f"discover: error: --rounds {args.rounds}: give 1 or more")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         try:

@@ -143,3 +143,40 @@ def test_bad_options_name_the_fix():
         d.main(["--problems", "nguyen1"])
     with pytest.raises(SystemExit, match="add -ffp-contract=off"):
         d.main(["--problems", "exp2", "--cflags=-O2"])
+
+
+@pytest.mark.slow  # two short real runs of log2: about 30 s on a 2-core CPU
+def test_teach_adds_failed_certificates_worst_inputs_and_the_next_round_trains_on_them(
+        tmp_path):
+    import dataclasses
+
+    from evolve.results.certify import certify
+    from evolve.runs import hard_points
+
+    d = _script()
+    run_dir = tmp_path / "log2"
+    d.search("log2", run_dir, seconds=600, seed=0, population=32, starts="both",
+             generations=2)
+    problem = load_problem("log2")
+
+    def failing(program, problem):  # the real certificate, read as over the target
+        cert = certify(program, problem)
+        return dataclasses.replace(cert, max_ulp=cert.max_ulp + 1.5)
+
+    certs = d.certify_front(run_dir, problem, limit=1, certifier=failing, teach=True)
+    points = hard_points.load(run_dir)
+    assert certs and {p.x for p in points} == {(c.worst_x,) for c in certs.values()}
+    assert all(p.from_generation == 3 for p in points)
+    found = d.resume(run_dir, seconds=600, generations=4)
+    assert found.generations == 4 and found.command[3] == "resume"
+    events = (run_dir / "events.log").read_text()
+    assert f"generation 3: {len(points)} hard points" in events
+    # without teach a failed certificate leaves the hard points alone
+    d.certify_front(run_dir, problem, limit=1, certifier=failing)
+    assert hard_points.load(run_dir) == points
+
+
+def test_rounds_must_be_positive():
+    d = _script()
+    with pytest.raises(SystemExit, match="--rounds 0: give 1 or more"):
+        d.main(["--problems", "exp2", "--rounds", "0"])
