@@ -38,7 +38,13 @@ DEAP, Operon, the order turning each round), 3 to 7 rounds, so that every engine
 the same load: the machines drift 20-40 % within minutes, and an engine timed alone
 in a slow minute moved a ratio by half. ``value`` and ``baseline_value`` are the median
 rounds; the case adds the best round of each (``best_of_rounds``,
-``baseline_best_of_rounds``, ``ratio_best_of_rounds``) and ``rounds``.
+``baseline_best_of_rounds``, ``ratio_best_of_rounds``) and ``rounds``. The engines
+compared use one core (DEAP) or all of them (ours, Operon), so another process on the
+machine moves the ratios: each case records the load average before and after
+(``loadavg_1m``, ``loadavg_1m_end``) and ``others_cpu``, the share of the cores' time
+that other processes and the hypervisor took while the rounds ran (0 on a quiet
+machine; 0.5 where something else kept one of two cores busy); read ratios where it is
+near 0.
 
 Output, one JSON object per line::
 
@@ -145,6 +151,30 @@ def interleaved(runs: dict, budget_s: float, min_rounds: int = 3,
             runs[n]()
             times[n].append(time.perf_counter() - t0)
     return times
+
+
+def cpu_seconds() -> tuple[float, float, float] | None:
+    """(wall clock s, busy s of all the cores, this process's CPU s with its threads) now,
+    for ``others_share``; None where the kernel has no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return time.perf_counter(), busy, own.user + own.system
+
+
+def others_share(before, after, cores: int) -> float | None:
+    """The share of the cores' time that other processes (and the hypervisor's steal)
+    took between two ``cpu_seconds`` readings: 0 on a quiet machine, 0.5 where another
+    process kept one of two cores busy. None without readings."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    other = (after[1] - before[1]) - (after[2] - before[2])
+    return min(1.0, max(0.0, other / ((after[0] - before[0]) * cores)))
 
 
 def gpops(programs, n_points: int, seconds: float) -> float:
@@ -360,7 +390,10 @@ def main(argv=None) -> None:
             extra["operon"] = {"operon_agreement": agreement,
                                "baseline_path": f"pyoperon.EvaluateTrees float32, "
                                f"{os.cpu_count()} threads, exact trees"}
+        before = cpu_seconds()
         times = interleaved({n: run for n, (_, run) in runs.items()}, args.max_seconds)
+        base["others_cpu"] = others_share(before, cpu_seconds(), os.cpu_count() or 1)
+        base["loadavg_1m_end"] = os.getloadavg()[0]
         value = {n: gpops(programs[:runs[n][0]], N, statistics.median(t))
                  for n, t in times.items()}
         best = {n: gpops(programs[:runs[n][0]], N, min(t)) for n, t in times.items()}

@@ -30,6 +30,20 @@ def test_lines_follow_the_benchmark_convention(capsys):
         assert line["case"]["rounds"] >= 3 and line["case"]["programs_measured"] == 20
         assert line["case"]["ratio_best_of_rounds"] > 0
         assert "roofline_fp32" in line["case"]  # None here: a CPU has no peak in the table
+        share = line["case"]["others_cpu"]
+        assert share is None or 0.0 <= share <= 1.0
+        assert line["case"]["loadavg_1m_end"] >= 0
+
+
+def test_the_share_of_the_cores_others_took():
+    # 10 s on 2 cores: 12 busy core-seconds, 7 of them this process's -> 5 of 20 others'
+    assert bench_eval.others_share((0.0, 100.0, 1.0), (10.0, 112.0, 8.0), 2) == 0.25
+    assert bench_eval.others_share((0.0, 100.0, 1.0), (10.0, 107.0, 8.0), 2) == 0.0
+    assert bench_eval.others_share((0.0, 0.0, 0.0), (1.0, 9.0, 0.0), 2) == 1.0  # clipped
+    assert bench_eval.others_share(None, (1.0, 1.0, 1.0), 2) is None
+    assert bench_eval.others_share((1.0, 1.0, 1.0), (1.0, 2.0, 1.0), 2) is None
+    now = bench_eval.cpu_seconds()
+    assert now is None or (now[0] > 0 and now[1] >= 0 and now[2] >= 0)
 
 
 def test_backends_run_side_by_side_and_the_first_is_the_baseline(capsys):
