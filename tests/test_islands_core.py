@@ -10,6 +10,8 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tiny
 from evolve import cli
@@ -217,12 +219,40 @@ def test_shared_cache_views_see_the_generation_start_and_logs_apply_in_island_or
     for cache in (base, replica):  # every copy that applies the logs in order ends equal
         for log in logs:
             apply_log(cache, log)
-    assert [fp.index(k) for k in base._entries] == [1, 0, 2]  # fp0 was hit after fp1's insert
+    lru = [fp.index(bytes(k)) for k in base.to_state()["fingerprints"]]
+    assert lru == [1, 0, 2]  # fp0 was hit after fp1's insert
     for k in ("fingerprints", "hit_counts", "scalars"):
         np.testing.assert_array_equal(base.to_state()[k], replica.to_state()[k])
     b.insert(fp[3], {"error": 3.0})  # the cache is full: the oldest goes at the boundary
     apply_log(base, b.take_log())
     assert fp[1] not in base and fp[3] in a and a.lookup(fp[3]) == {"error": 3.0}
+
+
+generations = st.lists(st.tuples(st.lists(st.integers(0, 7), max_size=10),
+                                  st.lists(st.integers(0, 7), max_size=10),
+                                  st.lists(st.booleans(), max_size=10)), max_size=5)
+
+
+@given(generations, st.integers(1, 6))
+def test_one_islands_log_does_what_the_calls_do_on_the_cache(gens, capacity):
+    # one island, as the engine calls its view: lookups, audits of some hits, inserts of
+    # the misses; at the boundary its log (batches of keys and columns) replays on the
+    # shared cache what the same calls do on a cache of its own
+    fp = [bytes([i, 7 - i]) * 8 for i in range(8)]
+    base, alone = FECache(capacity, audit_rate=0.5), FECache(capacity, audit_rate=0.5)
+    for g, (looked, inserted, audited) in enumerate(gens):
+        view = SharedCacheView(base, "cache")
+        for cache in (view, alone):
+            found, error = cache.lookup_column([fp[i] for i in looked], "error")
+            hits = error[found][: len(audited)]
+            cache.record_audit_column(hits, np.where(audited[: len(hits)], hits, hits + 1))
+            cache.insert_column([fp[i] for i in inserted], "error", np.array(inserted) + g / 8)
+        counted = ("hits", "misses", "audits", "false_hits")  # a view evicts nothing
+        mine, its = view.take_stats(), alone.take_stats()
+        assert [mine[k] for k in counted] == [its[k] for k in counted]
+        apply_log(base, view.take_log())
+        for k, v in base.to_state().items():
+            assert repr(v) == repr(alone.to_state()[k]), k
 
 
 def test_the_run_row_sums_counts_and_averages_diversity():

@@ -45,7 +45,7 @@ from evolve.problem import Problem
 from evolve.program import Program, ProgramBatch, bucket, to_arrays
 from evolve.scaling import standardized
 from evolve.search import mating
-from evolve.search.fec import FECache
+from evolve.search.fec import FECache, as_keys, first_occurrences
 from evolve.search.fingerprints import FINGERPRINT_HASH, fingerprints, make_salt
 from evolve.search.fitting import ConstantFitter, FitParams
 from evolve.search.representation import TreeParams, crossed, make_representation
@@ -290,10 +290,11 @@ class Engine:
             idx = np.flatnonzero(has_literal(batch))
             if len(idx):
                 sfps = self._fingerprints(take(batch, idx), probe, structure=True)
-                new = {}
-                for i, fp in zip(idx.tolist(), sfps):
-                    if fp not in new and fp not in state.structures:
-                        new[fp] = i
+                # structures never fitted, each once (its first child), in the children's order
+                skeys = as_keys(sfps)
+                unknown = np.flatnonzero(~state.structures.contains_many(skeys))
+                first = unknown[first_occurrences(skeys[unknown])[0]]
+                new = {sfps[j]: i for j, i in zip(first.tolist(), idx[first].tolist())}
                 new, trained = self._most_promising(batch, new)
                 if new:
                     rows = np.fromiter(new.values(), np.int64, len(new))
@@ -305,37 +306,36 @@ class Engine:
                     info["fits"] = len(new)
                     state.fits += len(new)
         fps = self._fingerprints(batch, probe)
+        keys = as_keys(fps)
         error = np.full(n, np.nan)
-        hits = state.cache.lookup_many(fps) if params.fec else [None] * n
+        if params.fec:  # hits, and the error cached for each
+            found, cached = state.cache.lookup_column(keys, "error")
+        else:
+            found, cached = np.zeros(n, bool), np.full(n, np.nan)
         # Hits to re-evaluate: one uniform draw a child from the generation's stream.
         audit_rate = state.cache.audit_rate if params.fec else 0.0
         audited = rng.random(n) < audit_rate if audit_rate > 0 else np.zeros(n, bool)
-        found = np.array([hit is not None for hit in hits], bool)
-        served = np.flatnonzero(found & ~audited)
-        error[served] = [hits[i]["error"] for i in served.tolist()]
-        todo: dict[bytes, list[int]] = {}  # fingerprint -> children to evaluate (first once)
-        audits: dict[bytes, dict] = {}  # fingerprint -> the cached record an audit checks
-        for i in np.flatnonzero(~found | audited).tolist():
-            todo.setdefault(fps[i], []).append(i)
-            if found[i]:
-                audits[fps[i]] = hits[i]
-        if todo:
-            first = np.fromiter((ids[0] for ids in todo.values()), np.int64, len(todo))
-            fresh = self._evaluate(take(batch, first),
-                                   {j: trained[i] for j, i in enumerate(first.tolist())
+        served = found & ~audited
+        error[served] = cached[served]
+        todo = np.flatnonzero(~found | audited)  # children to evaluate: each fingerprint once
+        if len(todo):
+            first, group = first_occurrences(keys[todo])
+            rows = todo[first]
+            fresh = self._evaluate(take(batch, rows),
+                                   {j: trained[i] for j, i in enumerate(rows.tolist())
                                     if i in trained})
-            info["evaluated"] = len(first)
-            state.evaluations += len(first)
-            inserted, values = [], []
-            for (fp, ids), e in zip(todo.items(), fresh.tolist()):
-                error[ids] = e
-                audited_hit = audits.get(fp)
-                if audited_hit is not None:
-                    state.cache.record_audit(audited_hit, {"error": e})
-                elif params.fec:
-                    inserted.append(fp)
-                    values.append(e)
-            state.cache.insert_column(inserted, "error", np.array(values, np.float64))
+            info["evaluated"] = len(rows)
+            state.evaluations += len(rows)
+            error[todo] = fresh[group]
+            hit = found[todo]  # audited hits: their fingerprint's fresh error checks the cache's
+            checked = np.zeros(len(rows), bool)
+            checked[group[hit]] = True
+            was = np.full(len(rows), np.nan)
+            was[group[hit]] = cached[todo[hit]]
+            if checked.any():
+                state.cache.record_audit_column(was[checked], fresh[checked])
+            if params.fec:
+                state.cache.insert_column(keys[rows[~checked]], "error", fresh[~checked])
         out = Programs(batch)
         if self.latency is not None:  # measured speed (evolve/search/latency.py)
             cost = self.latency(out, error)

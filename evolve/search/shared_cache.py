@@ -18,16 +18,24 @@ takes effect at the boundary (an entry stays readable for the rest of the genera
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Mapping
 
-from evolve.search.fec import FECache, Value
+import numpy as np
+
+from evolve.search.fec import FECache, Value, as_keys, key_bytes
 
 _STAT_NAMES = ("hits", "misses", "evictions", "forgotten", "audits", "false_hits")
 
+Fingerprints = Sequence[bytes] | np.ndarray
+
 Log = list[tuple]
-"""What an island did to a shared cache in one generation, in order: ("hit", fp),
-("insert", fp, value) and ("audit", cached, fresh) entries (plain data: bytes, dicts of
-floats and arrays)."""
+"""What an island did to a shared cache in one generation, in order, as plain data (keys
+are ``evolve.search.fec.as_keys`` arrays): ("hit", keys) for the hits of one batch of
+lookups, ("insert", keys, records) for a batch of inserts (a list of dicts of floats),
+("insert_column", keys, name, values) for one of one field (a float64 array),
+("audit", cached, fresh) for an audited hit and ("audit_column", cached, fresh) for a
+batch of them (float64 arrays)."""
 
 
 class SharedCacheView:
@@ -47,7 +55,8 @@ class SharedCacheView:
 
     def copy(self) -> SharedCacheView:
         """An independent view of the same ``base``, with this view's inserts, log and
-        stats so far (the base is not copied: a view never changes it)."""
+        stats so far (the base is not copied: a view never changes it; nor are the log's
+        arrays, which nothing changes)."""
         other = SharedCacheView(self.base, self.name)
         other._own, other._log, other._stats = dict(self._own), list(self._log), dict(self._stats)
         return other
@@ -57,35 +66,72 @@ class SharedCacheView:
         return self.base.audit_rate
 
     def __len__(self) -> int:
-        return len(self.base) + sum(fp not in self.base for fp in self._own)
+        own = list(self._own)
+        return len(self.base) + int((~self.base.contains_many(own)).sum())
+
+    def contains_many(self, fps: Fingerprints) -> np.ndarray:
+        keys = as_keys(fps)
+        found = self.base.contains_many(keys)
+        if self._own:
+            found |= np.array([fp in self._own for fp in key_bytes(keys)], bool)
+        return found
 
     def __contains__(self, fp: bytes) -> bool:
         return fp in self._own or fp in self.base
 
+    def _count(self, keys: np.ndarray, found: np.ndarray) -> None:
+        hits = int(found.sum())
+        self._stats["hits"] += hits
+        self._stats["misses"] += len(found) - hits
+        if hits:
+            self._log.append(("hit", keys[found]))
+
+    def lookup_many(self, fps: Fingerprints) -> list[Value | None]:
+        keys = as_keys(fps)
+        out = self.base.peek_many(keys)
+        if self._own:
+            for i, fp in enumerate(key_bytes(keys)):
+                out[i] = self._own.get(fp, out[i])
+        self._count(keys, np.array([v is not None for v in out], bool))
+        return out
+
+    def lookup_column(self, fps: Fingerprints, name: str) -> tuple[np.ndarray, np.ndarray]:
+        keys = as_keys(fps)
+        found, values = self.base.peek_column(keys, name)
+        if self._own:
+            for i, fp in enumerate(key_bytes(keys)):
+                value = self._own.get(fp)
+                if value is not None:
+                    found[i], values[i] = True, value[name]
+        self._count(keys, found)
+        return found, values
+
     def lookup(self, fp: bytes) -> Value | None:
-        value = self._own.get(fp)
-        if value is None:
-            value = self.base.peek(fp)
-        if value is None:
-            self._stats["misses"] += 1
-            return None
-        self._stats["hits"] += 1
-        self._log.append(("hit", bytes(fp)))
-        return value
+        return self.lookup_many((fp,))[0]
+
+    def insert_many(self, fps: Fingerprints, values: Sequence[Mapping[str, Any]],
+                    checked: bool = False) -> None:
+        keys = as_keys(fps)
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} fingerprints for {len(values)} values")
+        if not len(keys):
+            return
+        records = [dict(v) for v in values]
+        self._own.update(zip(key_bytes(keys), records))
+        self._log.append(("insert", keys.copy(), records))
+
+    def insert_column(self, fps: Fingerprints, name: str, values: np.ndarray) -> None:
+        keys = as_keys(fps)
+        values = np.array(values, np.float64).reshape(-1)
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} fingerprints for {len(values)} values")
+        if not len(keys):
+            return
+        self._own.update((fp, {name: v}) for fp, v in zip(key_bytes(keys), values.tolist()))
+        self._log.append(("insert_column", keys.copy(), name, values))
 
     def insert(self, fp: bytes, value: Mapping[str, Any]) -> None:
-        self._own[bytes(fp)] = dict(value)
-        self._log.append(("insert", bytes(fp), dict(value)))
-
-    def lookup_many(self, fps) -> list[Value | None]:
-        return [self.lookup(fp) for fp in fps]
-
-    def insert_many(self, fps, values, checked: bool = False) -> None:
-        for fp, value in zip(fps, values, strict=True):
-            self.insert(fp, value)
-
-    def insert_column(self, fps, name: str, values) -> None:
-        self.insert_many(fps, [{name: float(v)} for v in values])
+        self.insert_many((fp,), (value,))
 
     def should_audit(self, u: float) -> bool:
         return self.base.should_audit(u)
@@ -97,6 +143,14 @@ class SharedCacheView:
         self._stats["audits"] += 1
         self._stats["false_hits"] += int(false)
         self._log.append(("audit", dict(cached), dict(fresh)))
+        return false
+
+    def record_audit_column(self, cached: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        cached, fresh = np.array(cached, np.float64), np.array(fresh, np.float64)
+        false = FECache(1).record_audit_column(cached, fresh)
+        self._stats["audits"] += len(false)
+        self._stats["false_hits"] += int(false.sum())
+        self._log.append(("audit_column", cached, fresh))
         return false
 
     def take_stats(self) -> dict[str, int]:
@@ -113,16 +167,20 @@ def apply_log(cache: FECache, log: Log) -> None:
     """Replay one island's ``log`` on ``cache`` (a shared cache or a copy of it).
 
     Hits move entries to the most recently used end (and count towards ``max_hits``),
-    inserts insert, audits count. The cache's per-generation stats are reset: the
-    islands' views report them.
+    inserts insert, audits count, each batch as one call. The cache's per-generation
+    stats are reset: the islands' views report them.
     """
     for entry in log:
         if entry[0] == "hit":
-            cache.lookup(entry[1])
+            cache.lookup_mask(entry[1])
         elif entry[0] == "insert":
-            cache.insert(entry[1], entry[2])
+            cache.insert_many(entry[1], entry[2])
+        elif entry[0] == "insert_column":
+            cache.insert_column(entry[1], entry[2], entry[3])
         elif entry[0] == "audit":
             cache.record_audit(entry[1], entry[2])
+        elif entry[0] == "audit_column":
+            cache.record_audit_column(entry[1], entry[2])
         else:
             raise ValueError(f"unknown shared-cache log entry {entry[0]!r}")
     cache.take_stats()
