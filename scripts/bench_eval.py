@@ -51,7 +51,10 @@ Output, one JSON object per line::
     {"bench": "eval", "case": {...}, "metric": str, "value": float, "unit": str,
      "baseline": str|null, "baseline_value": float|null, "ratio": float|null}
 
-with ratio = value / baseline_value. A baseline whose package is missing (pyoperon:
+with ratio = value / baseline_value. ``case["device"]`` names the CPU (``cpu``), the C++
+kernel's instruction set there (``native_isa``: avx512, avx2 or generic, the widest the
+host runs) and the SIMD targets numpy dispatches to (``numpy_simd``; X86_V4 is AVX-512,
+where DEAP's float32 sin, cos, exp and log run 16 floats a vector). A baseline whose package is missing (pyoperon:
 ``pip install -e '.[bench]'``) is one line on stderr, and its rows are skipped. The machines drift about 20 % run to run, so compare
 engines within one run, on a quiet machine (each case records the load average).
 
@@ -80,6 +83,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_search import cpu_model  # noqa: E402  (one description of the machine)
 from deap import gp  # noqa: E402
 
 from evolve.eval.evaluator import Evaluator  # noqa: E402
@@ -313,6 +317,20 @@ def operon_agreement(trees, dataset, data, vhash) -> float:
 
 
 # -- main -----------------------------------------------------------------------------------
+def host_vectors() -> dict:
+    """The CPU and the vector code each engine runs on it: the C++ kernel's instruction
+    set (``evolve.eval.cpu.kernel.host_isa``: avx512, avx2 or generic) and the SIMD
+    targets numpy dispatches to here (DEAP's sin, cos, exp, log: X86_V4 is AVX-512)."""
+    from evolve.eval.cpu.kernel import host_isa
+
+    try:
+        from numpy._core import _multiarray_umath as umath
+        simd = [f for f in umath.__cpu_dispatch__ if umath.__cpu_features__.get(f)]
+    except (ImportError, AttributeError):
+        simd = None
+    return {"cpu": cpu_model(), "native_isa": host_isa(), "numpy_simd": simd}
+
+
 def emit(case, metric, value, unit, baseline=None, baseline_value=None):
     ratio = value / baseline_value if baseline_value else None
     print(json.dumps({"bench": "eval", "case": case, "metric": metric, "value": value,
@@ -365,7 +383,7 @@ def main(argv=None) -> None:
 
     dev = jax.devices()[0]
     device = {"platform": dev.platform, "device_kind": dev.device_kind,
-              "n_devices": len(jax.devices()), "cpu_count": os.cpu_count()}
+              "n_devices": len(jax.devices()), "cpu_count": os.cpu_count(), **host_vectors()}
     for P, L, N in cases:
         trees, programs = workload(P, L, args.seed)
         x = points(N, args.seed)

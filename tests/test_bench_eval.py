@@ -30,6 +30,9 @@ def test_lines_follow_the_benchmark_convention(capsys):
         assert line["case"]["rounds"] >= 3 and line["case"]["programs_measured"] == 20
         assert line["case"]["ratio_best_of_rounds"] > 0
         assert "roofline_fp32" in line["case"]  # None here: a CPU has no peak in the table
+        device = line["case"]["device"]
+        assert device["cpu"] and device["native_isa"] in ("avx512", "avx2", "generic")
+        assert device["numpy_simd"] is None or isinstance(device["numpy_simd"], list)
         share = line["case"]["others_cpu"]
         assert share is None or 0.0 <= share <= 1.0
         assert line["case"]["loadavg_1m_end"] >= 0
