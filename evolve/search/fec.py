@@ -64,8 +64,9 @@ def as_keys(fps: Sequence[bytes] | np.ndarray) -> np.ndarray:
                          f"got {fps.dtype} {fps.shape}")
     fps = fps if isinstance(fps, (list, tuple)) else list(fps)
     joined = b"".join(fps)
-    if len(joined) != FINGERPRINT_BYTES * len(fps) or any(
-            len(fp) != FINGERPRINT_BYTES for fp in fps):
+    # all 16 bytes: 16 on average and none shorter
+    if fps and (len(joined) != FINGERPRINT_BYTES * len(fps)
+                or min(map(len, fps)) != FINGERPRINT_BYTES):
         bad = next(len(fp) for fp in fps if len(fp) != FINGERPRINT_BYTES)
         raise ValueError(f"fingerprints are {FINGERPRINT_BYTES} bytes, got {bad}")
     return np.frombuffer(joined, KEY)
@@ -82,15 +83,18 @@ def _high(keys: np.ndarray) -> np.ndarray:
 
 
 def _runs(keys: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(order, starts): ``keys[order]`` sorted (a stable sort: equal keys in their
-    batch order), ``starts[j]`` whether sorted element j is the first of its key."""
-    order = np.argsort(high, kind="stable")
+    """(order, starts): ``keys[order]`` sorted (equal keys side by side, in no particular
+    order), ``starts[j]`` whether sorted element j is the first of its key."""
+    order = np.argsort(high)
     h = high[order]
-    if len(h) < 2 or (h[1:] != h[:-1]).all():
-        return order, np.ones(len(h), bool)  # distinct first words: distinct keys
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    return order, np.r_[True, k[1:] != k[:-1]]
+    same = h[1:] == h[:-1]
+    if same.any():
+        k = keys[order]
+        if not (k[1:][same] == k[:-1][same]).all():  # different keys, one first word
+            order = np.argsort(keys)
+            k = keys[order]
+            same = k[1:] == k[:-1]
+    return order, np.r_[True, ~same]
 
 
 def first_occurrences(fps: Sequence[bytes] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,14 +102,15 @@ def first_occurrences(fps: Sequence[bytes] | np.ndarray) -> tuple[np.ndarray, np
     fingerprint's first occurrence, ascending (the order of first appearance);
     ``group[i]``, the position in ``first`` of fingerprint i's."""
     keys = as_keys(fps)
+    if not len(keys):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     order, starts = _runs(keys, _high(keys))
-    run = np.cumsum(starts) - 1
-    run_first = order[starts]  # stable: the first occurrence of each run's key
+    run_first = np.minimum.reduceat(order, np.flatnonzero(starts))
     by_first = np.argsort(run_first)
     rank = np.empty_like(by_first)
     rank[by_first] = np.arange(len(by_first))
     group = np.empty(len(keys), np.int64)
-    group[order] = rank[run]
+    group[order] = rank[np.cumsum(starts) - 1]
     return run_first[by_first], group
 
 
@@ -199,7 +204,12 @@ class FECache:
         """(position, found) of each key: its row, or where it would be inserted."""
         high = _high(keys)
         n = len(self._keys)
-        pos = np.searchsorted(self._high, high)
+        if (high[1:] >= high[:-1]).all():
+            pos = np.searchsorted(self._high, high)
+        else:  # sorted needles: each search starts where the last ended (5x faster)
+            pos = np.empty(len(keys), np.int64)
+            order = np.argsort(high)
+            pos[order] = np.searchsorted(self._high, high[order])
         if n == 0:
             return pos, np.zeros(len(keys), bool)
         at = np.minimum(pos, n - 1)
@@ -262,7 +272,7 @@ class FECache:
         hit_at = np.flatnonzero(found)
         if len(hit_at):
             rows = pos[hit_at]
-            order = np.argsort(rows, kind="stable")
+            order = np.argsort(rows * m + hit_at)  # by row, then batch order (all distinct)
             r = rows[order]
             starts = np.r_[True, r[1:] != r[:-1]]
             first = np.flatnonzero(starts)
@@ -349,7 +359,7 @@ class FECache:
                 self._cols[name] = np.zeros(len(self._keys))
                 self._has[name] = np.zeros(len(self._keys), bool)
         order, starts = _runs(keys, _high(keys))
-        last = order[np.r_[starts[1:], True]]  # each key's last insert, in key order
+        last = np.maximum.reduceat(order, np.flatnonzero(starts))  # each key's last insert
         pos, found = self._find(keys[last])
         ticks = self._clock + last
         self._clock += m
@@ -367,10 +377,18 @@ class FECache:
                     self._has[name][rows] = False
         new = ~found
         k = int(new.sum())
+        n = len(self._keys)
+        excess = n + k - self.capacity
+        keep = None  # old rows kept, when the least recently used are old rows
+        if 0 < excess <= n - len(rows):  # rows this batch left alone: older than the rest
+            keep = np.ones(n, bool)
+            keep[np.argpartition(self._tick, excess - 1)[:excess]] = False
+            self._stats["evictions"] += excess
         if k:  # merged into the sorted rows: new key j goes before old row pos[j]
-            n = len(self._keys)
-            at = pos[new] + np.arange(k)
-            old = np.ones(n + k, bool)
+            before = pos[new] if keep is None else np.r_[0, np.cumsum(keep)][pos[new]]
+            size = n + k - (0 if keep is None else excess)
+            at = before + np.arange(k)
+            old = np.ones(size, bool)
             old[at] = False
             src = last[new]
             added = [keys[src], _high(keys[src]), ticks[new], np.zeros(k, np.int64)]
@@ -379,13 +397,13 @@ class FECache:
                       else np.zeros(k, bool) for name in self._has]
             merged = []
             for a, b in zip(self._rows(), added, strict=True):
-                out = np.empty(n + k, a.dtype)
-                out[old] = a
+                out = np.empty(size, a.dtype)
+                out[old] = a if keep is None else a[keep]
                 out[at] = b
                 merged.append(out)
             self._set_rows(merged)
         excess = len(self._keys) - self.capacity
-        if excess > 0:  # the least recently used go
+        if excess > 0:  # a batch larger than the rows it left alone: after merging
             self._drop(np.argpartition(self._tick, excess - 1)[:excess])
             self._stats["evictions"] += excess
 
