@@ -11,7 +11,9 @@ Each (engine, problem, seed, noise) cell runs in its own process, pinned to one 
 one thread (OMP/BLAS threads 1, XLA's CPU thread pool off, one XLA device) and with every
 accelerator hidden (``JAX_PLATFORMS=cpu``, no visible CUDA or ROCm device: on a GPU host
 cells would otherwise share its GPUs and measure that), and gets the same budget: the clock starts after imports and data loading, so compilation (ours: the JAX
-evaluator) counts. evolve, DEAP and gplearn run whole generations while the next one,
+evaluator) counts. evolve's cells use JAX's persistent compilation cache as ``evolve run``
+does (``EVOLVE_CACHE_DIR``), so a cell loads from disk what an earlier cell compiled (a
+user's second run); the first cell to need a shape compiles it. evolve, DEAP and gplearn run whole generations while the next one,
 predicted to last as long as the last one did, would end within the budget (so a cell
 ends at or a little under it); Operon stops by its own ``max_time`` (whole seconds
 left). ``wall_s`` is the search's time; choosing and converting the model afterwards is
@@ -270,11 +272,15 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
     import jax
     import numpy as np
 
+    import evolve
     from evolve.eval.evaluator import run_numpy
     from evolve.results.export import scaled_model, to_sympy
     from evolve.search.engine import Engine, SearchParams
     from evolve.search.selection import front_indices
 
+    # compiled code from disk where an earlier cell compiled the same shapes, as `evolve
+    # run` does (EVOLVE_CACHE_DIR; EVOLVE_NO_COMPILATION_CACHE=1: off): a user's second run
+    evolve.use_compilation_cache()
     params = SearchParams(population=args.population, children=args.population,
                           representation="tree", mating=args.mating)
     engine = Engine(problem, params, devices=jax.devices("cpu")[:1])
