@@ -302,6 +302,9 @@ def _dotted(node: ast.AST) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
+_EXEC_MODULE_ALLOWED = (Path("evolve/catalog.py"), Path("scripts/bench_fec.py"))
+
+
 def test_no_unsafe_loading_in_the_source():
     banned_modules = {"pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve", "joblib"}
     banned_calls = {"eval", "exec", "yaml.load", "yaml.unsafe_load", "yaml.full_load",
@@ -330,7 +333,10 @@ def test_no_unsafe_loading_in_the_source():
                             and flag[0].value.value is False):
                         found.append(f"{where}:{node.lineno}: np.load without "
                                      "allow_pickle=False")
-                if name.endswith("exec_module") and where != Path("evolve/catalog.py"):
-                    found.append(f"{where}:{node.lineno}: {name}(...) outside catalog.py")
+                # catalog.py loads problem files; bench_fec.py --baseline loads an earlier
+                # revision of our own evolve/search/fec.py from git, to time it side by side
+                if name.endswith("exec_module") and where not in _EXEC_MODULE_ALLOWED:
+                    found.append(f"{where}:{node.lineno}: {name}(...) outside "
+                                 f"{', '.join(map(str, _EXEC_MODULE_ALLOWED))}")
     assert loads >= 1  # the checkpoint reader is among them
     assert not found, found
