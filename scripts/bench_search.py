@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,18 +40,8 @@ import numpy as np  # noqa: E402
 
 import evolve  # noqa: E402
 from evolve.catalog import load_problem  # noqa: E402
+from evolve.runs.host import cpu_model  # noqa: E402  (one description of the CPU, for the scripts too)
 from evolve.search.engine import Engine, SearchParams  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what ``platform`` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def host() -> dict:

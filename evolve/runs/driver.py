@@ -46,7 +46,7 @@ from evolve.batch import Programs
 from evolve.errors import UserError
 from evolve.problem import Problem
 from evolve.program import Program, ProgramError, bucket, validate
-from evolve.runs import hard_points
+from evolve.runs import hard_points, host
 from evolve.runs.checkpoint import (
     CheckpointError,
     atomic_write,
@@ -400,6 +400,9 @@ def _resume(run: RunDir, config: RunConfig, problem: Problem, generations: int |
             check_precision(run, err)
             with searcher(config, problem, run) as engine:
                 check_evaluator(run, err, meta, engine)
+                message = host.moved(meta.get("host"))
+                if message:
+                    _warn(run, err, message)
                 return _drive(run, config, problem, engine, state, stop, quiet, err,
                               meta.get("llm"))
     finally:
@@ -431,7 +434,8 @@ def check_evaluator(run: RunDir, err: TextIO, meta: dict, engine) -> None:
 def _checkpoint(run: RunDir, config: RunConfig, state: State, llm=None,
                 evaluator: str | None = None) -> None:
     run.metrics.sync()
-    meta = {"problem": config.problem, "seed": config.seed, "version": __version__}
+    meta = {"problem": config.problem, "seed": config.seed, "version": __version__,
+            "host": host.describe()}  # where the generations were computed (evolve.runs.host)
     if evaluator is not None:  # what search.evaluator resolved to (check_evaluator)
         meta["evaluator"] = evaluator
     if llm is not None:  # the LLM operator's counters, budget and history (evolve.search.llm.edits)
