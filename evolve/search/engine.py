@@ -284,7 +284,7 @@ class Engine:
         batch = self.batch(programs)
         n = len(batch.length)
         params = self.params
-        info = {"fits": 0, "evaluated": 0}
+        info = {"fits": 0, "evaluated": 0, "fitted_rows": np.zeros(0, np.int64)}
         trained: dict[int, float] = {}  # training errors measured while choosing what to fit
         if params.fit and n:
             idx = np.flatnonzero(has_literal(batch))
@@ -413,8 +413,7 @@ class Engine:
             sfps = self._fingerprints(take(batch, has_literal(batch)), probe, structure=True)
             state.structures.insert_column(sfps, "fitted", np.ones(len(sfps)))
         programs, error, cost, fps, info = self.assess(state, programs, probe, rng)
-        genomes = self.representation.absorb(genomes, programs,
-                                             info.get("fitted_rows", np.zeros(0, np.int64)))
+        genomes = self.representation.absorb(genomes, programs, info["fitted_rows"])
         keep = self._select(error, cost, fps, random.Random(seed))
         state.programs = Programs(take(programs.batch, keep))
         state.genomes = [genomes[i] for i in keep] if genomes else []
@@ -488,8 +487,8 @@ class Engine:
         pending = None
         if vary is None:
             children, error, cost, fps, info = self.assess(state, children, probe, rng)
-            child_genomes = self.representation.absorb(
-                child_genomes, children, info.get("fitted_rows", np.zeros(0, np.int64)))
+            child_genomes = self.representation.absorb(child_genomes, children,
+                                                       info["fitted_rows"])
         else:
             children, kinds, error, cost, fps, info, pending = vary(
                 self, state, key_g, pick, Programs(self.batch(children)), kinds, probe, rng)

@@ -106,7 +106,7 @@ class LinearRepresentation:
         return (ProgramBatch(*(np.asarray(a) for a in children)), [],
                 kinds_text(crossed_kind, mutated_kind))
 
-    def absorb(self, genomes: list[str], programs: list[Program],
+    def absorb(self, genomes: list[str], programs: Programs,
                changed: np.ndarray | None = None) -> list[str]:
         return genomes
 
@@ -225,19 +225,12 @@ class TreeRepresentation:
             kinds.append(kind)
         return self._batch(codes), genomes, kinds
 
-    def absorb(self, genomes: list[str], programs, changed: np.ndarray | None = None
-               ) -> list[str]:
-        """The genomes with the (fitted) literals of their programs (a ``Programs`` view,
-        a ``ProgramBatch`` or a list of ``Program``, row i compiled from genome i) written
-        back. ``changed``: the rows whose literals may differ from their genome's (the
-        rows the engine fitted); None: every row is compared."""
-        if isinstance(programs, Programs):
-            const = programs.batch.const
-        elif isinstance(programs, ProgramBatch):
-            const = programs.const
-        else:
-            const = to_arrays(list(programs)).const
-        const = np.asarray(const, np.float32)
+    def absorb(self, genomes: list[str], programs: Programs,
+               changed: np.ndarray | None = None) -> list[str]:
+        """The genomes with the (fitted) literals of their programs (row i compiled from
+        genome i) written back. ``changed``: the rows whose literals may differ from their
+        genome's (the rows the engine fitted); None: every row is compared."""
+        const = np.asarray(programs.batch.const, np.float32)
         rows = range(len(genomes)) if changed is None else np.asarray(changed, np.int64).tolist()
         out = list(genomes)
         for i in rows:

@@ -341,25 +341,10 @@ def with_literals(tree: gp.PrimitiveTree, code: Code, values: np.ndarray,
 
 
 def program_nodes(tree: gp.PrimitiveTree, n_inputs: int) -> list[int]:
-    """For each instruction of ``tree_to_program(tree, ...)``, the index of its tree node.
-
-    Compilation emits one instruction per non-input node, in an order that depends on the
-    tree's shape only, so this maps fitted literals of the program back onto the tree.
-    """
-    kinds = [_node_kind(node, n_inputs) for node in tree]
-    children = _children(tree)
-    need = _need(kinds, children)
-    order: list[int] = []
-
-    def visit(i: int) -> None:
-        if kinds[i][0] == "arg":
-            return
-        for j in _by_need(children[i], need):
-            visit(children[i][j])
-        order.append(i)
-
-    visit(0)
-    return order
+    """For each instruction of ``tree_to_program(tree, ...)``, the index of its tree node
+    (``compile_tree``'s ``Code.nodes``: the order depends on the tree's shape only, not
+    on the registers, so any number of them that suffices gives it)."""
+    return list(compile_tree(tree, n_inputs, n_inputs + len(tree)).nodes)
 
 
 # -- text: our own format and parser (no eval) -------------------------------------------
@@ -472,12 +457,11 @@ def parse_tree(text: str, pset: gp.PrimitiveSet) -> gp.PrimitiveTree:
 def set_literals(tree: gp.PrimitiveTree, program: Program, pset: gp.PrimitiveSet,
                  n_inputs: int) -> gp.PrimitiveTree:
     """``tree`` with its literals replaced by those of ``program`` (the tree compiled,
-    then fitted): literal k of the program goes to the node it was compiled from."""
-    out = gp.PrimitiveTree(list(tree))
-    for ins, node in zip(program.instructions, program_nodes(tree, n_inputs)):
-        if ins.op == CONST:
-            out[node] = literal_node(pset, ins.value)
-    return out
+    then fitted): literal k of the program goes to the node it was compiled from
+    (``with_literals``)."""
+    values = np.array([ins.value for ins in program.instructions], np.float32)
+    return with_literals(tree, compile_tree(tree, n_inputs, n_inputs + len(tree)), values,
+                         pset)
 
 
 # -- variation ------------------------------------------------------------------------
