@@ -66,14 +66,14 @@ from evolve.errors import UserError  # noqa: E402
 from evolve.problem import Problem  # noqa: E402
 from evolve.results.certify import (  # noqa: E402
     Certificate,
-    certificate_cells,
     certify,
     read_front,
-    teaching,
+    record_certificate,
+    teach_point,
     write_front,
 )
 from evolve.runs import hard_points  # noqa: E402
-from evolve.runs.files import Lock, meets_target  # noqa: E402
+from evolve.runs.files import Lock  # noqa: E402
 from evolve.search.engine import STARTS  # noqa: E402
 from evolve.text import parse_program  # noqa: E402
 
@@ -172,14 +172,12 @@ def certify_front(run_dir: Path, problem: Problem, limit: int,
             program = parse_program(rows[i]["program"], n_registers=problem.n_registers)
             cert = certifier(program, problem)
             done[i] = cert
-            rows[i].update(certificate_cells(cert))
-            rows[i]["meets_target"] = meets_target(float(rows[i]["error"]), cert.max_ulp,
-                                                   problem.target)
+            record_certificate(rows[i], cert, problem)
             write_front(run_dir, header, rows)
             if problem.meets_target(cert.max_ulp):
                 break
             if teach:
-                hard_points.add(run_dir, (cert.worst_x,), teaching(rows[i], cert))
+                teach_point(run_dir, rows[i], cert, problem)
     finally:
         lock.release()
     return done

@@ -32,18 +32,18 @@ from evolve.problem import Problem
 from evolve.results.certify import (
     Certificate,
     CertificationError,
-    certificate_cells,
     certification_order,
     certify,
     chunk_plan,
     domain_points,
     read_front,
-    teaching,
+    record_certificate,
+    teach_point,
     write_front,
 )
 from evolve.runs import hard_points
 from evolve.runs.config import CertifyParams
-from evolve.runs.files import Lock, meets_target, writing
+from evolve.runs.files import Lock, writing
 from evolve.text import ParseError, parse_program
 
 
@@ -104,17 +104,15 @@ def certify_end_of_run(run_dir: Path, problem: Problem, params: CertifyParams,
 
     def record(i: int, cert: Certificate) -> None:
         done.append((i, cert))
-        rows[i].update(certificate_cells(cert))
-        rows[i]["meets_target"] = meets_target(float(rows[i]["error"]), cert.max_ulp,
-                                               problem.target)
+        record_certificate(rows[i], cert, problem)
         with writing(run_dir):
             write_front(run_dir, header, rows)  # after each row: a stop keeps it
         verdict = "meets" if cert.max_ulp < problem.target else "MISSES"
         notes.append(f"certified: {what(i)}: max error {cert.max_ulp:.6g} ULP over all "
                      f"{cert.total:,} float32 of the domain ({verdict} the target "
                      f"{problem.target:g}; worst x = {cert.worst_x!r}; {cert.seconds:.2g} s)")
-        if params.teach and cert.max_ulp >= problem.target:
-            point = hard_points.add(run_dir, (cert.worst_x,), teaching(rows[i], cert))
+        point = teach_point(run_dir, rows[i], cert, problem) if params.teach else None
+        if point is not None:
             notes.append(f"x = {cert.worst_x!r} joins the training points from generation "
                          f"{point.from_generation} ({hard_points.FILE}; certify.teach)")
 

@@ -56,6 +56,7 @@ from evolve.errors import UserError
 from evolve.ops import OPS
 from evolve.problem import Problem, float32_from_keys, float32_order_keys
 from evolve.program import Program, bucket, f32_bits, to_arrays, validate
+from evolve.runs import hard_points
 from evolve.runs.files import CERTIFIED_COLUMNS, meets_target
 
 CHUNK = 1 << 24  # points per device call
@@ -579,6 +580,23 @@ def teaching(row: dict[str, str], cert: Certificate) -> str:
             f"{cert.max_ulp:.6g} ULP at this input")
 
 
+def record_certificate(row: dict[str, str], cert: Certificate, problem: Problem) -> None:
+    """Write ``cert`` into its front.csv ``row``: the certified_* cells and
+    ``meets_target`` (the caller writes the file)."""
+    row.update(certificate_cells(cert))
+    row["meets_target"] = meets_target(float(row["error"]), cert.max_ulp, problem.target)
+
+
+def teach_point(run_dir: Path, row: dict[str, str], cert: Certificate,
+                problem: Problem) -> hard_points.HardPoint | None:
+    """With ``certify.teach``: a certificate over the target adds its worst input to the
+    run's hard points (``evolve.runs.hard_points``); the point, or None for a certificate
+    under the target. The caller holds the run's lock."""
+    if cert.max_ulp < problem.target:
+        return None
+    return hard_points.add(run_dir, (cert.worst_x,), teaching(row, cert))
+
+
 def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
                on_start: Callable[[int, dict, int, int], None] | None = None,
                progress: Callable[[int, int], None] | None = None,
@@ -592,7 +610,6 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
     before the k-th of n rows; ``kwargs`` go to ``certify``.
     """
     from evolve.catalog import load_problem
-    from evolve.runs import hard_points
     from evolve.runs.driver import check_devices, open_run
     from evolve.runs.files import Lock, writing
     from evolve.text import ParseError, parse_program
@@ -618,13 +635,11 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
             cert = certify(program, problem, stride=stride, progress=progress, **kwargs)
             results.append((i, cert))
             if stride == 1:
-                rows[i].update(certificate_cells(cert))
-                rows[i]["meets_target"] = meets_target(float(rows[i]["error"]), cert.max_ulp,
-                                                       problem.target)
+                record_certificate(rows[i], cert, problem)
                 with writing(run_dir):
                     write_front(run_dir, header, rows)  # after each row: a stop keeps it
-                if config.certify.teach and cert.max_ulp >= problem.target:
-                    hard_points.add(run_dir, (cert.worst_x,), teaching(rows[i], cert))
+                if config.certify.teach:
+                    teach_point(run_dir, rows[i], cert, problem)
         return results
     finally:
         if lock is not None:
