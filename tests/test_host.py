@@ -4,6 +4,8 @@ on another machine says so."""
 import io
 import shutil
 
+import jax
+
 from evolve.runs import driver as runs
 from evolve.runs import host
 from evolve.runs.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -12,7 +14,10 @@ from evolve.runs.config import build_config
 
 def test_describe_names_the_cpu_its_vector_instructions_and_the_device():
     here = host.describe()
-    assert host.cpu_model() in here and here.endswith(", cpu")
+    device = jax.devices()[0]
+    assert here.startswith(host.cpu_model() + " (")
+    assert here.endswith(", " + (device.platform if device.platform == "cpu"
+                                 else device.device_kind))
     assert any(f"({isa})" in here for isa in ("avx512", "avx2", "generic"))
 
 
