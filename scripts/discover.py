@@ -69,7 +69,7 @@ from evolve.results.certify import (  # noqa: E402
     certify,
     read_front,
     record_certificate,
-    teach_point,
+    teach_points,
     write_front,
 )
 from evolve.runs import hard_points  # noqa: E402
@@ -177,7 +177,7 @@ def certify_front(run_dir: Path, problem: Problem, limit: int,
             if problem.meets_target(cert.max_ulp):
                 break
             if teach:
-                teach_point(run_dir, rows[i], cert, problem)
+                teach_points(run_dir, rows[i], cert, problem)
     finally:
         lock.release()
     return done

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from evolve.results import autocertify
 from evolve.results.autocertify import candidates, certify_end_of_run, domain_points, takes_part
+from evolve.results.certify import WORST_INPUTS
 from evolve.runs.config import CertifyParams
 from evolve.runs.files import read_certificates
 from test_certify import CONSTANT, LINEAR, QUADRATIC, TINY_DOMAIN, make_run, tiny_problem
@@ -100,6 +101,9 @@ def test_a_failed_certificate_teaches_the_run_with_certify_teach(tmp_path):
     run = make_run(tmp_path / "taught", front=front)
     out = certify_end_of_run(run, tiny_problem(),
                              CertifyParams(seconds=60.0, count=3, teach=True))
-    (point,) = hard_points.load(run, n_inputs=1)
-    assert point.x == (failed[1].worst_x,) and point.from_generation == 1
-    assert any("joins the training points from generation 1" in n for n in out.notes)
+    points = hard_points.load(run, n_inputs=1)
+    cert = failed[1]  # its worst input first, then the worst of other chunks over the target
+    assert [p.x[0] for p in points] == [cert.worst_x] + [
+        x for x, u in cert.worst_inputs[1:] if u >= 1][: WORST_INPUTS - 1]
+    assert all(p.from_generation == 1 for p in points)
+    assert any("the training points from generation 1" in n for n in out.notes)

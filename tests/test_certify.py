@@ -181,6 +181,27 @@ def test_chunks_give_the_same_certificate():
     assert many.sample_checked > one.sample_checked
 
 
+def test_worst_inputs_are_the_worst_chunks_worst_points():
+    prog, problem = program(LINEAR), tiny_problem()
+    cert = verify.certify(prog, problem, chunk=1024)  # 9 chunks
+    x = all_float32(*TINY_DOMAIN)
+    out = run_numpy(prog, x, problem.n_registers, np.float32)
+    y = problem.reference(x.astype(np.float64)[:, None])
+    ulps = np.abs(out.astype(np.float64) - y) / ulp32(y)
+    assert 1 < len(cert.worst_inputs) <= verify.WORST_INPUTS
+    assert cert.worst_inputs[0] == (cert.worst_x, cert.max_ulp)
+    errors = [u for _, u in cert.worst_inputs]
+    assert errors == sorted(errors, reverse=True)
+    # each is the worst point of a chunk (a device's share of a call) of its own
+    per = 1024 // len(jax.devices())
+    chunks = set()
+    for v, u in cert.worst_inputs:
+        (i,) = np.flatnonzero(x == np.float32(v))
+        assert ulps[i] == u
+        chunks.add(i // per)
+    assert len(chunks) == len(cert.worst_inputs)
+
+
 def test_an_interval_across_zero_holds_both_zeros():
     # [-2^-140, 2^-140]: 512 subnormals each side, -0 and +0.
     problem = tiny_problem(domain=(-2.0 ** -140, 2.0 ** -140), reference=lambda x: 3 + x[:, 0])
@@ -402,5 +423,8 @@ def test_verify_with_certify_teach_adds_failed_programs_worst_inputs(tmp_path):
     run = make_run(tmp_path, front=front)
     config = replace_field(load_config(run / "config.yaml"), "certify.teach", True)
     (run / "config.yaml").write_text(dump_config(config))
-    failed = [c.worst_x for _, c in verify.verify_run(run) if c.max_ulp >= 1]  # in its order
-    assert failed and [p.x[0] for p in hard_points.load(run)] == failed
+    failed = [c for _, c in verify.verify_run(run) if c.max_ulp >= 1]  # in its order
+    taught = [p.x[0] for p in hard_points.load(run)]
+    assert failed and taught[0] == failed[0].worst_x
+    assert set(taught) == {x for c in failed
+                           for x in [c.worst_x] + [v for v, u in c.worst_inputs if u >= 1]}

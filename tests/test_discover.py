@@ -165,7 +165,7 @@ def test_teach_adds_failed_certificates_worst_inputs_and_the_next_round_trains_o
 
     certs = d.certify_front(run_dir, problem, limit=1, certifier=failing, teach=True)
     points = hard_points.load(run_dir)
-    assert certs and {p.x for p in points} == {(c.worst_x,) for c in certs.values()}
+    assert certs and {(c.worst_x,) for c in certs.values()} <= {p.x for p in points}
     assert all(p.from_generation == 3 for p in points)
     found = d.resume(run_dir, seconds=600, generations=4)
     assert found.generations == 4 and found.command[3] == "resume"

@@ -22,10 +22,10 @@ X = 0.9323627352714539  # exp2's worst input of a failed certificate (a float32)
 def test_points_are_added_after_the_newest_checkpoint_once(tmp_path):
     (tmp_path / "checkpoints" / "gen-000007").mkdir(parents=True)
     assert hard_points.load(tmp_path) == []
-    p = hard_points.add(tmp_path, (X,), "why")
+    [p] = hard_points.add(tmp_path, [(X,)], "why")
     assert p.from_generation == 8 and p.x == (X,)
-    assert hard_points.add(tmp_path, (X,), "again") == p  # not twice
-    hard_points.add(tmp_path, (0.5,), "other")
+    assert hard_points.add(tmp_path, [(X,)], "again") == [p]  # not twice
+    hard_points.add(tmp_path, [(0.5,)], "other")
     loaded = hard_points.load(tmp_path, n_inputs=1)
     assert [q.x for q in loaded] == [(X,), (0.5,)]
     assert hard_points.active(loaded, 7) == () and hard_points.active(loaded, 8) == ((X,), (0.5,))
@@ -73,7 +73,7 @@ def test_resume_with_hard_points_is_exact(tmp_path):
     # A finished run taught at generation 6; resumed to 12 in one go, or to 9 then 12.
     first = tmp_path / "one"
     runs.start(tiny.config(6), first, quiet=True)
-    hard_points.add(first, (X,), "a failed certificate")
+    hard_points.add(first, [(X,)], "a failed certificate")
     second = tmp_path / "two"
     shutil.copytree(first, second)
     runs.resume(first, 12, quiet=True)

@@ -38,7 +38,7 @@ from evolve.results.certify import (
     domain_points,
     read_front,
     record_certificate,
-    teach_point,
+    teach_points,
     write_front,
 )
 from evolve.runs import hard_points
@@ -111,10 +111,12 @@ def certify_end_of_run(run_dir: Path, problem: Problem, params: CertifyParams,
         notes.append(f"certified: {what(i)}: max error {cert.max_ulp:.6g} ULP over all "
                      f"{cert.total:,} float32 of the domain ({verdict} the target "
                      f"{problem.target:g}; worst x = {cert.worst_x!r}; {cert.seconds:.2g} s)")
-        point = teach_point(run_dir, rows[i], cert, problem) if params.teach else None
-        if point is not None:
-            notes.append(f"x = {cert.worst_x!r} joins the training points from generation "
-                         f"{point.from_generation} ({hard_points.FILE}; certify.teach)")
+        points = teach_points(run_dir, rows[i], cert, problem) if params.teach else []
+        if points:
+            xs = ", ".join(repr(p.x[0]) for p in points)
+            notes.append(f"x = {xs} join{'s' if len(points) == 1 else ''} the training points "
+                         f"from generation {points[0].from_generation} ({hard_points.FILE}; "
+                         "certify.teach)")
 
     def what(i: int) -> str:
         return f"front row {i} (cost {float(rows[i]['cost']):g})"

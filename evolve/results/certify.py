@@ -62,6 +62,7 @@ from evolve.runs.files import CERTIFIED_COLUMNS, meets_target
 CHUNK = 1 << 24  # points per device call
 CHUNK_DEVICE_REFERENCE = 1 << 27  # the same, when the reference is computed on the GPU
 REFERENCE_TOLERANCE = 2.0 ** -44  # device against host float64 reference, relative
+WORST_INPUTS = 4  # inputs a failed certificate teaches (certify.teach), from its worst chunks
 SAMPLE = 256  # outputs of each chunk and device cross-checked against the numpy reference
 _HOST_BLOCK = 1 << 20  # points processed at once on the host
 _LAX_TILE = 8192
@@ -256,6 +257,10 @@ class Certificate:
     seconds: float
     device: str  # e.g. "2 x cpu (lax)"
     reference: str = "host"  # where f(x) was computed: "host", or "device" (sample-checked)
+    # the worst input of each of the worst chunks (a device's share of a call), as
+    # (x, error in ULP), largest error first, at most WORST_INPUTS: worst_x's region and
+    # the next worst elsewhere in the domain (certify.teach adds those over the target)
+    worst_inputs: tuple[tuple[float, float], ...] = ()
 
     @property
     def exhaustive(self) -> bool:
@@ -410,7 +415,7 @@ def certify(program: Program, problem: Problem, *, stride: int = 1,
         max_ulp=stats.max_ulp, worst_x=stats.worst_x, over_1ulp=stats.over, max_abs=stats.max_abs,
         points=n_points, total=total, stride=stride, interval=(float(lo), float(hi)),
         sample_checked=stats.checked, sample_mismatches=stats.mismatches,
-        flushes_subnormals=stats.flush,
+        flushes_subnormals=stats.flush, worst_inputs=stats.worst_inputs(),
         seconds=time.perf_counter() - t0,
         reference=(f"on the device ({stats.ref_checked:,} values checked against the host's, "
                    f"max relative difference {stats.ref_diff:.1e})" if on_device else "host"),
@@ -431,6 +436,12 @@ class _Stats:
         self.n_sample = min(SAMPLE, self.per)
         self.max_ulp, self.worst_x, self.max_abs = -1.0, float("nan"), 0.0
         self.over = self.checked = self.mismatches = 0
+        self.chunk_worst: list[tuple[float, float]] = []  # (error, x) of each device's chunk
+
+    def worst_inputs(self) -> tuple[tuple[float, float], ...]:
+        """``Certificate.worst_inputs``: (x, error) of the ``WORST_INPUTS`` worst chunks."""
+        top = sorted(self.chunk_worst, key=lambda e: -e[0])[:WORST_INPUTS]
+        return tuple((x, u) for u, x in top)
 
     def add(self, result, start: int, stride: int, n: int) -> None:
         """Fold in one chunk's device results (keys ``start + stride * i``, ``i < n``)."""
@@ -441,6 +452,11 @@ class _Stats:
         if max_ulp[d] > self.max_ulp:
             self.max_ulp = float(max_ulp[d])
             self.worst_x = float(from_keys(start + stride * worst_i[d]))
+        xs = from_keys(start + stride * worst_i)
+        self.chunk_worst += [(float(u), float(x)) for u, x, i in zip(max_ulp, xs, worst_i)
+                             if i < n and u > 0]
+        if len(self.chunk_worst) > 4 * WORST_INPUTS:  # keep the list short
+            self.chunk_worst = sorted(self.chunk_worst, key=lambda e: -e[0])[:WORST_INPUTS]
         self.over += int(over.sum())
         self.max_abs = max(self.max_abs, float(max_abs.max()))
         step = self.per // self.n_sample
@@ -587,14 +603,18 @@ def record_certificate(row: dict[str, str], cert: Certificate, problem: Problem)
     row["meets_target"] = meets_target(float(row["error"]), cert.max_ulp, problem.target)
 
 
-def teach_point(run_dir: Path, row: dict[str, str], cert: Certificate,
-                problem: Problem) -> hard_points.HardPoint | None:
-    """With ``certify.teach``: a certificate over the target adds its worst input to the
-    run's hard points (``evolve.runs.hard_points``); the point, or None for a certificate
-    under the target. The caller holds the run's lock."""
+def teach_points(run_dir: Path, row: dict[str, str], cert: Certificate,
+                 problem: Problem) -> list[hard_points.HardPoint]:
+    """With ``certify.teach``: a certificate over the target adds its worst input, and the
+    worst input of each other of its worst chunks that is over the target too (at most
+    ``WORST_INPUTS`` in all: ``Certificate.worst_inputs``), to the run's hard points
+    (``evolve.runs.hard_points``); the points added, none for a certificate under the
+    target. The caller holds the run's lock."""
     if cert.max_ulp < problem.target:
-        return None
-    return hard_points.add(run_dir, (cert.worst_x,), teaching(row, cert))
+        return []
+    xs = [cert.worst_x] + [x for x, u in cert.worst_inputs
+                           if u >= problem.target and x != cert.worst_x]
+    return hard_points.add(run_dir, [(x,) for x in xs[:WORST_INPUTS]], teaching(row, cert))
 
 
 def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
@@ -639,7 +659,7 @@ def verify_run(run_dir: Path, limit: int | None = None, stride: int = 1,
                 with writing(run_dir):
                     write_front(run_dir, header, rows)  # after each row: a stop keeps it
                 if config.certify.teach:
-                    teach_point(run_dir, rows[i], cert, problem)
+                    teach_points(run_dir, rows[i], cert, problem)
         return results
     finally:
         if lock is not None:

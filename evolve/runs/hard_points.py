@@ -78,18 +78,24 @@ def active(points: list[HardPoint], generation: int) -> tuple[tuple[float, ...],
     return tuple(p.x for p in points if p.from_generation <= generation)
 
 
-def add(run_dir: Path, x: tuple[float, ...], why: str) -> HardPoint:
-    """Append ``x`` to the hard points of ``run_dir``, from the generation after its newest
-    checkpoint (an input already there is not added twice). The caller holds the run's
-    lock."""
+def add(run_dir: Path, xs: list[tuple[float, ...]], why: str) -> list[HardPoint]:
+    """Append the inputs ``xs`` (one tuple of values each) to the hard points of
+    ``run_dir``, from the generation after its newest checkpoint; return their points (an
+    input already there is not added twice: its point comes back as it was). The caller
+    holds the run's lock."""
     points = load(run_dir)
     found = list_checkpoints(Path(run_dir) / "checkpoints")
-    point = HardPoint(tuple(float(v) for v in x), (found[-1][0] if found else 0) + 1, why)
-    if any(p.x == point.x for p in points):
-        return next(p for p in points if p.x == point.x)
-    points.append(point)
+    start = (found[-1][0] if found else 0) + 1
+    known = {p.x: p for p in points}
+    out = []
+    for x in xs:
+        point = HardPoint(tuple(float(v) for v in x), start, why)
+        if point.x not in known:
+            known[point.x] = point
+            points.append(point)
+        out.append(known[point.x])
     data = {"format": FORMAT, "points": [
         {"x": [v.hex() for v in p.x], "from_generation": p.from_generation, "why": p.why}
         for p in points]}
     atomic_write(Path(run_dir) / FILE, (json.dumps(data, indent=1) + "\n").encode())
-    return point
+    return out
