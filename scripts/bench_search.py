@@ -26,8 +26,10 @@ of this machine only; compare them only with records made on the same one.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -97,8 +99,10 @@ class Timers:
 
 
 def bench_population(problem, population: int, generations: int, warmup: int,
-                     seed: int, fit_limit: int | None) -> dict:
-    """One throughput record at ``population`` (children = population)."""
+                     seed: int, fit_limit: int | None, profile: int = 0) -> dict:
+    """One throughput record at ``population`` (children = population). ``profile`` > 0:
+    the timed generations run under cProfile (slower), whose ``profile`` costliest
+    functions, by own time, go to stderr."""
     params = SearchParams(population=population, children=population, fit_limit=fit_limit)
     engine = Engine(problem, params)
     timers = Timers(engine)
@@ -109,13 +113,24 @@ def bench_population(problem, population: int, generations: int, warmup: int,
         state = engine.step(state).state
     timers.reset()
     evaluated = fits = 0
+    profiler = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
+    if profiler:
+        profiler.enable()
     for _ in range(generations):
         step = engine.step(state)
         state = step.state
         evaluated += step.row["evaluated"]
         fits += step.row["fits"]
+    if profiler:
+        profiler.disable()
     seconds = time.perf_counter() - t0
+    if profiler:
+        print(f"# cProfile, population {population}, fit_limit {fit_limit}, "
+              f"{generations} generations, {seconds:.2f} s", file=sys.stderr)
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(profile)
+        stats.sort_stats("cumulative").print_stats("evolve", profile)  # our own calls
     per_gen = seconds / generations
     return {"bench": "search", "problem": problem.name, "population": population,
             "children": population, "fit_limit": fit_limit, "generations": generations,
@@ -207,6 +222,9 @@ def main(argv=None) -> int:
     p.add_argument("--fit-limits", default="none",
                    help="comma-separated search.fit_limit values to run each case with "
                         "('none': fit every new structure)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="run the timed generations under cProfile and print its N costliest "
+                        "functions to stderr (the timings then include the profiler's cost)")
     p.add_argument("--out", type=Path, default=None, help="also append the lines here")
     args = p.parse_args(argv)
     evolve.use_compilation_cache()
@@ -226,7 +244,7 @@ def main(argv=None) -> int:
     for population in _ints(args.populations):
         for limit in limits:
             emit(bench_population(problem, population, args.generations, args.warmup,
-                                  seed=1, fit_limit=limit))
+                                  seed=1, fit_limit=limit, profile=args.profile))
     for limit in limits:
         for seed in _ints(args.seeds):
             emit(bench_discovery(problem, args.discovery_population, seed,
