@@ -189,3 +189,18 @@ def test_starts_that_are_not_programs_of_the_problem_are_refused():
     with pytest.raises(UserError, match="no baseline or starts program"):
         Engine(dataclasses.replace(problem, starts=(), baselines=()),
                SearchParams(starts="both")).start_programs()
+
+
+def test_diversity_of_a_large_population_is_measured_on_an_even_spread(engine, monkeypatch):
+    from evolve.batch import take
+    from evolve.search import engine as engine_module
+    from evolve.search import mating
+
+    state = engine.init(0)
+    probe = engine.probe_points(state.key)
+    whole = engine._diversity(state.programs, probe)
+    assert whole == mating.diversity(engine.features(state.programs, probe))
+    monkeypatch.setattr(engine_module, "DIVERSITY_SAMPLE", 5)
+    rows = np.linspace(0, len(state.programs) - 1, 5).astype(np.int64)
+    spread = mating.diversity(engine.features(take(engine.batch(state.programs), rows), probe))
+    assert engine._diversity(state.programs, probe) == spread != whole

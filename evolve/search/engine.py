@@ -69,6 +69,7 @@ STARTS = ("random", "baselines", "starts", "both")  # search.starts
 
 # Purposes of the per-generation keys.
 _VARY, _SELECT, _PROBE, _INIT, _AUDIT = range(5)
+DIVERSITY_SAMPLE = 4096  # programs the metrics column "diversity" is measured on, at most
 _MATE, _TREES = 101, 102  # mate choice (evolve.search.mating), the tree representation's stream
 _CHILDREN = 103  # the linear representation's variation on arrays
 
@@ -223,6 +224,16 @@ class Engine:
         out = self.evaluator.outputs(batch, probe[: mating.N_FEATURES])
         return mating.features(out[:n], float(np.mean(self.y_train)),
                                float(np.std(self.y_train)))
+
+    def _diversity(self, programs: Programs, probe: np.ndarray) -> float:
+        """``mating.diversity`` of ``programs``: of all of them up to ``DIVERSITY_SAMPLE``,
+        else of that many spread evenly through the population (a metrics column must not
+        cost an evaluation of 1e5 programs a generation)."""
+        n = len(programs)
+        if n > DIVERSITY_SAMPLE:
+            programs = take(self.batch(programs),
+                            np.linspace(0, n - 1, DIVERSITY_SAMPLE).astype(np.int64))
+        return mating.diversity(self.features(programs, probe))
 
     # -- evaluation -------------------------------------------------------------------
     def _train_error(self, batch: ProgramBatch) -> np.ndarray:
@@ -524,7 +535,7 @@ class Engine:
             "front_size": len(front),
             "unique_fingerprints": len(set(new.fingerprints)),
             "unique_children": len(set(fps)),
-            "diversity": mating.diversity(self.features(new.programs, probe)),
+            "diversity": self._diversity(new.programs, probe),
             "population": len(new.programs),
             "wall_seconds": time.perf_counter() - t0,
         }

@@ -155,11 +155,13 @@ class ConstantFitter:
         """The fit of the programs ``rows`` of ``batch`` with ``K`` literal slots each:
         (const float64 [len(rows), L], max scaled error [len(rows)])."""
         P, L = len(rows), batch.op.shape[1]
-        slots = np.full((P, K), L, np.int32)  # past the end: dropped by the fit
-        for p, row in enumerate(rows):
-            idx = np.flatnonzero(is_const[row])
-            slots[p, : len(idx)] = idx
-        n_slots = is_const[rows].sum(1).astype(np.int32)
+        lit = is_const[rows]
+        n_slots = lit.sum(1).astype(np.int32)
+        # each row's literal positions in order, then L (past the end: dropped by the fit)
+        k = min(K, L)
+        slots = np.full((P, K), L, np.int32)
+        slots[:, :k] = np.argsort(~lit, axis=1, kind="stable")[:, :k]
+        slots[np.arange(K)[None, :] >= n_slots[:, None]] = L
         n_dev = len(self.devices)
         chunk = self.chunk * n_dev
         size = -(-P // chunk) * chunk
@@ -203,7 +205,7 @@ class ConstantFitter:
         # Few shapes, few compilations: slots in {8, 16, ...}, programs in fixed chunks.
         # Each program is fitted with its own bucket of slots (most need 8): one program
         # with 9 literals must not make the whole batch pay for 16.
-        width = np.array([bucket(int(k), minimum=8) for k in n_slots], np.int64)
+        width = np.array([bucket(int(k), minimum=8) for k in range(L + 1)])[n_slots]
         const = np.zeros((P, L))
         err = np.full(P, np.inf)
         for K in np.unique(width):
