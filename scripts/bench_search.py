@@ -99,11 +99,13 @@ class Timers:
 
 
 def bench_population(problem, population: int, generations: int, warmup: int,
-                     seed: int, fit_limit: int | None, profile: int = 0) -> dict:
+                     seed: int, fit_limit: int | None, profile: int = 0,
+                     early_exit: int = 0) -> dict:
     """One throughput record at ``population`` (children = population). ``profile`` > 0:
     the timed generations run under cProfile (slower), whose ``profile`` costliest
     functions, by own time, go to stderr."""
-    params = SearchParams(population=population, children=population, fit_limit=fit_limit)
+    params = SearchParams(population=population, children=population, fit_limit=fit_limit,
+                          early_exit=early_exit)
     engine = Engine(problem, params)
     timers = Timers(engine)
     t0 = time.perf_counter()
@@ -112,7 +114,7 @@ def bench_population(problem, population: int, generations: int, warmup: int,
     for _ in range(warmup):
         state = engine.step(state).state
     timers.reset()
-    evaluated = fits = 0
+    evaluated = fits = exits = 0
     profiler = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
     if profiler:
@@ -122,6 +124,7 @@ def bench_population(problem, population: int, generations: int, warmup: int,
         state = step.state
         evaluated += step.row["evaluated"]
         fits += step.row["fits"]
+        exits += step.row.get("early_exits", 0)
     if profiler:
         profiler.disable()
     seconds = time.perf_counter() - t0
@@ -133,12 +136,14 @@ def bench_population(problem, population: int, generations: int, warmup: int,
         stats.sort_stats("cumulative").print_stats("evolve", profile)  # our own calls
     per_gen = seconds / generations
     return {"bench": "search", "problem": problem.name, "population": population,
-            "children": population, "fit_limit": fit_limit, "generations": generations,
+            "children": population, "fit_limit": fit_limit, "early_exit": early_exit,
+            "generations": generations,
             "warmup": warmup,
             "seed": seed, "seconds_per_generation": round(per_gen, 4),
             "children_per_second": round(population * generations / seconds, 1),
             "evaluated_per_generation": round(evaluated / generations, 1),
             "fits_per_generation": round(fits / generations, 1),
+            "early_exits_per_generation": round(exits / generations, 1),
             "evaluator_share": round(timers.seconds["evaluator"] / seconds, 3),
             "fitting_share": round(timers.seconds["fitting"] / seconds, 3),
             "shares": timers.shares(seconds),
@@ -147,7 +152,7 @@ def bench_population(problem, population: int, generations: int, warmup: int,
 
 
 def bench_discovery(problem, population: int, seed: int, limit_s: float,
-                    fit_limit: int | None, certify_count: int = 0) -> dict:
+                    fit_limit: int | None, certify_count: int = 0, early_exit: int = 0) -> dict:
     """Seconds of search until a program meets the problem's target (on the engine's
     sampled training and verification points: not a certificate).
 
@@ -156,7 +161,7 @@ def bench_discovery(problem, population: int, seed: int, limit_s: float,
     cheapest programs meeting the target on the sampled points, cheapest first, stopping
     at the first certified under the target: ``certified`` lists what was checked."""
     engine = Engine(problem, SearchParams(population=population, children=population,
-                                          fit_limit=fit_limit))
+                                          fit_limit=fit_limit, early_exit=early_exit))
     # compile first, on another seed: the time to an answer is search, not compilation
     warm = engine.init(seed + 10_000)
     engine.step(warm)
@@ -175,7 +180,7 @@ def bench_discovery(problem, population: int, seed: int, limit_s: float,
         found = searched  # met by the last generation of the budget
     ok = state.error < target if target is not None else np.zeros(len(state.error), bool)
     record = {"bench": "search_discovery", "problem": problem.name, "population": population,
-              "fit_limit": fit_limit, "seed": seed,
+              "fit_limit": fit_limit, "early_exit": early_exit, "seed": seed,
               "seconds": None if found is None else round(found, 2),
               "generation": state.generation, "limit_s": limit_s,
               "searched_seconds": round(searched, 2),
@@ -222,6 +227,9 @@ def main(argv=None) -> int:
     p.add_argument("--fit-limits", default="none",
                    help="comma-separated search.fit_limit values to run each case with "
                         "('none': fit every new structure)")
+    p.add_argument("--early-exits", default="0",
+                   help="comma-separated search.early_exit values to run each case with "
+                        "(0: off)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="run the timed generations under cProfile and print its N costliest "
                         "functions to stderr (the timings then include the profiler's cost)")
@@ -243,12 +251,15 @@ def main(argv=None) -> int:
     limits = _limits(args.fit_limits)
     for population in _ints(args.populations):
         for limit in limits:
-            emit(bench_population(problem, population, args.generations, args.warmup,
-                                  seed=1, fit_limit=limit, profile=args.profile))
+            for early in [int(v) for v in args.early_exits.split(",")]:
+                emit(bench_population(problem, population, args.generations, args.warmup,
+                                      seed=1, fit_limit=limit, profile=args.profile,
+                                      early_exit=early))
     for limit in limits:
-        for seed in _ints(args.seeds):
-            emit(bench_discovery(problem, args.discovery_population, seed,
-                                 args.discovery_seconds, limit, args.certify))
+        for early in [int(v) for v in args.early_exits.split(",")]:
+            for seed in _ints(args.seeds):
+                emit(bench_discovery(problem, args.discovery_population, seed,
+                                     args.discovery_seconds, limit, args.certify, early))
     return 0
 
 

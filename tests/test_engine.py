@@ -204,3 +204,52 @@ def test_diversity_of_a_large_population_is_measured_on_an_even_spread(engine, m
     rows = np.linspace(0, len(state.programs) - 1, 5).astype(np.int64)
     spread = mating.diversity(engine.features(take(engine.batch(state.programs), rows), probe))
     assert engine._diversity(state.programs, probe) == spread != whole
+
+
+def test_early_exit_keeps_the_front_exact_and_bounds_the_rest():
+    from evolve.search.selection import front_indices
+
+    params = dataclasses.replace(PARAMS, population=64, children=64, early_exit=32)
+    eng = Engine(load_problem("exp2"), params)
+    assert eng.early is not None and len(eng.early) == 32  # 512 points, every 16th
+    state = eng.init(1)
+    exits = 0
+    for _ in range(6):
+        state, children, row = eng.step(state)
+        exits += row["early_exits"]
+        assert row["early_exits"] <= row["evaluated"]
+    assert exits > 0
+    p = eng.problem
+
+    def full(prog):
+        out = run_numpy(prog, eng.x_train, p.n_registers).astype(np.float64)
+        with np.errstate(all="ignore"):
+            e = np.max(np.abs(out - eng.y_train) * eng.s_train)
+        return e if np.isfinite(e) else np.inf
+
+    front = front_indices(np.stack([state.error, state.cost], 1))
+    for i in range(len(state.error)):
+        fresh = full(state.programs[i])
+        if i in front and state.error[i] >= p.target:  # the front: measured in full
+            assert state.error[i] == pytest.approx(fresh, rel=1e-3)
+        if state.error[i] >= p.target:  # the others: their error, or a lower bound of it
+            assert state.error[i] <= fresh * (1 + 1e-3)
+
+
+def test_hopeless_is_strict_domination_by_the_front(engine):
+    rng = np.random.default_rng(0)
+    state = engine.init(2)
+    state.error = rng.choice([0.5, 2.0, 3.0, 10.0, np.inf], len(state.error))
+    state.cost = rng.choice([1.0, 2.0, 5.0], len(state.cost)).astype(float)
+    from evolve.search.selection import front_indices
+
+    obj = engine._objectives(state.error, state.cost)
+    front = obj[front_indices(obj)]
+    cost = rng.choice([0.0, 1.0, 2.0, 3.0, 5.0, 7.0], 200).astype(float)
+    bound = rng.choice([0.25, 0.5, 1.0, 2.0, 3.0, 10.0, np.inf], 200)
+    may = rng.random(200) < 0.9
+    got = engine._hopeless(state, cost, may)(np.arange(200), bound)
+    child = engine._objectives(bound, cost)
+    want = np.array([may[i] and any((f <= child[i]).all() and (f < child[i]).any() for f in front)
+                     for i in range(200)])
+    assert np.array_equal(got, want) and got.any() and not got.all()

@@ -99,6 +99,10 @@ DESCRIPTIONS: dict[str, str] = {
     "search.fit_limit": "new structures fitted a generation, at most: those with the lowest "
                         "training error before fitting (null: all); the others keep their "
                         "literals until their structure comes again",
+    "search.early_exit": "judge children first on about this many training points (every "
+                         "k-th, and the hard points); those whose error there already puts "
+                         "them behind the population's front keep that lower bound and skip "
+                         "the rest (problems with a max error; 0: off)",
     "search.fec": "skip programs whose fingerprint (functional equivalence) was seen before",
     "search.fec_capacity": "entries of the fingerprint cache (least recently used dropped)",
     "search.fec_max_hits": "forget a cache entry after this many hits (null: never)",
@@ -216,6 +220,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "search.fit_points": _at_least(1),
     "search.fit_iterations": _at_least(0),
     "search.fit_limit": _at_least(0),
+    "search.early_exit": _at_least(0),
     "search.fec_capacity": _at_least(1),
     "search.fec_max_hits": _at_least(1),
     "search.fec_mantissa_bits": _between(0, 23),

@@ -518,11 +518,19 @@ def make_children(key: jax.Array, parents: ProgramBatch, pairs, space: Space,
     return _make_children(key, *parents, pairs, rates, st=static)
 
 
+def _kind_name(c: int, m: int) -> str:
+    mut = MUTATIONS[m] if m >= 0 else "none"
+    return f"{CROSSOVERS[c]}+{mut}" if c >= 0 else mut
+
+
+# _KIND_NAMES[c + 1, m + 1]: the name of crossover kind c and mutation kind m (-1: none)
+_KIND_NAMES = np.array([[_kind_name(c, m) for m in range(-1, len(MUTATIONS))]
+                        for c in range(-1, len(CROSSOVERS))], dtype=object)
+
+
 def kinds_text(crossover_kind, mutation_kind) -> list[str]:
     """The operators applied to each child as ``variation.make_children`` names them:
     "two_point+rewire", "swap", "none", "one_point+none"."""
-    out = []
-    for c, m in zip(np.asarray(crossover_kind).tolist(), np.asarray(mutation_kind).tolist()):
-        mut = MUTATIONS[m] if m >= 0 else "none"
-        out.append(f"{CROSSOVERS[c]}+{mut}" if c >= 0 else mut)
-    return out
+    c = np.asarray(crossover_kind, np.int64) + 1
+    m = np.asarray(mutation_kind, np.int64) + 1
+    return _KIND_NAMES[c, m].tolist()

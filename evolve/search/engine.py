@@ -94,6 +94,7 @@ class SearchParams:
     fec_mantissa_bits: int = 23  # all of float32: approximations that differ by an ULP differ
     audit_rate: float = 0.0
     n_train: int | None = None  # default: the problem's
+    early_exit: int = 0  # >0: children first judged on ~this many training points (max errors)
     keep: str = "newest"  # of programs with one fingerprint, the one kept: "newest" or "oldest"
     variation: VariationParams = field(default_factory=VariationParams)
     representation: str = "linear"  # "linear" programs, or DEAP "tree"s compiled to programs
@@ -173,6 +174,14 @@ class Engine:
         # at most the training points: for data (SR) problems they are the first ones
         self.x_fit = np.concatenate([problem.points(min(params.fit_points, n_train)), hard])
         self.y_fit, self.s_fit = problem.targets(self.x_fit)
+        # early exit: every k-th training point and every hard point, where the largest
+        # errors were found (a max error over a subset is a lower bound of the whole's)
+        self.early = None
+        if params.early_exit and problem.error in ("max_ulp", "max_abs") and \
+                self.latency is None and params.early_exit < len(self.x_train):
+            k = -(-n_train // params.early_exit)
+            self.early = np.concatenate([np.arange(0, n_train, k),
+                                         np.arange(n_train, len(self.x_train))])
         self.x_verify = problem.points(problem.n_verify)
         self.y_verify, self.s_verify = problem.targets(self.x_verify)
         self.salt = make_salt(problem.name, {"n_train": n_train, "n_verify": problem.n_verify})
@@ -241,25 +250,43 @@ class Engine:
         stats = self.evaluator.errors(batch, self.x_train, self.y_train, self.s_train)
         return np.asarray(self.problem.error_value(stats)[: len(batch.length)], np.float64)
 
-    def _evaluate(self, batch: ProgramBatch, known: dict[int, float] | None = None
-                  ) -> np.ndarray:
+    def _evaluate(self, batch: ProgramBatch, known: dict[int, float] | None = None,
+                  hopeless=None) -> tuple[np.ndarray, np.ndarray]:
         """Errors of the programs of ``batch`` (float64): training error, verified when it
-        meets the target. ``known``: training errors already measured, by row."""
+        meets the target, and which of them are lower bounds (bool). ``known``: training
+        errors already measured, by row.
+
+        ``hopeless`` (early exit, ``search.early_exit``): a function of the errors of the
+        rows on the early-exit subset of the training points (lower bounds of their
+        errors) that says which rows cannot reach the front; those keep the bound, and
+        only the others are measured on every training point."""
         n = len(batch.length)
+        partial = np.zeros(n, bool)
         if not n:
-            return np.zeros(0)
+            return np.zeros(0), partial
         known = known or {}
         error = np.array([known.get(i, np.nan) for i in range(n)], np.float64)
         todo = np.array([i not in known for i in range(n)], bool)
+        if todo.any() and hopeless is not None and self.early is not None:
+            rows = np.flatnonzero(todo)
+            sub = take(batch, rows)
+            e = self.early
+            bound = np.asarray(self.problem.error_value(self.evaluator.errors(
+                sub, self.x_train[e], self.y_train[e], self.s_train[e]))[: len(rows)],
+                np.float64)
+            out = np.asarray(hopeless(rows, bound), bool)
+            error[rows[out]] = bound[out]
+            partial[rows[out]] = True
+            todo[rows[out]] = False
         if todo.any():
             error[todo] = self._train_error(take(batch, todo))
         if self.problem.target is not None:
-            good = np.flatnonzero(error < self.problem.target)
+            good = np.flatnonzero((error < self.problem.target) & ~partial)
             if len(good):
                 sub = take(batch, good)
                 vstats = self.evaluator.errors(sub, self.x_verify, self.y_verify, self.s_verify)
                 error[good] = np.maximum(error[good], self.problem.error_value(vstats)[: len(good)])
-        return error
+        return error, partial
 
     def _fit(self, batch: ProgramBatch) -> np.ndarray:
         """The fitted literals of ``batch``'s programs: its const array, float32 [n, L]."""
@@ -295,7 +322,8 @@ class Engine:
         batch = self.batch(programs)
         n = len(batch.length)
         params = self.params
-        info = {"fits": 0, "evaluated": 0, "fitted_rows": np.zeros(0, np.int64)}
+        info = {"fits": 0, "evaluated": 0, "early_exits": 0,
+                "fitted_rows": np.zeros(0, np.int64)}
         trained: dict[int, float] = {}  # training errors measured while choosing what to fit
         if params.fit and n:
             idx = np.flatnonzero(has_literal(batch))
@@ -329,13 +357,18 @@ class Engine:
         served = found & ~audited
         error[served] = cached[served]
         todo = np.flatnonzero(~found | audited)  # children to evaluate: each fingerprint once
+        cost = costs(batch, self.problem) if self.latency is None else None
         if len(todo):
             first, group = first_occurrences(keys[todo])
             rows = todo[first]
-            fresh = self._evaluate(take(batch, rows),
-                                   {j: trained[i] for j, i in enumerate(rows.tolist())
-                                    if i in trained})
+            hopeless = None
+            if self.early is not None and len(state.error):
+                hopeless = self._hopeless(state, cost[rows], ~found[rows])
+            fresh, partial = self._evaluate(take(batch, rows),
+                                            {j: trained[i] for j, i in enumerate(rows.tolist())
+                                             if i in trained}, hopeless)
             info["evaluated"] = len(rows)
+            info["early_exits"] = int(partial.sum())
             state.evaluations += len(rows)
             error[todo] = fresh[group]
             hit = found[todo]  # audited hits: their fingerprint's fresh error checks the cache's
@@ -345,14 +378,36 @@ class Engine:
             was[group[hit]] = cached[todo[hit]]
             if checked.any():
                 state.cache.record_audit_column(was[checked], fresh[checked])
-            if params.fec:
-                state.cache.insert_column(keys[rows[~checked]], "error", fresh[~checked])
+            if params.fec:  # lower bounds (early exits) are not the error: not cached
+                keep = ~checked & ~partial
+                state.cache.insert_column(keys[rows[keep]], "error", fresh[keep])
         out = Programs(batch)
         if self.latency is not None:  # measured speed (evolve/search/latency.py)
             cost = self.latency(out, error)
-        else:
-            cost = costs(batch, self.problem)
         return out, error, cost, fps, info
+
+    def _hopeless(self, state: State, cost: np.ndarray, may_exit: np.ndarray):
+        """Early exit's test (``_evaluate``'s ``hopeless``) for children of costs ``cost``:
+        a child whose objectives, its error's lower bound in place of its error, are
+        strictly dominated by a member of the population's front cannot reach the front
+        (both objectives are non-decreasing in the error, so its true objectives are
+        dominated too). Children where ``may_exit`` is False (audited cache hits) are
+        measured in full."""
+        front = self._objectives(state.error, state.cost)
+        front = front[front_indices(front)]
+        front = front[np.argsort(front[:, 1], kind="stable")]
+        best = np.minimum.accumulate(front[:, 0])  # least first objective up to each cost
+
+        def hopeless(rows: np.ndarray, bound: np.ndarray) -> np.ndarray:
+            obj = self._objectives(bound, cost[rows])
+            le = np.searchsorted(front[:, 1], obj[:, 1], side="right")  # costs <= theirs
+            lt = np.searchsorted(front[:, 1], obj[:, 1], side="left")  # costs < theirs
+            inf = np.full(1, np.inf)
+            at_most = np.concatenate([inf, best])[le]
+            below = np.concatenate([inf, best])[lt]
+            return ((at_most < obj[:, 0]) | (below <= obj[:, 0])) & may_exit[rows]
+
+        return hopeless
 
     def start_programs(self) -> list[Program]:
         """The programs generation 0 begins with (``search.starts``), in order: the
@@ -392,7 +447,7 @@ class Engine:
         if not isinstance(state.cache, FECache):
             raise UserError("training points that change during a run (certify.teach) do "
                             "not work with islands yet; set certify.teach: false")
-        error = self._evaluate(self.batch(state.programs))
+        error, _ = self._evaluate(self.batch(state.programs))
         cache = FECache(state.cache.capacity, state.cache.max_hits, state.cache.audit_rate)
         return replace(state, error=error, cache=cache,
                        evaluations=state.evaluations + len(error))
@@ -526,6 +581,7 @@ class Engine:
             "generation": g,
             "evaluations": new.evaluations,
             "evaluated": info["evaluated"],
+            **({"early_exits": info.get("early_exits", 0)} if self.early is not None else {}),
             "fits": info["fits"],
             "cache_hits": stats["hits"],
             "cache_misses": stats["misses"],
