@@ -11,7 +11,7 @@ short; the vector math it inlines is in ``evolve.eval.cpu.vecmath``.
 
 from __future__ import annotations
 
-from evolve.eval.cpu.vecmath import OWN_MATH
+from evolve.eval.cpu.vecmath import MVEC16_INLINE, OWN_MATH
 from evolve.ops import C_HELPERS, CONST, OPS
 
 # The transcendental ops' implementations (``check_math``): glibc's libmvec (the default)
@@ -23,6 +23,7 @@ MATHS = ("libmvec", "own")
 ISAS = ("avx512", "avx2", "generic")
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
 FOLD_LANES = 16  # lanes of the constant-folding step: one AVX-512 vector, two AVX2 ones
+GROUP = 4  # programs a thread runs side by side, tile by tile (at most 4)
 SLOTS = 16  # registers of their own for a program's literals (filled once a program)
 
 # glibc's libmvec: AVX2 variants (8 floats), the glibc version that first has them, and
@@ -65,6 +66,33 @@ def _c_float(v: float) -> str:
     if v in (_INF, -_INF):
         return "INFINITY" if v > 0 else "-INFINITY"
     return f"{v!r}f"
+
+
+def _rules_disjoint(name: str) -> bool:
+    """Whether no float32 meets two of: the fast range of op ``name`` (``_MVEC``), NaN,
+    its rules' conditions (``_RULES``): the special lanes' code sets them independently.
+    Each is an interval of a or |a|, so its bounds, their neighbours and the values
+    between them (zeros, infinities, NaN) decide it."""
+    import numpy as np
+
+    _, _, lo, hi = _MVEC[name]
+    rules = _RULES.get(name, [])
+    edges = {0.0, _INF, lo, hi, *(b for _, _, b, _ in rules)}
+    xs = {_NAN}
+    for e in edges:
+        for v in (e, -e):
+            f = np.float32(v)
+            xs |= {f, np.nextafter(f, np.float32(_INF)), np.nextafter(f, np.float32(-_INF))}
+    xs = np.sort(np.array([x for x in xs if x == x], np.float32))
+    xs = np.concatenate([xs, (xs[:-1] / 2 + xs[1:] / 2)[np.isfinite(xs[:-1] / 2 + xs[1:] / 2)],
+                         np.float32([_NAN])]).astype(np.float32)
+    tests = {"LT_OQ": np.less, "LE_OQ": np.less_equal, "GT_OQ": np.greater,
+             "GE_OQ": np.greater_equal, "EQ_OQ": np.equal}
+    with np.errstate(all="ignore"):
+        sets = [(xs > np.float32(lo)) & (xs < np.float32(hi)), np.isnan(xs)]
+        sets += [tests[pred](np.abs(xs) if which == "|a|" else xs, np.float32(bound))
+                 for which, pred, bound, _ in rules]
+    return bool((np.sum(sets, axis=0) <= 1).all())
 
 
 class _Lanes:
@@ -203,9 +231,8 @@ def _mvec_decl(name: str, minor: int, isa: str) -> str:
     text = f"extern \"C\" __m256 {fn}(__m256);\n"
     if isa != "avx512":
         text += f"#define ev_mvec_{name} {fn}\n"
-    elif name in _MVEC16:
-        text += (f"extern \"C\" __m512 {_MVEC16[name]}(__m512);\n"
-                 f"#define ev_mvec_{name} {_MVEC16[name]}\n")
+    elif name in _MVEC16:  # libmvec's 16-float function, inlined (``vecmath.MVEC16_INLINE``)
+        text += f"#define ev_mvec_{name} ev_{name}f16\n"
     else:
         text += (f"static inline __m512 ev_mvec_{name}(__m512 a) {{\n"
                  f"    const __m256 lo = {fn}(_mm512_castps512_ps256(a));\n"
@@ -224,6 +251,7 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
     function."""
     op = OPS[o]
     _, minor, lo, hi = _MVEC[op.name]
+    assert _rules_disjoint(op.name), op.name
     decls.append(_mvec_decl(op.name, minor, isa))
     scalar = _c_expr(o, "A[j]", "B[j]", "C[j]")
     safe = (lo + hi) / 2 if hi < 1e30 else 1.0
@@ -231,22 +259,36 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
     def in_range(v: _Lanes) -> str:
         return v.both(v.cmp("a", v.set1(lo), "GT_OQ"), v.cmp("a", v.set1(hi), "LT_OQ"))
 
-    def special(v: _Lanes, keep: str) -> str:  # r holds the fast lanes (ok); fills in the others
-        rules = ""
-        for which, pred, bound, value in _RULES.get(op.name, []):
-            cond = v.cmp(v.abs("a") if which == "|a|" else "a", v.set1(bound), pred)
-            rules += (f"    {{ const {v.mask} c = {v.but_not('done', cond)};\n"
-                      f"      r = {v.blend('r', v.set1(value), 'c')}; "
-                      f"done = {v.either('done', 'c')}; }}\n")
-        lane = _c_expr(o, f"{keep}[l]", f"{keep}[l]", f"{keep}[l]")
-        return (f"    {v.mask} done = ok;\n"
-                f"    {{ const {v.mask} c = {v.cmp('a', 'a', 'UNORD_Q')};\n"
-                f"      r = {v.blend('r', 'a', 'c')}; done = {v.either('done', 'c')}; }}\n"
-                f"{rules}"
-                f"    {v.store('D + j', 'r')};\n"
-                f"    const int left = ~{v.bits('done')} & {v.full};\n"
-                f"    for (int l = 0; left && l < {v.width}; ++l)\n"
-                f"        if ((left >> l) & 1) D[j + l] = {lane};\n")
+    def special(v: _Lanes, kept: bool) -> str:
+        # r holds the fast lanes (ok); fills in the others. The NaN lanes, the rules' lanes
+        # and the fast ones are disjoint sets (``_rules_disjoint``), so each set's mask
+        # comes from the argument alone and the masks are independent of each other (no
+        # chain of "not done yet" through the mask registers); the lanes in none of
+        # them, rare, take the scalar function
+        conds = [("c0", v.cmp("a", "a", "UNORD_Q"), "a")]
+        for q, (which, pred, bound, value) in enumerate(_RULES.get(op.name, []), 1):
+            conds.append((f"c{q}", v.cmp(v.abs("a") if which == "|a|" else "a",
+                                         v.set1(bound), pred), v.set1(value)))
+        text = "".join(f"    const {v.mask} {c} = {cond};\n" for c, cond, _ in conds)
+        text += "".join(f"    r = {v.blend('r', val, c)};\n" for c, _, val in conds)
+        done = "ok"
+        for c, _, _ in conds:
+            done = v.either(done, c)
+        lane = _c_expr(o, "keep[l]", "keep[l]", "keep[l]")
+        # the scalar lanes read the argument as kept (``keep``; kept here before D + j is
+        # written where not kept already: D may be A)
+        save = "" if kept else (f"        alignas({v.align}) float keep[{v.width}];\n"
+                                f"        {v.store('keep', 'a')};\n")
+        return (text +
+                f"    const int left = ~{v.bits(done)} & {v.full};\n"
+                f"    if (__builtin_expect(left != 0, 0)) {{\n"
+                f"{save}"
+                f"        {v.store('D + j', 'r')};\n"
+                f"        for (int l = 0; l < {v.width}; ++l)\n"
+                f"            if ((left >> l) & 1) D[j + l] = {lane};\n"
+                f"    }} else {{\n"
+                f"        {v.store('D + j', 'r')};\n"
+                f"    }}\n")
 
     def vector(v: _Lanes, fn: str) -> str:  # fn(a) on the fast lanes of each vector
         return (
@@ -255,10 +297,8 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
             f"    const {v.mask} ok = {in_range(v)};\n"
             f"    const int fast = {v.bits('ok')};\n"
             f"    if (fast == {v.full}) {{ {v.store('D + j', f'{fn}(a)')}; continue; }}\n"
-            f"    alignas({v.align}) float keep[{v.width}];\n"
-            f"    {v.store('keep', 'a')};\n"
             f"    {v.vec} r = fast ? {fn}({v.blend(v.set1(safe), 'a', 'ok')}) : a;\n"
-            f"{special(v, 'keep')}"
+            f"{special(v, False)}"
             f"}}\n")
 
     mvec = vector(_AVX512 if isa == "avx512" else _AVX2, f"ev_mvec_{op.name}")
@@ -288,7 +328,7 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
                f"    const __m256 a = _mm256_load_ps(keep);\n"
                f"    const __m256 ok = {in_range(v)};\n"
                f"    __m256 r = _mm256_load_ps(D + j);\n"
-               f"{special(v, 'keep')}"
+               f"{special(v, True)}"
                f"}}\n")
         body = (f"\n#if EVOLVE_OWN_MATH\n{own}#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n"
                 f"{mvec}#else\n")
@@ -313,6 +353,8 @@ def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
     own = math == "own" and any(not OPS[o].exact and OPS[o].name in _MVEC for o in ops)
     if own:
         helpers.append(OWN_MATH)
+    if isa == "avx512" and any(OPS[o].name in _MVEC16 for o in ops if not OPS[o].exact):
+        helpers.append(MVEC16_INLINE)
     decls, cases = [], []
     for o in ops:
         op = OPS[o]
@@ -345,6 +387,7 @@ static void fold_step(int o, int i, const float* cst, const float* A, const floa
 #undef T
 #define T {T}
 #define SLOTS {SLOTS}
+#define GROUP {GROUP}
 static const int ARITY[{len(OPS)}] = {{{", ".join(str(o.arity) for o in OPS)}}};
 
 // The program as the tile loop runs it. Constant folding: an instruction whose arguments
@@ -444,54 +487,85 @@ __attribute__((noinline)) static void reduce_tile(const float* out, const double
     }}
 }}
 
-// reduce_tile where the mask and the scales are plain (``plain_points``): the tile's
-// first v points count, with scale 1 (so |out-y|*scale = |out-y|), the rest are masked.
-// Reads neither mask nor scale, and gives reduce_tile's statistics bit for bit: every
-// point goes to the same accumulator lane in the same order (a masked one adds zeros).
-// With AVX-512, eight points a step, the sums still four lanes wide.
-__attribute__((noinline)) static void reduce_plain_tile(const float* out, const double* y,
-                                                        int m, int v, Stats& st) {{
+// reduce_tile where the mask and the scales are plain (``plain_points``), for the outputs
+// of G programs on the same points at once: the tile's first v points count, with scale 1
+// (so |out-y|*scale = |out-y|), the rest are masked. Reads neither mask nor scale, and
+// gives each program reduce_tile's statistics bit for bit: every point goes to the same
+// accumulator lane in the same order (a masked one adds zeros). The sum of squares is a
+// chain of dependent additions (four lanes, a point after the other): its latency, not
+// the width of the vectors, sets a program's time here, so G programs' chains run side
+// by side in one loop (and read y once). With AVX-512, eight points a step, the sums
+// still four lanes wide.
+template <int G>
+__attribute__((noinline)) static void reduce_plain_tiles(const float* const* outs,
+                                                         const double* y, int m, int v,
+                                                         Stats* const* st) {{
     int j = 0;
 #if defined(__AVX2__)
     const int m4 = m & ~3, end = std::min(m4, (v + 3) & ~3);
-    __m256d vmx = st.vmx, vsq = st.vsq;
+    __m256d vmx[G], vsq[G];
+    for (int g = 0; g < G; ++g) {{ vmx[g] = st[g]->vmx; vsq[g] = st[g]->vsq; }}
 #if defined(__AVX512F__)
-    __m512d vmx8 = _mm512_setzero_pd();
+    __m512d vmx8[G];
+    for (int g = 0; g < G; ++g) vmx8[g] = _mm512_setzero_pd();
     for (; j + 8 <= end; j += 8) {{
         const __mmask8 live = j + 8 <= v ? (__mmask8)0xFF : (__mmask8)((1u << (v - j)) - 1u);
-        __m512d e = _mm512_abs_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(out + j)),
-                                                _mm512_loadu_pd(y + j)));
-        e = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(e, e, _CMP_UNORD_Q), e,
-                                 _mm512_set1_pd(INFINITY));
-        e = _mm512_maskz_mov_pd(live, e);
-        vmx8 = _mm512_max_pd(e, vmx8);
-        const __m512d sq = _mm512_mul_pd(e, e);
-        vsq = _mm256_add_pd(vsq, _mm512_castpd512_pd256(sq));
-        vsq = _mm256_add_pd(vsq, _mm512_extractf64x4_pd(sq, 1));
+        const __m512d yv = _mm512_loadu_pd(y + j);
+        for (int g = 0; g < G; ++g) {{
+            __m512d e = _mm512_abs_pd(_mm512_sub_pd(
+                _mm512_cvtps_pd(_mm256_loadu_ps(outs[g] + j)), yv));
+            e = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(e, e, _CMP_UNORD_Q), e,
+                                     _mm512_set1_pd(INFINITY));
+            e = _mm512_maskz_mov_pd(live, e);
+            vmx8[g] = _mm512_max_pd(e, vmx8[g]);
+            const __m512d sq = _mm512_mul_pd(e, e);
+            vsq[g] = _mm256_add_pd(vsq[g], _mm512_castpd512_pd256(sq));
+            vsq[g] = _mm256_add_pd(vsq[g], _mm512_extractf64x4_pd(sq, 1));
+        }}
     }}
-    vmx = _mm256_max_pd(_mm512_castpd512_pd256(vmx8), vmx);
-    vmx = _mm256_max_pd(_mm512_extractf64x4_pd(vmx8, 1), vmx);
+    for (int g = 0; g < G; ++g) {{
+        vmx[g] = _mm256_max_pd(_mm512_castpd512_pd256(vmx8[g]), vmx[g]);
+        vmx[g] = _mm256_max_pd(_mm512_extractf64x4_pd(vmx8[g], 1), vmx[g]);
+    }}
 #endif
     for (; j + 4 <= end; j += 4) {{
-        const __m256d o = _mm256_cvtps_pd(_mm_loadu_ps(out + j));
-        __m256d e = _mm256_andnot_pd(_mm256_set1_pd(-0.0),
-                                     _mm256_sub_pd(o, _mm256_loadu_pd(y + j)));
-        e = _mm256_blendv_pd(e, _mm256_set1_pd(INFINITY), _mm256_cmp_pd(e, e, _CMP_UNORD_Q));
+        const __m256d yv = _mm256_loadu_pd(y + j);
         const __m256d lane = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
-        e = _mm256_and_pd(e, _mm256_cmp_pd(lane, _mm256_set1_pd((double)(v - j)), _CMP_LT_OQ));
-        vmx = _mm256_max_pd(e, vmx);
-        vsq = _mm256_add_pd(vsq, _mm256_mul_pd(e, e));
+        const __m256d live = _mm256_cmp_pd(lane, _mm256_set1_pd((double)(v - j)), _CMP_LT_OQ);
+        for (int g = 0; g < G; ++g) {{
+            const __m256d o = _mm256_cvtps_pd(_mm_loadu_ps(outs[g] + j));
+            __m256d e = _mm256_andnot_pd(_mm256_set1_pd(-0.0), _mm256_sub_pd(o, yv));
+            e = _mm256_blendv_pd(e, _mm256_set1_pd(INFINITY), _mm256_cmp_pd(e, e, _CMP_UNORD_Q));
+            e = _mm256_and_pd(e, live);
+            vmx[g] = _mm256_max_pd(e, vmx[g]);
+            vsq[g] = _mm256_add_pd(vsq[g], _mm256_mul_pd(e, e));
+        }}
     }}
-    st.vmx = vmx; st.vsq = vsq;
-    st.vmxs = _mm256_max_pd(vmx, st.vmxs);
+    for (int g = 0; g < G; ++g) {{
+        st[g]->vmx = vmx[g]; st[g]->vsq = vsq[g];
+        st[g]->vmxs = _mm256_max_pd(vmx[g], st[g]->vmxs);
+    }}
     j = m4;
 #endif
-    for (; j < v; ++j) {{
-        double err = std::fabs((double)out[j] - y[j]);
-        if (isnan(err)) err = INFINITY;
-        if (err > st.mxs) st.mxs = err;
-        if (err > st.mx) st.mx = err;
-        st.sq += err * err;
+    for (int g = 0; g < G; ++g) {{
+        const float* out = outs[g];
+        for (int i = j; i < v; ++i) {{
+            double err = std::fabs((double)out[i] - y[i]);
+            if (isnan(err)) err = INFINITY;
+            if (err > st[g]->mxs) st[g]->mxs = err;
+            if (err > st[g]->mx) st[g]->mx = err;
+            st[g]->sq += err * err;
+        }}
+    }}
+}}
+
+static void reduce_plain_tiles(const float* const* outs, int g, const double* y, int m,
+                               int v, Stats* const* st) {{
+    switch (g) {{
+        case 1: reduce_plain_tiles<1>(outs, y, m, v, st); break;
+        case 2: reduce_plain_tiles<2>(outs, y, m, v, st); break;
+        case 3: reduce_plain_tiles<3>(outs, y, m, v, st); break;
+        default: reduce_plain_tiles<4>(outs, y, m, v, st); break;  // g <= GROUP = 4
     }}
 }}
 
@@ -506,109 +580,146 @@ static int64_t plain_points(const double* scale, const int32_t* mask, int64_t N)
     return v;
 }}
 
-// One program on all points: max |out-y|*scale, max |out-y|, sum (out-y)^2.
-static void run_program(const int32_t* op_in, const int32_t* args_in, const int32_t* dst_in,
-                        const float* cst_in, int n, int outreg_in, const float* x, int n_inputs,
-                        const double* y, const double* scale, const int32_t* mask,
-                        int64_t plain, int64_t N, double* stats, float* outputs) {{
-    if (n < 0) {{  // a row padding the batch: nothing to run
-        if (stats) {{ stats[0] = stats[1] = stats[2] = 0.0; }}
-        if (outputs) std::memset(outputs, 0, sizeof(float) * N);
-        return;
-    }}
-    // the prepared program (op, args 3 a row, dst; cst): buffers of the thread, kept from
-    // program to program
-    static thread_local std::vector<int32_t> words;
-    static thread_local std::vector<float> literals;
-    words.resize(5 * (size_t)(n > 0 ? n : 1));
-    literals.resize(n > 0 ? n : 1);
-    int32_t* op_p = words.data();
-    int32_t* args_p = op_p + n;
-    int32_t* dst_p = args_p + 3 * n;
-    float* cst_p = literals.data();
-    float slot_value[SLOTS];
-    const Prepared prep = prepare(op_in, args_in, dst_in, cst_in, n, outreg_in, n_inputs,
-                                  op_p, args_p, dst_p, cst_p, slot_value);
-    const int32_t* op = op_p;
-    const int32_t* args = args_p;
-    const int32_t* dst = dst_p;
-    const float* cst = cst_p;
-    n = prep.n;
-    const int outreg = prep.outreg;
-    alignas(64) float regs[R + SLOTS][T];
-    for (int s = 0; s < prep.slots; ++s)
-        for (int j = 0; j < T; ++j) regs[R + s][j] = slot_value[s];
-{scratch}    Stats st;
-    // Registers other than the inputs start at zero; only those read before they are
-    // written (the output included) need zeroing again for each tile.
-    // (A bit a register; past 64 registers, all of them.)
-    uint64_t written = n_inputs >= 64 ? ~0ull : (1ull << n_inputs) - 1ull, reread = 0ull;
-    for (int i = 0; i < n; ++i) {{
-        for (int k = 0; k < ARITY[op[i]]; ++k) {{
-            const int a = args[3 * i + k];
-            if (a >= 64 || !((written >> a) & 1ull)) reread |= a >= 64 ? ~0ull : 1ull << a;
-        }}
-        if (dst[i] < 64) written |= 1ull << dst[i];
-    }}
-    if (outreg >= 64 || !((written >> outreg) & 1ull)) reread |= outreg >= 64 ? ~0ull : 1ull << outreg;
-    for (int r = n_inputs; r < R; ++r)
-        for (int j = 0; j < T; ++j) regs[r][j] = 0.0f;
-    for (int64_t t0 = 0; t0 < N; t0 += T) {{
-        const int m = (int)std::min<int64_t>(T, N - t0);
-        for (int r = 0; r < R; ++r) {{
-            if (r < n_inputs) {{
-                std::memcpy(regs[r], x + r * N + t0, sizeof(float) * m);
-                for (int j = m; j < T; ++j) regs[r][j] = 0.0f;
-            }} else if (t0 > 0 && (r >= 64 || ((reread >> r) & 1ull))) {{
-                for (int j = 0; j < T; ++j) regs[r][j] = 0.0f;
-            }}
-        }}
-        for (int i = 0; i < n; ++i) {{
-            float* D = regs[dst[i]];
-            const float* A = regs[args[3 * i]];
-            const float* B = regs[args[3 * i + 1]];
-            const float* C = regs[args[3 * i + 2]];
-            (void)A; (void)B; (void)C;
-            switch (op[i]) {{
-{chr(10).join(cases)}
-                default: break;
-            }}
-        }}
-        const float* out = regs[outreg];
-        if (outputs) {{
-            std::memcpy(outputs + t0, out, sizeof(float) * m);
+// A program of a group in the tile loop: as ``prepare`` gave it, which registers need
+// zeroing each tile (``reread``), its statistics and where its results go.
+struct Job {{
+    int n, outreg;
+    uint64_t reread;
+    const int32_t *op, *args, *dst;
+    const float* cst;
+    Stats st;
+    double* stats;
+    float* outputs;
+}};
+
+// Programs p0 .. p0 + g - 1 (g <= GROUP) on all points, tile by tile: each program's
+// instructions on the tile, then the group's outputs reduced together (``reduce_plain_tiles``)
+// into each one's max |out-y|*scale, max |out-y|, sum (out-y)^2 (or written out). Each
+// program's results are what it gives alone: its registers and statistics are its own.
+static void run_programs(int64_t p0, int g, const int32_t* op_all, const int32_t* args_all,
+                         const int32_t* dst_all, const float* cst_all, const int32_t* length,
+                         const int32_t* output, int64_t L, const float* x, int n_inputs,
+                         const double* y, const double* scale, const int32_t* mask,
+                         int64_t plain, int64_t N, double* stats, float* outputs) {{
+    // the prepared programs (op, args 3 a row, dst; cst): buffers of the thread, kept from
+    // group to group
+    static thread_local std::vector<int32_t> words[GROUP];
+    static thread_local std::vector<float> literals[GROUP];
+    alignas(64) float regs[GROUP][R + SLOTS][T];
+    Job job[GROUP];
+    int G = 0;
+    for (int k = 0; k < g; ++k) {{
+        const int64_t p = p0 + k;
+        int n = length[p];
+        double* st_p = stats ? stats + 3 * p : nullptr;
+        float* out_p = outputs ? outputs + p * N : nullptr;
+        if (n < 0) {{  // a row padding the batch: nothing to run
+            if (st_p) {{ st_p[0] = st_p[1] = st_p[2] = 0.0; }}
+            if (out_p) std::memset(out_p, 0, sizeof(float) * N);
             continue;
         }}
-        if (plain >= 0)
-            reduce_plain_tile(out, y + t0, m, (int)std::max<int64_t>(0, std::min<int64_t>(m, plain - t0)), st);
-        else
-            reduce_tile(out, y + t0, scale + t0, mask + t0, m, st);
+        words[G].resize(5 * (size_t)(n > 0 ? n : 1));
+        literals[G].resize(n > 0 ? n : 1);
+        int32_t* op = words[G].data();
+        int32_t* args = op + n;
+        int32_t* dst = args + 3 * n;
+        float slot_value[SLOTS];
+        const Prepared prep = prepare(op_all + p * L, args_all + p * L * 3, dst_all + p * L,
+                                      cst_all + p * L, n, output[p], n_inputs, op, args, dst,
+                                      literals[G].data(), slot_value);
+        n = prep.n;
+        const int outreg = prep.outreg;
+        float (*rg)[T] = regs[G];
+        for (int s = 0; s < prep.slots; ++s)
+            for (int j = 0; j < T; ++j) rg[R + s][j] = slot_value[s];
+        // Registers other than the inputs start at zero; only those read before they are
+        // written (the output included) need zeroing again for each tile.
+        // (A bit a register; past 64 registers, all of them.)
+        uint64_t written = n_inputs >= 64 ? ~0ull : (1ull << n_inputs) - 1ull, reread = 0ull;
+        for (int i = 0; i < n; ++i) {{
+            for (int q = 0; q < ARITY[op[i]]; ++q) {{
+                const int a = args[3 * i + q];
+                if (a >= 64 || !((written >> a) & 1ull)) reread |= a >= 64 ? ~0ull : 1ull << a;
+            }}
+            if (dst[i] < 64) written |= 1ull << dst[i];
+        }}
+        if (outreg >= 64 || !((written >> outreg) & 1ull)) reread |= outreg >= 64 ? ~0ull : 1ull << outreg;
+        for (int r = n_inputs; r < R; ++r)
+            for (int j = 0; j < T; ++j) rg[r][j] = 0.0f;
+        job[G] = Job{{n, outreg, reread, op, args, dst, literals[G].data(), Stats(), st_p, out_p}};
+        ++G;
     }}
-    double mxs = st.mxs, mx = st.mx, sq = st.sq;
+{scratch}    for (int64_t t0 = 0; t0 < N && G > 0; t0 += T) {{
+        const int m = (int)std::min<int64_t>(T, N - t0);
+        const float* outs[GROUP];
+        Stats* sts[GROUP];
+        for (int k = 0; k < G; ++k) {{
+            const Job& J = job[k];
+            float (*rg)[T] = regs[k];
+            for (int r = 0; r < R; ++r) {{
+                if (r < n_inputs) {{
+                    std::memcpy(rg[r], x + r * N + t0, sizeof(float) * m);
+                    for (int j = m; j < T; ++j) rg[r][j] = 0.0f;
+                }} else if (t0 > 0 && (r >= 64 || ((J.reread >> r) & 1ull))) {{
+                    for (int j = 0; j < T; ++j) rg[r][j] = 0.0f;
+                }}
+            }}
+            const int32_t* op = J.op;
+            const int32_t* args = J.args;
+            const int32_t* dst = J.dst;
+            const float* cst = J.cst;
+            for (int i = 0; i < J.n; ++i) {{
+                float* D = rg[dst[i]];
+                const float* A = rg[args[3 * i]];
+                const float* B = rg[args[3 * i + 1]];
+                const float* C = rg[args[3 * i + 2]];
+                (void)A; (void)B; (void)C;
+                switch (op[i]) {{
+{chr(10).join(cases)}
+                    default: break;
+                }}
+            }}
+            outs[k] = rg[J.outreg];
+            sts[k] = &job[k].st;
+            if (J.outputs)
+                std::memcpy(J.outputs + t0, outs[k], sizeof(float) * m);
+            else if (plain < 0)
+                reduce_tile(outs[k], y + t0, scale + t0, mask + t0, m, job[k].st);
+        }}
+        if (!outputs && plain >= 0)
+            reduce_plain_tiles(outs, G, y + t0, m,
+                               (int)std::max<int64_t>(0, std::min<int64_t>(m, plain - t0)), sts);
+    }}
+    for (int k = 0; k < G && stats; ++k) {{
+        const Stats& st = job[k].st;
+        double mxs = st.mxs, mx = st.mx, sq = st.sq;
 #if defined(__AVX2__)
-    alignas(32) double a[4], b[4], c[4];
-    _mm256_store_pd(a, st.vmxs); _mm256_store_pd(b, st.vmx); _mm256_store_pd(c, st.vsq);
-    for (int l = 0; l < 4; ++l) {{
-        if (a[l] > mxs) mxs = a[l];
-        if (b[l] > mx) mx = b[l];
-        sq += c[l];
-    }}
-    if (_mm256_movemask_pd(st.vnan)) mxs = NAN;
+        alignas(32) double a[4], b[4], c[4];
+        _mm256_store_pd(a, st.vmxs); _mm256_store_pd(b, st.vmx); _mm256_store_pd(c, st.vsq);
+        for (int l = 0; l < 4; ++l) {{
+            if (a[l] > mxs) mxs = a[l];
+            if (b[l] > mx) mx = b[l];
+            sq += c[l];
+        }}
+        if (_mm256_movemask_pd(st.vnan)) mxs = NAN;
 #endif
-    if (stats) {{ stats[0] = mxs; stats[1] = mx; stats[2] = sq; }}
+        job[k].stats[0] = mxs; job[k].stats[1] = mx; job[k].stats[2] = sq;
+    }}
 }}
 
-// fn(p) for every program p < P on `threads` threads (this one among them), programs
-// handed out one at a time so that a slow thread or a slow program holds no one up.
+// fn(p0, g) for every group of programs p0 .. p0 + g - 1 (g <= GROUP) of P on `threads`
+// threads (this one among them), groups handed out one at a time so that a slow thread
+// or a slow program holds no one up.
 template <class Fn>
 static void for_programs(int64_t P, int threads, Fn fn) {{
     std::atomic<int64_t> next{{0}};
     auto work = [&]() {{
         KeepSubnormals keep;
-        for (int64_t p = next++; p < P; p = next++) fn(p);
+        for (int64_t p = next.fetch_add(GROUP); p < P; p = next.fetch_add(GROUP))
+            fn(p, (int)std::min<int64_t>(GROUP, P - p));
     }};
     std::vector<std::thread> pool;
-    for (int t = 1; t < threads && t < P; ++t) pool.emplace_back(work);
+    for (int t = 1; t < threads && (int64_t)t * GROUP < P; ++t) pool.emplace_back(work);
     work();
     for (auto& t : pool) t.join();
 }}
@@ -623,12 +734,10 @@ static void run_batch(ffi::Buffer<ffi::S32>& op, ffi::Buffer<ffi::S32>& args,
                       double* stats, float* outputs) {{
     const int64_t P = op.dimensions()[0], L = op.dimensions()[1];
     const int64_t plain = y ? plain_points(scale, mask, N) : -1;
-    for_programs(P, threads, [&](int64_t p) {{
-        run_program(op.typed_data() + p * L, args.typed_data() + p * L * 3,
-                    dst.typed_data() + p * L, cst.typed_data() + p * L,
-                    length.typed_data()[p], output.typed_data()[p], x.typed_data(), n_inputs,
-                    y, scale, mask, plain, N, stats ? stats + p * 3 : nullptr,
-                    outputs ? outputs + p * N : nullptr);
+    for_programs(P, threads, [&](int64_t p0, int g) {{
+        run_programs(p0, g, op.typed_data(), args.typed_data(), dst.typed_data(),
+                     cst.typed_data(), length.typed_data(), output.typed_data(), L,
+                     x.typed_data(), n_inputs, y, scale, mask, plain, N, stats, outputs);
     }});
 }}
 

@@ -161,3 +161,99 @@ static inline __m256 ev_log_finish8(const double* R, const double* X) {
 }
 #endif
 """
+
+
+# glibc's libmvec 16-float sinf, cosf, expf and logf for AVX-512 (``_ZGVeN16v_*_skx``,
+# glibc 2.36), transcribed instruction for instruction into intrinsics (the same
+# constants, the same operations in the same order, FMA where it has FMA), without the
+# check for special inputs that ends each of them: the kernel calls these on its fast
+# range only (``source._MVEC``), where that check never fires but in expf (87.34 < x <
+# 88, where libmvec calls the scalar expf for the lane, and so does ev_expf16). So they equal libmvec's
+# functions bit for bit there (checked over every float of the fast range:
+# tests/test_cpu_kernel.py), and inlined they save the call (its frame, the constants
+# loaded anew, the check) and let the compiler interleave vectors. The default math
+# ("libmvec") on AVX-512 uses them; on AVX2 the kernel calls libmvec's 8-float variants.
+MVEC16_INLINE = r"""
+#if defined(__AVX512F__)
+#define EV_K(bits) _mm512_castsi512_ps(_mm512_set1_epi32((int)(bits)))
+static inline __m512 ev_expf16(__m512 x) {
+    const __m512 t = _mm512_fmadd_ps(x, EV_K(0x3fb8aa3b), EV_K(0x4b400000));  // x/ln2 + shifter
+    const __m512 n = _mm512_sub_ps(t, EV_K(0x4b400000));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t),
+                                                         _mm512_set1_epi32(0x7f)), 23);
+    __m512 r = _mm512_fnmadd_ps(EV_K(0x3f317200), n, x);
+    r = _mm512_fnmadd_ps(n, EV_K(0x35bfbe8e), r);
+    __m512 p = _mm512_fmadd_ps(r, EV_K(0x3c07d9fe), EV_K(0x3d2b8392));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3e2aacac));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3effff34));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3f7ffffe));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3f800000));
+    __m512 res = _mm512_mul_ps(_mm512_castsi512_ps(e), p);
+    // libmvec's check: lanes with |x| > 87.336 (by their bits) take the scalar expf there
+    const __mmask16 big = _mm512_cmpgt_epi32_mask(
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)),
+        _mm512_set1_epi32(0x42aeac4f));
+    if (__builtin_expect(big != 0, 0)) {
+        alignas(64) float xs[16], rs[16];
+        _mm512_store_ps(xs, x);
+        _mm512_store_ps(rs, res);
+        for (int l = 0; l < 16; ++l)
+            if ((big >> l) & 1) rs[l] = expf(xs[l]);
+        res = _mm512_load_ps(rs);
+    }
+    return res;
+}
+static inline __m512 ev_logf16(__m512 x) {
+    const __m512i d = _mm512_sub_epi32(_mm512_castps_si512(x), _mm512_set1_epi32(0x3f2aaaab));
+    const __m512i k = _mm512_srai_epi32(d, 23);
+    const __m512 m = _mm512_castsi512_ps(_mm512_add_epi32(
+        _mm512_and_si512(d, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f2aaaab)));
+    const __m512 r = _mm512_sub_ps(m, EV_K(0x3f800000));
+    __m512 p = _mm512_fmadd_ps(r, EV_K(0xbe1b6a22), EV_K(0x3e2db86b));
+    p = _mm512_fmadd_ps(r, p, EV_K(0xbe289358));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3e4afb81));
+    p = _mm512_fmadd_ps(r, p, EV_K(0xbe80061d));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3eaaaee7));
+    p = _mm512_fmadd_ps(r, p, EV_K(0xbf000000));
+    __m512 q = _mm512_mul_ps(p, r);
+    q = _mm512_fmadd_ps(r, q, r);
+    const __m512 kf = _mm512_cvt_roundepi32_ps(k, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_fmadd_ps(kf, EV_K(0x3f317218), q);
+}
+static inline __m512 ev_sinf16(__m512 x) {
+    const __m512 ax = _mm512_and_ps(x, EV_K(0x7fffffff));
+    const __m512 sign = _mm512_andnot_ps(EV_K(0x7fffffff), x);
+    const __m512 y = _mm512_fmadd_ps(ax, EV_K(0x3ea2f983), EV_K(0x4b400000));  // |x|/pi + shifter
+    const __m512 odd = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(y), 31));
+    __m512 n = _mm512_sub_ps(y, EV_K(0x4b400000));
+    __m512 r = _mm512_fnmadd_ps(EV_K(0x40490fdb), n, ax);
+    r = _mm512_fnmadd_ps(n, EV_K(0xb3bbbd2e), r);
+    r = _mm512_fnmadd_ps(n, EV_K(0xa7772ced), r);
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    const __m512 rs = _mm512_xor_ps(r, odd);
+    __m512 p = _mm512_fmadd_ps(r2, EV_K(0x362edef8), EV_K(0xb94fb7ff));
+    p = _mm512_fmadd_ps(r2, p, EV_K(0x3c08876a));
+    p = _mm512_fmadd_ps(r2, p, EV_K(0xbe2aaaa6));
+    p = _mm512_mul_ps(p, r2);
+    p = _mm512_fmadd_ps(rs, p, rs);
+    return _mm512_xor_ps(p, sign);
+}
+static inline __m512 ev_cosf16(__m512 x) {
+    __m512 y = _mm512_add_ps(x, EV_K(0x3fc90fdb));  // x + pi/2
+    y = _mm512_fmadd_ps(y, EV_K(0x3ea2f983), EV_K(0x4b400000));
+    const __m512 odd = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(y), 31));
+    const __m512 n = _mm512_sub_ps(_mm512_sub_ps(y, EV_K(0x4b400000)), EV_K(0x3f000000));
+    __m512 r = _mm512_fnmadd_ps(EV_K(0x40490fdb), n, x);
+    r = _mm512_fnmadd_ps(n, EV_K(0xb3bbbd2e), r);
+    r = _mm512_fnmadd_ps(n, EV_K(0xa7772ced), r);
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    const __m512 rs = _mm512_xor_ps(r, odd);
+    __m512 p = _mm512_fmadd_ps(r2, EV_K(0x362ec335), EV_K(0xb94fb6cf));
+    p = _mm512_fmadd_ps(r2, p, EV_K(0x3c088768));
+    p = _mm512_fmadd_ps(r2, p, EV_K(0xbe2aaaa6));
+    p = _mm512_mul_ps(p, r2);
+    return _mm512_fmadd_ps(rs, p, rs);
+}
+#undef EV_K
+#endif
+"""
