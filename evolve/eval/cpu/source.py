@@ -508,15 +508,16 @@ __attribute__((noinline)) static void reduce_plain_tiles(const float* const* out
 #if defined(__AVX512F__)
     __m512d vmx8[G];
     for (int g = 0; g < G; ++g) vmx8[g] = _mm512_setzero_pd();
+    // A NaN error is not made infinite here (as in the loops below): the maximum passes
+    // over it (vmaxpd gives its second operand where the first is NaN) and its square
+    // makes its lane of the sum NaN, which the final statistics read as a NaN seen: that lane
+    // infinite (as the infinite error would have made it), max |out-y| infinite.
     for (; j + 8 <= end; j += 8) {{
-        const __mmask8 live = j + 8 <= v ? (__mmask8)0xFF : (__mmask8)((1u << (v - j)) - 1u);
         const __m512d yv = _mm512_loadu_pd(y + j);
         for (int g = 0; g < G; ++g) {{
             __m512d e = _mm512_abs_pd(_mm512_sub_pd(
                 _mm512_cvtps_pd(_mm256_loadu_ps(outs[g] + j)), yv));
-            e = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(e, e, _CMP_UNORD_Q), e,
-                                     _mm512_set1_pd(INFINITY));
-            e = _mm512_maskz_mov_pd(live, e);
+            if (j + 8 > v) e = _mm512_maskz_mov_pd((__mmask8)((1u << (v - j)) - 1u), e);
             vmx8[g] = _mm512_max_pd(e, vmx8[g]);
             const __m512d sq = _mm512_mul_pd(e, e);
             vsq[g] = _mm256_add_pd(vsq[g], _mm512_castpd512_pd256(sq));
@@ -700,6 +701,13 @@ static void run_programs(int64_t p0, int g, const int32_t* op_all, const int32_t
             if (a[l] > mxs) mxs = a[l];
             if (b[l] > mx) mx = b[l];
             sq += c[l];
+        }}
+        bool nan_seen = false;  // a NaN error in reduce_plain_tiles: its lane's sum is NaN
+        for (int l = 0; l < 4; ++l) nan_seen = nan_seen || isnan(c[l]);
+        if (nan_seen) {{
+            sq = st.sq;
+            for (int l = 0; l < 4; ++l) sq += isnan(c[l]) ? INFINITY : c[l];
+            mx = mxs = INFINITY;
         }}
         if (_mm256_movemask_pd(st.vnan)) mxs = NAN;
 #endif
