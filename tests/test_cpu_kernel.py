@@ -330,6 +330,30 @@ def test_threads_share_the_programs_and_change_nothing(points):
                                   many.outputs(batch, points).view(np.uint32))
 
 
+def test_programs_run_in_groups_give_what_each_gives_alone(points):
+    """A thread runs its programs GROUP at a time, tile by tile, their error sums reduced
+    side by side (``source.GROUP``): each program's statistics and outputs equal those it
+    gives alone, with NaN and infinite outputs among them, a program count that leaves a
+    group short, a long tail of points and padding rows."""
+    rng = np.random.default_rng(13)
+    programs = [random_program(rng, EXACT + INEXACT, int(rng.integers(0, 9)), R)
+                for _ in range(2 * native_source.GROUP + 1)]
+    x = np.concatenate([points, rng.uniform(-3, 3, (1000, 2)).astype(np.float32)])
+    y = rng.normal(size=len(x))
+    ev = Evaluator(n_registers=R, n_inputs=2, backend="native")
+    ev._threads = 1
+    got = ev.errors(to_arrays(programs, length=8), x, y)
+    out = ev.outputs(to_arrays(programs, length=8), x)
+    assert np.isinf(got["mse"]).any() and np.isfinite(got["mse"]).any()
+    for i, prog in enumerate(programs):
+        alone = ev.errors(to_arrays([prog], length=8), x, y)
+        for k in ("max_abs", "max_scaled", "mse"):
+            np.testing.assert_array_equal(got[k][i], alone[k][0], err_msg=f"{k} {prog}")
+        np.testing.assert_array_equal(out[i].view(np.uint32),
+                                      ev.outputs(to_arrays([prog], length=8), x)[0]
+                                      .view(np.uint32))
+
+
 @pytest.mark.parametrize("math", native_source.MATHS)
 def test_folded_constants_equal_the_same_values_computed_per_point(math):
     """An instruction of constant arguments is computed once (constant folding); its

@@ -23,7 +23,7 @@ MATHS = ("libmvec", "own")
 ISAS = ("avx512", "avx2", "generic")
 TILE = 256  # points a program runs on at a time: R x TILE floats stay in L1
 FOLD_LANES = 16  # lanes of the constant-folding step: one AVX-512 vector, two AVX2 ones
-GROUP = 4  # programs a thread runs side by side, tile by tile (at most 4)
+GROUP = 2  # programs a thread runs side by side, tile by tile (at most 4; 2 measured best)
 SLOTS = 16  # registers of their own for a program's literals (filled once a program)
 
 # glibc's libmvec: AVX2 variants (8 floats), the glibc version that first has them, and
@@ -566,7 +566,7 @@ static void reduce_plain_tiles(const float* const* outs, int g, const double* y,
         case 1: reduce_plain_tiles<1>(outs, y, m, v, st); break;
         case 2: reduce_plain_tiles<2>(outs, y, m, v, st); break;
         case 3: reduce_plain_tiles<3>(outs, y, m, v, st); break;
-        default: reduce_plain_tiles<4>(outs, y, m, v, st); break;  // g <= GROUP = 4
+        default: reduce_plain_tiles<4>(outs, y, m, v, st); break;  // g <= GROUP <= 4
     }}
 }}
 
