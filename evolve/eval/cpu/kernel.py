@@ -20,9 +20,13 @@ source:
 - the transcendental ops (exp, exp2, log, sin, cos, tanh) call glibc's vector math
   library (libmvec, 8 floats a call, float32 arithmetic: up to 2-4 ULP off, 93-98 %
   correctly rounded, like numpy's own SIMD code) on the lanes it handles fast, by
-  default; on AVX-512, 16 floats a call for sin, cos, exp and log, whose 16-float
+  default; on AVX-512, 16 floats a vector for sin, cos, exp and log, whose 16-float
   variants equal the 8-float ones bit for bit (``source._MVEC16``), so that the results
-  do not depend on the host's vector width. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
+  do not depend on the host's vector width. Those four are inlined
+  (``vecmath.MVEC16_INLINE``: glibc 2.36's code transcribed, equal to libmvec's bit for
+  bit over every float of the fast range) rather than called: a third faster in the
+  kernel on a Zen 5. The lanes of a vector outside the fast range (NaN, a rule's
+  inputs) are set from masks computed independently of each other. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
   the evaluator's ``native_math``) selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
   instead: each op computed in float64 from the exact argument (argument reduction, then
   a minimax polynomial or rational function) and rounded once to float32, within 1 ULP
@@ -46,8 +50,11 @@ source:
 - ``errors`` reduces outputs to the error statistics of ``kernels.errors`` in the kernel;
   ``outputs`` returns them (for fingerprints), so both agree, subnormals and all.
 
-The kernel shares a batch's programs out among ``threads`` threads of its own, a program
-at a time as they finish (the evaluator gives it one XLA device and a thread a core,
+The kernel shares a batch's programs out among ``threads`` threads of its own, a group
+of ``source.GROUP`` (2) programs at a time as they finish: a thread runs a group's programs
+tile by tile and reduces their errors side by side (each program's sum of squares is a
+chain of dependent additions, in a fixed order; two chains in one loop), each program's
+results those it gives alone (the evaluator gives it one XLA device and a thread a core,
 unless it was given devices: then each device's shard gets cores / devices threads).
 ``available()`` says whether a compiler is there.
 """
