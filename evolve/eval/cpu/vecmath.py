@@ -168,7 +168,9 @@ static inline __m256 ev_log_finish8(const double* R, const double* X) {
 # constants, the same operations in the same order, FMA where it has FMA), without the
 # check for special inputs that ends each of them: the kernel calls these on its fast
 # range only (``source._MVEC``), where that check never fires but in expf (87.34 < x <
-# 88, where libmvec calls the scalar expf for the lane, and so does ev_expf16). So they equal libmvec's
+# 88, where libmvec calls the scalar expf for the lane, and so does ev_expf16). And exp2:
+# glibc's 8-float exp2f transcribed 16 lanes wide (``ev_exp2f16``), equal to the 8-float
+# variant that the AVX2 kernel calls. So they equal libmvec's
 # functions bit for bit there (checked over every float of the fast range:
 # tests/test_cpu_kernel.py), and inlined they save the call (its frame, the constants
 # loaded anew, the check) and let the compiler interleave vectors. The default math
@@ -253,6 +255,34 @@ static inline __m512 ev_cosf16(__m512 x) {
     p = _mm512_fmadd_ps(r2, p, EV_K(0xbe2aaaa6));
     p = _mm512_mul_ps(p, r2);
     return _mm512_fmadd_ps(rs, p, rs);
+}
+// glibc's 8-float exp2f for AVX2 (_ZGVdN8v_exp2f_avx2), transcribed 16 lanes wide: each
+// lane the same operations, so equal to the 8-float variant (glibc's own 16-float exp2f
+// differs from it in the last bit at 10 % of the inputs)
+static inline __m512 ev_exp2f16(__m512 x) {
+    const __m512 t = _mm512_add_ps(x, EV_K(0x4b400000));  // x + shifter
+    const __m512 r = _mm512_sub_ps(x, _mm512_sub_ps(t, EV_K(0x4b400000)));
+    const __m512i e = _mm512_slli_epi32(_mm512_castps_si512(t), 23);
+    __m512 p = _mm512_fmadd_ps(r, EV_K(0x39213c8c), EV_K(0x3aaf7a51));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3c1d962c));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3d6357cf));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3e75fdef));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3f317218));
+    p = _mm512_fmadd_ps(r, p, EV_K(0x3f800000));
+    __m512 res = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e));
+    // libmvec's check: lanes with |x| > 126 (by their bits) take the scalar exp2f there
+    const __mmask16 big = _mm512_cmpgt_epi32_mask(
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)),
+        _mm512_set1_epi32(0x42fc0000));
+    if (__builtin_expect(big != 0, 0)) {
+        alignas(64) float xs[16], rs[16];
+        _mm512_store_ps(xs, x);
+        _mm512_store_ps(rs, res);
+        for (int l = 0; l < 16; ++l)
+            if ((big >> l) & 1) rs[l] = exp2f(xs[l]);
+        res = _mm512_load_ps(rs);
+    }
+    return res;
 }
 #undef EV_K
 #endif
