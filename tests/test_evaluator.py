@@ -249,3 +249,17 @@ def test_to_arrays_matches_a_plain_loop():
     for v in (0.1, -0.0, 1e-46, 3.4028235e38, float("inf"), float("nan"), 2.0 ** -149):
         assert f32_bits(v) == int(np.array(v, dtype=np.float32).view(np.uint32))
         assert Instruction(CONST, 1, (), v)._key()[3] == f32_bits(np.float32(v))
+
+
+def test_grow_pads_on_the_device_to_min_rows_with_skipped_rows():
+    programs = [Program((Instruction(OPCODE["add"], 1, (0, 0)),), output=1)] * 5
+    ev = Evaluator(n_registers=2, n_inputs=1, backend="lax", min_rows=64)
+    arrays, P = ev._pad_batch(to_arrays(programs, length=8))
+    grown = ev._grow(arrays)
+    assert P == 5 and all(g.shape[0] >= 64 for g in grown)
+    for i, (a, g) in enumerate(zip(arrays, grown)):
+        g = np.asarray(g)
+        assert g.shape[1:] == a.shape[1:] and g.dtype == a.dtype
+        np.testing.assert_array_equal(g[: len(a)], a)
+        assert (g[len(a):] == (-1 if i == 4 else 0)).all()  # lengths -1: rows kernels skip
+    assert ev._grow(grown) is grown  # already tall enough

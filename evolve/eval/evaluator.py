@@ -291,6 +291,7 @@ class Evaluator:
                              "opset": self._opset}
         self._mesh = Mesh(np.array(self.devices), ("programs",))
         self._np_dtype = DTYPES[self.dtype]
+        self._grower = None  # ``_grow``'s compiled function
         self._errors = jax.jit(self._sharded(self._errors_impl, n_data=4))
         self._outputs = jax.jit(self._sharded(self._outputs_impl, n_data=1))
 
@@ -345,7 +346,27 @@ class Evaluator:
         return lax.map(f, (op, args, dst, const, length, output))
 
     # -- padding ----------------------------------------------------------------------
-    def _pad_batch(self, batch: ProgramBatch, min_rows: int = 0) -> tuple[tuple, int]:
+    def _grow(self, arrays: tuple) -> tuple:
+        """``arrays`` (a padded batch, on the host) padded to ``min_rows`` rows on the
+        device: only the batch's own rows cross to the device (a generation's smaller
+        calls at 1e5 programs moved 100 MB of padding each), and the kernel still sees
+        one shape. One small compilation per row bucket."""
+        n_dev = len(self.devices)
+        rows = -(-self.min_rows // n_dev) * n_dev
+        if arrays[0].shape[0] >= rows:
+            return arrays
+        if self._grower is None:
+            spec = jax.sharding.NamedSharding(self._mesh, PartitionSpec("programs"))
+
+            def grow(*a):
+                return tuple(jnp.pad(v, [(0, rows - v.shape[0])] + [(0, 0)] * (v.ndim - 1),
+                                     constant_values=-1 if i == 4 else 0)  # length -1: skipped
+                             for i, v in enumerate(a))
+
+            self._grower = jax.jit(grow, out_shardings=(spec,) * 6)
+        return self._grower(*arrays)
+
+    def _pad_batch(self, batch: ProgramBatch) -> tuple[tuple, int]:
         P, L = batch.op.shape
         if self._opset is not None:
             live = np.arange(L)[None, :] < np.asarray(batch.length)[:, None]
@@ -359,7 +380,6 @@ class Evaluator:
             size = max(kernels.round_size(per_device), 8) * n_dev
         else:
             size = bucket(per_device, minimum=8) * n_dev
-        size = max(size, -(-min_rows // n_dev) * n_dev)
         length = bucket(L, minimum=8)
 
         def pad(a, value=0):
@@ -413,7 +433,9 @@ class Evaluator:
         if y.shape[0] != N:
             raise ValueError(f"targets y have {y.shape[0]} values for {N} points")
         s = np.ones(N) if scale is None else np.asarray(scale, np.float64).reshape(-1)
-        arrays, P = self._pad_batch(batch, self.min_rows if self._cuda else 0)
+        arrays, P = self._pad_batch(batch)
+        if self._cuda and self.min_rows:
+            arrays = self._grow(arrays)
         xt, n_tiles, T = self._tiles(x)
 
         def tiles(v, fill):
