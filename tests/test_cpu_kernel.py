@@ -354,6 +354,35 @@ def test_programs_run_in_groups_give_what_each_gives_alone(points):
                                       .view(np.uint32))
 
 
+def test_error_sums_in_their_lanes_order_and_padding_tiles_skipped():
+    """The sum of squared errors, bit for bit: four lanes (point j in lane j % 4), each a
+    running sum in point order, then the lanes added in turn (a NaN error counting as
+    infinite), on 20001 points, which the evaluator pads to whole tiles past the last
+    point: the tiles wholly past it, which add nothing, are not run
+    (``run_programs``)."""
+    rng = np.random.default_rng(14)
+    programs = [random_program(rng, EXACT + INEXACT, int(rng.integers(1, 9)), R)
+                for _ in range(7)]
+    x = rng.uniform(-3, 3, (20001, 2)).astype(np.float32)
+    x[::997] = np.nan
+    y = rng.normal(size=len(x))
+    ev = Evaluator(n_registers=R, n_inputs=2, backend="native")
+    _, n_tiles, T = ev._tiles(x)
+    assert n_tiles * T - len(x) > native_source.TILE  # a tile of padding
+    batch = to_arrays(programs, length=8)
+    got, out = ev.errors(batch, x, y), ev.outputs(batch, x)
+    with np.errstate(all="ignore"):
+        err = np.abs(out.astype(np.float64) - y)
+    err[np.isnan(err)] = np.inf
+    for i in range(len(programs)):
+        sq = 0.0
+        for lane in range(4):
+            sq += np.cumsum(err[i, lane::4] ** 2)[-1]
+        assert got["mse"][i] == sq / len(x), i
+        assert got["max_abs"][i] == err[i].max() == got["max_scaled"][i]
+    assert np.isinf(got["mse"]).any() and np.isfinite(got["mse"]).any()
+
+
 @pytest.mark.parametrize("math", native_source.MATHS)
 def test_folded_constants_equal_the_same_values_computed_per_point(math):
     """An instruction of constant arguments is computed once (constant folding); its

@@ -591,7 +591,7 @@ static int64_t plain_points(const double* scale, const int32_t* mask, int64_t N)
 // zeroing each tile (``reread``), its statistics and where its results go.
 struct Job {{
     int n, outreg;
-    uint64_t reread;
+    uint64_t reread, unwritten;  // unwritten: the input registers no instruction writes
     const int32_t *op, *args, *dst;
     const float* cst;
     Stats st;
@@ -613,6 +613,11 @@ static void run_programs(int64_t p0, int g, const int32_t* op_all, const int32_t
     static thread_local std::vector<int32_t> words[GROUP];
     static thread_local std::vector<float> literals[GROUP];
     alignas(64) float regs[GROUP][R + SLOTS][T];
+    // where each program's registers are read and written: its own rows, but an input
+    // register that no instruction writes is read in place from x on a full tile (x's
+    // rows 64-byte aligned there, as the aligned loads need), not copied
+    float* where[GROUP][R + SLOTS];
+    const bool in_place = ((uintptr_t)x & 63u) == 0 && N % 16 == 0;
     Job job[GROUP];
     int G = 0;
     for (int k = 0; k < g; ++k) {{
@@ -643,28 +648,40 @@ static void run_programs(int64_t p0, int g, const int32_t* op_all, const int32_t
         // written (the output included) need zeroing again for each tile.
         // (A bit a register; past 64 registers, all of them.)
         uint64_t written = n_inputs >= 64 ? ~0ull : (1ull << n_inputs) - 1ull, reread = 0ull;
+        uint64_t unwritten = written;
         for (int i = 0; i < n; ++i) {{
             for (int q = 0; q < ARITY[op[i]]; ++q) {{
                 const int a = args[3 * i + q];
                 if (a >= 64 || !((written >> a) & 1ull)) reread |= a >= 64 ? ~0ull : 1ull << a;
             }}
-            if (dst[i] < 64) written |= 1ull << dst[i];
+            if (dst[i] < 64) {{ written |= 1ull << dst[i]; unwritten &= ~(1ull << dst[i]); }}
+            else unwritten = 0ull;
         }}
         if (outreg >= 64 || !((written >> outreg) & 1ull)) reread |= outreg >= 64 ? ~0ull : 1ull << outreg;
         for (int r = n_inputs; r < R; ++r)
             for (int j = 0; j < T; ++j) rg[r][j] = 0.0f;
-        job[G] = Job{{n, outreg, reread, op, args, dst, literals[G].data(), Stats(), st_p, out_p}};
+        job[G] = Job{{n, outreg, reread, unwritten, op, args, dst, literals[G].data(), Stats(),
+                     st_p, out_p}};
+        for (int r = 0; r < R + SLOTS; ++r) where[G][r] = rg[r];
         ++G;
     }}
-{scratch}    for (int64_t t0 = 0; t0 < N && G > 0; t0 += T) {{
+    // errors with a plain mask (``plain_points``): the points past the last one counted
+    // add nothing (zeros to every sum, nothing to a maximum), so the tiles wholly past it
+    // (the padding of N to whole tiles) are not run
+    const int64_t n_run = (!outputs && plain >= 0) ? std::min<int64_t>(N, plain) : N;
+{scratch}    for (int64_t t0 = 0; t0 < n_run && G > 0; t0 += T) {{
         const int m = (int)std::min<int64_t>(T, N - t0);
         const float* outs[GROUP];
         Stats* sts[GROUP];
         for (int k = 0; k < G; ++k) {{
             const Job& J = job[k];
             float (*rg)[T] = regs[k];
+            float** P = where[k];
             for (int r = 0; r < R; ++r) {{
-                if (r < n_inputs) {{
+                if (r < n_inputs && r < 64 && in_place && m == T && ((J.unwritten >> r) & 1ull)) {{
+                    P[r] = const_cast<float*>(x + r * N + t0);  // read only: no instruction writes r
+                }} else if (r < n_inputs) {{
+                    P[r] = rg[r];
                     std::memcpy(rg[r], x + r * N + t0, sizeof(float) * m);
                     for (int j = m; j < T; ++j) rg[r][j] = 0.0f;
                 }} else if (t0 > 0 && (r >= 64 || ((J.reread >> r) & 1ull))) {{
@@ -676,17 +693,17 @@ static void run_programs(int64_t p0, int g, const int32_t* op_all, const int32_t
             const int32_t* dst = J.dst;
             const float* cst = J.cst;
             for (int i = 0; i < J.n; ++i) {{
-                float* D = rg[dst[i]];
-                const float* A = rg[args[3 * i]];
-                const float* B = rg[args[3 * i + 1]];
-                const float* C = rg[args[3 * i + 2]];
+                float* D = P[dst[i]];
+                const float* A = P[args[3 * i]];
+                const float* B = P[args[3 * i + 1]];
+                const float* C = P[args[3 * i + 2]];
                 (void)A; (void)B; (void)C;
                 switch (op[i]) {{
 {chr(10).join(cases)}
                     default: break;
                 }}
             }}
-            outs[k] = rg[J.outreg];
+            outs[k] = P[J.outreg];
             sts[k] = &job[k].st;
             if (J.outputs)
                 std::memcpy(J.outputs + t0, outs[k], sizeof(float) * m);
