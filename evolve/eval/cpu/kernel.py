@@ -46,7 +46,10 @@ source:
   by the op's own code, and runs as a literal of that value (the same bits at every
   point). A third of the transcendental instructions of random trees are such;
 - literals (given or folded) get registers of their own past R (``SLOTS`` of them),
-  filled once a program instead of once a tile, and leave the tile loop;
+  filled once a program instead of once a tile, and leave the tile loop; an input
+  register that no instruction writes is read in place from the points (no copy a
+  tile); ``errors`` with a plain mask skips the tiles wholly past the last point counted
+  (the evaluator's padding), which add nothing to the statistics;
 - ``errors`` reduces outputs to the error statistics of ``kernels.errors`` in the kernel;
   ``outputs`` returns them (for fingerprints), so both agree, subnormals and all.
 
