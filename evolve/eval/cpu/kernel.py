@@ -22,11 +22,8 @@ source:
   correctly rounded, like numpy's own SIMD code) on the lanes it handles fast, by
   default; on AVX-512, 16 floats a vector for sin, cos, exp and log, whose 16-float
   variants equal the 8-float ones bit for bit (``source._MVEC16``), so that the results
-  do not depend on the host's vector width. Those four are inlined
-  (``vecmath.MVEC16_INLINE``: glibc 2.36's code transcribed, equal to libmvec's bit for
-  bit over every float of the fast range) rather than called: a third faster in the
-  kernel on a Zen 5. The lanes of a vector outside the fast range (NaN, a rule's
-  inputs) are set from masks computed independently of each other. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
+  do not depend on the host's vector width. The lanes of a vector outside the fast
+  range (NaN, a rule's inputs) are set from masks computed independently of each other. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
   the evaluator's ``native_math``) selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
   instead: each op computed in float64 from the exact argument (argument reduction, then
   a minimax polynomial or rational function) and rounded once to float32, within 1 ULP

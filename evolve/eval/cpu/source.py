@@ -11,7 +11,7 @@ short; the vector math it inlines is in ``evolve.eval.cpu.vecmath``.
 
 from __future__ import annotations
 
-from evolve.eval.cpu.vecmath import MVEC16_INLINE, OWN_MATH
+from evolve.eval.cpu.vecmath import OWN_MATH
 from evolve.ops import C_HELPERS, CONST, OPS
 
 # The transcendental ops' implementations (``check_math``): glibc's libmvec (the default)
@@ -41,15 +41,9 @@ _MVEC = {"sin": ("_ZGVdN8v_sinf", 22, -8192.0, 8192.0),
 # AVX2 variant bit for bit at every float32 (checked over all 2^32 inputs, glibc 2.36), so
 # that a program's outputs do not depend on the host's vector width. glibc's 16-float
 # exp2f and tanhf differ from its 8-float ones in the last bit (at 10 % and 6 % of the
-# inputs): the AVX-512 kernel calls the 8-float tanhf twice instead, and runs exp2f's 8-float
-# code 16 lanes wide (``_INLINE16``).
+# inputs): the AVX-512 kernel calls the 8-float variant twice for those.
 _MVEC16 = {"sin": "_ZGVeN16v_sinf", "cos": "_ZGVeN16v_cosf", "exp": "_ZGVeN16v_expf",
            "log": "_ZGVeN16v_logf"}
-# The AVX-512 kernel's own 16-float functions (``vecmath.MVEC16_INLINE``), inlined: those
-# of _MVEC16 transcribed (equal to them bit for bit), and exp2f's 8-float variant
-# transcribed 16 lanes wide (equal to it). tanhf's 8-float variant is called twice.
-_INLINE16 = {"sin": "ev_sinf16", "cos": "ev_cosf16", "exp": "ev_expf16", "log": "ev_logf16",
-             "exp2": "ev_exp2f16"}
 # Out-of-range inputs whose result is known, set in the vector: (the value compared, "a"
 # or "|a|", the comparison (a _CMP_ predicate), the bound, the result); NaN inputs give
 # NaN for every function. The rest of the out-of-range lanes (huge finite arguments of
@@ -237,8 +231,9 @@ def _mvec_decl(name: str, minor: int, isa: str) -> str:
     text = f"extern \"C\" __m256 {fn}(__m256);\n"
     if isa != "avx512":
         text += f"#define ev_mvec_{name} {fn}\n"
-    elif name in _INLINE16:  # libmvec's function, inlined 16 lanes wide
-        text += f"#define ev_mvec_{name} {_INLINE16[name]}\n"
+    elif name in _MVEC16:
+        text += (f"extern \"C\" __m512 {_MVEC16[name]}(__m512);\n"
+                 f"#define ev_mvec_{name} {_MVEC16[name]}\n")
     else:
         text += (f"static inline __m512 ev_mvec_{name}(__m512 a) {{\n"
                  f"    const __m256 lo = {fn}(_mm512_castps512_ps256(a));\n"
@@ -359,8 +354,6 @@ def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
     own = math == "own" and any(not OPS[o].exact and OPS[o].name in _MVEC for o in ops)
     if own:
         helpers.append(OWN_MATH)
-    if isa == "avx512" and any(OPS[o].name in _INLINE16 for o in ops if not OPS[o].exact):
-        helpers.append(MVEC16_INLINE)
     decls, cases = [], []
     for o in ops:
         op = OPS[o]
