@@ -263,3 +263,14 @@ def test_grow_pads_on_the_device_to_min_rows_with_skipped_rows():
         np.testing.assert_array_equal(g[: len(a)], a)
         assert (g[len(a):] == (-1 if i == 4 else 0)).all()  # lengths -1: rows kernels skip
     assert ev._grow(grown) is grown  # already tall enough
+    # the grown arrays, sharded over the devices, feed the compiled call as host rows do
+    x = np.linspace(-1, 1, 300, dtype=np.float32)[:, None]
+    xt, n_tiles, T = ev._tiles(x)
+    y = np.zeros(n_tiles * T)
+    y[:300] = 2 * x[:, 0]
+    mask = np.arange(n_tiles * T) < 300
+    args = (xt, y.reshape(n_tiles, T), np.ones((n_tiles, T)), mask.reshape(n_tiles, T))
+    on_device = np.asarray(ev._errors(*grown, *args))[:P]
+    on_host = np.asarray(ev._errors(*arrays, *args))[:P]
+    np.testing.assert_array_equal(on_device, on_host)
+    assert (on_host == 0).all()  # x + x is 2x exactly
