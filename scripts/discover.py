@@ -93,21 +93,23 @@ class Search:
 
 
 def run_command(problem: str, run_dir: Path, seed: int, population: int, starts: str,
-                generations: int) -> list[str]:
+                generations: int, settings: tuple[str, ...] = ()) -> list[str]:
     """The `evolve run` command line of one search (end-of-run certificate off: this
-    script certifies)."""
+    script certifies); ``settings``: more ``KEY=VALUE`` for its ``--set``."""
+    extra = [a for kv in settings for a in ("--set", kv)]
     return [sys.executable, "-m", "evolve", "run", problem, "--seed", str(seed),
             "--generations", str(generations), "--run-dir", str(run_dir), "--quiet",
             "--set", f"search.population={population}", "--set", f"search.starts={starts}",
-            "--set", "certify.count=0"]
+            *extra, "--set", "certify.count=0"]
 
 
 def search(problem: str, run_dir: Path, seconds: float, seed: int, population: int,
-           starts: str, generations: int = 10**9) -> Search:
+           starts: str, generations: int = 10**9, settings: tuple[str, ...] = ()) -> Search:
     """Run `evolve run` until ``generations`` or ``seconds`` of wall time, whichever comes
-    first; at the deadline it gets SIGTERM and checkpoints before it exits."""
-    return _until(run_command(problem, run_dir, seed, population, starts, generations),
-                  run_dir, seconds)
+    first; at the deadline it gets SIGTERM and checkpoints before it exits. ``settings``:
+    more configuration (``KEY=VALUE``, as `evolve run --set`), kept by the run's resumes."""
+    return _until(run_command(problem, run_dir, seed, population, starts, generations,
+                              settings), run_dir, seconds)
 
 
 def resume(run_dir: Path, seconds: float, generations: int = 10**9) -> Search:
@@ -303,7 +305,8 @@ def discover(name: str, args: argparse.Namespace, command: str) -> dict:
 
     searched, certify_seconds, rounds = 0.0, 0.0, []
     for r in range(args.rounds):
-        found = (search(name, run_dir, per_round, args.seed, args.population, args.starts)
+        found = (search(name, run_dir, per_round, args.seed, args.population, args.starts,
+                        settings=tuple(args.set))
                  if r == 0 else resume(run_dir, per_round))
         searched += found.seconds
         t0 = time.perf_counter()
@@ -322,6 +325,7 @@ def discover(name: str, args: argparse.Namespace, command: str) -> dict:
         raise UserError(f"{name}: no row of {str(run_dir / 'front.csv')!r} was certified")
     speeds = c_speeds(problem, rows[i], args.cflags, args.calls, args.repeats, args.points)
     settings = {"device": device(), "population": args.population, "starts": args.starts,
+                "set": list(args.set),
                 "seed": args.seed, "cflags": args.cflags,
                 "certify_seconds": round(certify_seconds, 1), "rounds": rounds,
                 "teach": args.teach, "chosen_round": int(rows[i]["round"]),
@@ -352,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teach", action="store_true",
                     help="failed certificates' worst inputs join the training points of the "
                          "rounds after (certify.teach)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="more run configuration, as `evolve run --set` (repeatable; e.g. "
+                         "search.early_exit=128); the rounds after the first keep it")
     ap.add_argument("--cflags", default=CFLAGS, help="gcc flags of the C timing")
     ap.add_argument("--calls", type=_count, default=20_000_000, help="C calls per repeat")
     ap.add_argument("--points", type=_count, default=1_000_000, help="distinct C inputs")

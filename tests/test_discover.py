@@ -37,9 +37,16 @@ def log2_run(tmp_path_factory):
     d = _script()
     run_dir = tmp_path_factory.mktemp("discover") / "log2"
     found = d.search("log2", run_dir, seconds=600, seed=0, population=32, starts="both",
-                     generations=2)
+                     generations=2, settings=("search.early_exit=64",))
     certs = d.certify_front(run_dir, load_problem("log2"), limit=2)
     return found, certs
+
+
+def test_settings_reach_the_run_configuration(log2_run):
+    found, _ = log2_run
+    i = found.command.index("search.early_exit=64")
+    assert found.command[i - 1] == "--set" and found.command[-1] == "certify.count=0"
+    assert "early_exit: 64" in (found.run_dir / "config.yaml").read_text()
 
 
 def test_certification_plan_cheapest_meeting_target_first_then_the_most_accurate():
