@@ -249,14 +249,15 @@ def main(argv=None) -> int:
                 f.write(line + "\n")
 
     limits = _limits(args.fit_limits)
+    earlies = [int(v) for v in args.early_exits.split(",")]
     for population in _ints(args.populations):
         for limit in limits:
-            for early in [int(v) for v in args.early_exits.split(",")]:
+            for early in earlies:
                 emit(bench_population(problem, population, args.generations, args.warmup,
                                       seed=1, fit_limit=limit, profile=args.profile,
                                       early_exit=early))
     for limit in limits:
-        for early in [int(v) for v in args.early_exits.split(",")]:
+        for early in earlies:
             for seed in _ints(args.seeds):
                 emit(bench_discovery(problem, args.discovery_population, seed,
                                      args.discovery_seconds, limit, args.certify, early))

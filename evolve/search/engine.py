@@ -267,7 +267,7 @@ class Engine:
         known = known or {}
         error = np.array([known.get(i, np.nan) for i in range(n)], np.float64)
         todo = np.array([i not in known for i in range(n)], bool)
-        if todo.any() and hopeless is not None and self.early is not None:
+        if todo.any() and hopeless is not None:  # given only where self.early is set
             rows = np.flatnonzero(todo)
             sub = take(batch, rows)
             e = self.early
@@ -396,15 +396,13 @@ class Engine:
         front = self._objectives(state.error, state.cost)
         front = front[front_indices(front)]
         front = front[np.argsort(front[:, 1], kind="stable")]
-        best = np.minimum.accumulate(front[:, 0])  # least first objective up to each cost
+        # best[i]: the least first objective of the first i front members by cost (inf: none)
+        best = np.concatenate([[np.inf], np.minimum.accumulate(front[:, 0])])
 
         def hopeless(rows: np.ndarray, bound: np.ndarray) -> np.ndarray:
             obj = self._objectives(bound, cost[rows])
-            le = np.searchsorted(front[:, 1], obj[:, 1], side="right")  # costs <= theirs
-            lt = np.searchsorted(front[:, 1], obj[:, 1], side="left")  # costs < theirs
-            inf = np.full(1, np.inf)
-            at_most = np.concatenate([inf, best])[le]
-            below = np.concatenate([inf, best])[lt]
+            at_most = best[np.searchsorted(front[:, 1], obj[:, 1], side="right")]  # cost <=
+            below = best[np.searchsorted(front[:, 1], obj[:, 1], side="left")]  # cost <
             return ((at_most < obj[:, 0]) | (below <= obj[:, 0])) & may_exit[rows]
 
         return hopeless
