@@ -86,7 +86,7 @@ import numpy as np  # noqa: E402
 from bench_search import cpu_model  # noqa: E402  (one description of the machine)
 from deap import gp  # noqa: E402
 
-from evolve.eval.evaluator import Evaluator  # noqa: E402
+from evolve.eval.evaluator import NATIVE_MATHS, Evaluator  # noqa: E402
 from evolve.eval.roofline import fp32_fraction  # noqa: E402
 from evolve.program import to_arrays  # noqa: E402
 from evolve.search.trees import primitive_set, random_trees, registers_needed, tree_to_program  # noqa: E402
@@ -209,7 +209,9 @@ def ours_runs(programs, x, y, L, budget_s, backend="auto", paths=("errors", "out
     """Our evaluator's runs under ``backend``: {"errors": (k, run), "outputs": (k, run)
     unless P x N floats pass OUTPUT_BYTES_CAP}, of the ``paths`` asked, and the errors
     path's compile time (a first call less a steady one; None without that path)."""
-    ev = Evaluator(n_registers=N_REGISTERS, n_inputs=1, dtype="float32", backend=backend)
+    backend, _, math = backend.partition("/")  # e.g. "native/own32": the C++ kernel's math
+    ev = Evaluator(n_registers=N_REGISTERS, n_inputs=1, dtype="float32", backend=backend,
+                   **({"native_math": math} if math else {}))
 
     def errors_run(k):
         batch = to_arrays(programs[:k], length=L)
@@ -364,8 +366,10 @@ def main(argv=None) -> None:
                         "none (e.g. on a GPU machine, where the CPU peers are not the point)")
     parser.add_argument("--backends", default="auto",
                         help="comma-separated Evaluator backends to time side by side, each "
-                        "its own engine (auto, lax, pallas, cuda, native; default auto); "
-                        "without baselines, the first is the others' baseline")
+                        "its own engine (auto, lax, pallas, cuda, native; default auto), "
+                        "auto and native optionally with the C++ kernel's math after a "
+                        "slash (native/own32, auto/libmvec); without baselines, the first "
+                        "is the others' baseline")
     parser.add_argument("--paths", default="errors,outputs",
                         help="our paths to time: errors, outputs or both (default both)")
     args = parser.parse_args(argv)
@@ -374,10 +378,14 @@ def main(argv=None) -> None:
     backends = args.backends.split(",")
     paths = [p for p in ("errors", "outputs") if p in args.paths.split(",")]
     unknown = (set(args.paths.split(",")) - {"errors", "outputs"}) | (
-        set(backends) - {"auto", "lax", "pallas", "cuda", "native"})
+        {b for b in backends if b.partition("/")[0] not in ("auto", "lax", "pallas", "cuda",
+                                                            "native")
+         or (b.partition("/")[2] and (b.partition("/")[0] not in ("auto", "native")
+                                      or b.partition("/")[2] not in NATIVE_MATHS))})
     if unknown or not paths or len(set(backends)) != len(backends):
         parser.error(f"--paths takes errors and outputs, --backends distinct names among "
-                     f"auto, lax, pallas, cuda, native; got {args.paths!r} and "
+                     f"auto, lax, pallas, cuda, native (auto and native optionally "
+                     f"/MATH, MATH one of {', '.join(NATIVE_MATHS)}); got {args.paths!r} and "
                      f"{args.backends!r}")
     cases = args.cases or (QUICK_CASES if args.quick else ALL_CASES)
 

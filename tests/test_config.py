@@ -190,12 +190,15 @@ def test_evaluator_choices_are_fields_written_to_config_yaml(tmp_path):
     path.write_text(text)
     assert load_config(path) == config
     for sets, expected in ((["search.evaluator.backend=gpu"], "search.evaluator.backend"),
-                           (["search.evaluator.native_math=fast"], "'libmvec' or 'own'")):
+                           (["search.evaluator.native_math=fast"],
+                            "'libmvec' or 'own' or 'own32'")):
         with pytest.raises(UserError, match=expected):
             build_config(sets=sets, overrides={"problem": "exp2"})
 
 
-def test_an_old_config_yaml_without_the_evaluator_fields_loads_with_the_defaults(tmp_path):
+def test_an_old_config_yaml_without_the_evaluator_fields_loads_as_it_ran(tmp_path):
+    """A config.yaml written before the evaluator fields existed: the default backend, and
+    the math those runs had (libmvec, the default then), not today's default (own32)."""
     config = build_config(overrides={"problem": "exp2"})
     text = dump_config(config)
     old = "\n".join(line for line in text.splitlines()
@@ -205,9 +208,12 @@ def test_an_old_config_yaml_without_the_evaluator_fields_loads_with_the_defaults
     path = tmp_path / "config.yaml"
     path.write_text(old)
     loaded = load_config(path)
-    assert loaded == config
     assert loaded.search.evaluator.backend == "auto"
     assert loaded.search.evaluator.native_math == "libmvec"
+    assert config.search.evaluator.native_math == "own32"  # a new run's
+    r = dataclasses.replace
+    assert loaded == r(config, search=r(config.search, evaluator=r(config.search.evaluator,
+                                                                   native_math="libmvec")))
 
 
 def test_a_config_yaml_without_sampling_keeps_the_old_points(tmp_path):

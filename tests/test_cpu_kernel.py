@@ -1,9 +1,9 @@
 """The C++ CPU kernel (evolve.eval.cpu.kernel) against the numpy reference interpreter: the error
 statistics of programs of exactly rounded ops equal numpy's bit for bit, subnormal
 inputs included (unlike XLA on the CPU, the kernel does not flush them); the others
-within a few ULP with glibc's libmvec (native_math="libmvec", the default), within 1 ULP
-of the correctly rounded value and almost always equal to it with our float64 code
-("own")."""
+within 1.5 ULP of the exact value with our float32 code (native_math="own32", the default),
+within a few ULP with glibc's libmvec ("libmvec"), within 1 ULP of the correctly rounded
+value and almost always equal to it with our float64 code ("own")."""
 
 import os
 import platform
@@ -73,14 +73,15 @@ def test_transcendental_ops_close(points, math):
 
 def test_auto_takes_the_native_kernel_on_cpus():
     assert Evaluator(n_registers=R)._native
-    assert Evaluator(n_registers=R).kind == "native/libmvec"
+    assert Evaluator(n_registers=R).kind == "native/own32"
+    assert Evaluator(n_registers=R, native_math="libmvec").kind == "native/libmvec"
     assert Evaluator(n_registers=R, native_math="own").kind == "native/own"
     assert not Evaluator(n_registers=R, backend="lax")._native
     assert Evaluator(n_registers=R, backend="lax").kind == "lax"
     assert not Evaluator(n_registers=R, dtype="float64")._native
     with pytest.raises(ValueError, match="CPU devices and float32"):
         Evaluator(n_registers=R, dtype="float64", backend="native")
-    with pytest.raises(ValueError, match="native_math must be one of 'libmvec', 'own'"):
+    with pytest.raises(ValueError, match="native_math must be one of 'libmvec', 'own', 'own32'"):
         Evaluator(n_registers=R, native_math="fast")
 
 
@@ -89,10 +90,10 @@ def test_the_math_choice_is_explicit_not_the_environment(monkeypatch):
     environment variable."""
     monkeypatch.setenv("EVOLVE_NATIVE_MATH", "own")  # the variable of old: ignored
     assert native_source.source((OPCODE["exp"],), R) == \
-        native_source.source((OPCODE["exp"],), R, math="libmvec")
+        native_source.source((OPCODE["exp"],), R, math="own32")
     assert native_source.source((OPCODE["exp"],), R, math="own") != \
         native_source.source((OPCODE["exp"],), R)
-    with pytest.raises(ValueError, match="libmvec, own"):
+    with pytest.raises(ValueError, match="libmvec, own, own32"):
         native_source.source((OPCODE["exp"],), R, math="fast")
 
 
@@ -129,13 +130,15 @@ def test_an_instruction_set_the_host_lacks_is_refused():
             native._target((OPCODE["add"],), R, native_source.TILE, "libmvec", isa)
 
 
-def test_every_instruction_set_of_the_host_gives_the_same_bits(points, monkeypatch):
+@pytest.mark.parametrize("math", ["own32", "libmvec"])
+def test_every_instruction_set_of_the_host_gives_the_same_bits(points, monkeypatch, math):
     """The kernel forced to each instruction set this host runs (the widest is the
     default; the narrower ones are how a host without AVX-512 still covers the selection
     and an AVX-512 host the AVX2 path): exactly rounded ops equal numpy bit for bit at
-    every width; the transcendental ops give the same bits at every vector width (AVX-512
-    calls libmvec's 16-float variants only where they equal the 8-float ones), and are
-    close to numpy with the scalar libm ("generic")."""
+    every width; the transcendental ops give the same bits at every vector width (ours
+    are one code for either width; AVX-512 calls libmvec's 16-float variants only where
+    they equal the 8-float ones), and are close to numpy with the scalar libm
+    ("generic")."""
     rng = np.random.default_rng(12)
     exact = to_arrays([random_program(rng, EXACT, int(rng.integers(0, 17)), R)
                        for _ in range(30)], length=16)
@@ -146,7 +149,7 @@ def test_every_instruction_set_of_the_host_gives_the_same_bits(points, monkeypat
     got = {}
     for isa in native.host_isas():
         monkeypatch.setattr(native, "host_isa", lambda isa=isa: isa)
-        ev = Evaluator(n_registers=R, n_inputs=2, backend="native")
+        ev = Evaluator(n_registers=R, n_inputs=2, backend="native", native_math=math)
         out = ev.outputs(exact, points)
         same = (out.view(np.uint32) == want.view(np.uint32)) | (np.isnan(out) & np.isnan(want))
         assert same.all(), isa
@@ -166,13 +169,13 @@ def test_every_instruction_set_of_the_host_gives_the_same_bits(points, monkeypat
                                    err_msg=isa)
 
 
-def _compile_to_assembly(tmp_path, isa: str, march: str, flags_of: str | None = None
-                         ) -> subprocess.CompletedProcess:
-    """The kernel's source for ``isa`` compiled to assembly with the flags of ``flags_of``
-    (default ``isa``) for ``march`` instead of this host's CPU."""
+def _compile_to_assembly(tmp_path, isa: str, march: str, flags_of: str | None = None,
+                         math: str = "libmvec") -> subprocess.CompletedProcess:
+    """The kernel's source for ``isa`` with ``math`` compiled to assembly with the flags of
+    ``flags_of`` (default ``isa``) for ``march`` instead of this host's CPU."""
     src = tmp_path / f"{isa}.cc"
     ops = tuple(OPCODE[o] for o in ("add", "div", "sin", "exp2", "tanh"))
-    src.write_text(native_source.source(ops, R, isa=isa))
+    src.write_text(native_source.source(ops, R, isa=isa, math=math))
     flags = [f for f in native.FLAGS[flags_of or isa] if f != "-march=native"]
     return subprocess.run([native.compiler(), *native._COMMON, f"-march={march}", *flags,
                            "-I", jax.ffi.include_dir(), "-S", str(src), "-o",
@@ -183,8 +186,9 @@ def _compile_to_assembly(tmp_path, isa: str, march: str, flags_of: str | None = 
 def test_the_avx512_kernel_builds_on_any_x86_host(tmp_path):
     """A host without AVX-512 never runs the AVX-512 kernel, but it builds it: for
     x86-64-v4 (AVX-512F, BW, DQ, VL), to assembly, with 16-float vectors and libmvec's
-    16-float sin (its 8-float exp2f and tanhf twice); the AVX2 and AVX-512 kernels each
-    refuse the other's flags (AVX2 on an AVX-512 CPU is built with AVX-512 off)."""
+    16-float sin (its 8-float exp2f and tanhf twice), or our own inlined sin and exp2 (and
+    libmvec's tanhf); the AVX2 and AVX-512 kernels each refuse the other's flags (AVX2 on
+    an AVX-512 CPU is built with AVX-512 off)."""
     res = _compile_to_assembly(tmp_path, "avx512", "x86-64-v4")
     if res.returncode and "x86-64-v4" in res.stderr:
         pytest.skip("the compiler does not know -march=x86-64-v4")
@@ -192,6 +196,11 @@ def test_the_avx512_kernel_builds_on_any_x86_host(tmp_path):
     asm = (tmp_path / "avx512.s").read_text()
     assert "zmm" in asm and "_ZGVeN16v_sinf" in asm and "_ZGVdN8v_exp2f" in asm
     assert "_ZGVeN16v_exp2f" not in asm and "_ZGVdN8v_tanhf" in asm
+    res = _compile_to_assembly(tmp_path, "avx512", "x86-64-v4", math="own32")
+    assert res.returncode == 0, res.stderr[-3000:]
+    asm = (tmp_path / "avx512.s").read_text()
+    assert "zmm" in asm and "_ZGVdN8v_tanhf" in asm
+    assert "_ZGVeN16v_sinf" not in asm and "_ZGVdN8v_exp2f" not in asm
     res = _compile_to_assembly(tmp_path, "avx2", "x86-64-v4", flags_of="avx512")
     assert res.returncode and "generated for AVX2 and FMA" in res.stderr
     res = _compile_to_assembly(tmp_path, "avx512", "x86-64-v4", flags_of="avx2")
@@ -281,6 +290,17 @@ def test_transcendental_ops_correctly_rounded():
     for name, (ulps, rounded) in _ulps("own", TRANSCENDENTAL).items():
         assert ulps <= 1, name
         assert rounded >= 0.999, (name, rounded)
+
+
+def test_own32_ops_within_a_bound():
+    """Our float32 exp, exp2, log, sin, cos ("own32", the default): at most 2 ULP from the
+    correctly rounded value (their error against the exact value, measured on every 101st
+    float32 of the fast ranges: 0.89 to 1.47 ULP), special values as numpy."""
+    found = _ulps("own32", native_source.OWN32_OPS)
+    assert set(found) == {"sin", "cos", "exp", "exp2", "log"}
+    for name, (ulps, rounded) in found.items():
+        assert ulps <= 2, name
+        assert rounded >= 0.7, (name, rounded)
 
 
 def test_registers_read_before_written_start_every_tile_at_zero():

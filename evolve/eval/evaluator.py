@@ -183,7 +183,7 @@ class Stats(Mapping):
 
 
 BACKENDS = ("auto", "native", "cuda", "pallas", "lax")
-NATIVE_MATHS = ("libmvec", "own")  # evolve.eval.cpu.source.MATHS
+NATIVE_MATHS = ("libmvec", "own", "own32")  # evolve.eval.cpu.source.MATHS
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class EvalParams:
     run's config.yaml records them and a resume uses them."""
 
     backend: str = "auto"  # Evaluator.backend
-    native_math: str = "libmvec"  # Evaluator.native_math
+    native_math: str = "own32"  # Evaluator.native_math
 
 
 @dataclass
@@ -213,8 +213,9 @@ class Evaluator:
         ``evolve.eval.cpu.kernel`` (built with the C++ compiler on first use); CPUs only.
         "auto" takes "cuda" on GPUs and "native" on CPUs where they can be built, else
         "pallas" on GPUs and "lax" elsewhere (``kind`` says which it took).
-    native_math: the C++ kernel's transcendental ops: "libmvec" (glibc's vector math)
-        or "own" (ours, float64-evaluated: correctly rounded but for a few in 1e5); see
+    native_math: the C++ kernel's transcendental ops: "own32" (the default: ours in
+        float32, inlined, within 1.5 ULP), "libmvec" (glibc's vector math) or "own" (ours,
+        float64-evaluated: correctly rounded but for a few in 1e5); see
         ``evolve.eval.cpu.kernel``.
     ops: the names of the ops the programs may use (default: every op). The kernel is
         specialised to them (fewer branches, less code); a batch with another op is refused.
@@ -227,7 +228,7 @@ class Evaluator:
     devices: list | None = None
     backend: str = "auto"
     ops: tuple[str, ...] | None = None
-    native_math: str = "libmvec"
+    native_math: str = "own32"
     # ``errors`` on the CUDA kernel pads the programs to at least this many rows: a search
     # sets its largest batch, so that one compiled shape serves every generation (each new
     # row count compiles the kernel's plan, seconds at 1e5 programs; padded rows are

@@ -75,7 +75,8 @@ class RunConfig:
 
 # What a config.yaml that lacks a field (written before the field existed) meant by it,
 # where that differs from the field's default: such a run resumes as it began.
-LEGACY: dict[str, Any] = {"sampling.per_binade": 0.0}
+LEGACY: dict[str, Any] = {"sampling.per_binade": 0.0,
+                          "search.evaluator.native_math": "libmvec"}
 
 # One line for every field, keyed by dotted name (tests check that none is missing).
 DESCRIPTIONS: dict[str, str] = {
@@ -139,7 +140,8 @@ DESCRIPTIONS: dict[str, str] = {
     "search.evaluator": "how programs are evaluated (both change output bits: kept for resume)",
     "search.evaluator.backend": "'auto' (C++ kernel on CPUs, CUDA on GPUs, where they build; "
                                 "else 'lax' or 'pallas'), 'native', 'cuda', 'pallas' or 'lax'",
-    "search.evaluator.native_math": "the C++ CPU kernel's exp, log, sin...: 'libmvec' (glibc's) "
+    "search.evaluator.native_math": "the C++ CPU kernel's exp, log, sin...: 'own32' (ours in "
+                                    "float32, inlined: within 1.5 ULP), 'libmvec' (glibc's) "
                                     "or 'own' (float64-evaluated, correctly rounded but for "
                                     "a few in 1e5)",
     "llm": "LLM edits as variation operators (docs/llm.md); off while llm.rate is 0",

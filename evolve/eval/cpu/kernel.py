@@ -17,25 +17,34 @@ source:
 - exactly rounded ops use the ops table's C spellings, compiled without contraction
   (``-ffp-contract=off``, no fast-math), so they equal numpy bit for bit, subnormals
   included;
-- the transcendental ops (exp, exp2, log, sin, cos, tanh) call glibc's vector math
-  library (libmvec, 8 floats a call, float32 arithmetic: up to 2-4 ULP off, 93-98 %
-  correctly rounded, like numpy's own SIMD code) on the lanes it handles fast, by
-  default; on AVX-512, 16 floats a vector for sin, cos, exp and log, whose 16-float
-  variants equal the 8-float ones bit for bit (``source._MVEC16``), so that the results
-  do not depend on the host's vector width. The lanes of a vector outside the fast
-  range (NaN, a rule's inputs) are set from masks computed independently of each other. The math choice "own" (the run configuration's ``search.evaluator.native_math``,
-  the evaluator's ``native_math``) selects our own AVX2 and FMA code (``vecmath.OWN_MATH``)
-  instead: each op computed in float64 from the exact argument (argument reduction, then
-  a minimax polynomial or rational function) and rounded once to float32, within 1 ULP
-  of the correctly rounded value on its fast range (``source._MVEC``) and equal to it but
-  for a fraction 2.6e-5 (sin), 3.9e-5 (cos), 7e-7 (log), 3e-8 (exp, exp2, tanh) of the
-  floats there (every float of the fast range, against glibc's float64 functions
-  rounded). The float64 arithmetic bounds ours to 1.05-1.4 Gelem/s per core in the
-  kernel on an AVX2 Zen 3, 0.55-0.7 times libmvec (tanh excepted: 1.2 times). (A third
-  choice, our float32 code, was no faster than libmvec and was removed; the tag
-  ``comparison-tables`` has it.) ``scripts/bench_native_ops.py`` times them. Lanes
-  outside the fast range (NaN, Inf, huge arguments, subnormal results) take rules
-  (``source._RULES``) or the scalar libm function. Without AVX2 and FMA: libmvec where glibc has it, else libm;
+- the transcendental ops (exp, exp2, log, sin, cos, tanh) by one of three codes, the
+  run configuration's ``search.evaluator.native_math`` (the evaluator's ``native_math``):
+  - "own32", the default: our float32 sin, cos, exp, exp2 and log (``vecmath.OWN32_MATH``:
+    Cody-Waite argument reductions with constants split into float32 parts, Sollya
+    minimax polynomials with float32 coefficients, FMA), one C++ template for 8-float
+    AVX2 and 16-float AVX-512 vectors, inlined into the tile loop: the same operations
+    in the same order at either width, so the same bits on every x86 host with AVX2 and
+    FMA; within 1.47 ULP of the exact value on its fast range (sin 1.46, cos 1.47, exp
+    0.99, exp2 1.0, log 0.89, on every 101st float32 there), 1.1-2x libmvec's speed per
+    core in the kernel (AVX-512 Zen 5: sin 1.14x, cos 1.08x, exp 1.8x, log 1.5x, exp2
+    2.0x). tanh stays libmvec's;
+  - "libmvec": glibc's vector math library (8 floats a call, float32 arithmetic: up to
+    2-4 ULP off, 93-98 % correctly rounded, like numpy's own SIMD code) on the lanes it
+    handles fast; on AVX-512, 16 floats a vector for sin, cos, exp and log, whose 16-float
+    variants equal the 8-float ones bit for bit (``source._MVEC16``), so that the results
+    do not depend on the host's vector width;
+  - "own": our AVX2 and FMA code in float64 (``vecmath.OWN_MATH``): each op computed in
+    float64 from the exact argument (argument reduction, then a minimax polynomial or
+    rational function) and rounded once to float32, within 1 ULP of the correctly
+    rounded value on its fast range (``source._MVEC``) and equal to it but for a fraction
+    2.6e-5 (sin), 3.9e-5 (cos), 7e-7 (log), 3e-8 (exp, exp2, tanh) of the floats there
+    (every float of the fast range, against glibc's float64 functions rounded). The
+    float64 arithmetic bounds it to 1.05-1.4 Gelem/s per core in the kernel on an AVX2
+    Zen 3, 0.55-0.7 times libmvec (tanh excepted: 1.2 times).
+  ``scripts/bench_native_ops.py`` times them. The lanes of a vector outside the fast
+  range (NaN, Inf, huge arguments, subnormal results) take rules (``source._RULES``),
+  set from masks computed independently of each other, or the scalar libm function.
+  Without AVX2 and FMA: libmvec where glibc has it, else libm;
 - a register that a program reads before writing it starts each tile at zero; the
   others are not cleared between tiles;
 - constant folding: an instruction whose arguments are all constant (literals, unwritten
@@ -175,7 +184,7 @@ def build(src: str, isa: str, out_dir: Path = CACHE) -> Path:
 
 
 @lru_cache(maxsize=32)
-def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "libmvec",
+def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "own32",
             isa: str = "avx2") -> str:
     """Build (or find) the library; register its two FFI targets (NAME_errors,
     NAME_outputs) and return NAME, which names the instruction set."""
@@ -193,7 +202,7 @@ def _target(opset: tuple[int, ...], n_registers: int, tile: int, math: str = "li
 
 
 def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_registers,
-           opset=None, threads=1, math="libmvec", isa=None, **_ignored):
+           opset=None, threads=1, math="own32", isa=None, **_ignored):
     """``kernels.errors`` by the C++ kernel on the CPU: float64 [P, 3] per program, the
     programs shared out among ``threads`` threads, the transcendental ops by ``math``
     (``source.MATHS``), the vector code for ``isa`` (``host_isas()``; None: the widest,
@@ -206,7 +215,7 @@ def errors(op, args, dst, const, length, output, xt, y, scale, mask, *, n_regist
 
 
 def outputs(op, args, dst, const, length, output, xt, *, n_registers, opset=None, threads=1,
-            math="libmvec", isa=None, **_ignored):
+            math="own32", isa=None, **_ignored):
     """``kernels.outputs`` by the C++ kernel on the CPU: float32 [P, n_tiles * T0], the
     transcendental ops by ``math`` (``source.MATHS``), the vector code for ``isa`` (None:
     ``host_isa()``)."""

@@ -11,12 +11,14 @@ short; the vector math it inlines is in ``evolve.eval.cpu.vecmath``.
 
 from __future__ import annotations
 
-from evolve.eval.cpu.vecmath import OWN_MATH
+from evolve.eval.cpu.vecmath import OWN32_MATH, OWN_MATH
 from evolve.ops import C_HELPERS, CONST, OPS
 
-# The transcendental ops' implementations (``check_math``): glibc's libmvec (the default)
-# or our own float64-evaluated code (``evolve.eval.cpu.vecmath``).
-MATHS = ("libmvec", "own")
+# The transcendental ops' implementations (``check_math``): glibc's libmvec, our own
+# float64-evaluated code or our own float32 code (the default; ``evolve.eval.cpu.vecmath``).
+MATHS = ("libmvec", "own", "own32")
+# the ops "own32" computes (tanh stays libmvec's)
+OWN32_OPS = ("sin", "cos", "exp", "exp2", "log")
 # The instruction sets the kernel is generated for (``check_isa``), widest first: 16-float
 # AVX-512 vectors, 8-float AVX2 + FMA vectors, or no vector code of ours (the compiler's
 # choice for the target, the scalar libm functions).
@@ -205,9 +207,12 @@ def _c_expr(o: int, a: str, b: str, c: str) -> str:
 
 def check_math(math: str) -> str:
     """``math`` if it names one of the transcendental ops' implementations (``MATHS``):
-    "libmvec" (glibc's, the default: float32 arithmetic, up to 2-4 ULP off) or "own" (ours
-    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec's speed).
-    Ours need a compiler that targets AVX2 and FMA; without, libmvec or libm."""
+    "libmvec" (glibc's: float32 arithmetic, up to 2-4 ULP off), "own" (ours
+    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec's speed) or
+    "own32" (the default: ours in float32 with FMA, inlined, 8 or 16 lanes with the same
+    bits: sin, cos, exp, exp2 and log within 1.5 ULP, 1.1-2x libmvec's speed; tanh stays
+    libmvec's). Ours need a compiler that
+    targets AVX2 and FMA; without, libmvec or libm."""
     if math not in MATHS:
         raise ValueError(f"the CPU kernel's math must be one of {', '.join(MATHS)}, "
                          f"got {math!r}")
@@ -304,6 +309,10 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
 
     mvec = vector(_AVX512 if isa == "avx512" else _AVX2, f"ev_mvec_{op.name}")
     body = f"\n#if EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n"
+    if math == "own32" and op.name in OWN32_OPS:  # inlined, as wide as the kernel's vectors
+        own = vector(_AVX512 if isa == "avx512" else _AVX2, f"ev32_{op.name}")
+        body = (f"\n#if EVOLVE_OWN_MATH\n{own}#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n"
+                f"{mvec}#else\n")
     if math == "own":
         # pass 1: the reduction of every lane (a safe argument in the special ones, whose
         # vectors are kept); pass 2: the polynomials into D; then the special lanes
@@ -337,7 +346,7 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
 
 
 def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
-           math: str = "libmvec", isa: str = "avx2") -> str:
+           math: str = "own32", isa: str = "avx2") -> str:
     """The C++ source of the kernel and its FFI handler for one op set and size; ``math``
     (one of ``MATHS``, ``check_math``) picks the transcendental ops' code, ``isa`` (one of
     ``ISAS``, ``check_isa``) the vector code's instruction set, which the compiler must
@@ -354,6 +363,8 @@ def source(opset: tuple[int, ...], n_registers: int, tile: int = TILE,
     own = math == "own" and any(not OPS[o].exact and OPS[o].name in _MVEC for o in ops)
     if own:
         helpers.append(OWN_MATH)
+    if math == "own32" and any(OPS[o].name in OWN32_OPS for o in ops):
+        helpers.append(OWN32_MATH)
     decls, cases = [], []
     for o in ops:
         op = OPS[o]

@@ -161,3 +161,150 @@ static inline __m256 ev_log_finish8(const double* R, const double* X) {
 }
 #endif
 """
+
+# Our float32 sin, cos, exp, exp2 and log ("own32"): float32 arithmetic with FMA, one
+# C++ template for 8-float AVX2 and 16-float AVX-512 vectors (``Ev32<V>``: the same
+# operations in the same order, so the same bits at either width), inlined into the
+# kernel's loop (no call, no spilled registers). Correct on the kernel's fast ranges
+# (``source._MVEC``: |x| < 8192 for sin and cos, -87 < x < 88 for exp, -126 < x < 127 for
+# exp2, normal positive floats for log); the other lanes go to the kernel's special-lane
+# code as with libmvec. Argument reductions in the Cody-Waite manner with constants
+# split into float32 parts (the first step exact: x - k*C1 is a multiple of C1's last
+# bit and smaller than 1); polynomials from Sollya's fpminimax with float32 coefficients
+# (relative error of each in its comment); the measured error of each op is in
+# docs/results.md (tests/test_cpu_kernel.py bounds it).
+OWN32_MATH = r"""
+#if EVOLVE_OWN_MATH
+template <int W> struct Ev32;
+template <> struct Ev32<8> {
+    typedef __m256 F; typedef __m256i I;
+    static F c(float v) { return _mm256_set1_ps(v); }
+    static I ci(int v) { return _mm256_set1_epi32(v); }
+    static F add(F a, F b) { return _mm256_add_ps(a, b); }
+    static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F fma(F a, F b, F d) { return _mm256_fmadd_ps(a, b, d); }    // a b + d
+    static F fnma(F a, F b, F d) { return _mm256_fnmadd_ps(a, b, d); }  // d - a b
+    static I bits(F a) { return _mm256_castps_si256(a); }
+    static F from(I a) { return _mm256_castsi256_ps(a); }
+    static I iadd(I a, I b) { return _mm256_add_epi32(a, b); }
+    static I isub(I a, I b) { return _mm256_sub_epi32(a, b); }
+    static I iand(I a, I b) { return _mm256_and_si256(a, b); }
+    template <int n> static I shl(I a) { return _mm256_slli_epi32(a, n); }
+    template <int n> static I sar(I a) { return _mm256_srai_epi32(a, n); }
+    static F tofloat(I a) { return _mm256_cvtepi32_ps(a); }
+    static F flip(F a, I sign) { return _mm256_xor_ps(a, from(sign)); }
+    // b where the lowest bit of k is set, else a
+    static F odd(I k, F a, F b) {
+        return _mm256_blendv_ps(a, b, from(_mm256_slli_epi32(k, 31)));
+    }
+};
+#if defined(__AVX512F__)
+template <> struct Ev32<16> {
+    typedef __m512 F; typedef __m512i I;
+    static F c(float v) { return _mm512_set1_ps(v); }
+    static I ci(int v) { return _mm512_set1_epi32(v); }
+    static F add(F a, F b) { return _mm512_add_ps(a, b); }
+    static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static F fma(F a, F b, F d) { return _mm512_fmadd_ps(a, b, d); }
+    static F fnma(F a, F b, F d) { return _mm512_fnmadd_ps(a, b, d); }
+    static I bits(F a) { return _mm512_castps_si512(a); }
+    static F from(I a) { return _mm512_castsi512_ps(a); }
+    static I iadd(I a, I b) { return _mm512_add_epi32(a, b); }
+    static I isub(I a, I b) { return _mm512_sub_epi32(a, b); }
+    static I iand(I a, I b) { return _mm512_and_si512(a, b); }
+    template <int n> static I shl(I a) { return _mm512_slli_epi32(a, n); }
+    template <int n> static I sar(I a) { return _mm512_srai_epi32(a, n); }
+    static F tofloat(I a) { return _mm512_cvtepi32_ps(a); }
+    static F flip(F a, I sign) { return from(_mm512_xor_si512(bits(a), sign)); }
+    static F odd(I k, F a, F b) {
+        return _mm512_mask_blend_ps(_mm512_test_epi32_mask(k, ci(1)), a, b);
+    }
+};
+#endif
+#define EV32_MAGIC 0x1.8p23f  // t = y + 1.5 * 2^23 rounds y (|y| < 2^22) to an integer k
+// sin x or cos x (cosine = 1): x = k pi/2 + r, |r| <= pi/4 (and a hair), pi/2 in three
+// floats; sin r = r + r^3 S(r^2) (relative error 2^-32.9 on [0, pi/4]), cos r = 1 - r^2/2
+// + r^4 C(r^2) (2^-33.0); the quadrant k (+1 for cos) picks sin r or cos r and the sign
+template <class V> static inline typename V::F ev32_sincos(typename V::F x, int cosine) {
+    typedef typename V::F F;
+    const F t = V::fma(x, V::c(0x1.45f306p-1f), V::c(EV32_MAGIC));
+    const F k = V::sub(t, V::c(EV32_MAGIC));
+    F r = V::fnma(k, V::c(0x1.921fb6p+0f), x);
+    r = V::fnma(k, V::c(-0x1.777a5cp-25f), r);
+    r = V::fnma(k, V::c(-0x1.ee59dap-50f), r);
+    const F z = V::mul(r, r);
+    F s = V::fma(V::c(0x1.77e21p-19f), z, V::c(-0x1.a04866p-13f));
+    s = V::fma(s, z, V::c(0x1.111164p-7f));
+    s = V::fma(s, z, V::c(-0x1.555556p-3f));
+    s = V::fma(V::mul(s, z), r, r);
+    F c = V::fma(V::c(0x1.99e914p-16f), z, V::c(-0x1.6c0c2ap-10f));
+    c = V::fma(c, z, V::c(0x1.55554ap-5f));
+    c = V::fma(c, z, V::c(-0.5f));
+    c = V::fma(c, z, V::c(1.0f));
+    const typename V::I q = V::iadd(V::bits(t), V::ci(cosine));  // k (+1) in the low bits
+    return V::flip(V::odd(q, s, c), V::template shl<30>(V::iand(q, V::ci(2))));
+}
+// e^r - 1 - r = r^2 E(r) for |r| <= ln2/2 (and a hair): relative error of 1 + r + r^2 E
+// 2^-28.8; the result is (1 + r + r^2 E) 2^k, k added to the exponent bits (no overflow
+// or subnormal result on the fast ranges: 2^k p with p >= 1 where k = -126)
+template <class V> static inline typename V::F ev32_expm(typename V::F r, typename V::F k) {
+    typedef typename V::F F;
+    F p = V::fma(V::c(0x1.694c86p-10f), r, V::c(0x1.12397cp-7f));
+    p = V::fma(p, r, V::c(0x1.555a26p-5f));
+    p = V::fma(p, r, V::c(0x1.555492p-3f));
+    p = V::fma(p, r, V::c(0x1.fffffap-2f));
+    p = V::add(V::fma(V::mul(r, r), p, r), V::c(1.0f));
+    return V::from(V::iadd(V::bits(p), V::template shl<23>(V::isub(V::bits(k), V::bits(V::c(EV32_MAGIC))))));
+}
+// e^x: x = k ln2 + r, ln2 in two floats
+template <class V> static inline typename V::F ev32_exp_(typename V::F x) {
+    typedef typename V::F F;
+    const F t = V::fma(x, V::c(0x1.715476p+0f), V::c(EV32_MAGIC));
+    const F k = V::sub(t, V::c(EV32_MAGIC));
+    F r = V::fnma(k, V::c(0x1.62e43p-1f), x);
+    r = V::fnma(k, V::c(-0x1.05c61p-29f), r);
+    return ev32_expm<V>(r, t);
+}
+// 2^x: x = k + f, |f| <= 1/2 (exact), r = f ln2 (ln2 in two floats)
+template <class V> static inline typename V::F ev32_exp2_(typename V::F x) {
+    typedef typename V::F F;
+    const F t = V::add(x, V::c(EV32_MAGIC));
+    const F f = V::sub(x, V::sub(t, V::c(EV32_MAGIC)));
+    const F r = V::fma(f, V::c(0x1.62e43p-1f), V::mul(f, V::c(-0x1.05c61p-29f)));
+    return ev32_expm<V>(r, t);
+}
+// log of normal positive floats: x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1 (exact),
+// log(1 + f) = f + f^2 L(f) (relative error 2^-28.2), plus e ln2 (ln2 in two floats)
+template <class V> static inline typename V::F ev32_log_(typename V::F x) {
+    typedef typename V::F F;
+    typedef typename V::I I;
+    const I d = V::isub(V::bits(x), V::ci(0x3f3504f3));
+    const I e = V::template sar<23>(d);
+    const F f = V::sub(V::from(V::isub(V::bits(x), V::template shl<23>(e))), V::c(1.0f));
+    F p = V::fma(V::c(-0x1.38472ap-4f), f, V::c(0x1.0860cep-3f));
+    p = V::fma(p, f, V::c(-0x1.0f3fa6p-3f));
+    p = V::fma(p, f, V::c(0x1.226dfcp-3f));
+    p = V::fma(p, f, V::c(-0x1.5425c4p-3f));
+    p = V::fma(p, f, V::c(0x1.99a41ap-3f));
+    p = V::fma(p, f, V::c(-0x1.000432p-2f));
+    p = V::fma(p, f, V::c(0x1.55555p-2f));
+    p = V::fma(p, f, V::c(-0x1.fffff8p-2f));
+    const F y = V::fma(V::mul(f, f), p, f);
+    const F ef = V::tofloat(e);
+    return V::fma(ef, V::c(0x1.62e43p-1f), V::fma(ef, V::c(-0x1.05c61p-29f), y));
+}
+// the kernel's calls, one per vector width
+#define EV32_WIDTH(W, T) \
+static inline T ev32_sin(T x) { return ev32_sincos<Ev32<W> >(x, 0); } \
+static inline T ev32_cos(T x) { return ev32_sincos<Ev32<W> >(x, 1); } \
+static inline T ev32_exp(T x) { return ev32_exp_<Ev32<W> >(x); } \
+static inline T ev32_exp2(T x) { return ev32_exp2_<Ev32<W> >(x); } \
+static inline T ev32_log(T x) { return ev32_log_<Ev32<W> >(x); }
+EV32_WIDTH(8, __m256)
+#if defined(__AVX512F__)
+EV32_WIDTH(16, __m512)
+#endif
+#endif
+"""
