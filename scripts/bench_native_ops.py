@@ -18,14 +18,14 @@ Output, one JSON object per line::
      "unit": "Gelem/s", "baseline": "numpy", "baseline_value": float, "ratio": float}
 
 The transcendental ops are timed with each implementation the run configuration offers
-(``search.evaluator.native_math``): glibc's vector math library ("libmvec") and our
-float64 code ("own") (``--math libmvec,own``; "math" in the case says which), interleaved
-so that all see the same load. (Our float32 "fast" code, removed as no faster, is at the
-tag ``comparison-tables``.) The machine may be shared: take
-the best of several runs, and pin to one core for steadier figures (``taskset -c 1``).
+(``search.evaluator.native_math``): our float32 code ("own32", the default), glibc's
+vector math library ("libmvec") and our float64 code ("own") (``--math own32,libmvec``;
+"math" in the case says which), interleaved so that all see the same load. The machine
+may be shared: take the best of several runs, and pin to one core for steadier figures
+(``taskset -c 1``).
 
     .venv/bin/python scripts/bench_native_ops.py
-    .venv/bin/python scripts/bench_native_ops.py --ops sin,exp --math libmvec,own
+    .venv/bin/python scripts/bench_native_ops.py --ops sin,exp --math own32,libmvec,own
 """
 
 from __future__ import annotations

@@ -210,7 +210,7 @@ def check_math(math: str) -> str:
     "libmvec" (glibc's: float32 arithmetic, up to 2-4 ULP off), "own" (ours
     in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec's speed) or
     "own32" (the default: ours in float32 with FMA, inlined, 8 or 16 lanes with the same
-    bits: sin, cos, exp, exp2 and log within 1.5 ULP, 1.1-2x libmvec's speed; tanh stays
+    bits: sin, cos, exp, exp2 and log within 1.5 ULP, 1-2.3x libmvec's speed; tanh stays
     libmvec's). Ours need a compiler that
     targets AVX2 and FMA; without, libmvec or libm."""
     if math not in MATHS:
