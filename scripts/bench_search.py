@@ -57,7 +57,8 @@ def host() -> dict:
 
 class Timers:
     """Seconds spent in parts of a generation, each part's time without the parts it calls
-    (a call to the evaluator from inside the fingerprints counts as evaluator time): the
+    (a call to the evaluator from inside the fingerprints counts as evaluator time; the
+    jitted variation is timed until its children are ready, not only dispatched): the
     evaluator (``errors``, ``outputs``), constant fitting, and the engine's own steps."""
 
     PARTS = (("evaluator", "evaluator", ("errors", "outputs")),
@@ -80,7 +81,10 @@ class Timers:
             t0 = time.perf_counter()
             self._inner.append(0.0)
             try:
-                return fn(*args, **kwargs)
+                out = fn(*args, **kwargs)
+                if bucket == "variation":  # jitted: its work ends when its arrays are ready
+                    jax.block_until_ready(out[0])
+                return out
             finally:
                 spent = time.perf_counter() - t0
                 inner = self._inner.pop()
