@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 
 import evolve  # noqa: E402
 from evolve.catalog import load_problem  # noqa: E402
+from evolve.eval.evaluator import EvalParams  # noqa: E402
 from evolve.runs.host import cpu_model  # noqa: E402  (one description of the CPU, for the scripts too)
 from evolve.search.engine import Engine, SearchParams  # noqa: E402
 
@@ -102,15 +103,22 @@ class Timers:
         return out
 
 
+def _engine(problem, backend: str, **params) -> Engine:
+    """An engine whose evaluator is ``backend`` ("auto", "native", ...): the native (C++)
+    kernel runs on the host's CPU devices, also on a GPU machine."""
+    devices = jax.devices("cpu") if backend == "native" else None
+    return Engine(problem, SearchParams(**params, evaluator=EvalParams(backend=backend)),
+                  devices=devices)
+
+
 def bench_population(problem, population: int, generations: int, warmup: int,
                      seed: int, fit_limit: int | None, profile: int = 0,
-                     early_exit: int = 0) -> dict:
+                     early_exit: int = 0, backend: str = "auto") -> dict:
     """One throughput record at ``population`` (children = population). ``profile`` > 0:
     the timed generations run under cProfile (slower), whose ``profile`` costliest
     functions, by own time, go to stderr."""
-    params = SearchParams(population=population, children=population, fit_limit=fit_limit,
-                          early_exit=early_exit)
-    engine = Engine(problem, params)
+    engine = _engine(problem, backend, population=population, children=population,
+                     fit_limit=fit_limit, early_exit=early_exit)
     timers = Timers(engine)
     t0 = time.perf_counter()
     state = engine.init(seed)
@@ -141,6 +149,7 @@ def bench_population(problem, population: int, generations: int, warmup: int,
     per_gen = seconds / generations
     return {"bench": "search", "problem": problem.name, "population": population,
             "children": population, "fit_limit": fit_limit, "early_exit": early_exit,
+            "evaluator": engine.evaluator.kind,
             "generations": generations,
             "warmup": warmup,
             "seed": seed, "seconds_per_generation": round(per_gen, 4),
@@ -156,7 +165,8 @@ def bench_population(problem, population: int, generations: int, warmup: int,
 
 
 def bench_discovery(problem, population: int, seed: int, limit_s: float,
-                    fit_limit: int | None, certify_count: int = 0, early_exit: int = 0) -> dict:
+                    fit_limit: int | None, certify_count: int = 0, early_exit: int = 0,
+                    backend: str = "auto") -> dict:
     """Seconds of search until a program meets the problem's target (on the engine's
     sampled training and verification points: not a certificate).
 
@@ -164,8 +174,8 @@ def bench_discovery(problem, population: int, seed: int, limit_s: float,
     (``evolve.results.certify``, every float32 of the domain) up to that many of the
     cheapest programs meeting the target on the sampled points, cheapest first, stopping
     at the first certified under the target: ``certified`` lists what was checked."""
-    engine = Engine(problem, SearchParams(population=population, children=population,
-                                          fit_limit=fit_limit, early_exit=early_exit))
+    engine = _engine(problem, backend, population=population, children=population,
+                     fit_limit=fit_limit, early_exit=early_exit)
     # compile first, on another seed: the time to an answer is search, not compilation
     warm = engine.init(seed + 10_000)
     engine.step(warm)
@@ -185,6 +195,7 @@ def bench_discovery(problem, population: int, seed: int, limit_s: float,
     ok = state.error < target if target is not None else np.zeros(len(state.error), bool)
     record = {"bench": "search_discovery", "problem": problem.name, "population": population,
               "fit_limit": fit_limit, "early_exit": early_exit, "seed": seed,
+              "evaluator": engine.evaluator.kind,
               "seconds": None if found is None else round(found, 2),
               "generation": state.generation, "limit_s": limit_s,
               "searched_seconds": round(searched, 2),
@@ -234,6 +245,10 @@ def main(argv=None) -> int:
     p.add_argument("--early-exits", default="0",
                    help="comma-separated search.early_exit values to run each case with "
                         "(0: off)")
+    p.add_argument("--backends", default="auto",
+                   help="comma-separated search.evaluator.backend values to run each case "
+                        "and discovery run with (e.g. auto,native: on a GPU machine, the "
+                        "GPU and the host's CPU cores side by side)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="run the timed generations under cProfile and print its N costliest "
                         "functions to stderr (the timings then include the profiler's cost)")
@@ -254,17 +269,22 @@ def main(argv=None) -> int:
 
     limits = _limits(args.fit_limits)
     earlies = [int(v) for v in args.early_exits.split(",")]
+    backends = args.backends.split(",")
     for population in _ints(args.populations):
         for limit in limits:
             for early in earlies:
-                emit(bench_population(problem, population, args.generations, args.warmup,
-                                      seed=1, fit_limit=limit, profile=args.profile,
-                                      early_exit=early))
+                for backend in backends:
+                    emit(bench_population(problem, population, args.generations,
+                                          args.warmup, seed=1, fit_limit=limit,
+                                          profile=args.profile, early_exit=early,
+                                          backend=backend))
     for limit in limits:
         for early in earlies:
-            for seed in _ints(args.seeds):
-                emit(bench_discovery(problem, args.discovery_population, seed,
-                                     args.discovery_seconds, limit, args.certify, early))
+            for backend in backends:
+                for seed in _ints(args.seeds):
+                    emit(bench_discovery(problem, args.discovery_population, seed,
+                                         args.discovery_seconds, limit, args.certify, early,
+                                         backend))
     return 0
 
 
