@@ -63,8 +63,18 @@ def test_backends_run_side_by_side_and_the_first_is_the_baseline(capsys):
     assert {line["case"]["backend"] for line in compiles} == {"native", "lax"}
 
 
+def test_the_native_kernels_math_side_by_side(capsys):
+    bench_eval.main(["--cases", "16,8,500", "--max-seconds", "0.2", "--baselines", "none",
+                     "--backends", "native,native/libmvec", "--paths", "errors"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    gp = {line["case"]["backend"]: line for line in lines if line["metric"] == "gpops"}
+    assert set(gp) == {"native", "native/libmvec"}
+    assert gp["native/libmvec"]["baseline"] == "evolve:native"
+
+
 def test_unknown_backends_or_paths_are_refused(capsys):
-    for argv in (["--backends", "gpu"], ["--paths", "value"], ["--backends", "lax,lax"]):
+    for argv in (["--backends", "gpu"], ["--paths", "value"], ["--backends", "lax,lax"],
+                 ["--backends", "native/fast"], ["--backends", "lax/own32"]):
         with pytest.raises(SystemExit):
             bench_eval.main(argv)
     assert "--backends" in capsys.readouterr().err
