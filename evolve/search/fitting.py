@@ -147,7 +147,13 @@ class ConstantFitter:
         programs = (op, args, dst, const, length, output, slots, n_slots)
         if self._vectorize:  # GPUs: all programs at once (each op computed, one selected)
             return jax.vmap(f)(*programs)
-        return lax.map(lambda p: f(*p), programs)  # CPUs: one real branch per instruction
+
+        def fit_or_skip(p):  # the chunk's padding rows (no slots) skip the fit's steps
+            return lax.cond(p[7] > 0, lambda q: f(*q),
+                            lambda q: (q[3].astype(xt.dtype), jnp.asarray(jnp.inf, xt.dtype)),
+                            p)
+
+        return lax.map(fit_or_skip, programs)  # CPUs: one real branch per instruction
 
     def _fit_rows(self, batch: ProgramBatch, rows: np.ndarray, is_const: np.ndarray, K: int,
                   x: np.ndarray, y: np.ndarray, scale: np.ndarray
