@@ -207,12 +207,11 @@ def _c_expr(o: int, a: str, b: str, c: str) -> str:
 
 def check_math(math: str) -> str:
     """``math`` if it names one of the transcendental ops' implementations (``MATHS``):
-    "libmvec" (glibc's: float32 arithmetic, up to 2-4 ULP off), "own" (ours
-    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec's speed) or
     "own32" (the default: ours in float32 with FMA, inlined, 8 or 16 lanes with the same
     bits: sin, cos, exp, exp2 and log within 1.5 ULP, 1-2.3x libmvec's speed; tanh stays
-    libmvec's). Ours need a compiler that
-    targets AVX2 and FMA; without, libmvec or libm."""
+    libmvec's), "libmvec" (glibc's: float32 arithmetic, up to 2-4 ULP off) or "own" (ours
+    in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec's speed).
+    Ours need a compiler that targets AVX2 and FMA; without, libmvec or libm."""
     if math not in MATHS:
         raise ValueError(f"the CPU kernel's math must be one of {', '.join(MATHS)}, "
                          f"got {math!r}")
