@@ -19,15 +19,15 @@ source:
   included;
 - the transcendental ops (exp, exp2, log, sin, cos, tanh) by one of three codes, the
   run configuration's ``search.evaluator.native_math`` (the evaluator's ``native_math``):
-  - "own32", the default: our float32 sin, cos, exp, exp2 and log (``vecmath.OWN32_MATH``:
+  - "own32", the default: our float32 sin, cos, exp, exp2, log and tanh (``vecmath.OWN32_MATH``:
     Cody-Waite argument reductions with constants split into float32 parts, Sollya
     minimax polynomials with float32 coefficients, FMA), one C++ template for 8-float
     AVX2 and 16-float AVX-512 vectors, inlined into the tile loop: the same operations
     in the same order at either width, so the same bits on every x86 host with AVX2 and
     FMA; within 1.47 ULP of the exact value on its fast range (sin 1.46, cos 1.47, exp
-    0.99, exp2 1.0, log 0.89, on every 101st float32 there); per core in the kernel on
-    an AVX-512 Zen 5, sin as fast as libmvec's, cos 1.05-1.08x, exp 1.7-1.8x, log
-    1.5-1.7x, exp2 2-2.3x. tanh stays libmvec's;
+    0.99, exp2 1.0, log 0.89, tanh 1.29, on every 101st float32 there); per core in the
+    kernel on an AVX-512 Zen 5, sin as fast as libmvec's, cos 1.05-1.08x, exp
+    1.7-1.8x, log 1.5-1.7x, exp2 2-2.3x, tanh 2.6x;
   - "libmvec": glibc's vector math library (8 floats a call, float32 arithmetic: up to
     2-4 ULP off, 93-98 % correctly rounded, like numpy's own SIMD code) on the lanes it
     handles fast; on AVX-512, 16 floats a vector for sin, cos, exp and log, whose 16-float

@@ -17,8 +17,8 @@ from evolve.ops import C_HELPERS, CONST, OPS
 # The transcendental ops' implementations (``check_math``): glibc's libmvec, our own
 # float64-evaluated code or our own float32 code (the default; ``evolve.eval.cpu.vecmath``).
 MATHS = ("libmvec", "own", "own32")
-# the ops "own32" computes (tanh stays libmvec's)
-OWN32_OPS = ("sin", "cos", "exp", "exp2", "log")
+# the ops "own32" computes
+OWN32_OPS = ("sin", "cos", "exp", "exp2", "log", "tanh")
 # The instruction sets the kernel is generated for (``check_isa``), widest first: 16-float
 # AVX-512 vectors, 8-float AVX2 + FMA vectors, or no vector code of ours (the compiler's
 # choice for the target, the scalar libm functions).
@@ -208,8 +208,8 @@ def _c_expr(o: int, a: str, b: str, c: str) -> str:
 def check_math(math: str) -> str:
     """``math`` if it names one of the transcendental ops' implementations (``MATHS``):
     "own32" (the default: ours in float32 with FMA, inlined, 8 or 16 lanes with the same
-    bits: sin, cos, exp, exp2 and log within 1.5 ULP, 1-2.3x libmvec's speed; tanh stays
-    libmvec's), "libmvec" (glibc's: float32 arithmetic, up to 2-4 ULP off) or "own" (ours
+    bits: sin, cos, exp, exp2, log and tanh within 1.5 ULP, 1-2.3x libmvec's speed),
+    "libmvec" (glibc's: float32 arithmetic, up to 2-4 ULP off) or "own" (ours
     in float64, correctly rounded but for a few in 1e5; 0.55-0.7 times libmvec's speed).
     Ours need a compiler that targets AVX2 and FMA; without, libmvec or libm."""
     if math not in MATHS:

@@ -162,17 +162,17 @@ static inline __m256 ev_log_finish8(const double* R, const double* X) {
 #endif
 """
 
-# Our float32 sin, cos, exp, exp2 and log ("own32"): float32 arithmetic with FMA, one
-# C++ template for 8-float AVX2 and 16-float AVX-512 vectors (``Ev32<V>``: the same
+# Our float32 sin, cos, exp, exp2, log and tanh ("own32"): float32 arithmetic with FMA,
+# one C++ template for 8-float AVX2 and 16-float AVX-512 vectors (``Ev32<W>``: the same
 # operations in the same order, so the same bits at either width), inlined into the
 # kernel's loop (no call, no spilled registers). Correct on the kernel's fast ranges
 # (``source._MVEC``: |x| < 8192 for sin and cos, -87 < x < 88 for exp, -126 < x < 127 for
-# exp2, normal positive floats for log); the other lanes go to the kernel's special-lane
-# code as with libmvec. Argument reductions in the Cody-Waite manner with constants
-# split into float32 parts (the first step exact: x - k*C1 is a multiple of C1's last
-# bit and smaller than 1); polynomials from Sollya's fpminimax with float32 coefficients
-# (relative error of each in its comment); the measured error of each op is in
-# docs/results.md (tests/test_cpu_kernel.py bounds it).
+# exp2, normal positive floats for log, |x| < 9 for tanh); the other lanes go to the
+# kernel's special-lane code as with libmvec. Argument reductions in the Cody-Waite
+# manner with constants split into float32 parts (the first step exact: x - k*C1 is a
+# multiple of C1's last bit and smaller than 1); polynomials from Sollya's fpminimax with
+# float32 coefficients (relative error of each in its comment); the measured error of
+# each op is in docs/results.md (tests/test_cpu_kernel.py bounds it).
 OWN32_MATH = r"""
 #if EVOLVE_OWN_MATH
 template <int W> struct Ev32;
@@ -198,6 +198,12 @@ template <> struct Ev32<8> {
     static F odd(I k, F a, F b) {
         return _mm256_blendv_ps(a, b, from(_mm256_slli_epi32(k, 31)));
     }
+    static F div(F a, F b) { return _mm256_div_ps(a, b); }
+    static I ior(I a, I b) { return _mm256_or_si256(a, b); }
+    // a where x < t, else b
+    static F below(F x, float t, F a, F b) {
+        return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, c(t), _CMP_LT_OQ));
+    }
 };
 #if defined(__AVX512F__)
 template <> struct Ev32<16> {
@@ -220,6 +226,11 @@ template <> struct Ev32<16> {
     static F flip(F a, I sign) { return from(_mm512_xor_si512(bits(a), sign)); }
     static F odd(I k, F a, F b) {
         return _mm512_mask_blend_ps(_mm512_test_epi32_mask(k, ci(1)), a, b);
+    }
+    static F div(F a, F b) { return _mm512_div_ps(a, b); }
+    static I ior(I a, I b) { return _mm512_or_si512(a, b); }
+    static F below(F x, float t, F a, F b) {
+        return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, c(t), _CMP_LT_OQ), b, a);
     }
 };
 #endif
@@ -295,13 +306,31 @@ template <class V> static inline typename V::F ev32_log_(typename V::F x) {
     const F ef = V::tofloat(e);
     return V::fma(ef, V::c(0x1.62e43p-1f), V::fma(ef, V::c(-0x1.05c61p-29f), y));
 }
+// tanh x = sign(x) tanh|x|: for |x| < 0.625, a + a^3 T(a^2) (relative error 2^-27.7);
+// above, 1 - 2/(e^(2a) + 1) (no cancellation: tanh a > 0.55 there), e^(2a) as ev32_exp_
+template <class V> static inline typename V::F ev32_tanh_(typename V::F x) {
+    typedef typename V::F F;
+    typedef typename V::I I;
+    const I sign = V::iand(V::bits(x), V::ci((int)0x80000000));
+    const F a = V::from(V::iand(V::bits(x), V::ci(0x7fffffff)));
+    const F z = V::mul(a, a);
+    F p = V::fma(V::c(-0x1.758facp-8f), z, V::c(0x1.5211c4p-6f));
+    p = V::fma(p, z, V::c(-0x1.b838ap-5f));
+    p = V::fma(p, z, V::c(0x1.110704p-3f));
+    p = V::fma(p, z, V::c(-0x1.555532p-2f));
+    const F small = V::fma(V::mul(p, z), a, a);
+    const F e = ev32_exp_<V>(V::add(a, a));
+    const F large = V::sub(V::c(1.0f), V::div(V::c(2.0f), V::add(e, V::c(1.0f))));
+    return V::from(V::ior(V::bits(V::below(a, 0.625f, small, large)), sign));
+}
 // the kernel's calls, one per vector width
 #define EV32_WIDTH(W, T) \
 static inline T ev32_sin(T x) { return ev32_sincos<Ev32<W> >(x, 0); } \
 static inline T ev32_cos(T x) { return ev32_sincos<Ev32<W> >(x, 1); } \
 static inline T ev32_exp(T x) { return ev32_exp_<Ev32<W> >(x); } \
 static inline T ev32_exp2(T x) { return ev32_exp2_<Ev32<W> >(x); } \
-static inline T ev32_log(T x) { return ev32_log_<Ev32<W> >(x); }
+static inline T ev32_log(T x) { return ev32_log_<Ev32<W> >(x); } \
+static inline T ev32_tanh(T x) { return ev32_tanh_<Ev32<W> >(x); }
 EV32_WIDTH(8, __m256)
 #if defined(__AVX512F__)
 EV32_WIDTH(16, __m512)
