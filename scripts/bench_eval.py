@@ -86,7 +86,7 @@ import numpy as np  # noqa: E402
 from bench_search import cpu_model  # noqa: E402  (one description of the machine)
 from deap import gp  # noqa: E402
 
-from evolve.eval.evaluator import NATIVE_MATHS, Evaluator  # noqa: E402
+from evolve.eval.evaluator import BACKENDS, NATIVE_MATHS, Evaluator  # noqa: E402
 from evolve.eval.roofline import fp32_fraction  # noqa: E402
 from evolve.program import to_arrays  # noqa: E402
 from evolve.search.trees import primitive_set, random_trees, registers_needed, tree_to_program  # noqa: E402
@@ -205,6 +205,14 @@ def peer_missing(name: str) -> bool:
 
 
 # -- engines --------------------------------------------------------------------------------
+def _known_backend(spec: str) -> bool:
+    """Whether ``spec`` is an Evaluator backend, "auto" and "native" optionally with the
+    C++ kernel's math after a slash ("native/own32")."""
+    name, _, math = spec.partition("/")
+    return name in BACKENDS and (not math or (name in ("auto", "native")
+                                             and math in NATIVE_MATHS))
+
+
 def ours_runs(programs, x, y, L, budget_s, backend="auto", paths=("errors", "outputs")):
     """Our evaluator's runs under ``backend``: {"errors": (k, run), "outputs": (k, run)
     unless P x N floats pass OUTPUT_BYTES_CAP}, of the ``paths`` asked, and the errors
@@ -377,14 +385,11 @@ def main(argv=None) -> None:
     wanted = {name for name in wanted if not peer_missing(name)}
     backends = args.backends.split(",")
     paths = [p for p in ("errors", "outputs") if p in args.paths.split(",")]
-    unknown = (set(args.paths.split(",")) - {"errors", "outputs"}) | (
-        {b for b in backends if b.partition("/")[0] not in ("auto", "lax", "pallas", "cuda",
-                                                            "native")
-         or (b.partition("/")[2] and (b.partition("/")[0] not in ("auto", "native")
-                                      or b.partition("/")[2] not in NATIVE_MATHS))})
+    unknown = (set(args.paths.split(",")) - {"errors", "outputs"}) | {
+        b for b in backends if not _known_backend(b)}
     if unknown or not paths or len(set(backends)) != len(backends):
         parser.error(f"--paths takes errors and outputs, --backends distinct names among "
-                     f"auto, lax, pallas, cuda, native (auto and native optionally "
+                     f"{', '.join(BACKENDS)} (auto and native optionally "
                      f"/MATH, MATH one of {', '.join(NATIVE_MATHS)}); got {args.paths!r} and "
                      f"{args.backends!r}")
     cases = args.cases or (QUICK_CASES if args.quick else ALL_CASES)

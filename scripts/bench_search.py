@@ -32,6 +32,7 @@ import os
 import pstats
 import sys
 import time
+from itertools import product
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,21 +271,15 @@ def main(argv=None) -> int:
     limits = _limits(args.fit_limits)
     earlies = [int(v) for v in args.early_exits.split(",")]
     backends = args.backends.split(",")
-    for population in _ints(args.populations):
-        for limit in limits:
-            for early in earlies:
-                for backend in backends:
-                    emit(bench_population(problem, population, args.generations,
-                                          args.warmup, seed=1, fit_limit=limit,
-                                          profile=args.profile, early_exit=early,
-                                          backend=backend))
-    for limit in limits:
-        for early in earlies:
-            for backend in backends:
-                for seed in _ints(args.seeds):
-                    emit(bench_discovery(problem, args.discovery_population, seed,
-                                         args.discovery_seconds, limit, args.certify, early,
-                                         backend))
+    for population, limit, early, backend in product(_ints(args.populations), limits,
+                                                     earlies, backends):
+        emit(bench_population(problem, population, args.generations, args.warmup, seed=1,
+                              fit_limit=limit, profile=args.profile, early_exit=early,
+                              backend=backend))
+    for limit, early, backend, seed in product(limits, earlies, backends,
+                                               _ints(args.seeds)):
+        emit(bench_discovery(problem, args.discovery_population, seed,
+                             args.discovery_seconds, limit, args.certify, early, backend))
     return 0
 
 

@@ -18,7 +18,7 @@ def test_each_backend_gives_its_own_records_named_by_the_evaluator(capsys):
     runs = [line for line in lines if line["bench"] == "search_discovery"]
     assert [line["evaluator"] for line in cases] == ["native/own32", "lax"]
     assert [line["evaluator"] for line in runs] == ["native/own32", "lax"]
-    for line in cases:
+    for line in cases:  # no part counted twice: "other" (the rest) is not negative
         shares = line["shares"]
         assert set(shares) >= {"evaluator", "fitting", "variation", "other"}
-        assert abs(sum(shares.values()) - 1) < 0.01
+        assert all(v >= 0 for v in shares.values()), shares

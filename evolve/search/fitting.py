@@ -149,9 +149,9 @@ class ConstantFitter:
             return jax.vmap(f)(*programs)
 
         def fit_or_skip(p):  # the chunk's padding rows (no slots) skip the fit's steps
-            return lax.cond(p[7] > 0, lambda q: f(*q),
-                            lambda q: (q[3].astype(xt.dtype), jnp.asarray(jnp.inf, xt.dtype)),
-                            p)
+            n_slots, const = p[7], p[3]
+            return lax.cond(n_slots > 0, lambda: f(*p),
+                            lambda: (const.astype(xt.dtype), jnp.asarray(jnp.inf, xt.dtype)))
 
         return lax.map(fit_or_skip, programs)  # CPUs: one real branch per instruction
 

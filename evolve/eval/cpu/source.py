@@ -17,8 +17,6 @@ from evolve.ops import C_HELPERS, CONST, OPS
 # The transcendental ops' implementations (``check_math``): glibc's libmvec, our own
 # float64-evaluated code or our own float32 code (the default; ``evolve.eval.cpu.vecmath``).
 MATHS = ("libmvec", "own", "own32")
-# the ops "own32" computes
-OWN32_OPS = ("sin", "cos", "exp", "exp2", "log", "tanh")
 # The instruction sets the kernel is generated for (``check_isa``), widest first: 16-float
 # AVX-512 vectors, 8-float AVX2 + FMA vectors, or no vector code of ours (the compiler's
 # choice for the target, the scalar libm functions).
@@ -44,6 +42,8 @@ _MVEC = {"sin": ("_ZGVdN8v_sinf", 22, -8192.0, 8192.0),
 # that a program's outputs do not depend on the host's vector width. glibc's 16-float
 # exp2f and tanhf differ from its 8-float ones in the last bit (at 10 % and 6 % of the
 # inputs): the AVX-512 kernel calls the 8-float variant twice for those.
+# the ops "own32" computes: every transcendental op the kernel has (those of _MVEC)
+OWN32_OPS = tuple(_MVEC)
 _MVEC16 = {"sin": "_ZGVeN16v_sinf", "cos": "_ZGVeN16v_cosf", "exp": "_ZGVeN16v_expf",
            "log": "_ZGVeN16v_logf"}
 # Out-of-range inputs whose result is known, set in the vector: (the value compared, "a"
@@ -249,15 +249,16 @@ def _mvec_decl(name: str, minor: int, isa: str) -> str:
 
 
 def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
-    """The loop of a transcendental op over the tile: ours ("own"; AVX2 and FMA, 8 lanes
-    a vector on AVX-512 too), else libmvec (glibc; 16 lanes a vector on AVX-512, 8 on
-    AVX2), else the scalar libm loop. In the vector paths, lanes outside the fast range
-    (lo, hi) get NaN for NaN, the value of a rule of _RULES, or the scalar libm
-    function."""
+    """The loop of a transcendental op over the tile, by ``math``: ours in float32
+    ("own32"; as wide as the kernel's vectors), ours in float64 ("own"; AVX2 and FMA, 8
+    lanes a vector on AVX-512 too) or libmvec (glibc; 16 lanes a vector on AVX-512, 8 on
+    AVX2); without the vector code (no AVX2 and FMA, or no libmvec), the scalar libm
+    loop. In the vector paths, lanes outside the fast range (lo, hi) get NaN for NaN, the
+    value of a rule of _RULES, or the scalar libm function. (Every kernel built for
+    "avx2" or "avx512" has AVX2 and FMA, ``_ISA_CHECK``: ours never fall back to libmvec.)"""
     op = OPS[o]
     _, minor, lo, hi = _MVEC[op.name]
     assert _rules_disjoint(op.name), op.name
-    decls.append(_mvec_decl(op.name, minor, isa))
     scalar = _c_expr(o, "A[j]", "B[j]", "C[j]")
     safe = (lo + hi) / 2 if hi < 1e30 else 1.0
 
@@ -306,13 +307,14 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
             f"{special(v, False)}"
             f"}}\n")
 
-    mvec = vector(_AVX512 if isa == "avx512" else _AVX2, f"ev_mvec_{op.name}")
-    body = f"\n#if EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n{mvec}#else\n"
-    if math == "own32" and op.name in OWN32_OPS:  # inlined, as wide as the kernel's vectors
-        own = vector(_AVX512 if isa == "avx512" else _AVX2, f"ev32_{op.name}")
-        body = (f"\n#if EVOLVE_OWN_MATH\n{own}#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n"
-                f"{mvec}#else\n")
-    if math == "own":
+    lanes = _AVX512 if isa == "avx512" else _AVX2
+    if math == "libmvec":
+        decls.append(_mvec_decl(op.name, minor, isa))
+        body = (f"\n#if EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n"
+                f"{vector(lanes, f'ev_mvec_{op.name}')}#else\n")
+    elif math == "own32":  # inlined, as wide as the kernel's vectors
+        body = f"\n#if EVOLVE_OWN_MATH\n{vector(lanes, f'ev32_{op.name}')}#else\n"
+    else:
         # pass 1: the reduction of every lane (a safe argument in the special ones, whose
         # vectors are kept); pass 2: the polynomials into D; then the special lanes
         f, v = op.name, _AVX2
@@ -339,8 +341,7 @@ def _transcendental(o: int, math: str, isa: str, decls: list[str]) -> str:
                f"    __m256 r = _mm256_load_ps(D + j);\n"
                f"{special(v, True)}"
                f"}}\n")
-        body = (f"\n#if EVOLVE_OWN_MATH\n{own}#elif EVOLVE_MVEC && __GLIBC_MINOR__ >= {minor}\n"
-                f"{mvec}#else\n")
+        body = f"\n#if EVOLVE_OWN_MATH\n{own}#else\n"
     return body + f"for (int j = 0; j < T; ++j) D[j] = {scalar};\n#endif\n"
 
 
