@@ -24,8 +24,9 @@ source:
     minimax polynomials with float32 coefficients, FMA), one C++ template for 8-float
     AVX2 and 16-float AVX-512 vectors, inlined into the tile loop: the same operations
     in the same order at either width, so the same bits on every x86 host with AVX2 and
-    FMA; within 1.47 ULP of the exact value on its fast range (sin 1.46, cos 1.47, exp
-    0.99, exp2 1.0, log 0.89, tanh 1.29, on every 101st float32 there); per core in the
+    FMA; within 1.5 ULP of the exact value on its fast range (sin 1.43, cos 1.42, exp
+    0.99, exp2 1.0, log 0.89, tanh 1.29 on every 101st float32 there:
+    ``scripts/check_vecmath.py``); per core in the
     kernel on an AVX-512 Zen 5, sin as fast as libmvec's, cos 1.05-1.08x, exp
     1.7-1.8x, log 1.5-1.7x, exp2 2-2.3x, tanh 2.6x;
   - "libmvec": glibc's vector math library (8 floats a call, float32 arithmetic: up to
