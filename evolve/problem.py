@@ -23,6 +23,7 @@ SAMPLINGS = ("grid", "uniform")
 # The share of a float32 ULP problem's points drawn uniformly in the bit pattern when the
 # problem does not say (``Problem.per_binade``): half per binade, half uniform in value.
 PER_BINADE = 0.5
+ZERO_GRID = 4097  # points on which Problem.zeros looks for sign changes of the reference
 COST_MODELS = ("weighted", "size")
 
 
@@ -79,6 +80,12 @@ class Problem:
         ``sampling`` says, uniform in value. None: ``PER_BINADE`` for float32 "max_ulp"
         problems (what a certificate measures: every float32 counts once), 0 for others.
         A run records the share it used (config field ``sampling.per_binade``).
+    near_zeros: whether half of those per-binade points are drawn around the zeros of the
+        reference inside the domain (``zeros``; problems of one input): uniform in the bit
+        pattern of the distance to the zero, on each side. Near a zero the result's binades
+        shrink with it, and a certificate counts each of its float32 inputs once (log2 at
+        x = 1: evenly spaced points never come near log2(x) = 1e-6). None: on for float32
+        "max_ulp" problems. A run records the rule it used (``sampling.near_zeros``).
     """
 
     name: str
@@ -109,6 +116,7 @@ class Problem:
     formula: Callable | None = None
     linear_scaling: bool = False
     per_binade: float | None = None
+    near_zeros: bool | None = None
     opcodes: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):
@@ -148,6 +156,9 @@ class Problem:
         if share and self.dtype != "float32":
             raise UserError(f"problem {self.name!r}: per_binade draws float32 bit patterns; "
                             f"a {self.dtype} problem needs per_binade=0 or None")
+        if self.near_zeros not in (None, True, False):
+            raise UserError(f"problem {self.name!r}: near_zeros must be True, False or None "
+                            f"(the default), got {self.near_zeros!r}")
 
     @property
     def n_inputs(self) -> int:
@@ -175,6 +186,44 @@ class Problem:
         if self.per_binade is not None:
             return float(self.per_binade)
         return PER_BINADE if self.error == "max_ulp" and self.dtype == "float32" else 0.0
+
+    @property
+    def near_zeros_on(self) -> bool:
+        """``near_zeros`` resolved."""
+        if self.near_zeros is not None:
+            return bool(self.near_zeros)
+        return self.error == "max_ulp" and self.dtype == "float32"
+
+    @functools.cached_property
+    def zeros(self) -> tuple[float, ...]:
+        """The zeros of the reference strictly inside the domain of a one-input problem,
+        but not 0 (the input's own binades reach it), in float64: sign changes on 4,097
+        evenly spaced points, each narrowed by bisection to adjacent float64 values."""
+        if self.n_inputs != 1:
+            return ()
+        lo, hi = self.domain[0]
+
+        def f(v):
+            return np.asarray(self.reference(np.asarray(v, np.float64).reshape(-1, 1)),
+                              np.float64)
+
+        g = np.linspace(lo, hi, ZERO_GRID)
+        with np.errstate(all="ignore"):
+            y = np.sign(f(g))
+        found = set(g[1:-1][y[1:-1] == 0].tolist())
+        for i in np.flatnonzero(y[:-1] * y[1:] < 0):
+            a, b = float(g[i]), float(g[i + 1])
+            for _ in range(200):
+                m = 0.5 * (a + b)
+                if not a < m < b:
+                    break
+                if np.sign(f([m])[0]) == y[i]:
+                    a = m
+                else:
+                    b = m
+            found.add(a if abs(f([a])[0]) <= abs(f([b])[0]) else b)
+        tiny = float(np.finfo(np.float32).tiny)  # zeros this close to 0 are 0's
+        return tuple(sorted(z for z in found if abs(z) >= tiny and lo < z < hi))
 
     def _split(self, n: int) -> tuple[int, int]:
         """(points uniform in value, points uniform in the bit pattern) of ``n``."""
@@ -204,11 +253,54 @@ class Problem:
         if not n_bits:
             return x
         rng = None if self.sampling == "grid" else np.random.default_rng([self.data_seed, 2])
-        return np.concatenate([x, self._bit_points(n_bits, rng)])
+        return np.concatenate([x, self._bit_points(n_bits, rng, design=rng is not None)])
 
-    def _bit_points(self, n: int, rng: np.random.Generator | None) -> np.ndarray:
+    def _bit_points(self, n: int, rng: np.random.Generator | None,
+                    design: bool = False) -> np.ndarray:
         """``n`` float32 points of the domain uniform in the bit pattern (each input on its
-        own): evenly spaced in ``float32_order_keys`` without ``rng``, else drawn."""
+        own): evenly spaced in ``float32_order_keys`` without ``rng``, else drawn. With
+        ``near_zeros`` and ``zeros``, half of them uniform in the bit pattern of the distance
+        to a zero instead (``_near_zero_points``)."""
+        zeros = self.zeros if self.near_zeros_on else ()
+        if zeros:  # a domain of a few float32 values has no room around its zeros
+            k_lo, k_hi = float32_order_keys(np.array(self.domain[0]), inward=True)
+            zeros = zeros if k_hi - k_lo >= 2 else ()
+        if zeros and n >= 2:
+            inputs = self._bit_points_of_inputs(n - n // 2, rng)
+            near = self._near_zero_points(n // 2, zeros, rng, design)
+            return np.concatenate([inputs, near])
+        return self._bit_points_of_inputs(n, rng)
+
+    def _near_zero_points(self, n: int, zeros: tuple[float, ...],
+                          rng: np.random.Generator | None, design: bool) -> np.ndarray:
+        """``n`` float32 points z - d and z + d around the ``zeros`` (one input), d uniform
+        in the float32 bit pattern from the ULP of z to the domain's end on that side;
+        evenly spaced without ``rng``. With ``design`` (the points of a uniform design) each
+        side is drawn from a stream of its own, so that fewer points are a subset of more."""
+        lo, hi = self.domain[0]
+        sides = [(z, s, (z - lo) if s < 0 else (hi - z)) for z in zeros for s in (-1.0, 1.0)]
+        out = []
+        for j, (z, s, width) in enumerate(sides):
+            m = n // len(sides) + (j < n % len(sides))
+            k_lo, k_hi = float32_order_keys(np.array([ulp32(np.array([z]))[0], width]),
+                                            inward=True)
+            k_hi = max(k_hi, k_lo)  # a zero a few ULPs from the domain's end
+            if design:
+                rng_j = np.random.default_rng([self.data_seed, 3, j])
+                keys = rng_j.integers(k_lo, k_hi, m, endpoint=True, dtype=np.int64)
+            elif rng is None:
+                keys = np.round(np.linspace(k_lo, k_hi, m)).astype(np.int64)
+            else:
+                keys = rng.integers(k_lo, k_hi, m, endpoint=True, dtype=np.int64)
+            d = float32_from_keys(keys).astype(np.float64)
+            out.append(np.clip(z + s * d, lo, hi))
+        x = np.concatenate(out).astype(np.float32)
+        # inside the domain after rounding to float32
+        lo32, hi32 = (float32_from_keys(float32_order_keys(np.array([lo, hi]), inward=True)))
+        return np.clip(x, lo32, hi32).reshape(-1, 1).astype(self.np_dtype)
+
+    def _bit_points_of_inputs(self, n: int, rng: np.random.Generator | None) -> np.ndarray:
+        """``n`` points uniform in the bit pattern of each input (see ``_bit_points``)."""
         cols = []
         for lo, hi in self.domain:
             k_lo, k_hi = float32_order_keys(np.array([lo, hi], np.float64), inward=True)

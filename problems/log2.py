@@ -30,9 +30,31 @@ Starts (``Problem.starts``, ``search.starts=starts``): t + t*q(t) with t = x - 1
 1/ln2 = 1 + 0.4427...: the 1 is exact, q(0) carries the rest), q in Horner form with 6 to
 11 coefficients; coefficients from a float64 fit of the relative error (least squares
 reweighted toward the max, Lawson), each rounded to float32 (a start, not a minimax
-answer; the search refits every structure it derives from them). Starts longer than
-``max_length`` (the no-FMA forms of the higher degrees) are left out.
+answer; the search refits every structure it derives from them).
+
+``log2_nofma`` starts first from a compensated program (``COMPENSATED_NOFMA``, 0.554 ULP
+over every float32 of the domain), written by hand because no polynomial gets there:
+without FMA, t + t*q(t) floors at about 1.3 ULP (the correction t*q(t) is up to a fifth
+of the result, and its own roundings count), and Sollya's best is 1.6. The program uses
+log2(1 + t) = K*atanh(s), s = t/(2 + t), K = 2/ln 2, with |s| <= 0.1716, so the terms
+after K*s are under 1 % of the result and their roundings hardly count; K*s is carried
+in two parts, so that the final add is the only rounding of full weight:
+  - 2 + t = u + e exactly, u = 1 + x' with x' the input rounded to a multiple of 2^-10
+    ((x + 12288) - 12288: u has 12 bits) and e = x - x';
+  - s_hi: t/u rounded to 12 bits (Veltkamp's split, 4097 = 2^12 + 1); s_hi*u is exact,
+    so rho = (t - s_hi*u) - s_hi*e is t - s_hi*(2 + t) up to a rounding of the tiny
+    s_hi*e, and s_lo = rho/(x + 1) is s - s_hi to about 2^-24 of itself;
+  - K = K_hi + K_lo with K_hi of 12 bits, so K_hi*s_hi is exact; the rest,
+    K_hi*s_lo + s*(K_lo + z*(b0 + z*(b1 + z*b2))) with s = s_hi + s_lo and z = s^2, is
+    about 1 % of the result; the b are a float64 fit of (atanh(s)/s - 1)/z * K, rounded
+    to float32.
+It is 36 instructions (28 ops, two of them divisions: cost 34), so ``log2_nofma`` allows
+programs of 40 (``log2`` keeps 24). Its magic constants (12288, 4097, K_hi) are exact:
+their derivatives vanish in exact arithmetic, or K_hi and K_lo trade off, so constant
+fitting moves the coefficients, not the splits.
 """
+
+from dataclasses import replace
 
 import jax.numpy as jnp
 import numpy as np
@@ -56,7 +78,47 @@ STARTS = (  # t + t*q(t), t = x - 1: q with 6 to 11 coefficients (degrees 6 to 1
      "0.20504345", "-0.17890862", "0.1720571", "-0.16906415", "0.097034246"),
 )
 
-PROBLEMS = with_starts(fma_pair(Problem(
+COMPENSATED_NOFMA = """\
+r1 = 1.0
+r2 = sub(r0, r1)
+r3 = 12288.0
+r4 = add(r0, r3)
+r4 = sub(r4, r3)
+r3 = sub(r0, r4)
+r4 = add(r1, r4)
+r5 = div(r2, r4)
+r6 = 4097.0
+r6 = mul(r5, r6)
+r7 = sub(r6, r5)
+r6 = sub(r6, r7)
+r7 = mul(r6, r4)
+r7 = sub(r2, r7)
+r3 = mul(r6, r3)
+r3 = sub(r7, r3)
+r1 = add(r0, r1)
+r3 = div(r3, r1)
+r1 = 2.8857422
+r2 = mul(r1, r6)
+r4 = mul(r1, r3)
+r6 = add(r6, r3)
+r3 = mul(r6, r6)
+r5 = 0.4311467
+r5 = mul(r5, r3)
+r7 = 0.5767475
+r5 = add(r5, r7)
+r5 = mul(r5, r3)
+r7 = 0.9617983
+r5 = add(r5, r7)
+r5 = mul(r5, r3)
+r7 = -0.0003521057
+r5 = add(r5, r7)
+r5 = mul(r6, r5)
+r4 = add(r4, r5)
+r1 = add(r2, r4)
+return r1
+"""  # t = x - 1; u, e; s_hi, rho, s_lo; H = K_hi*s_hi; L; H + L (see the docstring)
+
+_LOG2, _LOG2_NOFMA = fma_pair(Problem(
     name="log2",
     description="log2(x) on [sqrt2/2, sqrt2], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.log2(x[:, 0]),
@@ -66,4 +128,8 @@ PROBLEMS = with_starts(fma_pair(Problem(
     error="max_ulp",
     target=1.0,
     notes=__doc__,
-)), STARTS, "minus_one")
+))
+_LOG2_NOFMA = replace(_LOG2_NOFMA, max_length=40)  # room for COMPENSATED_NOFMA
+_WITH_STARTS = with_starts([_LOG2, _LOG2_NOFMA], STARTS, "minus_one")
+PROBLEMS = [_WITH_STARTS[0], replace(_WITH_STARTS[1],
+                                     starts=(COMPENSATED_NOFMA, *_WITH_STARTS[1].starts))]

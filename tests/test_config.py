@@ -3,6 +3,7 @@
 import dataclasses
 import typing
 
+import numpy as np
 import pytest
 
 from evolve.errors import UserError
@@ -231,6 +232,24 @@ def test_a_config_yaml_without_sampling_keeps_the_old_points(tmp_path):
     recorded = replace_field(new, "sampling.per_binade", 0.25)
     path.write_text(dump_config(recorded))
     assert load_config(path) == recorded and run_problem(recorded).binade_share == 0.25
+
+
+def test_a_config_yaml_without_near_zeros_keeps_the_old_points(tmp_path):
+    from evolve.runs.config import LEGACY, run_problem, to_dict
+
+    new = build_config(overrides={**EXP2, "problem": "log2_nofma"})
+    assert new.sampling.near_zeros is None and run_problem(new).near_zeros_on
+    old = to_dict(new)
+    del old["sampling"]["near_zeros"]  # written before the field existed
+    path = tmp_path / "config.yaml"
+    path.write_text(__import__("yaml").safe_dump(old))
+    loaded = load_config(path)
+    assert loaded.sampling.near_zeros is LEGACY["sampling.near_zeros"] is False
+    problem = run_problem(loaded)
+    assert not problem.near_zeros_on
+    assert np.abs(problem.points(4096).astype(np.float64) - 1).min() > 1e-6
+    with pytest.raises(UserError, match="sampling.near_zeros.*true or false or null"):
+        build_config(sets=["sampling.near_zeros=3"], overrides=EXP2)
 
 
 def test_sampling_and_certify_fields_are_checked():

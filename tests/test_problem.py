@@ -134,3 +134,46 @@ def test_order_keys_round_trip(key):
     x = float32_from_keys(np.array([key, key + 1]))
     assert float32_order_keys(x).tolist() == [key, key + 1]
     assert x[0] < x[1] or (x[0] == 0 and x[1] == 0)  # -0 then +0 at keys -1, 0
+
+
+def test_zeros_inside_the_domain_are_found():
+    assert load_problem("log2").zeros == (1.0,) and load_problem("log2_nofma").zeros == (1.0,)
+    for name in ("exp2", "erf", "tanh"):  # no zero, or only at 0 (the input's binades reach it)
+        assert load_problem(name).zeros == ()
+    p = Problem(name="z", description="", reference=lambda x: np.cos(x[:, 0]),
+                domain=((0.0, 7.0),), ops=("add",))
+    np.testing.assert_allclose(p.zeros, [np.pi / 2, 3 * np.pi / 2], rtol=1e-15)
+    two = Problem(name="z2", description="", reference=lambda x: x[:, 0] - x[:, 1],
+                  domain=((0.0, 1.0), (0.0, 1.0)), ops=("add",))
+    assert two.zeros == ()
+
+
+def test_near_zero_points_reach_every_binade_of_the_distance():
+    p = load_problem("log2_nofma")
+    assert p.near_zeros_on and p.binade_share == 0.5
+    for x in (p.points(4096)[:, 0], p.sample(np.random.default_rng(5), 4096)[:, 0]):
+        d = np.abs(x.astype(np.float64) - 1.0)
+        d = d[d > 0]
+        binades = set(np.floor(np.log2(d)).astype(int).tolist())
+        assert set(range(-23, -2)) <= binades  # 2^-23 <= |x - 1| < 2^-2: each binade
+    off = replace(p, near_zeros=False)
+    d = np.abs(off.points(4096)[:, 0].astype(np.float64) - 1.0)
+    assert d[d > 0].min() > 1e-5  # what evenly spaced and per-input-binade points reach
+
+
+@settings(max_examples=40, deadline=None)
+@given(lo=st.floats(-1e6, 1e6), width=st.floats(1e-3, 1e6), at=st.floats(0.01, 0.99),
+       n=st.integers(2, 300), seed=st.integers(0, 2**32 - 1), uniform=st.booleans())
+def test_near_zero_points_lie_in_the_domain(lo, width, at, n, seed, uniform):
+    hi = lo + width
+    c = lo + at * width
+    p = Problem(name="d", description="", reference=lambda x: x[:, 0] - c, domain=((lo, hi),),
+                ops=("add",), sampling="uniform" if uniform else "grid")
+    k_lo, k_hi = float32_order_keys(np.array([lo, hi]), inward=True)
+    for x in (p.points(n), p.sample(np.random.default_rng(seed), n)):
+        assert x.shape == (n, 1) and x.dtype == np.float32
+        keys = float32_order_keys(x[n - int(n * p.binade_share):, 0])  # the bit points
+        if k_lo <= k_hi:  # the interval holds a float32
+            assert np.all((keys >= k_lo) & (keys <= k_hi))
+    if uniform:
+        assert set(p.points(n)[:, 0].tolist()) <= set(p.points(2 * n)[:, 0].tolist())

@@ -45,6 +45,7 @@ class SamplingParams:
     """Where the problem's points are drawn (``evolve.problem.Problem.per_binade``)."""
 
     per_binade: float | None = None  # None: the problem's own; a run records the value used
+    near_zeros: bool | None = None  # None: the problem's own; a run records the rule used
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class RunConfig:
 
 # What a config.yaml that lacks a field (written before the field existed) meant by it,
 # where that differs from the field's default: such a run resumes as it began.
-LEGACY: dict[str, Any] = {"sampling.per_binade": 0.0,
+LEGACY: dict[str, Any] = {"sampling.per_binade": 0.0, "sampling.near_zeros": False,
                           "search.evaluator.native_math": "libmvec"}
 
 # One line for every field, keyed by dotted name (tests check that none is missing).
@@ -185,6 +186,10 @@ DESCRIPTIONS: dict[str, str] = {
                            "the float32 bit pattern (every binade alike), the rest uniform in "
                            "value (null: the problem's own, 0.5 for ULP problems; a run "
                            "records the value it used)",
+    "sampling.near_zeros": "draw half of those per-binade points around the zeros of the "
+                           "function inside the domain, per binade of the distance (true, "
+                           "false; null: the problem's own, true for ULP problems; a run "
+                           "records the rule it used)",
     "certify": "the certificate at the end of `evolve run` / `evolve resume` (ULP problems "
                "of one float32 input)",
     "certify.seconds": "estimated seconds all end-of-run certificates may take; a program "
@@ -259,6 +264,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "islands.migrate_every": _at_least(1),
     "islands.migrants": _at_least(0),
     "sampling.per_binade": _between(0, 1),
+    "sampling.near_zeros": (lambda v: v is None or isinstance(v, bool),
+                            "must be true, false or null"),
     "certify.seconds": _at_least(0),
     "certify.count": _at_least(0),
     "certify.teach": (lambda v: isinstance(v, bool), "must be true or false"),
@@ -636,10 +643,14 @@ def load_config(path: str | Path) -> RunConfig:
 
 def run_problem(config: RunConfig):
     """The ``evolve.problem.Problem`` a run of ``config`` solves: ``config.problem`` loaded,
-    its points drawn by the run's ``sampling.per_binade`` (None: the problem's own)."""
+    its points drawn by the run's ``sampling.per_binade`` and ``sampling.near_zeros``
+    (None: the problem's own)."""
     from evolve.catalog import load_problem
 
     problem = load_problem(config.problem)
+    near = config.sampling.near_zeros
+    if near is not None and near != problem.near_zeros_on:
+        problem = dataclasses.replace(problem, near_zeros=near)
     share = config.sampling.per_binade
     if share is None or share == problem.per_binade:
         return problem

@@ -103,6 +103,7 @@ def engine_for(config: RunConfig, problem: Problem) -> Engine:
     """The engine of ``config``: built once per process for a (problem, search) pair, since
     building one compiles the evaluator (an Engine holds no state of a run)."""
     key = (config.problem + "\n" + repr(config.search) + repr(problem.binade_share)
+           + repr(problem.near_zeros_on)
            + repr(problem.hard_points))
     if key not in _ENGINES:
         _ENGINES.clear()
@@ -223,6 +224,8 @@ def start(config: RunConfig, run_dir: Path | None = None, quiet: bool = False,
     problem = _problem(config)
     if config.sampling.per_binade is None:  # config.yaml records the rule of its points
         config = replace_field(config, "sampling.per_binade", problem.binade_share)
+    if config.sampling.near_zeros is None:
+        config = replace_field(config, "sampling.near_zeros", problem.near_zeros_on)
     check_devices()
     prepare_islands(config)  # before a run directory is made: a bad Ray address, say
     with writing(run_dir or RUNS_ROOT):
