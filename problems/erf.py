@@ -20,11 +20,22 @@ Starts (``Problem.starts``, ``search.starts=starts``): x + x*q(s) with s = x*x (
 linear coefficient 2/sqrt(pi) = 1 + 0.128...: the 1 is exact, q(0) carries the rest), q in
 Horner form with 6 to 8 coefficients; coefficients from a float64 fit of the relative
 error (least squares reweighted toward the max, Lawson), each rounded to float32 (a start,
-not a minimax answer; the search refits every structure it derives from them). Starts
-longer than ``max_length`` (the no-FMA forms of the higher degrees) are left out.
+not a minimax answer; the search refits every structure it derives from them).
+
+``erf_nofma`` starts first from ``SPLIT_NOFMA``, under 1 ULP where no polynomial of
+Sollya's is (its best: 1.25). Without FMA, x + x*q(s) floors above 1.2 ULP near x = 1:
+there q(s) = -0.157 is the sum of q(0) = 0.128 and s*B(s) = -0.285, whose rounding alone
+is an ULP of q, and q's share of the result is a fifth. ``SPLIT_NOFMA`` takes the largest
+part of s*B(s) out exactly: q(s) = a + p(s) with a = q0 - s/4 (q0: float32(2/sqrt(pi) - 1);
+s/4 is exact, and so is a for s >= 1/2, where both are multiples of 2^-26 and |a| < 1/8),
+and p(s) = q(s) - a, which stays under 0.04, a degree-6 polynomial in s (a float64 fit of
+the relative error, Lawson-reweighted, rounded to float32); the result is
+x + (x*a + x*p). 28 instructions, 19 ops, so ``erf_nofma`` allows programs of 32 (``erf``
+keeps 24: the same padded size).
 """
 
 import math
+from dataclasses import replace
 
 import jax.scipy.special
 import numpy as np
@@ -48,7 +59,39 @@ STARTS = (  # x + x*q(s), s = x*x: q with 6, 7, 8 coefficients (degrees 11, 13, 
      "0.00011256937", "-9.6414815e-06"),
 )
 
-PROBLEMS = with_starts(fma_pair(Problem(
+SPLIT_NOFMA = """\
+r1 = mul(r0, r0)
+r2 = -0.25
+r2 = mul(r1, r2)
+r3 = 0.12837917
+r2 = add(r3, r2)
+r3 = 7.8539924e-05
+r3 = mul(r3, r1)
+r4 = -0.00080102304
+r3 = add(r3, r4)
+r3 = mul(r3, r1)
+r4 = 0.0051883315
+r3 = add(r3, r4)
+r3 = mul(r3, r1)
+r4 = -0.026853815
+r3 = add(r3, r4)
+r3 = mul(r3, r1)
+r4 = 0.112835854
+r3 = add(r3, r4)
+r3 = mul(r3, r1)
+r4 = -0.12612626
+r3 = add(r3, r4)
+r3 = mul(r3, r1)
+r4 = -3.991813e-10
+r3 = add(r3, r4)
+r2 = mul(r0, r2)
+r3 = mul(r0, r3)
+r2 = add(r2, r3)
+r1 = add(r0, r2)
+return r1
+"""  # s = x*x; a = q0 - s/4; p(s) by Horner; x + (x*a + x*p)
+
+_ERF, _ERF_NOFMA = fma_pair(Problem(
     name="erf",
     description="erf(x) on [0,1], float32, max error in ULPs, FMA allowed",
     reference=lambda x: erf64(x[:, 0]),
@@ -58,4 +101,8 @@ PROBLEMS = with_starts(fma_pair(Problem(
     error="max_ulp",
     target=1.0,
     notes=__doc__,
-)), STARTS, "square")
+))
+_ERF_NOFMA = replace(_ERF_NOFMA, max_length=32)  # room for SPLIT_NOFMA
+_WITH_STARTS = with_starts([_ERF, _ERF_NOFMA], STARTS, "square")
+PROBLEMS = [_WITH_STARTS[0], replace(_WITH_STARTS[1],
+                                     starts=(SPLIT_NOFMA, *_WITH_STARTS[1].starts))]
