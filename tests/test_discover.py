@@ -187,3 +187,35 @@ def test_rounds_must_be_positive():
     d = _script()
     with pytest.raises(SystemExit, match="--rounds 0: give 1 or more"):
         d.main(["--problems", "exp2", "--rounds", "0"])
+
+
+def _record(problem, ops, ulp, under, verdict, sollya_ops=None):
+    return {"problem": problem, "ops": ops, "certified_max_ulp": ulp, "under_target": under,
+            "verdict": verdict, "sollya_ops": sollya_ops,
+            "sollya_max_ulp": None if sollya_ops is None else 0.9,
+            "c_speed_vs_sollya": 1.0, "c_sollya_timed": "minimax-6",
+            "device": "CPU AMD EPYC, 2 cores, 1-min load 1.0 at the end", "seconds": 40.0}
+
+
+def test_best_records_take_the_cheapest_certified_row_of_each_problem(tmp_path):
+    d = _script()
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(json.dumps(r) for r in [
+        _record("exp2", 7, 0.80, True, "short: 7 ops against Sollya's 6", 6),
+        _record("log2_nofma", 18, 2.03, False, "short: certified 2.03 ULP"),
+        _record("exp", 8, 0.70, True, "short: 8 ops against Sollya's 6", 6)]) + "\n")
+    b.write_text("\n".join(json.dumps(r) for r in [
+        _record("exp2", 6, 0.95, True, "ties: equal ops", 6),
+        _record("exp2", 6, 0.90, True, "ties: equal ops", 6),
+        _record("log2_nofma", 34, 0.55, True, "beats: under 1 ULP where Sollya has none"),
+        _record("log2_nofma", 17, 1.50, False, "short: certified 1.50 ULP")]) + "\n")
+    best = d.best_records([a, b])
+    assert best["exp2"][0]["certified_max_ulp"] == 0.90 and best["exp2"][1] == "b.jsonl"
+    assert best["log2_nofma"][0]["ops"] == 34  # under the target beats cheaper and over it
+    assert best["exp"][0]["ops"] == 8 and best["exp"][1] == "a.jsonl"
+    table = d.best_table([a, b])
+    rows = [ln for ln in table.splitlines() if ln.startswith("| exp") or ln.startswith("| log2")]
+    assert [r.split(" | ")[0] for r in rows] == ["| exp2", "| exp", "| log2_nofma"]
+    assert table.splitlines()[-1] == ("3 of 3 problems certified under the target; 1 beat "
+                                      "Sollya; 1 above Sollya's ops + 1.")
+    assert "CPU AMD EPYC, 2 cores |" in rows[0]
