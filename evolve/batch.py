@@ -176,6 +176,34 @@ def costs(batch: ProgramBatch, problem: Problem, used: np.ndarray | None = None)
 
 
 # -- rows ------------------------------------------------------------------------------
+_CODE_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: a bijection of the 64-bit words
+
+
+def row_codes(batch: ProgramBatch) -> np.ndarray:
+    """uint64[P]: a hash of each program's code (its instructions before its length: op,
+    destination, the arguments it reads, a literal's bits; its returned register): equal
+    programs have equal codes, and different ones equal codes with probability about
+    2^-64. What the text form does not show (padding, unread argument slots, the literal
+    slot of other ops) does not count. One pass over the columns, not the rows."""
+    op, args, dst = np.asarray(batch.op), np.asarray(batch.args), np.asarray(batch.dst)
+    const = np.asarray(batch.const, np.float32)
+    length, output = np.asarray(batch.length), np.asarray(batch.output)
+    P, L = op.shape
+    present = np.arange(L)[None, :] < length[:, None]
+    literal = np.where(present & (op == CONST), const.view(np.uint32), 0)
+    reads = np.arange(MAX_ARITY)[None, None, :] < ARITY[np.where(present, op, CONST)][..., None]
+    cols = [length.astype(np.uint64), output.astype(np.uint64)]
+    for a in (np.where(present, op, 0), np.where(present, dst, 0), literal,
+              *np.moveaxis(np.where(reads & present[..., None], args, 0), 2, 0)):
+        cols += list(np.asarray(a).astype(np.int64).astype(np.uint64).T)
+    h = np.full(P, 0xCBF29CE484222325, np.uint64)
+    with np.errstate(over="ignore"):
+        for c in cols:
+            h = (h ^ c) * _CODE_MULTIPLIER
+            h ^= h >> np.uint64(29)
+    return h
+
+
 def take(batch: ProgramBatch, rows) -> ProgramBatch:
     """The rows ``rows`` of ``batch`` (an index array or a boolean mask), as numpy arrays."""
     return ProgramBatch(*(np.asarray(a)[rows] for a in batch))

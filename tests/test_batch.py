@@ -18,6 +18,7 @@ from evolve.batch import (
     input_dependent_mask,
     lengths_live,
     program_at,
+    row_codes,
     used_mask,
 )
 from evolve.catalog import load_problem
@@ -33,6 +34,7 @@ from evolve.program import (
     used,
 )
 from evolve.search.variation import Space, random_program
+from evolve.text import format_program
 from strategies import programs
 
 
@@ -209,3 +211,26 @@ def test_programs_rejects_arrays_that_disagree_in_rows(listed):
     for bad in (np.zeros(0, np.int32), np.array(7)):
         with pytest.raises(ValueError, match="disagree in their rows"):
             Programs(batch._replace(length=bad))
+
+
+@settings(max_examples=25, deadline=None)
+@given(batches(), st.integers(0, 2**32 - 1))
+def test_row_codes_tell_programs_apart_and_ignore_padding(case, seed):
+    b, n_registers, _ = case
+    codes = row_codes(b)
+    assert codes.dtype == np.uint64 and codes.shape == b.length.shape
+    texts = [format_program(p) for p in from_arrays(b)]
+    for i in range(len(texts)):  # equal codes exactly where the programs are equal
+        for j in range(len(texts)):
+            assert (codes[i] == codes[j]) == (texts[i] == texts[j])
+    rng = np.random.default_rng(seed)
+    pad = np.arange(b.op.shape[1])[None, :] >= b.length[:, None]
+    noisy = b._replace(const=np.where(pad, np.float32(rng.normal()), b.const),
+                       dst=np.where(pad, rng.integers(0, n_registers, b.dst.shape), b.dst))
+    assert row_codes(noisy).tolist() == codes.tolist()
+    live = np.flatnonzero((b.op == CONST) & ~pad)  # one bit of one literal changes the code
+    if len(live):
+        r, c = np.unravel_index(live[0], b.op.shape)
+        const = b.const.copy()
+        const[r, c] = np.nextafter(const[r, c], np.float32(np.inf))
+        assert row_codes(b._replace(const=const))[r] != codes[r]

@@ -253,3 +253,49 @@ def test_hopeless_is_strict_domination_by_the_front(engine):
     want = np.array([may[i] and any((f <= child[i]).all() and (f < child[i]).any() for f in front)
                      for i in range(200)])
     assert np.array_equal(got, want) and got.any() and not got.all()
+
+
+def _baseline_engine():
+    problem = load_problem("exp2")  # no fitting: a child keeps its literals
+    return Engine(problem, dataclasses.replace(PARAMS, starts="baselines", fit=False)), problem
+
+
+def test_hits_under_the_target_are_measured_unless_copies_of_the_population():
+    from evolve.search.fec import as_keys
+
+    engine, problem = _baseline_engine()
+    state = engine.init(0)
+    best = min(problem.baselines, key=lambda b: b["error"])  # 0.896 ULP: under the target
+    text = best["program"]
+    i = [format_program(p) for p in state.programs].index(format_program(parse_program(text)))
+    assert state.error[i] < problem.target
+    # the same function, other code: a dead instruction in front (same fingerprint)
+    lines = text.splitlines()
+    dead = "\n".join([f"r{problem.n_registers - 1} = 0.125", *lines]) + "\n"
+    probe = engine.probe_points(state.key)
+    fps = engine._fingerprints(engine.batch([parse_program(text), parse_program(dead)]), probe)
+    assert fps[0] == fps[1] == state.fingerprints[i]
+    # the cache says 0.5 for that fingerprint: served to the copy, measured for the other
+    state.cache.insert_column(as_keys(fps[:1]), "error", np.array([0.5]))
+    state.cache.take_stats()
+    _, error, _, _, info = engine.assess(state, [parse_program(text), parse_program(dead)],
+                                         probe, np.random.default_rng(0))
+    assert error[0] == 0.5 and error[1] == pytest.approx(state.error[i])
+    stats = state.cache.take_stats()
+    assert stats["audits"] == 1 and stats["false_hits"] == 1 and info["evaluated"] == 1
+
+
+def test_selection_keeps_the_lowest_error_of_a_fingerprint_then_the_newest(engine):
+    fps = [b"a" * 16, b"b" * 16, b"a" * 16, b"b" * 16, b"a" * 16]
+    error = np.array([0.9, 2.0, 0.5, 2.0, 0.5])
+    cost = np.array([5.0, 1.0, 6.0, 1.0, 6.0])
+    import random
+
+    kept = engine._select(error, cost, fps, random.Random(0))
+    assert sorted(kept.tolist()) == [3, 4]  # a: 0.5 twice, the newest; b: equal, the newest
+    oldest = Engine(engine.problem, dataclasses.replace(PARAMS, keep="oldest"))
+    assert sorted(oldest._select(error, cost, fps, random.Random(0)).tolist()) == [1, 2]
+    error[2] = np.nan  # NaN is the worst error
+    assert sorted(engine._select(error, cost, fps, random.Random(0)).tolist()) == [3, 4]
+    error[4] = np.nan
+    assert sorted(engine._select(error, cost, fps, random.Random(0)).tolist()) == [0, 3]

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from evolve.batch import Programs, concat, costs, has_literal, padded, take
+from evolve.batch import Programs, concat, costs, has_literal, padded, row_codes, take
 from evolve.errors import UserError
 from evolve.eval.evaluator import EvalParams, Evaluator
 from evolve.ops import CONST
@@ -354,6 +354,17 @@ class Engine:
         # Hits to re-evaluate: one uniform draw a child from the generation's stream.
         audit_rate = state.cache.audit_rate if params.fec else 0.0
         audited = rng.random(n) < audit_rate if audit_rate > 0 else np.zeros(n, bool)
+        target = self.problem.target
+        if params.fec and target is not None and len(state.programs):
+            # Hits under the target decide the front (accuracy first: they compete on cost),
+            # and a fingerprint of probe outputs cannot tell programs apart that differ at a
+            # few float32 only (one rounding more near x = 1): such hits are measured,
+            # unless the child is a copy of a program of the population. They count as
+            # audits: a different error is a false hit.
+            under = found & (cached < target)
+            if under.any():
+                copies = np.isin(row_codes(batch), row_codes(self.batch(state.programs)))
+                audited |= under & ~copies
         served = found & ~audited
         error[served] = cached[served]
         todo = np.flatnonzero(~found | audited)  # children to evaluate: each fingerprint once
@@ -497,15 +508,21 @@ class Engine:
         return np.stack([error, np.where(np.isfinite(error), cost, np.inf)], axis=1)
 
     def _select(self, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
-        # One program per fingerprint survives. Keeping the newest (a child over the parent
-        # it equals) lets neutral variants drift, so multi-step structures can form,
-        # without letting copies of one function fill the population.
-        # (A dict keeps the last index it is given for a key.)
-        if self.params.keep == "newest":
-            kept = {fp: i for i, fp in enumerate(fps)}
-        else:
-            kept = {fp: i for i, fp in zip(range(len(fps) - 1, -1, -1), reversed(fps))}
-        unique = np.sort(np.fromiter(kept.values(), np.int64, len(kept)))
+        # One program per fingerprint survives: the one of lowest error (programs of one
+        # fingerprint differ in error only where a hit was measured again: see assess),
+        # and among equal errors the newest (search.keep). Keeping the newest (a child over
+        # the parent it equals) lets neutral variants drift, so multi-step structures can
+        # form, without letting copies of one function fill the population.
+        n = len(fps)
+        if not n:
+            return np.zeros(0, np.int64)
+        keys = as_keys(fps)
+        err = np.where(np.isnan(error), np.inf, error)
+        age = -np.arange(n) if self.params.keep == "newest" else np.arange(n)
+        order = np.lexsort((age, err, keys))
+        first = np.ones(n, bool)
+        first[1:] = keys[order[1:]] != keys[order[:-1]]
+        unique = np.sort(order[first])
         obj = self._objectives(error[unique], cost[unique])
         mu = min(self.params.population, len(unique))
         return unique[np.sort(nsga2(obj, mu, rng_gen))]
