@@ -219,3 +219,38 @@ def test_best_records_take_the_cheapest_certified_row_of_each_problem(tmp_path):
     assert table.splitlines()[-1] == ("3 of 3 problems certified under the target; 1 beat "
                                       "Sollya; 1 above Sollya's ops + 1.")
     assert "CPU AMD EPYC, 2 cores |" in rows[0]
+
+
+def _fake_certificate(max_ulp):
+    from evolve.results.certify import Certificate
+
+    return Certificate(max_ulp=max_ulp, worst_x=0.5, over_1ulp=0, max_abs=1e-8, points=10,
+                       total=10, stride=1, interval=(0.0, 1.0), sample_checked=0,
+                       sample_mismatches=0, flushes_subnormals=False, seconds=0.1,
+                       device="fake")
+
+
+def test_the_starts_are_certified_when_the_front_has_nothing_under_the_target():
+    d = _script()
+    problem = load_problem("erf_nofma")
+    cands = d.start_candidates(problem, "both")
+    # the problem's own starts first (its split start leads), then baselines whose recorded
+    # error is under the target (erf_nofma has none)
+    assert [str(q) for q in cands] == [str(parse_program(t)) for t in problem.starts]
+    assert d.start_candidates(problem, "random") == []
+    seen = []
+
+    def certifier(program, problem):
+        seen.append(program)
+        return _fake_certificate(1.2 if len(seen) == 1 else 0.9)
+
+    rows = d.certify_starts(problem, "both", 3, certifier)
+    assert len(rows) == len(seen) == 2  # stops at the first one under the target
+    assert [r["round"] for r in rows] == ["0", "0"]
+    assert float(rows[1]["certified_max_ulp"]) == 0.9
+    assert parse_program(rows[1]["program"]) == cands[1]
+    assert float(rows[1]["cost"]) == problem.cost(cands[1])
+    assert d.choose_row(rows, problem) == 1
+    exp2 = load_problem("exp2")  # no starts of its own: Sollya's programs under 1 ULP
+    assert [b["program"] for b in exp2.baselines if b["error"] < 1 and b.get("program")] and \
+        len(d.start_candidates(exp2, "both")) >= 1

@@ -106,6 +106,36 @@ class SearchParams:
     evaluator: EvalParams = field(default_factory=EvalParams)  # backend, CPU kernel's math
 
 
+def start_programs(problem: Problem, which: str) -> list[Program]:
+    """The programs generation 0 begins with for ``search.starts`` = ``which``, in order:
+    the problem's baselines that are programs of it (its ops, registers and length; a
+    baseline of another op set is left out), then its ``starts`` (each must be one).
+    Raises ``UserError`` when a start is not a program of the problem, or none is found."""
+    p = problem
+    if which == "random":
+        return []
+    texts = []
+    if which in ("baselines", "both"):
+        texts += [(f"baseline {b.get('name', i)!r}", b["program"], False)
+                  for i, b in enumerate(p.baselines) if b.get("program")]
+    if which in ("starts", "both"):
+        texts += [(f"starts[{i}]", text, True) for i, text in enumerate(p.starts)]
+    programs = []
+    for where, text, required in texts:
+        try:
+            programs.append(parse_program(text, p.n_registers, (*p.opcodes, CONST),
+                                          p.max_length))
+        except ValueError as e:  # ParseError, ProgramError
+            if required:
+                raise UserError(f"problem {p.name!r}: {where} is not a program of this "
+                                f"problem: {e}") from None
+    if not programs:
+        raise UserError(f"search.starts = {which!r}, but problem {p.name!r} has no "
+                        f"{'baseline or starts' if which == 'both' else which} program "
+                        "that fits its ops, registers and length; use 'random'")
+    return programs
+
+
 class Children(NamedTuple):
     """A generation's children, as assessed (before selection), in the order made."""
 
@@ -419,34 +449,9 @@ class Engine:
         return hopeless
 
     def start_programs(self) -> list[Program]:
-        """The programs generation 0 begins with (``search.starts``), in order: the
-        problem's baselines that are programs of it (its ops, registers and length; a
-        baseline of another op set is left out), then its ``starts`` (each must be one).
-        Raises ``UserError`` when a start is not a program of the problem, or none is
-        found."""
-        which, p = self.params.starts, self.problem
-        if which == "random":
-            return []
-        texts = []
-        if which in ("baselines", "both"):
-            texts += [(f"baseline {b.get('name', i)!r}", b["program"], False)
-                      for i, b in enumerate(p.baselines) if b.get("program")]
-        if which in ("starts", "both"):
-            texts += [(f"starts[{i}]", text, True) for i, text in enumerate(p.starts)]
-        programs = []
-        for where, text, required in texts:
-            try:
-                programs.append(parse_program(text, p.n_registers, (*p.opcodes, CONST),
-                                              p.max_length))
-            except ValueError as e:  # ParseError, ProgramError
-                if required:
-                    raise UserError(f"problem {p.name!r}: {where} is not a program of this "
-                                    f"problem: {e}") from None
-        if not programs:
-            raise UserError(f"search.starts = {which!r}, but problem {p.name!r} has no "
-                            f"{'baseline or starts' if which == 'both' else which} program "
-                            "that fits its ops, registers and length; use 'random'")
-        return programs
+        """The programs generation 0 begins with (``start_programs`` of the problem and
+        ``search.starts``)."""
+        return start_programs(self.problem, self.params.starts)
 
     def remeasure(self, state: State) -> State:
         """``state`` with its population's errors measured on this engine's points (those
