@@ -286,16 +286,21 @@ def test_hits_under_the_target_are_measured_unless_copies_of_the_population():
 
 
 def test_selection_keeps_the_lowest_error_of_a_fingerprint_then_the_newest(engine):
-    fps = [b"a" * 16, b"b" * 16, b"a" * 16, b"b" * 16, b"a" * 16]
-    error = np.array([0.9, 2.0, 0.5, 2.0, 0.5])
-    cost = np.array([5.0, 1.0, 6.0, 1.0, 6.0])
     import random
 
+    fps = [b"a" * 16, b"b" * 16, b"a" * 16, b"b" * 16, b"a" * 16]
+    error = np.array([1.9, 3.0, 1.5, 3.0, 1.5])  # exp2's target is 1 ULP
+    cost = np.array([5.0, 1.0, 6.0, 1.0, 6.0])
     kept = engine._select(error, cost, fps, random.Random(0))
-    assert sorted(kept.tolist()) == [3, 4]  # a: 0.5 twice, the newest; b: equal, the newest
+    assert sorted(kept.tolist()) == [3, 4]  # a: 1.5 twice, the newest; b: equal, the newest
     oldest = Engine(engine.problem, dataclasses.replace(PARAMS, keep="oldest"))
     assert sorted(oldest._select(error, cost, fps, random.Random(0)).tolist()) == [1, 2]
     error[2] = np.nan  # NaN is the worst error
     assert sorted(engine._select(error, cost, fps, random.Random(0)).tolist()) == [3, 4]
     error[4] = np.nan
     assert sorted(engine._select(error, cost, fps, random.Random(0)).tolist()) == [0, 3]
+    # under the target every error is one (accuracy first): the newest, as before
+    under = np.array([0.9, 3.0, 0.5, 3.0, 0.7])
+    assert sorted(engine._select(under, cost, fps, random.Random(0)).tolist()) == [3, 4]
+    under[4] = 1.2  # over the target: the lowest error objective of "a" is the target's
+    assert sorted(engine._select(under, cost, fps, random.Random(0)).tolist()) == [2, 3]

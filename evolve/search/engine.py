@@ -513,16 +513,17 @@ class Engine:
         return np.stack([error, np.where(np.isfinite(error), cost, np.inf)], axis=1)
 
     def _select(self, error, cost, fps, rng_gen: random.Random) -> np.ndarray:
-        # One program per fingerprint survives: the one of lowest error (programs of one
-        # fingerprint differ in error only where a hit was measured again: see assess),
-        # and among equal errors the newest (search.keep). Keeping the newest (a child over
+        # One program per fingerprint survives: the one of the lowest error objective
+        # (programs of one fingerprint differ in error only where a hit was measured
+        # again, see assess; in accuracy-first mode all errors under the target are one),
+        # and among equal ones the newest (search.keep). Keeping the newest (a child over
         # the parent it equals) lets neutral variants drift, so multi-step structures can
         # form, without letting copies of one function fill the population.
         n = len(fps)
         if not n:
             return np.zeros(0, np.int64)
         keys = as_keys(fps)
-        err = np.where(np.isnan(error), np.inf, error)
+        err = self._objectives(np.asarray(error, np.float64), np.asarray(cost, np.float64))[:, 0]
         age = -np.arange(n) if self.params.keep == "newest" else np.arange(n)
         order = np.lexsort((age, err, keys))
         first = np.ones(n, bool)
