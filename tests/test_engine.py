@@ -9,6 +9,7 @@ import pytest
 from evolve.catalog import load_problem
 from evolve.errors import UserError
 from evolve.eval.evaluator import run_numpy
+from evolve.ops import CONST
 from evolve.runs.islands.core import SHARED, apply_logs, new_shared
 from evolve.search.engine import Engine, SearchParams
 from evolve.search.fingerprints import FINGERPRINT_HASH
@@ -304,3 +305,22 @@ def test_selection_keeps_the_lowest_error_of_a_fingerprint_then_the_newest(engin
     assert sorted(engine._select(under, cost, fps, random.Random(0)).tolist()) == [3, 4]
     under[4] = 1.2  # over the target: the lowest error objective of "a" is the target's
     assert sorted(engine._select(under, cost, fps, random.Random(0)).tolist()) == [2, 3]
+
+
+def test_polished_literals_are_never_worse_on_the_fitting_points():
+    engine = Engine(load_problem("exp2"), dataclasses.replace(PARAMS, fit_polish="cma"))
+    problem = engine.problem
+    texts = [b["program"] for b in problem.baselines if b.get("program")]
+    batch = engine.batch([parse_program(t) for t in texts])
+
+    def errors(b):
+        stats = engine.evaluator.errors(b, engine.x_fit, engine.y_fit, engine.s_fit)
+        return np.asarray(problem.error_value(stats))[: len(texts)]
+
+    const = engine._polish(batch, np.random.default_rng(0))
+    polished = batch._replace(const=const)
+    assert np.all(errors(polished) <= errors(batch))
+    literal = batch.op == CONST
+    assert np.array_equal(const[~literal], np.asarray(batch.const)[~literal])
+    state = engine.init(2)  # a whole generation runs with it
+    assert engine.step(state).state.generation == 1

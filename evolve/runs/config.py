@@ -97,6 +97,9 @@ DESCRIPTIONS: dict[str, str] = {
                              "on cost",
     "search.fit": "fit the literals of each new program structure to the target",
     "search.fit_points": "points of the domain the constant fitting uses",
+    "search.fit_polish": "after the Levenberg-Marquardt fit (float64): 'none', or 'cma' for a "
+                         "separable CMA-ES on each program's own float32 error on the fitting "
+                         "points (evolve/search/cmaes.py)",
     "search.fit_iterations": "iterations of the constant fitting per structure",
     "search.fit_limit": "new structures fitted a generation, at most: those with the lowest "
                         "training error before fitting (null: all); the others keep their "
@@ -225,6 +228,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "search.children": _at_least(1),
     "search.init_length": (lambda v: 1 <= v[0] <= v[1], "must be [min, max] with 1 <= min <= max"),
     "search.fit_points": _at_least(1),
+    "search.fit_polish": (lambda v: v in ("none", "cma"), "must be 'none' or 'cma'"),
     "search.fit_iterations": _at_least(0),
     "search.fit_limit": _at_least(0),
     "search.early_exit": _at_least(0),

@@ -45,6 +45,7 @@ from evolve.problem import Problem
 from evolve.program import Program, ProgramBatch, bucket, to_arrays
 from evolve.scaling import standardized
 from evolve.search import mating
+from evolve.search.cmaes import CMAParams, polish
 from evolve.search.fec import FECache, as_keys, first_occurrences
 from evolve.search.fingerprints import FINGERPRINT_HASH, fingerprints, make_salt
 from evolve.search.fitting import ConstantFitter, FitParams
@@ -88,6 +89,7 @@ class SearchParams:
     fit_points: int = 256
     fit_iterations: int = 10
     fit_limit: int | None = None  # new structures fitted a generation, at most (None: all)
+    fit_polish: str = "none"  # "cma": after the LM fit, a CMA-ES on the float32 error
     fec: bool = True
     fec_capacity: int = 200_000
     fec_max_hits: int | None = None
@@ -318,11 +320,42 @@ class Engine:
                 error[good] = np.maximum(error[good], self.problem.error_value(vstats)[: len(good)])
         return error, partial
 
-    def _fit(self, batch: ProgramBatch) -> np.ndarray:
-        """The fitted literals of ``batch``'s programs: its const array, float32 [n, L]."""
+    def _fit(self, batch: ProgramBatch, rng: np.random.Generator) -> np.ndarray:
+        """The fitted literals of ``batch``'s programs: its const array, float32 [n, L]
+        (with ``search.fit_polish`` = "cma", polished on their float32 error: ``_polish``)."""
         n = len(batch.length)
         const, _ = self.fitter.fit(batch, self.x_fit, self.y_fit, self.s_fit)
+        if self.params.fit_polish == "cma":
+            return self._polish(batch._replace(const=const[:n]), rng)
         return const[:n]
+
+    def _polish(self, batch: ProgramBatch, rng: np.random.Generator) -> np.ndarray:
+        """``batch``'s literals after ``evolve.search.cmaes.polish`` on the problem's error
+        of each program as it runs in float32, on the fitting points: const float32 [n, L]."""
+        n, L = batch.op.shape
+        is_const = (batch.op == CONST) & (np.arange(L)[None, :] < batch.length[:, None])
+        K = int(is_const.sum(1).max(initial=0))
+        if not n or not K:
+            return np.asarray(batch.const)
+        slots = np.argsort(~is_const, axis=1, kind="stable")[:, :K]  # literal positions first
+        active = np.take_along_axis(is_const, slots, 1)
+        rows, ks = np.nonzero(active)
+
+        def evaluate(c):  # [n, lam, K] -> [n, lam]
+            lam = c.shape[1]
+            big = ProgramBatch(*(np.repeat(np.asarray(a), lam, axis=0) for a in batch))
+            const = np.array(big.const)
+            r = rows[:, None] * lam + np.arange(lam)[None, :]  # each literal of each copy
+            const[r, slots[rows, ks][:, None]] = c[rows, :, ks]
+            stats = self.evaluator.errors(big._replace(const=const), self.x_fit, self.y_fit,
+                                          self.s_fit)
+            return np.asarray(self.problem.error_value(stats)[: n * lam]).reshape(n, lam)
+
+        best, _ = polish(evaluate, np.take_along_axis(np.asarray(batch.const), slots, 1),
+                         active, rng, CMAParams())
+        const = np.array(batch.const)
+        const[rows, slots[rows, ks]] = best[rows, ks]
+        return const
 
     def _most_promising(self, batch: ProgramBatch, new: dict[bytes, int]
                         ) -> tuple[dict[bytes, int], dict[int, float]]:
@@ -368,7 +401,7 @@ class Engine:
                 if new:
                     rows = np.fromiter(new.values(), np.int64, len(new))
                     const = np.array(batch.const)
-                    const[rows] = self._fit(take(batch, rows))
+                    const[rows] = self._fit(take(batch, rows), rng)
                     batch = batch._replace(const=const)  # one scatter of the fitted rows
                     info["fitted_rows"] = rows
                     state.structures.insert_column(list(new), "fitted", np.ones(len(new)))
