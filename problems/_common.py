@@ -96,3 +96,13 @@ def with_starts(problems: list[Problem], fits: Sequence[Sequence[str]], variable
         starts = tuple(t for t in texts if t.count("\n") - 1 <= p.max_length)
         out.append(replace(p, starts=starts))
     return out
+
+
+def with_first_start(problems: list[Problem], fits: Sequence[Sequence[str]], variable: str,
+                     start: str, max_length: int) -> list[Problem]:
+    """``with_starts`` of ``problems`` (an ``fma_pair``), where the no-FMA one begins with
+    ``start`` (text form: a program the polynomial forms cannot match) and allows programs
+    of ``max_length`` instructions, so that ``start`` and longer polynomial forms fit."""
+    fma, nofma = problems
+    fma, nofma = with_starts([fma, replace(nofma, max_length=max_length)], fits, variable)
+    return [fma, replace(nofma, starts=(start, *nofma.starts))]

@@ -36,11 +36,10 @@ x + (x*a + x*p). Certified at 0.9324 ULP over all 1,065,353,217 float32 of [0, 1
 """
 
 import math
-from dataclasses import replace
 
 import jax.scipy.special
 import numpy as np
-from evolve.problems._common import FMA_OPS, fma_pair, with_starts
+from evolve.problems._common import FMA_OPS, fma_pair, with_first_start
 
 from evolve.problem import Problem
 
@@ -92,7 +91,7 @@ r1 = add(r0, r2)
 return r1
 """  # s = x*x; a = q0 - s/4; p(s) by Horner; x + (x*a + x*p)
 
-_ERF, _ERF_NOFMA = fma_pair(Problem(
+PROBLEMS = with_first_start(fma_pair(Problem(
     name="erf",
     description="erf(x) on [0,1], float32, max error in ULPs, FMA allowed",
     reference=lambda x: erf64(x[:, 0]),
@@ -102,8 +101,5 @@ _ERF, _ERF_NOFMA = fma_pair(Problem(
     error="max_ulp",
     target=1.0,
     notes=__doc__,
-))
-_ERF_NOFMA = replace(_ERF_NOFMA, max_length=32)  # room for SPLIT_NOFMA
-_WITH_STARTS = with_starts([_ERF, _ERF_NOFMA], STARTS, "square")
-PROBLEMS = [_WITH_STARTS[0], replace(_WITH_STARTS[1],
-                                     starts=(SPLIT_NOFMA, *_WITH_STARTS[1].starts))]
+)), STARTS, "square", SPLIT_NOFMA, max_length=32)
+

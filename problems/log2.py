@@ -54,11 +54,9 @@ their derivatives vanish in exact arithmetic, or K_hi and K_lo trade off, so con
 fitting moves the coefficients, not the splits.
 """
 
-from dataclasses import replace
-
 import jax.numpy as jnp
 import numpy as np
-from evolve.problems._common import FMA_OPS, fma_pair, with_starts
+from evolve.problems._common import FMA_OPS, fma_pair, with_first_start
 
 from evolve.problem import Problem
 
@@ -118,7 +116,7 @@ r1 = add(r2, r4)
 return r1
 """  # t = x - 1; u, e; s_hi, rho, s_lo; H = K_hi*s_hi; L; H + L (see the docstring)
 
-_LOG2, _LOG2_NOFMA = fma_pair(Problem(
+PROBLEMS = with_first_start(fma_pair(Problem(
     name="log2",
     description="log2(x) on [sqrt2/2, sqrt2], float32, max error in ULPs, FMA allowed",
     reference=lambda x: np.log2(x[:, 0]),
@@ -128,8 +126,5 @@ _LOG2, _LOG2_NOFMA = fma_pair(Problem(
     error="max_ulp",
     target=1.0,
     notes=__doc__,
-))
-_LOG2_NOFMA = replace(_LOG2_NOFMA, max_length=40)  # room for COMPENSATED_NOFMA
-_WITH_STARTS = with_starts([_LOG2, _LOG2_NOFMA], STARTS, "minus_one")
-PROBLEMS = [_WITH_STARTS[0], replace(_WITH_STARTS[1],
-                                     starts=(COMPENSATED_NOFMA, *_WITH_STARTS[1].starts))]
+)), STARTS, "minus_one", COMPENSATED_NOFMA, max_length=40)
+
