@@ -2,15 +2,23 @@
 interpreter, timings are positive and cached, programs over the target are estimated, and the engine
 uses it as its second objective with ``search.cost: latency``."""
 
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from evolve.catalog import load_problem
+from evolve.errors import UserError
 from evolve.eval.evaluator import run_numpy
 from evolve.search import latency
 from evolve.search.engine import Engine, SearchParams
-from evolve.search.latency import LatencyCost, live_instructions, program_function
+from evolve.search.latency import (
+    CLatencyCost,
+    LatencyCost,
+    live_instructions,
+    program_function,
+)
 from evolve.text import parse_program
 
 FAST = "r1 = 1.5\nr1 = fma(r0, r1, r1)\nreturn r1\n"
@@ -65,3 +73,30 @@ def test_noise_cannot_flatten_the_estimate(monkeypatch):
     fast, slow = (parse_program(t, n_registers=4) for t in (FAST, SLOW))
     est = cost([fast, slow], np.array([50.0, 50.0]))
     assert est[1] > est[0] > cost.base
+
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="search.cost 'c' needs gcc")
+
+
+@needs_gcc
+def test_c_cost_builds_each_timed_program_once_and_the_engine_runs_with_it():
+    problem = load_problem("exp2")
+    cost = CLatencyCost(problem, points=1024, repeats=3)
+    assert cost.base > 0 and cost.per_op > 0 and cost.folder.is_dir()
+    fast, slow = (parse_program(t, n_registers=4) for t in (FAST, SLOW))
+    built = cost._built
+    t = cost([fast, slow], np.array([0.5, 0.5]))  # under the target: timed as C
+    assert np.isfinite(t).all() and (t > 0).all() and cost._built == built + 2
+    assert cost([fast], np.array([0.5]))[0] == t[0] and cost._built == built + 2  # cached
+    assert not list(cost.folder.iterdir())  # sources and libraries removed once loaded
+    engine = Engine(problem, SearchParams(population=16, children=16, n_train=512, fit=False,
+                                          cost="c"))
+    assert isinstance(engine.latency, CLatencyCost)
+    state, _, _ = engine.step(engine.init(0))
+    assert np.isfinite(state.cost).all() and (state.cost > 0).all()
+
+
+def test_c_cost_without_gcc_names_the_fix(monkeypatch):
+    monkeypatch.setattr(latency.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="install gcc, or set search.cost: latency"):
+        CLatencyCost(load_problem("exp2"))

@@ -134,9 +134,11 @@ DESCRIPTIONS: dict[str, str] = {
     "search.tree.subtree_depth": "[min, max] depth of the subtrees uniform mutation grows",
     "search.tree.literal_range": "[low, high] of the literals random trees draw",
     "search.tree.max_tries": "attempts at a child within the limits before a parent is copied",
-    "search.cost": "the cost objective: 'problem' (the problem's cost model) or 'latency' "
-                   "(ns per point of the program jitted by XLA on the CPU, timed for "
-                   "programs meeting the target, estimated from op weights for the others)",
+    "search.cost": "the cost objective: 'problem' (the problem's cost model), 'latency' "
+                   "(ns per point of the program jitted by XLA on the CPU) or 'c' (ns per "
+                   "call of the program exported to C and built by gcc -O2 -march=native); "
+                   "timed for programs meeting the target, estimated from op weights for "
+                   "the others",
     "search.mating": "a parent's partner: 'tournament' (binary, on Pareto rank), 'random', "
                      "or 'ideal' (closest to the parent's evolving ideal mate)",
     "search.mate_candidates": "candidates an 'ideal' chooser compares with its ideal",
@@ -255,7 +257,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
                                   "must be [min, max] with 0 <= min <= max"),
     "search.tree.literal_range": (lambda v: v[0] <= v[1], "must be [low, high] with low <= high"),
     "search.tree.max_tries": _at_least(1),
-    "search.cost": (lambda v: v in ("problem", "latency"), "must be 'problem' or 'latency'"),
+    "search.cost": (lambda v: v in ("problem", "latency", "c"),
+                    "must be 'problem', 'latency' or 'c'"),
     "search.mating": (lambda v: v in ("tournament", "random", "ideal"),
                       "must be 'tournament', 'random' or 'ideal'"),
     "search.mate_candidates": _at_least(1),

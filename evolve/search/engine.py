@@ -101,7 +101,7 @@ class SearchParams:
     variation: VariationParams = field(default_factory=VariationParams)
     representation: str = "linear"  # "linear" programs, or DEAP "tree"s compiled to programs
     tree: TreeParams = field(default_factory=TreeParams)
-    cost: str = "problem"  # "problem": its cost model; "latency": measured XLA CPU time
+    cost: str = "problem"  # "problem": its cost model; "latency": XLA CPU time; "c": gcc's
     mating: str = "tournament"  # a parent's partner: "tournament", "random" or "ideal"
     mate_candidates: int = 7  # candidates an "ideal" chooser compares with its ideal
     mate_sigma: float = 0.1  # mutation of the ideals (evolve/search/mating.py)
@@ -194,10 +194,11 @@ class Engine:
                                                linear_scaling=problem.linear_scaling),
                                      devices=_cpu_devices(devices), ops=problem.ops)
         self.latency = None
-        if params.cost == "latency":
-            from evolve.search.latency import LatencyCost
+        if params.cost in ("latency", "c"):
+            from evolve.search.latency import CLatencyCost, LatencyCost
 
-            self.latency = LatencyCost(problem)
+            self.latency = LatencyCost(problem) if params.cost == "latency" else \
+                CLatencyCost(problem)
         n_train = params.n_train or problem.n_train
         # the problem's hard points (certify.teach) join the training and fitting points
         hard = np.asarray(problem.hard_points, problem.np_dtype).reshape(-1, problem.n_inputs)

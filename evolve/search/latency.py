@@ -12,21 +12,35 @@ each distinct program once (an LRU cache keyed by its live instructions). The ot
 an estimate on the same scale: ``base + per_op * weighted op count``, with ``base`` and
 ``per_op`` measured at start-up on the problem's own ops.
 
+``CLatencyCost`` (``search.cost: c``) times what a user ships instead, as AutoNumerics-Zero
+times compiled code: the program exported to C (``evolve export --format c``), built by gcc
+(``C_FLAGS``: -O2, the host's instruction set, so fma is one instruction where the CPU has
+it) into a shared library with a timing loop that calls it out of line through a pointer,
+as libm is called (``scripts/bench_numerics.py`` times the same way), itself called
+through ctypes; the cost is the minimum over ``repeats`` passes of ns per call over the
+block of points.
+
 Timings are measurements: two runs, or a run and its resume, can time a program
-differently by the machine's noise, so with ``search.cost: latency`` a resumed run is
-exact only up to that noise (a checkpoint keeps the population's costs as measured).
+differently by the machine's noise, so with ``search.cost: latency`` or ``c`` a resumed run
+is exact only up to that noise (a checkpoint keeps the population's costs as measured).
 """
 
 from __future__ import annotations
 
+import ctypes
+import shutil
+import subprocess
+import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import replace
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evolve.errors import UserError
 from evolve.ops import CONST, OPS
 from evolve.program import Instruction, Program, live
 
@@ -132,3 +146,86 @@ class LatencyCost:
             timed = target is not None and np.isfinite(e) and e < target
             out[i] = self.time(p) if timed else self.base + self.per_op * self._weights.cost(p)
         return out
+
+
+C_FLAGS = ("-O2", "-march=native", "-ffp-contract=off", "-fPIC", "-shared")
+
+_C_HARNESS = """
+#include <time.h>
+
+double evolve_time(const float *const *x, float *y, int n, int repeats)
+{{
+    /* called out of line through a pointer, as libm is: not inlined into the loop */
+    float (*volatile call)({params}) = evolve_f;
+    double best = 1e300;
+    for (int r = 0; r < repeats; r++) {{
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        float chain = 0.0f;  /* each call waits for the one before: its latency counts */
+        for (int i = 0; i < n; i++) {{
+            chain = call({args}) * 0.0f;
+            y[i] = chain;
+        }}
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double t = (double) (b.tv_sec - a.tv_sec) * 1e9 + (double) (b.tv_nsec - a.tv_nsec);
+        if (t < best)
+            best = t;
+    }}
+    return best / n;
+}}
+"""
+
+
+class CLatencyCost(LatencyCost):
+    """``LatencyCost`` with the programs timed as gcc compiles them (``search.cost: c``):
+    each distinct timed program is built once (tens of milliseconds) into its own library
+    in a temporary folder of this instance."""
+
+    def __init__(self, problem, points: int = 4096, repeats: int = 30, capacity: int = 4096,
+                 cflags: tuple[str, ...] = C_FLAGS):
+        self.gcc = shutil.which("gcc")
+        if self.gcc is None:
+            raise UserError("search.cost = 'c' builds each timed program with gcc, which is "
+                            "not on PATH; install gcc, or set search.cost: latency")
+        self.cflags = tuple(cflags)
+        self.folder = Path(tempfile.mkdtemp(prefix="evolve-c-"))
+        self._built = 0
+        x = problem.grid(points).astype(np.float32)
+        self._columns = [np.ascontiguousarray(x[:, j]) for j in range(problem.n_inputs)]
+        self._y = np.zeros(points, np.float32)
+        super().__init__(problem, points, repeats, capacity, jax.devices("cpu")[0])
+
+    def time(self, program: Program) -> float:
+        """The program's time as C, ns per call (minimum of ``repeats`` passes)."""
+        from evolve.results.export import export
+
+        key = self._key(program)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        args = ", ".join(f"x[{j}][i] + chain" for j in range(self.problem.n_inputs))
+        params = ", ".join(["float"] * self.problem.n_inputs)
+        source = export(program, self.problem, "c", name="evolve_f") + \
+            _C_HARNESS.format(args=args, params=params)
+        self._built += 1
+        c_file = self.folder / f"p{self._built}.c"
+        lib = self.folder / f"p{self._built}.so"
+        c_file.write_text(source)
+        done = subprocess.run([self.gcc, *self.cflags, "-o", str(lib), str(c_file), "-lm"],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"gcc failed on an exported program:\n{done.stderr[-2000:]}")
+        f = ctypes.CDLL(str(lib)).evolve_time
+        f.restype = ctypes.c_double
+        f.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int,
+                      ctypes.c_int]
+        pointers = (ctypes.c_void_p * len(self._columns))(
+            *(c.ctypes.data for c in self._columns))
+        ns = float(f(pointers, self._y.ctypes.data, len(self._y), self.repeats))
+        lib.unlink()  # loaded: the file is no longer needed
+        c_file.unlink()
+        self.cache[key] = ns
+        self.measured += 1
+        if len(self.cache) > self.capacity:
+            self.cache.popitem(last=False)
+        return ns
