@@ -41,13 +41,18 @@ from pathlib import Path
 
 import numpy as np
 
+from evolve.c_code import c_literal as _c_literal  # noqa: F401 (tests read it here)
+from evolve.c_code import c_source as _c_source
+from evolve.c_code import header as _header
+from evolve.c_code import initial_registers as _initial
+from evolve.c_code import input_names as _input_names
 from evolve.errors import UserError
-from evolve.ops import C_HELPERS, CONST, OPS, sympy_functions
+from evolve.ops import CONST, OPS, sympy_functions
 from evolve.problem import Problem
-from evolve.program import Program, input_dependent, pruned
+from evolve.program import Program, input_dependent
 from evolve.program import live as _live
 from evolve.scaling import linear_fit, scaled
-from evolve.text import format_literal, format_program
+from evolve.text import format_literal
 
 FORMATS = ("python", "jax", "c", "sympy", "latex")
 
@@ -100,41 +105,9 @@ def _maximum(a, b):
 
 
 # -- the straight-line code every format shares ---------------------------------------------
-def _input_names(n_inputs: int) -> list[str]:
-    return ["x"] if n_inputs == 1 else [f"x{i}" for i in range(n_inputs)]
-
-
-def _initial(program: Program, n_inputs: int) -> list[int]:
-    """Registers read before they are written (the output included): inputs or zeros."""
-    written, needed = set(), set()
-    for ins in _live(program):
-        needed |= set(ins.args) - written
-        written.add(ins.dst)
-    if program.output not in written:
-        needed.add(program.output)
-    return sorted(needed)
-
-
 def _exact_repr(value: float) -> str:
     """A Python float literal of the float32 ``value``'s exact value."""
     return repr(float(np.float32(value)))
-
-
-def _c_literal(value: float) -> str:
-    """A C hex float literal of the float32 ``value``: exact (``0x1.62e43p-1f``)."""
-    h = float(np.float32(value)).hex()  # e.g. 0x1.62e4300000000p-1
-    sign, rest = ("-", h[1:]) if h.startswith("-") else ("", h)
-    mant, exp = rest[2:].split("p")
-    mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
-    return f"{sign}0x{mant}p{int(exp)}f"
-
-
-def _header(program: Program, problem: Problem, info: str) -> list[str]:
-    lines = [f"Exported by evolve from problem {problem.name!r}: {problem.description}."]
-    lines += info.splitlines()
-    lines += ["", "The program (without its dead instructions):", ""]
-    lines += ["    " + line for line in format_program(pruned(program)).splitlines()]
-    return lines
 
 
 def _check_name(name: str) -> None:
@@ -202,39 +175,6 @@ def _array_source(program: Program, problem: Problem, name: str, info: str, jax:
     else:
         out.append('    with np.errstate(all="ignore"):  # IEEE results: inf, nan, no warnings')
         out += ["        " + line for line in body + [ret]]
-    return "\n".join(out) + "\n"
-
-
-# -- C --------------------------------------------------------------------------------------
-def _c_source(program: Program, problem: Problem, name: str, info: str) -> str:
-    live = _live(program)
-    inputs = _input_names(problem.n_inputs)
-    doc = _header(program, problem, info)
-    doc += ["", "C99. Compile with -ffp-contract=off and without -ffast-math; link with -lm."]
-    out = ["/* " + doc[0]] + [(" * " + line).rstrip() for line in doc[1:]] + [" */", "",
-                                                                              "#include <math.h>"]
-    spellings = " ".join(OPS[ins.op].c for ins in live)
-    for helper, source in C_HELPERS.items():
-        if helper + "(" in spellings:
-            out += ["", source.strip("\n")]
-    regs = sorted({ins.dst for ins in live} | set(_initial(program, problem.n_inputs)))
-    out += ["", f"float {name}({', '.join(f'float {v}' for v in inputs)})", "{"]
-    for i, v in enumerate(inputs):
-        if i not in regs:
-            out.append(f"    (void) {v};  /* not used */")
-    initial = _initial(program, problem.n_inputs)
-    for r in initial:
-        out.append(f"    float r{r} = {inputs[r] if r < problem.n_inputs else '0.0f'};")
-    rest = [r for r in regs if r not in initial]
-    if rest:
-        out.append(f"    float {', '.join(f'r{r}' for r in rest)};")
-    for ins in live:
-        if ins.op == CONST:
-            out.append(f"    r{ins.dst} = {_c_literal(ins.value)};  /* {format_literal(ins.value)} */")
-        else:
-            expr = OPS[ins.op].c.format(*(f"r{a}" for a in ins.args))
-            out.append(f"    r{ins.dst} = {expr};")
-    out += [f"    return r{program.output};", "}"]
     return "\n".join(out) + "\n"
 
 

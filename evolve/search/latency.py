@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evolve.c_code import c_source
 from evolve.errors import UserError
 from evolve.ops import CONST, OPS
 from evolve.program import Instruction, Program, live
@@ -197,15 +198,13 @@ class CLatencyCost(LatencyCost):
 
     def time(self, program: Program) -> float:
         """The program's time as C, ns per call (minimum of ``repeats`` passes)."""
-        from evolve.results.export import export
-
         key = self._key(program)
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
         args = ", ".join(f"x[{j}][i] + chain" for j in range(self.problem.n_inputs))
         params = ", ".join(["float"] * self.problem.n_inputs)
-        source = export(program, self.problem, "c", name="evolve_f") + \
+        source = c_source(program, self.problem, "evolve_f") + \
             _C_HARNESS.format(args=args, params=params)
         self._built += 1
         c_file = self.folder / f"p{self._built}.c"
