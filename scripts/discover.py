@@ -298,15 +298,11 @@ def start_candidates(problem: Problem, starts: str) -> list:
     once, in that order."""
     if starts == "random":
         return []
-    programs = start_programs(problem, starts)  # baselines, then starts
-    own = {format_program(parse_program(t)) for t in problem.starts}
-    good = {format_program(parse_program(b["program"])) for b in problem.baselines
-            if b.get("program") and problem.meets_target(b["error"])}
-    out: dict = {}
-    for q in [q for q in programs if format_program(q) in own] + \
-            [q for q in programs if format_program(q) in good]:
-        out.setdefault(format_program(q), q)  # each once
-    return list(out.values())
+    texts = {format_program(q): q for q in start_programs(problem, starts)}  # each once
+    own = [format_program(parse_program(t)) for t in problem.starts]
+    good = [format_program(parse_program(b["program"])) for b in problem.baselines
+            if b.get("program") and problem.meets_target(b["error"])]
+    return list({t: texts[t] for t in own + good if t in texts}.values())
 
 
 def certify_starts(problem: Problem, starts: str, limit: int, certifier=certify
