@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import evolve
 from evolve import __version__
 from evolve.errors import UserError, did_you_mean
+from evolve.model_choice import REGRESSION_RULE, RULES
 
 PROG = "evolve"
 
@@ -373,7 +374,12 @@ def _add_export_arguments(p: argparse.ArgumentParser) -> None:
                        help="the front.csv row to export (0 is the first)")
     which.add_argument("--best", action="store_true",
                        help="the most accurate program (default: the cheapest one meeting the "
-                            "problem's target, else the most accurate)")
+                            "problem's target, else the most accurate; for regression "
+                            "problems, the model that --choose picks)")
+    which.add_argument("--choose", choices=RULES, metavar="RULE",
+                       help="regression problems (error nmse): the rule that picks the model "
+                            f"from the front, one of {', '.join(RULES)} (default: "
+                            f"{REGRESSION_RULE}; docs/symbolic-regression.md)")
     p.add_argument("--out", metavar="FILE", help="write to FILE (default: stdout)")
     p.add_argument("--name", default="f", metavar="NAME",
                    help="the function's name (default: %(default)s)")
@@ -390,7 +396,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.simplify and args.format not in ("sympy", "latex"):
         raise UserError(f"--simplify applies to --format sympy or latex only, not {args.format}")
     text, _, info = export_run(Path(args.run_dir), args.format, index=args.index,
-                               best=args.best, name=args.name, simplify=args.simplify)
+                               best=args.best, name=args.name, simplify=args.simplify,
+                               rule=args.choose)
     if args.out:
         out = Path(args.out)
         if out.is_dir():

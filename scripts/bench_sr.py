@@ -226,46 +226,16 @@ def run_generations(step, t0: float, budget: float) -> tuple[int, float]:
             return generations, now - t0
 
 
+# evolve's model choice from its final front: the rules of `evolve export --choose`
+# (evolve.model_choice.RULES; not imported here, so that the parent process leaves JAX alone)
 SELECT_RULES = ("accurate", "best", "lowest", "bic")
 
 
 def select_model(errors, sizes, rule: str = "accurate", n: int | None = None) -> int:
-    """The index of the model to report from a Pareto front of (loss, size).
+    """``evolve.model_choice.choose_model``: the index of the model ``rule`` picks."""
+    from evolve.model_choice import choose_model
 
-    Losses are floored at 1e-12 (float32 evaluation: below it, all are exact fits).
-    "accurate": the smallest model within 1.5x of the lowest loss. "best" (PySR's rule):
-    among those, the one with the largest drop of log-loss per added node. "lowest": the
-    lowest loss (the smallest of equals). "bic": the lowest Bayesian information criterion
-    n log(loss) + size log(n), ``n`` the training points, each node a parameter.
-    """
-    import numpy as np
-
-    if rule not in SELECT_RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(SELECT_RULES)}")
-    order = np.lexsort((errors, sizes))
-    loss = np.maximum(np.asarray(errors, np.float64)[order], 1e-12)
-    size = np.asarray(sizes, np.float64)[order]
-    best_loss = loss.min()
-    if rule == "accurate":
-        return int(order[np.flatnonzero(loss <= 1.5 * best_loss)[0]])
-    if rule == "lowest":
-        return int(order[np.flatnonzero(loss == best_loss)[0]])
-    if rule == "bic":
-        if n is None:
-            raise ValueError("rule 'bic' needs n, the number of training points")
-        with np.errstate(all="ignore"):
-            bic = np.where(np.isfinite(loss), n * np.log(loss) + size * np.log(n), np.inf)
-        return int(order[int(np.argmin(bic))])
-    best, best_score, prev = int(order[0]), -np.inf, None
-    for k in range(len(order)):
-        if not np.isfinite(loss[k]):
-            continue
-        s = 0.0 if prev is None else -(np.log(loss[k]) - np.log(loss[prev])) / max(
-            size[k] - size[prev], 1.0)
-        prev = k
-        if loss[k] <= 1.5 * best_loss and s > best_score:
-            best, best_score = int(order[k]), s
-    return best
+    return choose_model(errors, sizes, rule, n)
 
 
 def run_evolve(problem, seed, budget, t0, args) -> dict:

@@ -343,3 +343,23 @@ def test_summary_says_meeting_the_target_only_on_a_certificate(tmp_path):
     assert "# error 0.97 certified (max over every float32 of the domain), cost 2" in meets
     assert "0.9948" not in meets and "on sampled points only" not in text
     assert "certified max error 1.189 at x = 0.25 (4185 inputs over 1 ULP)" in rest
+
+
+def test_summary_of_a_regression_run_shows_the_chosen_model(tmp_path):
+    """For an "nmse" problem the summary shows the model the default model choice picks
+    (not the most accurate: it overfits noisy data), with its linear scaling a * f + b."""
+    from evolve.catalog import load_problem
+    from evolve.runs.config import build_config
+    from test_files import _state
+
+    problem = load_problem("nguyen-8")  # sqrt(x): error nmse, linear scaling on
+    config = build_config(overrides={"problem": "nguyen-8", "generations": 3})
+    programs = [parse_program(t, n_registers=problem.n_registers) for t in (
+        "return r0\n", "r1 = sqrt(r0)\nreturn r1\n",
+        "r1 = sqrt(r0)\nr2 = mul(r1, r0)\nr2 = mul(r2, r1)\nr1 = add(r1, r2)\nreturn r1\n")]
+    state = _state(programs, [0.04, 2e-3, 7e-4], [1.0, 2.0, 7.0])
+    text = runs.summary(runs.Outcome(tmp_path, config, problem, state, None))
+    assert "the model chosen from the front of 3 by the rule 'accurate'" in text
+    assert "# training error 0.0007 (NMSE, 1 - R^2 on 20 points), cost 7" in text
+    assert "with linear scaling: the model is a * f + b" in text
+    assert "no program meets the target" not in text and "sampled" not in text

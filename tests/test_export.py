@@ -411,6 +411,9 @@ def test_cli_export_to_stdout_and_file(tmp_path, capsys):
     (["export", "{run}", "--format", "c", "--name", "float"], "function name"),
     (["export", "{run}", "--format", "c", "--out", "{tmp}"], "is a directory"),
     (["export", "{empty}", "--format", "c"], "empty front"),
+    (["export", "{run}", "--format", "c", "--choose", "bic"], "applies to regression problems"),
+    (["export", "{run}", "--format", "c", "--choose", "bic", "--best"], "not allowed with"),
+    (["export", "{run}", "--format", "c", "--choose", "aic"], "choose from: accurate, best"),
 ])
 def test_cli_export_bad_input(tmp_path, capsys, args, message):
     run = make_run(tmp_path)
@@ -435,6 +438,23 @@ def test_the_header_shows_the_program_without_dead_instructions():
         source = export.export(prog, PROBLEM, fmt)
         assert "without its dead instructions" in source and "r1 = add(r0, r0)" in source
         assert "r3 = " not in source and "r2 = " not in source  # the dead instructions
+
+
+def test_choose_row_of_a_regression_front_follows_the_model_choice():
+    from evolve.catalog import load_problem
+
+    p = load_problem("nguyen-8")  # error nmse, 20 training points, target 1e-12
+    front = rows((0.5, 1.0), (1e-3, 3.0), (5e-4, 40.0))
+    assert export.choose_row(front, p) == 2  # accurate, the default: within 1.5x
+    assert export.choose_row(front, p, rule="bic") == 1  # 40 nodes do not pay for half
+    assert export.choose_row(front, p, rule="bic", n_train=10_000) == 2
+    assert export.choose_row(front, p, best=True) == 2
+    assert export.choose_row(rows((0.5, 1.0), (1e-13, 5.0), (1e-14, 9.0)), p) == 1  # exact
+    with pytest.raises(UserError, match="unknown model choice 'smallest'; choose from"):
+        export.choose_row(front, p, rule="smallest")
+    ulp = load_problem("exp2")
+    with pytest.raises(UserError, match="--choose applies to regression problems"):
+        export.choose_row(rows((0.5, 1.0)), ulp, rule="bic")
 
 
 # -- linear scaling -------------------------------------------------------------------------

@@ -294,10 +294,15 @@ def export(program: Program, problem: Problem, fmt: str, *, name: str = "f",
 
 
 def choose_row(rows: list[dict[str, str]], problem: Problem, index: int | None = None,
-               best: bool = False) -> int:
-    """The front row to export: ``index``; or with ``best`` the lowest error; by default the
-    cheapest row meeting the problem's target, else the lowest error. Errors are the
-    certified max ULP where ``evolve verify`` wrote one (``verify.row_error``)."""
+               best: bool = False, rule: str | None = None,
+               n_train: int | None = None) -> int:
+    """The front row to export: ``index``; or with ``best`` the lowest error; by default,
+    for a regression problem (error "nmse") the model that the choice ``rule`` picks
+    (``evolve.model_choice``; default ``REGRESSION_RULE``; ``n_train``, the run's
+    training points, default the problem's), for others the cheapest row meeting the
+    problem's target, else the lowest error. Errors are the certified max ULP where
+    ``evolve verify`` wrote one (``verify.row_error``)."""
+    from evolve.model_choice import REGRESSION_RULE, RULES, choose_model
     from evolve.results.certify import row_error
 
     n = len(rows)
@@ -306,9 +311,18 @@ def choose_row(rows: list[dict[str, str]], problem: Problem, index: int | None =
             raise UserError(f"--index {index} is out of range: the front has {n} "
                             f"program{'s' * (n != 1)} (indices 0..{n - 1}, in front.csv order)")
         return index
+    if n == 0:
+        raise UserError("the front is empty: nothing to choose from")
+    if rule is not None and problem.error != "nmse":
+        raise UserError(f"--choose applies to regression problems (error 'nmse'); problem "
+                        f"{problem.name!r} measures {problem.error!r}: use --best or --index")
+    if rule is not None and rule not in RULES:
+        raise UserError(f"unknown model choice {rule!r}; choose from: {', '.join(RULES)}")
     errors = [row_error(r, problem) for r in rows]
     costs = [float(r["cost"]) for r in rows]
     errors = [e if not math.isnan(e) else math.inf for e in errors]
+    if problem.error == "nmse" and not best:
+        return choose_model(errors, costs, rule or REGRESSION_RULE, n_train or problem.n_train)
     meeting = [i for i in range(n) if problem.meets_target(errors[i])]
     if meeting and not best:
         return min(meeting, key=lambda i: (costs[i], errors[i], i))
@@ -326,7 +340,8 @@ def _row_info(row: dict[str, str], index: int, problem: Problem) -> str:
 
 
 def export_run(run_dir: Path, fmt: str, index: int | None = None, best: bool = False,
-               name: str = "f", simplify: bool = False) -> tuple[str, int, str]:
+               name: str = "f", simplify: bool = False,
+               rule: str | None = None) -> tuple[str, int, str]:
     """Export a member of the front of ``run_dir``: (source text, row index, a line
     describing the row)."""
     from evolve.catalog import load_problem
@@ -338,12 +353,15 @@ def export_run(run_dir: Path, fmt: str, index: int | None = None, best: bool = F
     _, config = open_run(run_dir)
     problem = load_problem(config.problem)
     _, rows = read_front(run_dir)
-    i = choose_row(rows, problem, index, best)
+    i = choose_row(rows, problem, index, best, rule, config.search.n_train)
     try:
         program = parse_program(rows[i]["program"], n_registers=problem.n_registers)
     except ParseError as e:
         raise UserError(f"front.csv row {i} holds no valid program (line {e.line}, column "
                         f"{e.column}: {e.detail}); the run directory is damaged") from None
     info = _row_info(rows[i], i, problem)
+    if problem.error == "nmse" and index is None and not best:
+        from evolve.model_choice import REGRESSION_RULE
+        info += f" Model choice: {rule or REGRESSION_RULE} (--choose)."
     return export(program, problem, fmt, name=name, simplify=simplify, info=info,
                   n_train=config.search.n_train), i, info

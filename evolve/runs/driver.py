@@ -495,6 +495,36 @@ def _drive(run: RunDir, config: RunConfig, problem: Problem, engine: Engine, sta
 
 
 # -- results ----------------------------------------------------------------------------------
+def _regression_choice(state: State, problem: Problem, front: list, n_train: int) -> list[str]:
+    """The summary's lines for a regression problem (error "nmse"): the model that the
+    default model choice picks from the front, as ``evolve export`` writes it (with the
+    linear scaling ``a * f + b`` where the problem has it)."""
+    from evolve.eval.evaluator import run_numpy
+    from evolve.model_choice import REGRESSION_RULE, choose_model
+    from evolve.scaling import linear_fit, scaled
+    from evolve.text import format_program, parse_program
+
+    if not front:
+        return ["no program with a finite error yet"]
+    i = choose_model([r[0] for r in front], [r[1] for r in front], REGRESSION_RULE, n_train)
+    error, cost, _, text = front[i]
+    exact = " (an exact fit: under the target)" if problem.meets_target(error) else ""
+    lines = [f"the model chosen from the front of {len(front)} by the rule {REGRESSION_RULE!r} "
+             "(`evolve export --choose RULE` for another; docs/symbolic-regression.md):",
+             f"# training error {error:.6g} (NMSE, 1 - R^2 on {n_train:,} points){exact}, "
+             f"cost {cost:g}"]
+    if problem.linear_scaling:
+        program = parse_program(text, n_registers=problem.n_registers)
+        x = problem.points(n_train)
+        a, b = linear_fit(run_numpy(program, x, problem.n_registers, np.float32),
+                          problem.targets(x)[0])
+        lines.append(f"# with linear scaling: the model is a * f + b, a = {float(a)!r}, "
+                     f"b = {float(b)!r}:")
+        text = format_program(scaled(program, float(a), float(b),
+                                     problem.n_registers)).rstrip("\n")
+    return lines + [text]
+
+
 def summary(outcome: Outcome, count: int = 3) -> str:
     """What ``evolve run`` prints at the end: the run directory and the best programs,
     each as ``format_program(pruned(p))`` (``front_rows``: without dead instructions; the
@@ -535,6 +565,8 @@ def summary(outcome: Outcome, count: int = 3) -> str:
                              f"cost {cost:g}")
             lines.append(text)
 
+    if problem.error == "nmse":
+        return "\n".join(lines + _regression_choice(state, problem, front, n_train)) + "\n"
     if target is None:
         show([min(front, key=lambda r: (r[0], r[1]))] if front else [],
              "the most accurate program:", True)
