@@ -247,12 +247,13 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
     from evolve.results.export import scaled_model, to_sympy
     from evolve.search.engine import Engine, SearchParams
     from evolve.search.selection import front_indices
+    from evolve.text import format_program
 
     # compiled code from disk where an earlier cell compiled the same shapes, as `evolve
     # run` does (EVOLVE_CACHE_DIR; EVOLVE_NO_COMPILATION_CACHE=1: off): a user's second run
     evolve.use_compilation_cache()
     params = SearchParams(population=args.population, children=args.population,
-                          representation="tree", mating=args.mating)
+                          representation=args.representation, mating=args.mating)
     engine = Engine(problem, params, devices=jax.devices("cpu")[:1])
     state = engine.init(seed)
 
@@ -284,12 +285,13 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
         expr = None
     return {"expr": expr, "pred": pred, "native_size": problem.cost(program),
             "searched_s": searched, "generations": generations, "evaluations": state.evaluations,
-            "model": state.genomes[pick] if state.genomes else None,
+            "model": state.genomes[pick] if state.genomes else format_program(program),
             "front": front, "picks": picks}
 
 
 def rescore(record: dict) -> dict:
-    """An evolve record judged again (``score``) from its model's tree text, with the same
+    """An evolve record judged again (``score``) from its model's text (a tree, or for
+    linear programs the scaled model's program), with the same
     problem, noise and scaling: for records made before a change of the judgement. The
     test R^2 must come out as recorded (the same program), else ``rescore_error``."""
     import numpy as np
@@ -298,14 +300,18 @@ def rescore(record: dict) -> dict:
     from evolve.eval.evaluator import run_numpy
     from evolve.results.export import scaled_model, to_sympy
     from evolve.search.trees import parse_tree, primitive_set, tree_to_program
+    from evolve.text import parse_program
 
     args = argparse.Namespace(noise=record.get("noise") or 0.0,
                               scaling="on" if cell_key(record)[4] == "on" else "off")
     problem = cell_problem(load_problem(record["problem"]), "evolve", args)
-    pset = primitive_set([o for o in problem.ops if o != "const"], problem.n_inputs)
-    tree = parse_tree(record["model"], pset)
-    program = scaled_model(tree_to_program(tree, problem.n_inputs, problem.n_registers),
-                           problem)
+    if (record.get("settings") or {}).get("representation") == "linear":
+        program = parse_program(record["model"], n_registers=problem.n_registers)  # scaled
+    else:
+        pset = primitive_set([o for o in problem.ops if o != "const"], problem.n_inputs)
+        tree = parse_tree(record["model"], pset)
+        program = scaled_model(tree_to_program(tree, problem.n_inputs, problem.n_registers),
+                               problem)
     x_test, y_test = problem.test_data()
     pred = run_numpy(program, x_test, problem.n_registers, np.float32)
     syms = symbols(problem)
@@ -563,6 +569,7 @@ def run_cell(engine: str, name: str, seed: int, args) -> dict:
               "n_train": problem.n_train, "n_test": len(x_test)}
     if engine == "evolve":  # the options that change our search
         record["settings"] = {"population": args.population, "mating": args.mating,
+                              "representation": args.representation,
                               "select": args.select, "scaling": problem.linear_scaling}
     t0 = time.perf_counter()
     try:
@@ -608,12 +615,14 @@ def cell_key(record: dict) -> tuple:
 
 
 def label(record: dict) -> str:
-    """The engine as tables show it: evolve without linear scaling is "evolve-unscaled"
-    (records made before scaling was an option have no such setting: "evolve")."""
-    if record.get("engine") == "evolve" and (record.get("settings") or {}).get(
-            "scaling") is False:
-        return "evolve-unscaled"
-    return record.get("engine", "?")
+    """The engine as tables show it: evolve without linear scaling is "evolve-unscaled",
+    with linear programs "evolve-linear" (records made before these were options have no
+    such setting: trees, and "evolve" before scaling was an option)."""
+    if record.get("engine") != "evolve":
+        return record.get("engine", "?")
+    settings = record.get("settings") or {}
+    name = "evolve-unscaled" if settings.get("scaling") is False else "evolve"
+    return name + ("-linear" if settings.get("representation") == "linear" else "")
 
 
 def _done(path: Path | None) -> set[tuple]:
@@ -658,7 +667,8 @@ def run_all(args) -> list[dict]:
             core = free.pop(0) if free else cores[len(running) % len(cores)]
             cmd = [sys.executable, __file__, "--cell", f"{engine}:{name}:{seed}",
                    "--budget", str(args.budget), "--population", str(args.population),
-                   "--mating", args.mating, "--noise", repr(noise),
+                   "--mating", args.mating, "--representation", args.representation,
+                   "--noise", repr(noise),
                    "--scaling", scaling or "on", "--select", args.select]
             env = {**os.environ, **CELL_ENV}
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -802,6 +812,9 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="skip cells already in --out")
     p.add_argument("--population", type=int, default=500, help="evolve's population")
     p.add_argument("--mating", default="tournament", help="evolve's search.mating")
+    p.add_argument("--representation", default="tree", choices=("tree", "linear"),
+                   help="evolve's search.representation (linear cells: give them an --out "
+                        "of their own; --resume tells cells apart by scaling, not this)")
     p.add_argument("--select", default="accurate", choices=SELECT_RULES,
                    help="evolve's choice from its front (see select_model)")
     p.add_argument("--noise", default="0",

@@ -132,6 +132,10 @@ def test_cells_cover_noise_levels_and_evolve_with_and_without_scaling():
     old = {"engine": "evolve", "problem": "nguyen-2", "seed": 1}  # before noise, scaling
     assert bench_sr.cell_key(old) == ("evolve", "nguyen-2", 1, 0.0, "off")
     assert bench_sr.label(old) == "evolve"
+    linear = dict(record, settings={"scaling": True, "representation": "linear"})
+    assert bench_sr.label(linear) == "evolve-linear"
+    assert _args(["--representation", "linear"]).representation == "linear"
+    assert _args([]).representation == "tree"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -212,3 +216,14 @@ def test_rescore_judges_a_record_again_from_its_tree():
     assert "rescore_error" not in again and again["native_size"] == 6 + 4  # + a and b
     unscaled = bench_sr.rescore(dict(record, settings={"scaling": False}))
     assert not unscaled["exact"] and not unscaled["recovered"]
+    # a linear-program record keeps the scaled model's program text
+    from evolve.results.export import scaled_model
+    from evolve.text import format_program, parse_program
+
+    p = load_problem("nguyen-8")
+    prog = parse_program("r2 = sqrt(r0)\nr3 = -3.0\nr1 = mul(r2, r3)\nr3 = 1.5\n"
+                         "r1 = add(r1, r3)\nreturn r1\n", n_registers=p.n_registers)
+    linear = dict(record, settings={"scaling": True, "representation": "linear"},
+                  model=format_program(scaled_model(prog, p)), test_r2=again["test_r2"])
+    judged = bench_sr.rescore(linear)
+    assert judged["exact"] and "rescore_error" not in judged
