@@ -25,6 +25,7 @@ SAMPLINGS = ("grid", "uniform")
 PER_BINADE = 0.5
 ZERO_GRID = 4097  # points on which Problem.zeros looks for sign changes of the reference
 COST_MODELS = ("weighted", "size")
+REPRESENTATIONS = ("linear", "tree")  # the genomes a search evolves (Problem.representation)
 
 
 def ulp32(y: np.ndarray) -> np.ndarray:
@@ -74,6 +75,10 @@ class Problem:
         "size" (the node count of the expression the program computes).
     formula: the true formula, ``formula(x, m)`` of a list of inputs and a module (numpy or
         sympy), for recovery checks; None when there is none.
+    representation: the genomes a run evolves unless its config says otherwise (config
+        field ``search.representation``, null by default): "linear" programs, or "tree"s
+        (DEAP expression trees compiled to programs: what the symbolic-regression problems
+        of ``problems/_sr.py`` ask for; docs/symbolic-regression.md measures the two).
     per_binade: the share (0..1) of the training, check and probe points (``points``,
         ``sample``) drawn uniformly in the float32 bit pattern (``float32_from_keys``), so
         every binade of the domain gets as many points as any other; the rest are drawn as
@@ -115,6 +120,7 @@ class Problem:
     cost_model: str = "weighted"
     formula: Callable | None = None
     linear_scaling: bool = False
+    representation: str = "linear"
     per_binade: float | None = None
     near_zeros: bool | None = None
     opcodes: tuple[int, ...] = field(init=False)
@@ -137,7 +143,9 @@ class Problem:
             raise UserError(f"problem {self.name!r}: needs more registers than inputs")
         for name, value, allowed in (("sampling", self.sampling, SAMPLINGS),
                                      ("test_sampling", self.test_sampling, SAMPLINGS),
-                                     ("cost_model", self.cost_model, COST_MODELS)):
+                                     ("cost_model", self.cost_model, COST_MODELS),
+                                     ("representation", self.representation,
+                                      REPRESENTATIONS)):
             if value not in allowed:
                 raise UserError(f"problem {self.name!r}: {name} must be one of {allowed}, "
                                 f"got {value!r}")

@@ -45,7 +45,8 @@ def sr_problem(name: str, description: str, formula: Callable[[Sequence, object]
     (``numpy`` or ``sympy``) for sin, cos, exp, log, sqrt and pi. ``reference`` (float64
     points [N, n] -> [N]) defaults to the formula under numpy. Programs get 8 scratch
     registers past the inputs, enough for any tree of up to 255 nodes. The error is
-    scored after linear scaling unless ``linear_scaling`` is False (``Problem``).
+    scored after linear scaling unless ``linear_scaling`` is False (``Problem``). Runs
+    evolve trees unless their config asks for linear programs (``representation``).
     """
     n_inputs = len(domain)
     if reference is None:
@@ -59,5 +60,5 @@ def sr_problem(name: str, description: str, formula: Callable[[Sequence, object]
         n_verify=n_train, sampling=sampling, n_test=n_test,
         test_domain=None if test_domain is None else tuple(test_domain),
         test_sampling=test_sampling, data_seed=data_seed, cost_model="size",
-        formula=formula, linear_scaling=linear_scaling,
+        formula=formula, linear_scaling=linear_scaling, representation="tree",
         notes=f"{notes.strip()}\n\n{SR_NOTES}\n")

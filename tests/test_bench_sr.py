@@ -136,6 +136,9 @@ def test_cells_cover_noise_levels_and_evolve_with_and_without_scaling():
     assert bench_sr.label(linear) == "evolve-linear"
     assert _args(["--representation", "linear"]).representation == "linear"
     assert _args([]).representation == "tree"
+    from evolve.model_choice import REGRESSION_RULE
+
+    assert _args([]).select == REGRESSION_RULE  # the benchmark judges what export picks
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -63,7 +63,9 @@ def test_run_directory_layout(reference):
     from evolve.runs.config import replace_field
 
     # config.yaml: the resolved config, with the sampling rule the problem's points followed
+    # and the genomes it evolved
     recorded = replace_field(tiny.config(N), "sampling.per_binade", 0.5)
+    recorded = replace_field(recorded, "search.representation", "linear")
     assert runs.open_run(reference)[1] == replace_field(recorded, "sampling.near_zeros", True)
 
 
@@ -363,3 +365,23 @@ def test_summary_of_a_regression_run_shows_the_chosen_model(tmp_path):
     assert "# training error 0.0007 (NMSE, 1 - R^2 on 20 points), cost 7" in text
     assert "with linear scaling: the model is a * f + b" in text
     assert "no program meets the target" not in text and "sampled" not in text
+
+
+def test_a_run_evolves_the_problems_own_genomes_and_records_them(tmp_path):
+    """search.representation: null (the default) takes the problem's own (trees for the
+    symbolic-regression problems) and config.yaml records it; a setting the problem's trees
+    cannot take names both fixes."""
+    from evolve.runs.config import build_config, load_config
+
+    sets = ["search.population=8", "search.children=8", "search.fit_iterations=2"]
+    config = build_config(sets=sets, overrides={"problem": "nguyen-8", "generations": 1})
+    assert config.search.representation is None
+    outcome = runs.start(config, tmp_path / "sr", quiet=True)
+    assert load_config(tmp_path / "sr" / "config.yaml").search.representation == "tree"
+    assert outcome.state.genomes  # trees, kept as text
+    islands = build_config(sets=[*sets, "islands.count=2", "islands.migrants=1"],
+                           overrides={"problem": "nguyen-8", "generations": 1})
+    with pytest.raises(UserError, match=r"problem 'nguyen-8' evolves trees .*cannot take "
+                                        r"migrants.*set search.representation=linear"):
+        runs.start(islands, tmp_path / "islands", quiet=True)
+    assert not (tmp_path / "islands").exists()

@@ -100,6 +100,15 @@ def test_uniform_designs_stay_nested_with_bit_points():
     assert set(p.points(100)[:, 0].tolist()) <= set(p.points(400)[:, 0].tolist())
 
 
+def test_the_genomes_a_problem_asks_for():
+    assert load_problem("exp2").representation == "linear"  # the default
+    for name in ("nguyen-1", "feynman-I.10.7", "keijzer-4", "strogatz-vdp-1"):
+        assert load_problem(name).representation == "tree", name  # problems/_sr.py
+    with pytest.raises(UserError, match="representation must be one of"):
+        Problem(name="b", description="", reference=lambda x: x[:, 0], domain=((0, 1),),
+                ops=("add",), representation="graph")
+
+
 def test_per_binade_is_checked():
     with pytest.raises(UserError, match="per_binade must be a number in"):
         Problem(name="b", description="", reference=lambda x: x[:, 0], domain=((0, 1),),

@@ -77,7 +77,8 @@ class RunConfig:
 # What a config.yaml that lacks a field (written before the field existed) meant by it,
 # where that differs from the field's default: such a run resumes as it began.
 LEGACY: dict[str, Any] = {"sampling.per_binade": 0.0, "sampling.near_zeros": False,
-                          "search.evaluator.native_math": "libmvec"}
+                          "search.evaluator.native_math": "libmvec",
+                          "search.representation": "linear"}
 
 # One line for every field, keyed by dotted name (tests check that none is missing).
 DESCRIPTIONS: dict[str, str] = {
@@ -123,7 +124,8 @@ DESCRIPTIONS: dict[str, str] = {
     "search.variation.const_sigma": "relative size of a literal's perturbation",
     "search.variation.max_retries": "redraws of a mutation that leaves a program unchanged",
     "search.representation": "genomes: 'linear' programs, or DEAP expression 'tree's compiled "
-                             "to programs (symbolic regression)",
+                             "to programs; null: the problem's own (trees for symbolic "
+                             "regression, linear programs for the others); a run records it",
     "search.tree": "how trees are made and varied (search.representation=tree)",
     "search.tree.init_depth": "[min, max] depth of the ramped half-and-half trees of generation 0",
     "search.tree.max_height": "height limit of a tree (children above it are made again)",
@@ -246,7 +248,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "search.variation.crossover_weights": (_weights_ok, "must not be all 0"),
     "search.variation.const_sigma": _at_least(0),
     "search.variation.max_retries": _at_least(1),
-    "search.representation": (lambda v: v in ("linear", "tree"), "must be 'linear' or 'tree'"),
+    "search.representation": (lambda v: v in (None, "linear", "tree"),
+                              "must be 'linear' or 'tree' (or null: the problem's own)"),
     "search.tree.init_depth": (lambda v: 0 <= v[0] <= v[1],
                                "must be [min, max] with 0 <= min <= max"),
     "search.tree.max_height": _at_least(0),

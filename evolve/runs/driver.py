@@ -226,6 +226,14 @@ def start(config: RunConfig, run_dir: Path | None = None, quiet: bool = False,
         config = replace_field(config, "sampling.per_binade", problem.binade_share)
     if config.sampling.near_zeros is None:
         config = replace_field(config, "sampling.near_zeros", problem.near_zeros_on)
+    if config.search.representation is None:  # config.yaml records the genomes evolved
+        try:
+            config = replace_field(config, "search.representation", problem.representation)
+        except UserError as e:
+            fix = str(e).replace(" or use 'linear'", "")
+            raise UserError(f"problem {problem.name!r} evolves {problem.representation}s "
+                            f"(search.representation: null takes the problem's own): {fix}; "
+                            "or set search.representation=linear") from None
     check_devices()
     prepare_islands(config)  # before a run directory is made: a bad Ray address, say
     with writing(run_dir or RUNS_ROOT):

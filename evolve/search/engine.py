@@ -99,7 +99,8 @@ class SearchParams:
     early_exit: int = 0  # >0: children first judged on ~this many training points (max errors)
     keep: str = "newest"  # of programs with one fingerprint, the one kept: "newest" or "oldest"
     variation: VariationParams = field(default_factory=VariationParams)
-    representation: str = "linear"  # "linear" programs, or DEAP "tree"s compiled to programs
+    # "linear" programs, or DEAP "tree"s compiled to programs; None: the problem's own
+    representation: str | None = None
     tree: TreeParams = field(default_factory=TreeParams)
     cost: str = "problem"  # "problem": its cost model; "latency": XLA CPU time; "c": gcc's
     mating: str = "tournament"  # a parent's partner: "tournament", "random" or "ideal"

@@ -29,6 +29,7 @@ import numpy as np
 from deap import gp
 
 from evolve.batch import Programs, padded
+from evolve.problem import REPRESENTATIONS
 from evolve.program import Program, ProgramBatch, bucket, from_rows, to_arrays
 from evolve.search.batch_variation import kinds_text, make_children
 from evolve.search.trees import (
@@ -46,7 +47,6 @@ from evolve.search.trees import (
 )
 from evolve.search.variation import CROSSOVERS, Space, random_program, rng_from_key
 
-REPRESENTATIONS = ("linear", "tree")
 CROSSOVER_KINDS = frozenset(CROSSOVERS) | {"one_point"}
 
 
@@ -244,10 +244,12 @@ class TreeRepresentation:
 
 
 def make_representation(problem, params):
-    """The representation ``params.representation`` names, for ``problem``."""
-    if params.representation == "tree":
+    """The representation ``params.representation`` names (None: the problem's own,
+    ``Problem.representation``), for ``problem``."""
+    name = params.representation or problem.representation
+    if name == "tree":
         return TreeRepresentation(problem, params)
-    if params.representation == "linear":
+    if name == "linear":
         return LinearRepresentation(problem, params)
-    raise ValueError(f"unknown representation {params.representation!r}; choose from: "
+    raise ValueError(f"unknown representation {name!r}; choose from: "
                      f"{', '.join(REPRESENTATIONS)}")
