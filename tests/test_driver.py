@@ -370,7 +370,7 @@ def test_summary_of_a_regression_run_shows_the_chosen_model(tmp_path):
 def test_a_run_evolves_the_problems_own_genomes_and_records_them(tmp_path):
     """search.representation: null (the default) takes the problem's own (trees for the
     symbolic-regression problems) and config.yaml records it; a setting the problem's trees
-    cannot take names both fixes."""
+    cannot take (LLM edits: linear programs) names both fixes."""
     from evolve.runs.config import build_config, load_config
 
     sets = ["search.population=8", "search.children=8", "search.fit_iterations=2"]
@@ -379,9 +379,10 @@ def test_a_run_evolves_the_problems_own_genomes_and_records_them(tmp_path):
     outcome = runs.start(config, tmp_path / "sr", quiet=True)
     assert load_config(tmp_path / "sr" / "config.yaml").search.representation == "tree"
     assert outcome.state.genomes  # trees, kept as text
-    islands = build_config(sets=[*sets, "islands.count=2", "islands.migrants=1"],
-                           overrides={"problem": "nguyen-8", "generations": 1})
-    with pytest.raises(UserError, match=r"problem 'nguyen-8' evolves trees .*cannot take "
-                                        r"migrants.*set search.representation=linear"):
-        runs.start(islands, tmp_path / "islands", quiet=True)
-    assert not (tmp_path / "islands").exists()
+    llm = build_config(sets=[*sets, "llm.rate=0.1", "llm.models=[m]"],
+                       overrides={"problem": "nguyen-8", "generations": 1})
+    with pytest.raises(UserError, match=r"problem 'nguyen-8' evolves trees .*cannot take LLM "
+                                        r"edits.*set llm.rate=0; or set "
+                                        r"search.representation=linear"):
+        runs.start(llm, tmp_path / "llm", quiet=True)
+    assert not (tmp_path / "llm").exists()

@@ -268,3 +268,29 @@ def test_the_run_row_sums_counts_and_averages_diversity():
     assert out["island"] == TOTAL and out["generation"] == 3
     assert out["evaluations"] == 30 and out["best_error"] == 1.5
     assert np.isclose(out["diversity"], 0.3) and out["wall_seconds"] == 0.5
+
+
+def test_tree_islands_migrate_their_trees_and_resume_exactly(tmp_path):
+    """Migrants of the tree representation travel with their trees' text: an island that
+    receives them holds them as genomes, and a stopped run resumes to the same run."""
+    from evolve.search.trees import parse_tree, primitive_set
+
+    sets = ["search.population=12", "search.children=12", "search.fit_iterations=2",
+            "checkpoint_every=3", *SETS]
+
+    def tree_config(generations):
+        return build_config(sets=sets, overrides={"problem": "nguyen-8", "generations":
+                                                  generations})
+
+    full = runs.start(tree_config(6), tmp_path / "full", quiet=True)
+    runs.start(tree_config(3), tmp_path / "part", quiet=True)
+    runs.resume(tmp_path / "part", 6, quiet=True)
+    tiny.assert_same_run(tmp_path / "full", tmp_path / "part")
+    m = pd.read_csv(tmp_path / "full" / "metrics.csv", dtype={"island": str})
+    assert list(m[m["island"] == TOTAL]["immigrants"]) == [0, 4, 0, 4, 0, 4]
+    problem = full.problem
+    pset = primitive_set([o for o in problem.ops if o != "const"], problem.n_inputs)
+    for island in full.state.islands:
+        assert len(island.genomes) == len(island.programs) == 12
+        for text in island.genomes:
+            parse_tree(text, pset)  # every member is a tree

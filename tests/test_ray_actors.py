@@ -74,3 +74,17 @@ def test_a_run_on_ray_resumes_exactly_on_ray_or_in_process(cluster, reference, t
     assert runs.open_run(path)[1].islands.ray_address is None
     runs.resume(path, N, quiet=True, ray_address="auto")
     tiny.assert_same_run(reference, path)
+
+
+def test_tree_islands_on_ray_are_the_run_in_process(cluster, tmp_path):
+    """Trees migrate between Ray actors as between islands in one process."""
+    sets = ["search.population=12", "search.children=12", "search.fit_iterations=2",
+            "checkpoint_every=3", *SETS]
+
+    def tree_config(ray_address):
+        return build_config(sets=sets, overrides={"problem": "nguyen-8", "generations": 4,
+                                                  "islands.ray_address": ray_address})
+
+    runs.start(tree_config(None), tmp_path / "here", quiet=True)
+    runs.start(tree_config("auto"), tmp_path / "ray", quiet=True)
+    tiny.assert_same_run(tmp_path / "here", tmp_path / "ray")

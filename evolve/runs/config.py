@@ -586,9 +586,6 @@ def from_values(values: Mapping[str, Any], where: str = "") -> RunConfig:
         if (resolved.get("llm.rate") or 0) > 0:
             raise UserError(f"search.representation = 'tree'{where} cannot take LLM edits "
                             "(they are linear programs); set llm.rate=0 or use 'linear'")
-        if (resolved.get("islands.count") or 1) > 1 and (resolved.get("islands.migrants") or 0):
-            raise UserError(f"search.representation = 'tree'{where} cannot take migrants "
-                            "between islands yet; set islands.migrants=0 or islands.count=1")
     return _build(RunConfig, "", resolved)
 
 
