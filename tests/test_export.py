@@ -457,6 +457,24 @@ def test_choose_row_of_a_regression_front_follows_the_model_choice():
         export.choose_row(rows((0.5, 1.0)), ulp, rule="bic")
 
 
+def test_cli_exports_the_chosen_model_of_a_regression_run(tmp_path, capsys):
+    """`evolve run` on an SR problem, then `evolve export --choose`: the header names the
+    rule, and the function computes the front row's scaled model."""
+    run = tmp_path / "sr"
+    assert main(["run", "nguyen-8", "--generations", "2", "--run-dir", str(run), "--quiet",
+                 "--set", "search.population=8", "--set", "search.children=8",
+                 "--set", "search.fit_iterations=2"]) == 0
+    assert "the model chosen from the front" in capsys.readouterr().out
+    for rule in ("bic", None):
+        argv = ["export", str(run), "--format", "python", "--out", str(tmp_path / "f.py")]
+        assert main(argv + (["--choose", rule] if rule else [])) == 0
+        text = (tmp_path / "f.py").read_text()
+        assert f"Model choice: {rule or 'accurate'} (--choose)." in text
+        f = load_module(text, tmp_path).f
+        assert np.isfinite(f(np.linspace(0.5, 4, 8, dtype=np.float32))).all()
+    capsys.readouterr()
+
+
 # -- linear scaling -------------------------------------------------------------------------
 def test_every_format_exports_the_scaled_model(tmp_path):
     """With linear scaling the exported model is a * f + b (a, b fitted on the training
