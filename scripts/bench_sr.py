@@ -269,12 +269,15 @@ def run_evolve(problem, seed, budget, t0, args) -> dict:
     x_test, y_test = problem.test_data()
     pred = run_numpy(program, x_test, problem.n_registers, np.float32)
     # the whole front, for comparing model choices on the held-out points: each member's
-    # training error, search cost, model size and test R^2, and each rule's pick
+    # training error, search cost, model size, test R^2 and text (as "model" holds it: the
+    # tree, or the scaled model's program), and each rule's pick
     front = []
     for i in idx.tolist():
         model = scaled_model(state.programs[i], problem)
         r2 = r2_score(y_test, run_numpy(model, x_test, problem.n_registers, np.float32))
-        front.append([float(state.error[i]), float(state.cost[i]), problem.cost(model), r2])
+        text = state.genomes[i] if state.genomes else format_program(model)
+        front.append([float(state.error[i]), float(state.cost[i]), problem.cost(model), r2,
+                      text])
     picks = {rule: int(select_model(state.error[idx], state.cost[idx], rule, n))
              for rule in SELECT_RULES}
     syms = symbols(problem)

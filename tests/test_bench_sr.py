@@ -230,3 +230,18 @@ def test_rescore_judges_a_record_again_from_its_tree():
                   model=format_program(scaled_model(prog, p)), test_r2=again["test_r2"])
     judged = bench_sr.rescore(linear)
     assert judged["exact"] and "rescore_error" not in judged
+
+
+def test_an_evolve_cell_records_its_front_with_each_members_model():
+    """A short evolve cell in this process: the record's front holds every member's text,
+    and the pick of the cell's rule is the model it reports."""
+    args = _args(["--engines", "evolve", "--budget", "3"])
+    args.noise, args.scaling = args.noise_list[0], args.scaling_list[0]
+    record = bench_sr.run_cell("evolve", "nguyen-8", 0, args)
+    assert "error" not in record and record["generations"] >= 1
+    front, picks = record["front"], record["picks"]
+    assert set(picks) == set(bench_sr.SELECT_RULES)
+    assert all(len(member) == 5 and isinstance(member[4], str) for member in front)
+    assert front[picks[args.select]][4] == record["model"]
+    rescored = bench_sr.rescore(record)
+    assert "rescore_error" not in rescored
