@@ -464,7 +464,8 @@ def test_cli_exports_the_chosen_model_of_a_regression_run(tmp_path, capsys):
     assert main(["run", "nguyen-8", "--generations", "2", "--run-dir", str(run), "--quiet",
                  "--set", "search.population=8", "--set", "search.children=8",
                  "--set", "search.fit_iterations=2"]) == 0
-    assert "the model chosen from the front" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the model chosen from the front" in out and "\n# tree: " in out  # trees: SR's own
     for rule in ("bic", None):
         argv = ["export", str(run), "--format", "python", "--out", str(tmp_path / "f.py")]
         assert main(argv + (["--choose", rule] if rule else [])) == 0

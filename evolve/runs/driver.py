@@ -509,6 +509,7 @@ def _regression_choice(state: State, problem: Problem, front: list, n_train: int
     linear scaling ``a * f + b`` where the problem has it)."""
     from evolve.eval.evaluator import run_numpy
     from evolve.model_choice import REGRESSION_RULE, choose_model
+    from evolve.program import pruned
     from evolve.scaling import linear_fit, scaled
     from evolve.text import format_program, parse_program
 
@@ -521,6 +522,13 @@ def _regression_choice(state: State, problem: Problem, front: list, n_train: int
              "(`evolve export --choose RULE` for another; docs/symbolic-regression.md):",
              f"# training error {error:.6g} (NMSE, 1 - R^2 on {n_train:,} points){exact}, "
              f"cost {cost:g}"]
+    genomes = getattr(state, "genomes", None)
+    if genomes:  # the tree the program was compiled from
+        same = np.flatnonzero((state.error == error) & (state.cost == cost))
+        tree = next((genomes[k] for k in same
+                     if format_program(pruned(state.programs[k])).rstrip("\n") == text), None)
+        if tree is not None:
+            lines.append(f"# tree: {tree}")
     if problem.linear_scaling:
         program = parse_program(text, n_registers=problem.n_registers)
         x = problem.points(n_train)
