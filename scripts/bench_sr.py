@@ -802,6 +802,63 @@ def per_problem_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def bar_table(records: list[dict], against: str = "operon") -> tuple[list[dict], str]:
+    """The issue's bar per noise level, over every problem of the records: each evolve
+    setting against ``against`` (recovered at least its count, exact at least 1.5x its
+    count, median test R^2 no worse), then the problems where evolve recovers fewer cells
+    than it (the shortfalls, problem by problem). Rows as JSON objects, and markdown."""
+    import numpy as np
+
+    def stats(rs):
+        r2 = np.array([r["test_r2"] if r.get("test_r2") is not None else -np.inf for r in rs])
+        sizes = [r["size"] for r in rs if r.get("size") is not None]
+        return {"cells": len(rs), "recovered": sum(bool(r.get("recovered")) for r in rs),
+                "exact": sum(bool(r.get("exact")) for r in rs),
+                "median_test_r2": float(np.median(r2)) if len(r2) else None,
+                "median_size": float(np.median(sizes)) if sizes else None}
+
+    rows, short = [], []
+    for noise in sorted({float(r.get("noise") or 0.0) for r in records}):
+        at = [r for r in records if float(r.get("noise") or 0.0) == noise]
+        peer = stats([r for r in at if label(r) == against])
+        for e in ("evolve", "evolve-unscaled"):
+            mine = [r for r in at if label(r) == e]
+            if not mine or not peer["cells"]:
+                continue
+            ours = stats(mine)
+            rows.append({"bench": "sr-bar", "noise": noise, "engine": e, "against": against,
+                         **{f"{k}": v for k, v in ours.items()},
+                         **{f"{against}_{k}": v for k, v in peer.items()},
+                         "recovered_met": ours["recovered"] >= peer["recovered"],
+                         "exact_met": ours["exact"] >= 1.5 * peer["exact"],
+                         "r2_met": (ours["median_test_r2"] or -np.inf)
+                         >= (peer["median_test_r2"] or -np.inf)})
+        for p in dict.fromkeys(r["problem"] for r in at):
+            mine = [r for r in at if r["problem"] == p and label(r) == "evolve"]
+            theirs = [r for r in at if r["problem"] == p and label(r) == against]
+            a, b = stats(mine), stats(theirs)
+            if mine and theirs and a["recovered"] < b["recovered"]:
+                short.append(f"{p} (noise {noise:g}): {a['recovered']}/{a['cells']} "
+                             f"against {b['recovered']}/{b['cells']}")
+    lines = [f"| noise | engine | recovered | {against} | exact | {against} | exact ratio | "
+             f"median test R² | {against} | median size | {against} |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        ratio = (f"{row['exact'] / row[against + '_exact']:.2f}x"
+                 if row[against + "_exact"] else "–")
+        lines.append(
+            f"| {row['noise']:g} | {row['engine']} | {row['recovered']}/{row['cells']}"
+            f"{'' if row['recovered_met'] else ' (short)'} | "
+            f"{row[against + '_recovered']}/{row[against + '_cells']} | {row['exact']} | "
+            f"{row[against + '_exact']} | {ratio}{'' if row['exact_met'] else ' (short)'} | "
+            f"{_g(row['median_test_r2'], '.9f')} | {_g(row[against + '_median_test_r2'], '.9f')} | "
+            f"{_g(row['median_size'])} | {_g(row[against + '_median_size'])} |")
+    lines.append("")
+    lines.append(f"Where evolve (the default, scaled) recovers fewer cells than {against}: "
+                 + ("; ".join(short) if short else "nowhere") + ".")
+    return rows, "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -870,6 +927,12 @@ def main(argv=None) -> int:
         print(table)
         print()
         print(per_problem_table(records))
+        bars, bar_md = bar_table(records)
+        for row in bars:
+            print(json.dumps(row))
+        print()
+        print(bar_md)
+        print()
         choices, choice_md = choice_table(records)
         if choices:
             for row in choices:

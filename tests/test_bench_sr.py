@@ -245,3 +245,25 @@ def test_an_evolve_cell_records_its_front_with_each_members_model():
     assert front[picks[args.select]][4] == record["model"]
     rescored = bench_sr.rescore(record)
     assert "rescore_error" not in rescored
+
+
+def test_the_bar_table_compares_with_operon_and_lists_the_shortfalls():
+    def rec(engine, problem, seed, recovered, exact, scaling=True, noise=0.0):
+        r = {"bench": "sr", "engine": engine, "problem": problem, "seed": seed,
+             "noise": noise, "recovered": recovered, "exact": exact,
+             "test_r2": 1.0 if recovered else 0.99, "size": 9}
+        if engine == "evolve":
+            r["settings"] = {"scaling": scaling}
+        return r
+
+    records = [rec("evolve", "a", s, True, True) for s in (0, 1)]
+    records += [rec("evolve", "b", s, s == 0, False) for s in (0, 1)]
+    records += [rec("evolve", "b", s, True, True, scaling=False) for s in (0, 1)]
+    records += [rec("operon", p, s, True, p == "a" and s == 0) for p in "ab" for s in (0, 1)]
+    rows, md = bench_sr.bar_table(records)
+    by = {r["engine"]: r for r in rows}
+    scaled = by["evolve"]
+    assert (scaled["recovered"], scaled["operon_recovered"]) == (3, 4)
+    assert not scaled["recovered_met"] and scaled["exact_met"]  # 2 exact >= 1.5 x 1
+    assert by["evolve-unscaled"]["cells"] == 2
+    assert "b (noise 0): 1/2 against 2/2" in md and "(short)" in md
