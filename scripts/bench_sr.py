@@ -231,7 +231,7 @@ def run_generations(step, t0: float, budget: float) -> tuple[int, float]:
 SELECT_RULES = ("accurate", "best", "lowest", "bic")
 
 
-def select_model(errors, sizes, rule: str = "accurate", n: int | None = None) -> int:
+def select_model(errors, sizes, rule: str = "bic", n: int | None = None) -> int:
     """``evolve.model_choice.choose_model``: the index of the model ``rule`` picks."""
     from evolve.model_choice import choose_model
 
@@ -875,7 +875,7 @@ def main(argv=None) -> int:
     p.add_argument("--representation", default="tree", choices=("tree", "linear"),
                    help="evolve's search.representation (linear cells: give them an --out "
                         "of their own; --resume tells cells apart by scaling, not this)")
-    p.add_argument("--select", default="accurate", choices=SELECT_RULES,
+    p.add_argument("--select", default="bic", choices=SELECT_RULES,
                    help="evolve's choice from its front (see select_model)")
     p.add_argument("--noise", default="0",
                    help="noise levels on the training targets, e.g. 0,0.001,0.01,0.1 "

@@ -51,9 +51,10 @@ def test_r2_and_recovered_without_exactness():
 def test_select_model():
     errors = np.array([0.5, 1e-3, 2e-14, 1e-15, 3e-16])
     sizes = np.array([1, 3, 7, 12, 20])
-    assert bench_sr.select_model(errors, sizes) == 2  # below 1e-12 all fit: the smallest
+    assert bench_sr.select_model(errors, sizes, n=20) == 2  # below 1e-12 all fit: the smallest
     assert bench_sr.select_model(errors, sizes, "best") == 2
-    assert bench_sr.select_model(np.array([0.5, 1e-3, 1e-4]), np.array([1, 3, 9])) == 2
+    assert bench_sr.select_model(np.array([0.5, 1e-3, 1e-4]), np.array([1, 3, 9]),
+                                 "accurate") == 2
 
 
 def test_problem_sets_expand():

@@ -361,7 +361,7 @@ def test_summary_of_a_regression_run_shows_the_chosen_model(tmp_path):
         "r1 = sqrt(r0)\nr2 = mul(r1, r0)\nr2 = mul(r2, r1)\nr1 = add(r1, r2)\nreturn r1\n")]
     state = _state(programs, [0.04, 2e-3, 7e-4], [1.0, 2.0, 7.0])
     text = runs.summary(runs.Outcome(tmp_path, config, problem, state, None))
-    assert "the model chosen from the front of 3 by the rule 'accurate'" in text
+    assert "the model chosen from the front of 3 by the rule 'bic'" in text
     assert "# training error 0.0007 (NMSE, 1 - R^2 on 20 points), cost 7" in text
     assert "with linear scaling: the model is a * f + b" in text
     assert "no program meets the target" not in text and "sampled" not in text

@@ -445,8 +445,8 @@ def test_choose_row_of_a_regression_front_follows_the_model_choice():
 
     p = load_problem("nguyen-8")  # error nmse, 20 training points, target 1e-12
     front = rows((0.5, 1.0), (1e-3, 3.0), (5e-4, 40.0))
-    assert export.choose_row(front, p) == 2  # accurate, the default: within 1.5x
-    assert export.choose_row(front, p, rule="bic") == 1  # 40 nodes do not pay for half
+    assert export.choose_row(front, p) == 1  # bic, the default: 40 nodes do not pay for half
+    assert export.choose_row(front, p, rule="accurate") == 2  # within 1.5x of the lowest
     assert export.choose_row(front, p, rule="bic", n_train=10_000) == 2
     assert export.choose_row(front, p, best=True) == 2
     assert export.choose_row(rows((0.5, 1.0), (1e-13, 5.0), (1e-14, 9.0)), p) == 1  # exact
@@ -470,7 +470,7 @@ def test_cli_exports_the_chosen_model_of_a_regression_run(tmp_path, capsys):
         argv = ["export", str(run), "--format", "python", "--out", str(tmp_path / "f.py")]
         assert main(argv + (["--choose", rule] if rule else [])) == 0
         text = (tmp_path / "f.py").read_text()
-        assert f"Model choice: {rule or 'accurate'} (--choose)." in text
+        assert f"Model choice: {rule or 'bic'} (--choose)." in text
         f = load_module(text, tmp_path).f
         assert np.isfinite(f(np.linspace(0.5, 4, 8, dtype=np.float32))).all()
     capsys.readouterr()

@@ -14,7 +14,7 @@ def test_exact_fits_compete_on_size():
     sizes = np.array([1, 3, 7, 12, 20])
     for rule in RULES:  # below the floor all are exact: the smallest of them
         assert choose_model(errors, sizes, rule, n=20) == 2, rule
-    assert choose_model(np.array([0.5, 1e-3, 1e-4]), np.array([1, 3, 9])) == 2
+    assert choose_model(np.array([0.5, 1e-3, 1e-4]), np.array([1, 3, 9]), "accurate") == 2
 
 
 def test_the_rules_differ_where_a_near_fit_costs_nodes():
