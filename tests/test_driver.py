@@ -364,6 +364,13 @@ def test_summary_of_a_regression_run_shows_the_chosen_model(tmp_path):
     assert "the model chosen from the front of 3 by the rule 'bic'" in text
     assert "# training error 0.0007 (NMSE, 1 - R^2 on 20 points), cost 7" in text
     assert "with linear scaling: the model is a * f + b" in text
+    from evolve.eval.evaluator import run_numpy
+    from evolve.results.export import scaled_model
+
+    x_test, y_test = problem.test_data()  # the held-out R^2 of the scaled model shown
+    out = run_numpy(scaled_model(programs[2], problem), x_test, problem.n_registers)
+    r2 = 1 - np.mean((out.astype(np.float64) - y_test) ** 2) / np.var(y_test)
+    assert f"# held-out test R^2 {r2:.9f} on 1,000 points (noise-free)" in text
     assert "no program meets the target" not in text and "sampled" not in text
 
 

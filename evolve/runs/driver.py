@@ -538,6 +538,15 @@ def _regression_choice(state: State, problem: Problem, front: list, n_train: int
                      f"b = {float(b)!r}:")
         text = format_program(scaled(program, float(a), float(b),
                                      problem.n_registers)).rstrip("\n")
+    if problem.n_test:  # held-out points, noise-free: what the model does off its data
+        x_test, y_test = problem.test_data()
+        out = run_numpy(parse_program(text, n_registers=problem.n_registers), x_test,
+                        problem.n_registers, np.float32).astype(np.float64)
+        with np.errstate(all="ignore"):
+            r2 = 1.0 - float(np.mean((out - y_test) ** 2) / np.var(y_test))
+        if np.isfinite(r2):
+            lines.append(f"# held-out test R^2 {r2:.9f} on {len(y_test):,} points "
+                         "(noise-free)")
     return lines + [text]
 
 
