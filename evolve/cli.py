@@ -178,7 +178,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 def _finish(outcome, quiet: bool = False) -> int:
     import shlex
 
-    from evolve.runs.driver import summary
+    from evolve.runs.summary import summary
 
     notes = ()
     if not outcome.stopped_by:  # certify the cheapest under-target programs, where quick

@@ -27,6 +27,7 @@ from evolve.runs.checkpoint import (
     save_checkpoint,
 )
 from evolve.runs.progress import Progress
+from evolve.runs.summary import summary
 from evolve.text import parse_program
 
 N = 12  # generations of the reference run; checkpoints every 3, the last 3 kept
@@ -191,7 +192,7 @@ def test_summary_names_the_run_and_a_program(reference):
     config = runs.open_run(reference)[1]
     from evolve.catalog import load_problem
 
-    text = runs.summary(runs.Outcome(reference, config, load_problem("exp2"), state, None))
+    text = summary(runs.Outcome(reference, config, load_problem("exp2"), state, None))
     assert f"run directory: {reference}" in text
     assert "return r" in text and "# error" in text
 
@@ -310,7 +311,7 @@ def test_summary_shows_programs_without_dead_instructions(reference):
     dead = Instruction(CONST, problem.n_registers - 1, (), 0.25)
     padded = [Program((dead, *p.instructions), p.output) for p in state.programs]
     assert all(len(pruned(p)) < len(p) for p in padded if p.output != dead.dst)
-    text = runs.summary(runs.Outcome(reference, config, problem,
+    text = summary(runs.Outcome(reference, config, problem,
                                      replace(state, programs=padded), None))
     shown = text.split("# error")[1:]
     assert shown and all("0.25" not in block for block in shown)
@@ -325,7 +326,7 @@ def test_summary_says_meeting_the_target_only_on_a_certificate(tmp_path):
     state = _state([DEAD, LIVE], [0.95, 0.9948], [2.0, 1.0])
     RunDir(tmp_path).write_front(state, problem.target)
     outcome = runs.Outcome(tmp_path, tiny.config(3), problem, state, None)
-    text = runs.summary(outcome)
+    text = summary(outcome)
     assert "meeting the target" not in text
     assert "under the target on sampled points only" in text
     assert "# error 0.9948 sampled (max on 1,000,512 sampled points; not certified), " \
@@ -339,7 +340,7 @@ def test_summary_says_meeting_the_target_only_on_a_certificate(tmp_path):
         w = csv.DictWriter(f, list(front[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(front)
-    text = runs.summary(outcome)
+    text = summary(outcome)
     meets, rest = text.split("programs meeting the target (certified max error < 1")[1].split(
         "under the target on sampled points but not on every float32")
     assert "# error 0.97 certified (max over every float32 of the domain), cost 2" in meets
@@ -360,7 +361,7 @@ def test_summary_of_a_regression_run_shows_the_chosen_model(tmp_path):
         "return r0\n", "r1 = sqrt(r0)\nreturn r1\n",
         "r1 = sqrt(r0)\nr2 = mul(r1, r0)\nr2 = mul(r2, r1)\nr1 = add(r1, r2)\nreturn r1\n")]
     state = _state(programs, [0.04, 2e-3, 7e-4], [1.0, 2.0, 7.0])
-    text = runs.summary(runs.Outcome(tmp_path, config, problem, state, None))
+    text = summary(runs.Outcome(tmp_path, config, problem, state, None))
     assert "the model chosen from the front of 3 by the rule 'bic'" in text
     assert "# training error 0.0007 (NMSE, 1 - R^2 on 20 points), cost 7" in text
     assert "with linear scaling: the model is a * f + b" in text
