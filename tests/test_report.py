@@ -140,3 +140,22 @@ def test_report_renders_with_its_images_in_chromium(tmp_path):
     image = imread(shot)
     assert image.shape[:2] == (2000, 1200)
     assert image.std() > 0.05  # the page drew something, not a blank window
+
+
+def test_report_of_a_regression_run_names_the_chosen_model_not_certificates(tmp_path):
+    """An SR run's page: the model the model choice picks (what `evolve export` writes),
+    the exact fits, and no word of certificates (NMSE has none)."""
+    from evolve.cli import main
+    from evolve.model_choice import REGRESSION_RULE
+
+    run = tmp_path / "sr"
+    assert main(["run", "nguyen-8", "--generations", "2", "--run-dir", str(run), "--quiet",
+                 "--set", "search.population=8", "--set", "search.children=8",
+                 "--set", "search.fit_iterations=2"]) == 0
+    page = write_report(run).read_text(encoding="utf-8")
+    assert f"<th>model chosen ({REGRESSION_RULE})</th>" in page
+    assert f"chosen ({REGRESSION_RULE})" in page.split('<table class="front">')[1]
+    assert f"The model chosen ({REGRESSION_RULE})" in page.split("<h2>Best programs</h2>")[1]
+    assert "certified" not in page.split("<h2>Pareto front</h2>")[1].split(
+        "<h2>Configuration</h2>")[0]
+    assert "evolve verify" not in page and "sampled" not in page.split("<h2>Pareto front")[1]

@@ -131,6 +131,7 @@ class ProblemInfo:
     target: float | None = None
     error: str | None = None
     note: str | None = None
+    n_train: int | None = None  # the run's training points (a regression's model choice)
 
 
 def problem_info(name: str, config: dict | None = None) -> ProblemInfo:
@@ -146,8 +147,9 @@ def problem_info(name: str, config: dict | None = None) -> ProblemInfo:
     except Exception as e:  # a problem file may be gone or broken: plot without it
         return ProblemInfo(name, target=target,
                            note=f"problem {name!r} did not load ({e}); baselines not shown")
+    n_train = ((config or {}).get("search") or {}).get("n_train") or p.n_train
     return ProblemInfo(name, tuple(p.baselines), p.target if target is None else target,
-                       p.error)
+                       p.error, n_train=n_train)
 
 
 # -- what the front's errors are -------------------------------------------------------------

@@ -10,6 +10,9 @@ Errors are labelled as what they are: "sampled" (the max over the run's training
 points, from metrics.csv and front.csv's ``error``) or "certified" (front.csv's
 ``certified_max_ulp``: over every float32 of the domain). A program is said to be below
 the target only on a certificate; below it on sampled points alone it is "sampled only".
+A regression problem (error "nmse") has no certificates: its page names the model the
+model choice picks (``evolve.model_choice``, what ``evolve export`` writes) and the exact
+fits (training NMSE under the target) instead.
 """
 
 from __future__ import annotations
@@ -62,9 +65,24 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
-def summary(run: Run, target: float | None = None) -> dict[str, str]:
+def chosen_row(run: Run, info: ProblemInfo | None) -> int | None:
+    """For a regression problem, the front row (position in front.csv) that the default
+    model choice picks; None for other problems or without a front."""
+    from evolve.model_choice import REGRESSION_RULE, choose_model
+
+    f = run.front
+    if info is None or info.error != "nmse" or f is None or f.empty:
+        return None
+    errors = np.nan_to_num(f["error"].to_numpy(np.float64), nan=np.inf)
+    return choose_model(errors, f["cost"].to_numpy(np.float64), REGRESSION_RULE,
+                        info.n_train or len(f))
+
+
+def summary(run: Run, target: float | None = None,
+            info: ProblemInfo | None = None) -> dict[str, str]:
     """The run's headline figures, as display strings (escaped, ready for HTML); with a
-    ``target``, the cheapest program certified below it (front.csv)."""
+    ``target``, the cheapest program certified below it (front.csv); for a regression
+    problem (``info``), the chosen model and the cheapest exact fit instead."""
     m = run.metrics
     lookups = hit_rate = None
     if {"cache_hits", "cache_misses"} <= set(m.columns):
@@ -75,6 +93,26 @@ def summary(run: Run, target: float | None = None) -> dict[str, str]:
     at_target = (m["best_cost_at_target"].to_numpy(np.float64)
                  if "best_cost_at_target" in m.columns else np.array([np.nan]))
     reached = at_target[np.isfinite(at_target)]
+    chosen = chosen_row(run, info)
+    if chosen is not None:
+        from evolve.model_choice import REGRESSION_RULE
+
+        f = run.front
+        errors = f["error"].to_numpy(np.float64)
+        exact = f["cost"].to_numpy(np.float64)[errors < target] if target is not None else []
+        return {
+            "problem": html.escape(run.problem),
+            "seed": html.escape(str(run.config.get("seed", "?"))),
+            "generations": f"{int(m['generation'].iloc[-1]):,}",
+            "evaluations": f"{int(m['evaluations'].iloc[-1]):,}",
+            "cache hit rate": hit_rate or "&mdash;",
+            f"model chosen ({REGRESSION_RULE})": f"cost {_num(float(f['cost'].iloc[chosen]), 'g')}"
+                                               f", training error {_num(float(errors[chosen]))}",
+            "lowest training error": _num(float(np.min(errors))),
+            "cheapest exact fit (training error below the target)":
+                _num(float(np.min(exact)), "g") if len(exact) else "none",
+            "wall time": _duration(float(np.nansum(m["wall_seconds"].to_numpy(np.float64)))),
+        }
     return {
         "problem": html.escape(run.problem),
         "seed": html.escape(str(run.config.get("seed", "?"))),
@@ -108,11 +146,17 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _front_table(run: Run, target: float | None) -> str:
+def _front_table(run: Run, target: float | None, chosen: int | None = None) -> str:
     if run.front is None or run.front.empty:
         return '<p class="note">No front.csv in this run yet.</p>'
     f = run.front.assign(best=best_errors(run.front), certified=certified_errors(run.front),
                          status=target_status(run.front, target))
+    if chosen is not None:  # a regression: exact fits, and the chosen model, no certificates
+        from evolve.model_choice import REGRESSION_RULE
+
+        f["status"] = ["exact fit" if e < target else "" for e in f["error"]]
+        f.iloc[chosen, f.columns.get_loc("status")] = (
+            f"chosen ({REGRESSION_RULE})" + (", exact fit" if f["status"].iloc[chosen] else ""))
     with_certs = bool(np.isfinite(f["certified"]).any())
     rows = []
     for _, r in f.sort_values(["best", "cost"]).iterrows():
@@ -132,28 +176,41 @@ def _front_table(run: Run, target: float | None) -> str:
             "points. Below the target means certified below it (<code>evolve verify</code>); "
             "&ldquo;sampled only&rdquo; means below it on the sampled points, not "
             "certified.</p>" if target is not None else "")
+    if chosen is not None:
+        head = head.replace(f"below target ({target:g})", "model").replace(
+            "sampled error", "training error")
+        note = ('<p class="note">Error: the training NMSE (1 &minus; R&sup2;); an exact fit is '
+                f"below {target:g}. The chosen model is what <code>evolve export</code> "
+                "writes (<code>--choose</code> for another rule).</p>")
     return f'{note}<table class="front">{head}{"".join(rows)}</table>'
 
 
-def _best_programs(run: Run, target: float | None) -> str:
+def _best_programs(run: Run, target: float | None, chosen: int | None = None) -> str:
     """The lowest-error program and the cheapest one below the target (certified; else
-    the cheapest below it on sampled points, said so), in text form."""
+    the cheapest below it on sampled points, said so), in text form; for a regression,
+    the chosen model first."""
     f = run.front
     if f is None or f.empty:
         return ""
     f = f.assign(best=best_errors(f), certified=certified_errors(f),
                  status=target_status(f, target))
-    picks = {f.sort_values(["best", "cost"]).index[0]: ["lowest error"]}
+    picks: dict = {}
+    if chosen is not None:
+        from evolve.model_choice import REGRESSION_RULE
+
+        picks[f.index[chosen]] = [f"the model chosen ({REGRESSION_RULE})"]
+    picks.setdefault(f.sort_values(["best", "cost"]).index[0], []).append("lowest error")
     for status, title in (("certified", "cheapest certified below the target"),
                           ("sampled only", "cheapest below the target on sampled points only, "
                                            "not certified")):
-        if (f["status"] == status).any():
+        if chosen is None and (f["status"] == status).any():
             cheapest = f[f["status"] == status].sort_values(["cost", "best"]).index[0]
             picks.setdefault(cheapest, []).append(f"{title} ({target:g})")
             break
 
     def errors(i) -> str:
-        text = f"sampled error {_num(float(f.loc[i, 'error']))}"
+        kind = "sampled" if chosen is None else "training"
+        text = f"{kind} error {_num(float(f.loc[i, 'error']))}"
         if np.isfinite(f.loc[i, "certified"]):
             text = f"certified error {_num(float(f.loc[i, 'certified']))}, " + text
         return text
@@ -180,7 +237,8 @@ def render_report(run: Run, info: ProblemInfo) -> str:
     name = run.path.resolve().name
     title = html.escape(f"{run.problem} \N{EM DASH} {name}")
     facts = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>"
-                    for k, v in summary(run, info.target).items())
+                    for k, v in summary(run, info.target, info).items())
+    chosen = chosen_row(run, info)
     note = f'<p class="note">{html.escape(info.note)}</p>' if info.note else ""
     config = html.escape(yaml.safe_dump(run.config, sort_keys=False, default_flow_style=False))
     return f"""<!DOCTYPE html>
@@ -200,8 +258,8 @@ def render_report(run: Run, info: ProblemInfo) -> str:
 {_img(png_bytes(curves_figure(groups, [info])), "best error against generation, evaluations and wall time")}
 <h2>Pareto front</h2>
 {_img(png_bytes(front_figure(groups, [info])), "Pareto front of error against cost")}
-{_front_table(run, info.target)}
-{_best_programs(run, info.target)}
+{_front_table(run, info.target, chosen)}
+{_best_programs(run, info.target, chosen)}
 {_baselines(info)}
 <h2>Configuration</h2>
 <pre>{config}</pre>
