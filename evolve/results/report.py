@@ -74,8 +74,7 @@ def chosen_row(run: Run, info: ProblemInfo | None) -> int | None:
     if info is None or info.error != "nmse" or f is None or f.empty:
         return None
     errors = np.nan_to_num(f["error"].to_numpy(np.float64), nan=np.inf)
-    return choose_model(errors, f["cost"].to_numpy(np.float64), REGRESSION_RULE,
-                        info.n_train or len(f))
+    return choose_model(errors, f["cost"].to_numpy(np.float64), REGRESSION_RULE, info.n_train)
 
 
 def summary(run: Run, target: float | None = None,
@@ -93,6 +92,14 @@ def summary(run: Run, target: float | None = None,
     at_target = (m["best_cost_at_target"].to_numpy(np.float64)
                  if "best_cost_at_target" in m.columns else np.array([np.nan]))
     reached = at_target[np.isfinite(at_target)]
+    head = {
+        "problem": html.escape(run.problem),
+        "seed": html.escape(str(run.config.get("seed", "?"))),
+        "generations": f"{int(m['generation'].iloc[-1]):,}",
+        "evaluations": f"{int(m['evaluations'].iloc[-1]):,}",
+        "cache hit rate": hit_rate or "&mdash;",
+    }
+    wall = {"wall time": _duration(float(np.nansum(m["wall_seconds"].to_numpy(np.float64))))}
     chosen = chosen_row(run, info)
     if chosen is not None:
         from evolve.model_choice import REGRESSION_RULE
@@ -101,31 +108,23 @@ def summary(run: Run, target: float | None = None,
         errors = f["error"].to_numpy(np.float64)
         exact = f["cost"].to_numpy(np.float64)[errors < target] if target is not None else []
         return {
-            "problem": html.escape(run.problem),
-            "seed": html.escape(str(run.config.get("seed", "?"))),
-            "generations": f"{int(m['generation'].iloc[-1]):,}",
-            "evaluations": f"{int(m['evaluations'].iloc[-1]):,}",
-            "cache hit rate": hit_rate or "&mdash;",
+            **head,
             f"model chosen ({REGRESSION_RULE})": f"cost {_num(float(f['cost'].iloc[chosen]), 'g')}"
                                                f", training error {_num(float(errors[chosen]))}",
             "lowest training error": _num(float(np.min(errors))),
             "cheapest exact fit (training error below the target)":
                 _num(float(np.min(exact)), "g") if len(exact) else "none",
-            "wall time": _duration(float(np.nansum(m["wall_seconds"].to_numpy(np.float64)))),
+            **wall,
         }
     return {
-        "problem": html.escape(run.problem),
-        "seed": html.escape(str(run.config.get("seed", "?"))),
-        "generations": f"{int(m['generation'].iloc[-1]):,}",
-        "evaluations": f"{int(m['evaluations'].iloc[-1]):,}",
-        "cache hit rate": hit_rate or "&mdash;",
+        **head,
         "best sampled error": _num(float(np.min(errors)) if np.isfinite(errors).any()
                                    else None),
         "cheapest cost below the target on sampled points":
             _num(float(reached.min())) if reached.size else "not reached",
         **({"cheapest cost certified below the target": _certified_cost(run, target)}
            if target is not None else {}),
-        "wall time": _duration(float(np.nansum(m["wall_seconds"].to_numpy(np.float64)))),
+        **wall,
     }
 
 
